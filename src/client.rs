@@ -1,0 +1,66 @@
+//! Shared etcd connections. Registries and discoveries with the same connection settings share
+//! one `etcd_client::Client` (one HTTP/2 connection per endpoint): a process with a thousand
+//! registries dials etcd once. The cache holds weak references, so the connection closes when
+//! its last user is freed.
+
+use crate::error::{Error, Result};
+use crate::options::Options;
+use crate::runtime;
+use etcd_client::{Client, ConnectOptions};
+use once_cell::sync::Lazy;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// HTTP/2 ping interval and the wait for its answer: how fast a dead or black-holed
+/// connection is noticed. etcd refuses pings more often than every 5 s (`too_many_pings`).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What makes two connections interchangeable.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    endpoints: Vec<String>,
+    connect_timeout: Duration,
+}
+
+/// A connection shared by every object created with the same settings.
+pub(crate) struct Shared {
+    client: Client,
+}
+
+impl Shared {
+    /// A cheap handle for one call (clients are `Clone` and share the channel).
+    pub(crate) fn client(&self) -> Client {
+        self.client.clone()
+    }
+}
+
+static CACHE: Lazy<Mutex<HashMap<Key, Weak<Shared>>>> = Lazy::new(Mutex::default);
+
+/// Returns the shared connection for `opts`, creating it when needed. Creation does not touch
+/// the network (the channel dials lazily); the first request tells whether etcd answers.
+pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
+    opts.validate()?;
+    let key = Key {
+        endpoints: opts.endpoints.clone(),
+        connect_timeout: opts.connect_timeout,
+    };
+    let mut cache = CACHE.lock().map_err(|_| Error::Internal("client cache poisoned".into()))?;
+    if let Some(shared) = cache.get(&key).and_then(Weak::upgrade) {
+        return Ok(shared);
+    }
+    cache.retain(|_, w| w.strong_count() > 0);
+    let connect_opts = ConnectOptions::default()
+        .with_connect_timeout(opts.connect_timeout)
+        .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT)
+        .with_keep_alive_while_idle(false)
+        // A member cut off from the quorum answers "no leader" instead of stale data.
+        .with_require_leader(true);
+    let endpoints = opts.endpoints.clone();
+    let client = runtime::block_on(Client::connect(endpoints, Some(connect_opts)))?
+        .map_err(|e| Error::from_etcd("connect", e))?;
+    let shared = Arc::new(Shared { client });
+    cache.insert(key, Arc::downgrade(&shared));
+    Ok(shared)
+}

@@ -1,0 +1,253 @@
+//! A discovery: lists a prefix once, then watches it from the listing's revision + 1 and
+//! reports every change through a [`Mailbox`], keeping a table of what it announced.
+//!
+//! A broken watch resumes from the last seen revision + 1 (nothing lost, nothing twice). When
+//! resuming is impossible (the revision was compacted, or the server cancelled the watch) it
+//! lists again and reports the difference against its table.
+
+use crate::backoff::Backoff;
+use crate::client::{self, Shared};
+use crate::dispatch::{Event, EventSink, Mailbox};
+use crate::error::{Error, Result};
+use crate::options::Options;
+use crate::runtime;
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+type Table = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Watches a prefix and reports puts and deletes under it until dropped.
+pub struct Discovery {
+    mailbox: Arc<Mailbox>,
+    watcher: JoinHandle<()>,
+}
+
+impl Discovery {
+    /// Lists `prefix`, delivers one put per key (in key order) on the calling thread, then
+    /// starts watching. Later events are delivered on the callback pool, in revision order,
+    /// never two at once for this discovery.
+    pub fn new(opts: &Options, prefix: &str, sink: impl EventSink) -> Result<Self> {
+        Self::new_boxed(opts, prefix, Box::new(sink))
+    }
+
+    pub fn new_boxed(opts: &Options, prefix: &str, sink: Box<dyn EventSink>) -> Result<Self> {
+        if prefix.is_empty() {
+            return Err(Error::invalid(
+                "prefix is empty (it would watch the whole key space)",
+            ));
+        }
+        let conn = client::connect(opts)?;
+        let prefix = prefix.as_bytes().to_vec();
+        let (table, revision) =
+            runtime::block_on_timeout(opts.connect_timeout, "initial listing", list(&conn, &prefix))
+                .map_err(|e| match e {
+                    Error::Timeout(d, _) => Error::Unavailable(format!(
+                        "no etcd endpoint answered within {d:?} ({})",
+                        opts.endpoints.join(",")
+                    )),
+                    other => other,
+                })?;
+        let mailbox = Mailbox::new(sink);
+        for (k, v) in &table {
+            mailbox.deliver_now(&Event::put(k.clone(), v.clone()));
+        }
+        let watch = Watch {
+            conn,
+            prefix,
+            next_revision: revision + 1,
+            table,
+            mailbox: mailbox.clone(),
+        };
+        let watcher = runtime::spawn(watch.run());
+        Ok(Discovery { mailbox, watcher })
+    }
+}
+
+impl Drop for Discovery {
+    /// Stops the watch; on return no callback runs or will run (unless called from inside one
+    /// of this discovery's own callbacks: see [`Mailbox::close`]).
+    fn drop(&mut self) {
+        self.watcher.abort();
+        self.mailbox.close();
+    }
+}
+
+/// Reads every key under `prefix`, with the revision the read saw.
+async fn list(conn: &Shared, prefix: &[u8]) -> Result<(Table, i64)> {
+    let mut resp = conn
+        .client()
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await
+        .map_err(|e| Error::from_etcd("get", e))?;
+    let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+    let table = resp
+        .take_kvs()
+        .into_iter()
+        .map(|kv| kv.into_key_value())
+        .collect();
+    Ok((table, revision))
+}
+
+/// The differences that turn `old` into `new`: deletes (with the last known value) first, then
+/// puts for new or changed keys; unchanged keys produce nothing.
+pub(crate) fn diff(old: &Table, new: &Table) -> Vec<Event> {
+    let mut events: Vec<Event> = old
+        .iter()
+        .filter(|(k, _)| !new.contains_key(*k))
+        .map(|(k, v)| Event::delete(k.clone(), v.clone()))
+        .collect();
+    events.extend(
+        new.iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
+            .map(|(k, v)| Event::put(k.clone(), v.clone())),
+    );
+    events
+}
+
+/// How one watch stream ended.
+enum WatchEnd {
+    /// The start revision was compacted or the server cancelled the watch: list again.
+    Relist(String),
+    /// The stream failed: resume from `next_revision`.
+    Broken(String),
+}
+
+struct Watch {
+    conn: Arc<Shared>,
+    prefix: Vec<u8>,
+    next_revision: i64,
+    table: Table,
+    mailbox: Arc<Mailbox>,
+}
+
+impl Watch {
+    async fn run(mut self) {
+        let mut backoff = Backoff::new();
+        loop {
+            let end = self.watch_once(&mut backoff).await;
+            match end {
+                WatchEnd::Relist(why) => {
+                    log::warn!(target: "etcd_sd", "discovery: {why}; listing the prefix again");
+                    self.relist(&mut backoff).await;
+                }
+                WatchEnd::Broken(why) => {
+                    log::warn!(target: "etcd_sd",
+                        "discovery: watch interrupted ({why}); resuming at revision {}",
+                        self.next_revision);
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+
+    async fn watch_once(&mut self, backoff: &mut Backoff) -> WatchEnd {
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_progress_notify()
+            .with_start_revision(self.next_revision);
+        let mut client = self.conn.client();
+        let mut stream = match client.watch(self.prefix.clone(), Some(opts)).await {
+            Ok(s) => s,
+            Err(e) => return WatchEnd::Broken(Error::from_etcd("watch", e).to_string()),
+        };
+        loop {
+            let resp = match stream.message().await {
+                Ok(Some(r)) => r,
+                Ok(None) => return WatchEnd::Broken("stream closed by the server".into()),
+                Err(e) => return WatchEnd::Broken(Error::from_etcd("watch", e).to_string()),
+            };
+            if resp.created() {
+                backoff.reset();
+            }
+            if resp.canceled() {
+                let why = if resp.compact_revision() > 0 {
+                    format!(
+                        "revision {} was compacted (oldest kept: {})",
+                        self.next_revision,
+                        resp.compact_revision()
+                    )
+                } else {
+                    format!("watch cancelled by the server: {}", resp.cancel_reason())
+                };
+                return WatchEnd::Relist(why);
+            }
+            let mut events = Vec::with_capacity(resp.events().len());
+            for ev in resp.events() {
+                let Some(kv) = ev.kv() else { continue };
+                let key = kv.key().to_vec();
+                self.next_revision = self.next_revision.max(kv.mod_revision() + 1);
+                match ev.event_type() {
+                    EventType::Put => {
+                        self.table.insert(key.clone(), kv.value().to_vec());
+                        events.push(Event::put(key, kv.value()));
+                    }
+                    EventType::Delete => {
+                        let known = self.table.remove(&key);
+                        let value = ev
+                            .prev_kv()
+                            .map(|p| p.value().to_vec())
+                            .or(known)
+                            .unwrap_or_default();
+                        events.push(Event::delete(key, value));
+                    }
+                }
+            }
+            if events.is_empty() {
+                // A progress notification: everything up to the header's revision was seen.
+                if let Some(h) = resp.header() {
+                    self.next_revision = self.next_revision.max(h.revision() + 1);
+                }
+            } else {
+                self.mailbox.post(events);
+            }
+        }
+    }
+
+    async fn relist(&mut self, backoff: &mut Backoff) {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), list(&self.conn, &self.prefix)).await {
+                Ok(Ok((table, revision))) => {
+                    let events = diff(&self.table, &table);
+                    self.table = table;
+                    self.next_revision = revision + 1;
+                    self.mailbox.post(events);
+                    return;
+                }
+                Ok(Err(e)) => log::warn!(target: "etcd_sd", "discovery: listing failed: {e}"),
+                Err(_) => log::warn!(target: "etcd_sd", "discovery: listing timed out"),
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(items: &[(&str, &str)]) -> Table {
+        items
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn diff_reports_only_changes() {
+        let old = table(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        let new = table(&[("b", "2"), ("c", "33"), ("d", "4")]);
+        assert_eq!(
+            diff(&old, &new),
+            vec![
+                Event::delete("a", "1"),
+                Event::put("c", "33"),
+                Event::put("d", "4")
+            ]
+        );
+        assert!(diff(&new, &new).is_empty());
+    }
+}

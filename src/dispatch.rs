@@ -1,0 +1,265 @@
+//! The callback pool: a fixed number of threads named `etcd-sd-cb` that run every user
+//! callback after a discovery's initial listing.
+//!
+//! Each discovery owns a [`Mailbox`], an actor-style queue: at most one pool thread drains a
+//! given mailbox at a time, so one discovery's callbacks never overlap and arrive in the order
+//! they were posted (revision order), while a callback that blocks only holds up its own
+//! discovery and one pool thread. Keep-alives run on the runtime, never here.
+
+use once_cell::sync::Lazy;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// Pool threads. Two, so one blocked callback does not stall every other discovery.
+pub const CALLBACK_THREADS: usize = 2;
+/// Events one pool thread delivers from a mailbox before letting other mailboxes have a turn.
+const BATCH: usize = 256;
+
+/// What a discovery reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// One change seen under a prefix. For `Delete`, `value` is the value that was deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+impl Event {
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Event {
+            kind: EventKind::Put,
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn delete(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Event {
+            kind: EventKind::Delete,
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Receives a discovery's events. Implemented for closures; the C layer implements it over
+/// its function pointers.
+pub trait EventSink: Send + Sync + 'static {
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync + 'static> EventSink for F {
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Mailboxes whose callback this thread is running right now (innermost last).
+    static ACTIVE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One discovery's event queue and the lock that makes its callbacks exclusive.
+pub struct Mailbox {
+    id: u64,
+    sink: Box<dyn EventSink>,
+    queue: Mutex<Queue>,
+    /// Held for the whole of each callback; `close` takes it to wait for a running one.
+    gate: Mutex<()>,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<Event>,
+    /// True while the mailbox sits in the pool's run queue or a pool thread is draining it.
+    scheduled: bool,
+}
+
+impl Mailbox {
+    pub fn new(sink: Box<dyn EventSink>) -> Arc<Self> {
+        Arc::new(Mailbox {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            sink,
+            queue: Mutex::default(),
+            gate: Mutex::new(()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs the callback for `event` on the calling thread (used for the initial listing,
+    /// before any pool thread can touch this mailbox). Returns false once closed.
+    pub fn deliver_now(&self, event: &Event) -> bool {
+        let _gate = lock(&self.gate);
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        ACTIVE.with(|a| a.borrow_mut().push(self.id));
+        let r = catch_unwind(AssertUnwindSafe(|| self.sink.on_event(event)));
+        ACTIVE.with(|a| a.borrow_mut().pop());
+        if r.is_err() {
+            log::error!(target: "etcd_sd", "a discovery callback panicked; event dropped");
+        }
+        true
+    }
+
+    /// Queues events for delivery on the pool, in order.
+    pub fn post(self: &Arc<Self>, events: impl IntoIterator<Item = Event>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let schedule = {
+            let mut q = lock(&self.queue);
+            q.events.extend(events);
+            let idle = !q.scheduled && !q.events.is_empty();
+            if idle {
+                q.scheduled = true;
+            }
+            idle
+        };
+        if schedule {
+            POOL.schedule(self.clone());
+        }
+    }
+
+    /// Stops delivery. On return no callback of this mailbox runs or will run, except when
+    /// called from inside one of its own callbacks: then it returns at once and no further
+    /// callback starts after the current one returns.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        lock(&self.queue).events.clear();
+        let inside_own = ACTIVE.with(|a| a.borrow().contains(&self.id));
+        if !inside_own {
+            drop(lock(&self.gate));
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Delivers up to `BATCH` queued events; returns whether more remain.
+    fn drain(&self) -> bool {
+        let batch: Vec<Event> = {
+            let mut q = lock(&self.queue);
+            let n = q.events.len().min(BATCH);
+            q.events.drain(..n).collect()
+        };
+        for event in &batch {
+            if !self.deliver_now(event) {
+                break;
+            }
+        }
+        let mut q = lock(&self.queue);
+        let more = !q.events.is_empty() && !self.is_closed();
+        if !more {
+            q.scheduled = false;
+        }
+        more
+    }
+}
+
+/// A poisoned lock here only means a callback panicked while we held it; the data is fine.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Pool {
+    ready: Mutex<VecDeque<Arc<Mailbox>>>,
+    wake: Condvar,
+}
+
+static POOL: Lazy<Pool> = Lazy::new(|| {
+    for i in 0..CALLBACK_THREADS {
+        std::thread::Builder::new()
+            .name("etcd-sd-cb".into())
+            .spawn(worker)
+            .unwrap_or_else(|e| panic!("etcd-sd: cannot start callback thread {i}: {e}"));
+    }
+    Pool {
+        ready: Mutex::default(),
+        wake: Condvar::new(),
+    }
+});
+
+impl Pool {
+    fn schedule(&self, mailbox: Arc<Mailbox>) {
+        lock(&self.ready).push_back(mailbox);
+        self.wake.notify_one();
+    }
+}
+
+fn worker() {
+    loop {
+        let mailbox = {
+            let mut ready = lock(&POOL.ready);
+            loop {
+                if let Some(m) = ready.pop_front() {
+                    break m;
+                }
+                ready = POOL.wake.wait(ready).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        if mailbox.drain() {
+            POOL.schedule(mailbox);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn delivers_in_order_without_overlap() {
+        let (tx, rx) = mpsc::channel();
+        let busy = Arc::new(AtomicBool::new(false));
+        let b = busy.clone();
+        let tx = Mutex::new(tx);
+        let mb = Mailbox::new(Box::new(move |e: &Event| {
+            assert!(!b.swap(true, Ordering::SeqCst), "overlapping callbacks");
+            std::thread::sleep(Duration::from_micros(50));
+            b.store(false, Ordering::SeqCst);
+            lock(&tx).send(e.key.clone()).unwrap();
+        }));
+        for i in 0..1000u32 {
+            mb.post([Event::put(i.to_be_bytes().to_vec(), vec![])]);
+        }
+        for i in 0..1000u32 {
+            let k = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(k, i.to_be_bytes().to_vec());
+        }
+    }
+
+    #[test]
+    fn close_from_inside_own_callback_returns() {
+        let (tx, rx) = mpsc::channel::<u32>();
+        let slot: Arc<Mutex<Option<Arc<Mailbox>>>> = Arc::default();
+        let s = slot.clone();
+        let tx = Mutex::new(tx);
+        let mb = Mailbox::new(Box::new(move |_e: &Event| {
+            if let Some(me) = lock(&s).clone() {
+                me.close();
+            }
+            lock(&tx).send(1).unwrap();
+        }));
+        *lock(&slot) = Some(mb.clone());
+        mb.post([Event::put("a", ""), Event::put("b", "")]);
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 1);
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        lock(&slot).take();
+    }
+}

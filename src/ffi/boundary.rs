@@ -1,0 +1,77 @@
+//! The panic boundary. `ffi_boundary! { body }` runs `body` in `catch_unwind`; what the C
+//! caller gets back is chosen by the body's type through [`Boundary`]: a `Result` becomes an
+//! `etcd_sd_result` (a panic becomes `ETCD_SD_INTERNAL`), `()` stays `()`, a C string pointer
+//! becomes NULL on panic.
+
+use crate::error::Error;
+use crate::ffi::result::{etcd_sd_result, fail};
+use std::any::Any;
+use std::os::raw::c_char;
+
+/// Runs the body of an exported function so that no panic unwinds into C.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! ffi_boundary {
+    ($($body:tt)*) => {{
+        let r = ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| { $($body)* }));
+        $crate::ffi::boundary::finish(r)
+    }};
+}
+
+/// How a body's value, or a panic, turns into what the C function returns.
+pub trait Boundary {
+    type Out;
+    fn finish(self) -> Self::Out;
+    fn on_panic(err: Error) -> Self::Out;
+}
+
+impl Boundary for Result<(), Error> {
+    type Out = etcd_sd_result;
+    fn finish(self) -> etcd_sd_result {
+        match self {
+            Ok(()) => etcd_sd_result::ETCD_SD_OK,
+            Err(e) => fail(&e),
+        }
+    }
+    fn on_panic(err: Error) -> etcd_sd_result {
+        fail(&err)
+    }
+}
+
+impl Boundary for () {
+    type Out = ();
+    fn finish(self) {}
+    fn on_panic(err: Error) {
+        fail(&err);
+    }
+}
+
+impl Boundary for *const c_char {
+    type Out = *const c_char;
+    fn finish(self) -> *const c_char {
+        self
+    }
+    fn on_panic(err: Error) -> *const c_char {
+        fail(&err);
+        std::ptr::null()
+    }
+}
+
+pub fn finish<B: Boundary>(r: std::thread::Result<B>) -> B::Out {
+    match r {
+        Ok(v) => v.finish(),
+        Err(payload) => {
+            let err = Error::Internal(format!("panic: {}", panic_message(&*payload)));
+            log::error!(target: "etcd_sd", "{err}");
+            B::on_panic(err)
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic")
+}

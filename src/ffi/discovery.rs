@@ -1,0 +1,153 @@
+//! `etcd_sd_discovery`: the C face of [`Discovery`], with function-pointer callbacks.
+
+use crate::discovery::Discovery;
+use crate::dispatch::{Event, EventKind, EventSink};
+use crate::ffi::args::{check_out, take_box, try_str, write_out};
+use crate::ffi::options::{etcd_sd_options, options_ref};
+use crate::ffi::result::etcd_sd_result;
+use crate::options::Options;
+use crate::Result;
+use std::os::raw::{c_char, c_void};
+
+/// Called for each put or delete under a discovery's prefix.
+///
+/// `key`/`value` point to `key_len`/`value_len` bytes, each also followed by a NUL byte; they
+/// are valid only during the call (copy what you keep). For a delete, `value` is the value
+/// the key had before it was deleted. `user_data` is what was given to `_new`.
+pub type etcd_sd_event_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        key: *const c_char,
+        key_len: usize,
+        value: *const c_char,
+        value_len: usize,
+    ),
+>;
+
+/// Watches every key under a prefix and reports puts and deletes through callbacks.
+///
+/// Threading: the initial listing's `on_put` calls run on the thread that calls `_new`,
+/// before it returns. Every later callback runs on one of the library's callback threads
+/// (`etcd-sd-cb`, two for the whole process), never on the thread that drives keep-alives,
+/// never two at once for one discovery, in etcd revision order. A callback may block (only
+/// this discovery's events wait) and may call any `etcd_sd_*` function, including
+/// `etcd_sd_discovery_free` on its own discovery (see there).
+pub struct etcd_sd_discovery {
+    /// Held for its `Drop`, which stops the watch and the callbacks.
+    _inner: Discovery,
+}
+
+struct CallbackSink {
+    on_put: etcd_sd_event_fn,
+    on_del: etcd_sd_event_fn,
+    user_data: *mut c_void,
+}
+
+// The C caller promises, by passing `user_data`, that the callbacks may use it from the
+// library's callback threads; we never touch it ourselves and never call two at once.
+unsafe impl Send for CallbackSink {}
+unsafe impl Sync for CallbackSink {}
+
+impl EventSink for CallbackSink {
+    fn on_event(&self, event: &Event) {
+        let f = match event.kind {
+            EventKind::Put => self.on_put,
+            EventKind::Delete => self.on_del,
+        };
+        let Some(f) = f else { return };
+        let key = nul_terminated(&event.key);
+        let value = nul_terminated(&event.value);
+        unsafe {
+            f(
+                self.user_data,
+                key.as_ptr().cast(),
+                event.key.len(),
+                value.as_ptr().cast(),
+                event.value.len(),
+            )
+        };
+    }
+}
+
+fn nul_terminated(bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(bytes.len() + 1);
+    v.extend_from_slice(bytes);
+    v.push(0);
+    v
+}
+
+/// Lists every key under `prefix` (etcd prefix semantics: "/svc" also matches "/svcX/a"),
+/// calls `on_put` for each in key order, then watches the prefix from the listing's revision
+/// + 1, so no change is lost or reported twice. On success writes the discovery to `*out`.
+///
+/// `on_put` and `on_del` may be NULL (those events are ignored). `user_data` is passed to
+/// them untouched; it must stay valid until `etcd_sd_discovery_free` returns.
+/// Blocks until the listing is delivered, at most the connect timeout (5 s here).
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty prefix, bad endpoints, not UTF-8),
+/// `ETCD_SD_UNAVAILABLE`, `ETCD_SD_ETCD_ERROR`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_discovery_new(
+    endpoints: *const c_char,
+    prefix: *const c_char,
+    on_put: etcd_sd_event_fn,
+    on_del: etcd_sd_event_fn,
+    user_data: *mut c_void,
+    out: *mut *mut etcd_sd_discovery,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let opts = Options::new(unsafe { try_str(endpoints, "endpoints") }?)?;
+        let prefix = unsafe { try_str(prefix, "prefix") }?;
+        new_discovery(&opts, prefix, on_put, on_del, user_data, out)
+    }
+}
+
+/// Like `etcd_sd_discovery_new`, with every setting taken from `opts` (which may be freed
+/// afterwards).
+#[no_mangle]
+pub extern "C" fn etcd_sd_discovery_new_with(
+    opts: *const etcd_sd_options,
+    prefix: *const c_char,
+    on_put: etcd_sd_event_fn,
+    on_del: etcd_sd_event_fn,
+    user_data: *mut c_void,
+    out: *mut *mut etcd_sd_discovery,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let opts = unsafe { options_ref(opts) }?;
+        let prefix = unsafe { try_str(prefix, "prefix") }?;
+        new_discovery(opts, prefix, on_put, on_del, user_data, out)
+    }
+}
+
+fn new_discovery(
+    opts: &Options,
+    prefix: &str,
+    on_put: etcd_sd_event_fn,
+    on_del: etcd_sd_event_fn,
+    user_data: *mut c_void,
+    out: *mut *mut etcd_sd_discovery,
+) -> Result<()> {
+    let sink = CallbackSink {
+        on_put,
+        on_del,
+        user_data,
+    };
+    let inner = Discovery::new(opts, prefix, sink)?;
+    unsafe { write_out(out, etcd_sd_discovery { _inner: inner }) };
+    Ok(())
+}
+
+/// Stops watching and frees the discovery. NULL is a no-op.
+///
+/// When it returns, no callback of this discovery is running or will run, so `user_data` may
+/// be freed. Exception: called from inside one of this discovery's own callbacks, it returns
+/// at once without waiting (the current callback is the caller) and no further callback
+/// starts once the current one returns. Must not be called twice on the same pointer.
+#[no_mangle]
+pub extern "C" fn etcd_sd_discovery_free(discovery: *mut etcd_sd_discovery) {
+    ffi_boundary! {
+        drop(unsafe { take_box(discovery) });
+    }
+}

@@ -1,0 +1,114 @@
+//! `etcd_sd_options`: an opaque builder for every setting, so fields can be added without
+//! breaking the ABI.
+
+use crate::error::Result;
+use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::result::etcd_sd_result;
+use crate::options::Options;
+use std::os::raw::c_char;
+use std::time::Duration;
+
+/// Settings for `etcd_sd_registry_new_with` and `etcd_sd_discovery_new_with`.
+///
+/// Defaults: no endpoints (one must be set), TTL 3 s, connect timeout 5000 ms, request
+/// timeout 3000 ms. Created by `etcd_sd_options_new`, freed by `etcd_sd_options_free`; the
+/// objects created from it copy what they need, so it may be freed right after. Not
+/// thread-safe: do not change one options object from two threads at once.
+pub struct etcd_sd_options {
+    pub(crate) inner: Options,
+}
+
+/// Creates an options object with the defaults and writes it to `*out`.
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` if `out` is NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_new(out: *mut *mut etcd_sd_options) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        unsafe { write_out(out, etcd_sd_options { inner: Options::default() }) };
+        Ok(())
+    }
+}
+
+/// Frees an options object. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_free(opts: *mut etcd_sd_options) {
+    ffi_boundary! {
+        drop(unsafe { take_box(opts) });
+    }
+}
+
+/// Sets the endpoints: one `http://host:port` or `host:port`, or several separated by commas
+/// (the members of a cluster). `https://` needs the TLS settings.
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` for NULL, empty, non-UTF-8 or malformed input; the
+/// message names the bad part. The options are unchanged on error.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_endpoints(
+    opts: *mut etcd_sd_options,
+    endpoints: *const c_char,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        let endpoints = unsafe { try_str(endpoints, "endpoints") }?;
+        o.set_endpoints(endpoints)
+    })
+}
+
+/// Sets the lease TTL of registries, in seconds (default 3). Keys of a process that dies
+/// without freeing its registry disappear after this long.
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` if `ttl_seconds <= 0` or `opts` is NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_ttl(
+    opts: *mut etcd_sd_options,
+    ttl_seconds: i64,
+) -> etcd_sd_result {
+    with_options(opts, |o| o.set_ttl(ttl_seconds))
+}
+
+/// Sets how long `_new` waits for etcd to answer before failing with `ETCD_SD_UNAVAILABLE`
+/// (default 5000 ms).
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` if `ms` is 0 or `opts` is NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_connect_timeout_ms(
+    opts: *mut etcd_sd_options,
+    ms: u64,
+) -> etcd_sd_result {
+    with_options(opts, |o| o.set_connect_timeout(Duration::from_millis(ms)))
+}
+
+/// Sets the bound on each request (register, unregister, the revoke in `_free`), default
+/// 3000 ms.
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` if `ms` is 0 or `opts` is NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_request_timeout_ms(
+    opts: *mut etcd_sd_options,
+    ms: u64,
+) -> etcd_sd_result {
+    with_options(opts, |o| o.set_request_timeout(Duration::from_millis(ms)))
+}
+
+/// Applies `f` to a copy and stores it only on success, so a failed setter changes nothing.
+fn with_options(
+    opts: *mut etcd_sd_options,
+    f: impl FnOnce(&mut Options) -> Result<()>,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let o = unsafe { opts.as_mut() }
+            .ok_or_else(|| crate::Error::invalid("options is NULL"))?;
+        let mut copy = o.inner.clone();
+        f(&mut copy)?;
+        o.inner = copy;
+        Ok(())
+    }
+}
+
+/// The options behind a caller's pointer, for the `_new_with` functions.
+///
+/// # Safety
+/// `opts` is NULL or a live options object.
+pub(crate) unsafe fn options_ref<'a>(opts: *const etcd_sd_options) -> Result<&'a Options> {
+    Ok(&try_ref(opts, "options")?.inner)
+}

@@ -1,0 +1,120 @@
+//! `etcd_sd_registry`: the C face of [`Registry`].
+
+use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::options::{etcd_sd_options, options_ref};
+use crate::ffi::result::etcd_sd_result;
+use crate::options::Options;
+use crate::registry::Registry;
+use std::os::raw::c_char;
+
+/// Keeps keys registered in etcd under one lease that the library keeps alive.
+///
+/// Created by `etcd_sd_registry_new`/`_new_with`, freed by `etcd_sd_registry_free`, which
+/// revokes the lease so every key disappears at once. The keep-alive runs on the library's
+/// own I/O thread and never waits on user code. A registry may be used from any thread;
+/// `_register` and `_unregister` calls on one registry are serialized.
+pub struct etcd_sd_registry {
+    inner: Registry,
+}
+
+/// Connects to `endpoints` (see `etcd_sd_options_set_endpoints`), grants a lease of
+/// `ttl_seconds` and starts keeping it alive. On success writes the registry to `*out`.
+///
+/// Blocks until etcd answers, at most the connect timeout (5 s here; use `_new_with` to
+/// change it). Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, bad endpoints, `ttl_seconds <= 0`),
+/// `ETCD_SD_UNAVAILABLE` (no endpoint answered in time), `ETCD_SD_ETCD_ERROR`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_new(
+    endpoints: *const c_char,
+    ttl_seconds: i64,
+    out: *mut *mut etcd_sd_registry,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let mut opts = Options::new(unsafe { try_str(endpoints, "endpoints") }?)?;
+        opts.set_ttl(ttl_seconds)?;
+        let inner = Registry::new(&opts)?;
+        unsafe { write_out(out, etcd_sd_registry { inner }) };
+        Ok(())
+    }
+}
+
+/// Like `etcd_sd_registry_new`, with every setting taken from `opts` (which may be freed
+/// afterwards).
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_new_with(
+    opts: *const etcd_sd_options,
+    out: *mut *mut etcd_sd_registry,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let inner = Registry::new(unsafe { options_ref(opts) }?)?;
+        unsafe { write_out(out, etcd_sd_registry { inner }) };
+        Ok(())
+    }
+}
+
+/// Puts `key -> value` under the registry's lease; registering a key again updates its value.
+/// The key stays registered (re-put after any lease loss) until `_unregister` or `_free`.
+///
+/// Blocks for one round trip, at most the request timeout. Errors: `ETCD_SD_INVALID_ARGUMENT`
+/// (NULL, empty key, not UTF-8), `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_ETCD_ERROR`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_register(
+    registry: *mut etcd_sd_registry,
+    key: *const c_char,
+    value: *const c_char,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let r = unsafe { try_ref(registry, "registry") }?;
+        let key = unsafe { try_str(key, "key") }?;
+        let value = unsafe { try_str(value, "value") }?;
+        r.inner.register(key, value)
+    }
+}
+
+/// Deletes `key` from etcd and stops keeping it registered. A key that was never registered
+/// is not an error. Errors as for `_register`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_unregister(
+    registry: *mut etcd_sd_registry,
+    key: *const c_char,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let r = unsafe { try_ref(registry, "registry") }?;
+        let key = unsafe { try_str(key, "key") }?;
+        r.inner.unregister(key)
+    }
+}
+
+/// Writes the lease currently holding the keys to `*out` (it changes when the library has to
+/// grant a new lease after the old one was lost).
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_lease_id(
+    registry: *const etcd_sd_registry,
+    out: *mut i64,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let r = unsafe { try_ref(registry, "registry") }?;
+        if out.is_null() {
+            return Err(crate::Error::invalid("out is NULL"));
+        }
+        unsafe { *out = r.inner.lease_id() };
+        Ok(())
+    }
+}
+
+/// Stops the keep-alive and revokes the lease, so watchers see every key deleted at once.
+/// NULL is a no-op.
+///
+/// Returns within about the request timeout even when etcd is gone (the keys then expire
+/// after the TTL). May be called from any thread, including from a discovery callback.
+/// Must not be called twice on the same pointer.
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_free(registry: *mut etcd_sd_registry) {
+    ffi_boundary! {
+        if let Some(r) = unsafe { take_box(registry) } {
+            let _ = r.inner.close();
+        }
+    }
+}

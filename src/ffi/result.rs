@@ -1,0 +1,84 @@
+//! The result enum every fallible function returns, and the per-thread last-error message.
+
+use crate::error::Error;
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+
+/// What an `etcd_sd_*` call returned. Values are fixed; new ones are only ever appended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum etcd_sd_result {
+    /// Success.
+    ETCD_SD_OK = 0,
+    /// A NULL pointer, an empty or malformed string, invalid UTF-8, a value out of range.
+    ETCD_SD_INVALID_ARGUMENT = 1,
+    /// No etcd endpoint answered (refused, unreachable, no leader) within the timeout.
+    ETCD_SD_UNAVAILABLE = 2,
+    /// etcd was reached but did not answer within the request timeout.
+    ETCD_SD_TIMEOUT = 3,
+    /// etcd refused the request (permission denied, lease not found, ...).
+    ETCD_SD_ETCD_ERROR = 4,
+    /// The object was already closed.
+    ETCD_SD_CLOSED = 5,
+    /// A bug in etcd-sd (for example a caught panic). Please report it.
+    ETCD_SD_INTERNAL = 6,
+}
+
+impl From<&Error> for etcd_sd_result {
+    fn from(e: &Error) -> Self {
+        match e {
+            Error::InvalidArgument(_) => etcd_sd_result::ETCD_SD_INVALID_ARGUMENT,
+            Error::Unavailable(_) => etcd_sd_result::ETCD_SD_UNAVAILABLE,
+            Error::Timeout(..) => etcd_sd_result::ETCD_SD_TIMEOUT,
+            Error::Etcd(_) => etcd_sd_result::ETCD_SD_ETCD_ERROR,
+            Error::Closed(_) => etcd_sd_result::ETCD_SD_CLOSED,
+            Error::Internal(_) => etcd_sd_result::ETCD_SD_INTERNAL,
+        }
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `e` as this thread's last error and returns its code.
+pub(crate) fn fail(e: &Error) -> etcd_sd_result {
+    let msg = CString::new(e.to_string().replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = msg);
+    e.into()
+}
+
+/// The message of the last call that failed on this thread, or "" if none has.
+///
+/// The string belongs to the library and stays valid until the next failing `etcd_sd_*` call
+/// on the same thread; copy it if you need it longer. Never NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_last_error() -> *const c_char {
+    ffi_boundary! {
+        LAST_ERROR.with(|l| l.borrow().as_ptr())
+    }
+}
+
+/// The name of a result code (an `etcd_sd_result` value), e.g. "ETCD_SD_UNAVAILABLE", or
+/// "unknown" for a value that is not one: a static string, never NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_result_name(result: c_int) -> *const c_char {
+    let name: &'static [u8] = match result {
+        0 => b"ETCD_SD_OK\0",
+        1 => b"ETCD_SD_INVALID_ARGUMENT\0",
+        2 => b"ETCD_SD_UNAVAILABLE\0",
+        3 => b"ETCD_SD_TIMEOUT\0",
+        4 => b"ETCD_SD_ETCD_ERROR\0",
+        5 => b"ETCD_SD_CLOSED\0",
+        6 => b"ETCD_SD_INTERNAL\0",
+        _ => b"unknown\0",
+    };
+    name.as_ptr().cast()
+}
+
+/// The library version, e.g. "0.1.0": a static string, never NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

@@ -1,0 +1,26 @@
+//! etcd-sd: service registration and discovery over etcd, for C and C++ programs.
+//!
+//! The async core ([`Registry`], [`Discovery`]) is plain Rust and testable without pointers;
+//! the C ABI in [`ffi`] is a thin layer over it. One internal runtime ([`runtime`]) drives all
+//! network I/O; user callbacks run on a small fixed pool ([`dispatch`]).
+
+mod backoff;
+mod client;
+pub mod discovery;
+pub mod dispatch;
+pub mod endpoints;
+pub mod error;
+pub mod ffi;
+pub mod log;
+pub mod options;
+pub mod registry;
+pub mod runtime;
+
+pub use discovery::Discovery;
+pub use dispatch::{Event, EventKind, EventSink};
+pub use error::{Error, Result};
+pub use options::Options;
+pub use registry::Registry;
+
+/// The crate version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,61 @@
+//! The one tokio runtime of the process: created on first use, never dropped, one I/O thread
+//! named `etcd-sd-io`. Every connection, keep-alive and watch runs on it; user code never does
+//! (callbacks run on the `dispatch` pool), so a slow callback cannot starve a keep-alive.
+
+use crate::error::{Error, Result};
+use once_cell::sync::Lazy;
+use std::future::Future;
+use std::time::Duration;
+use tokio::runtime::{Builder, Runtime};
+
+/// Worker threads of the runtime. One is plenty for loopback or LAN etcd traffic and keeps the
+/// library's footprint fixed; the number never grows with the number of objects.
+pub const IO_THREADS: usize = 1;
+
+static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
+    crate::log::init();
+    Builder::new_multi_thread()
+        .worker_threads(IO_THREADS)
+        // Only name resolution of non-IP hosts uses the blocking pool; keep it to one thread.
+        .max_blocking_threads(1)
+        .thread_name("etcd-sd-io")
+        .enable_all()
+        .build()
+        .expect("etcd-sd: cannot start the tokio runtime")
+});
+
+/// Runs `fut` to completion from a caller's (non-runtime) thread.
+///
+/// Refuses, instead of panicking, when called from inside an async runtime (ours or the
+/// program's): blocking there would stall the very threads that must make progress.
+pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::Internal(
+            "a blocking etcd-sd call was made from inside an async runtime; call it from a plain thread"
+                .into(),
+        ));
+    }
+    Ok(RUNTIME.block_on(fut))
+}
+
+/// Like [`block_on`], bounded by `limit`; `what` names the operation in the timeout message.
+pub(crate) fn block_on_timeout<T, F>(limit: Duration, what: &str, fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    block_on(async move {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(limit, what.to_owned())),
+        }
+    })?
+}
+
+/// Spawns a background task on the runtime (keep-alive loops, watch loops).
+pub(crate) fn spawn<F>(fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    RUNTIME.spawn(fut)
+}
