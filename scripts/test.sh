@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Runs every check of the project, in order, stopping at the first failure:
+#   deps      install etcd/etcdctl/protoc/cmake/pkg-config/valgrind (apt) and rustfmt/clippy
+#   fmt       cargo fmt --all -- --check
+#   clippy    cargo clippy --all-targets -- -D warnings
+#   test      cargo test  (Rust unit + integration tests, incl. the header drift test)
+#   cmake     configure + build the C/C++ side (Release) in build/
+#   ctest     ctest --test-dir build --output-on-failure
+#   package   scripts/package-test.sh (only when that script exists)
+#
+# Usage: scripts/test.sh [STEP...]     (no argument: all steps; e.g. `scripts/test.sh fmt clippy`)
+# Works from any directory. Needs root or passwordless sudo only if a dependency is missing.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+step_deps() { ensure_deps; }
+step_fmt() { cargo fmt --all -- --check; }
+step_clippy() { cargo clippy --all-targets -- -D warnings; }
+step_test() {
+    if ! cargo test; then
+        log ""
+        log "hint: if tests/header.rs failed, include/etcd_sd.h is stale; regenerate it with"
+        log "      ETCD_SD_BLESS=1 cargo test --test header"
+        return 1
+    fi
+}
+step_cmake() {
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release &&
+        cmake --build build -j2
+}
+step_ctest() { ctest --test-dir build --output-on-failure; }
+step_package() { bash scripts/package-test.sh; }
+
+# Steps run in a subshell whose status is tested, so `set -e` does not apply inside them:
+# chain multi-command steps with && (or return on failure) explicitly.
+
+# The ordered step list. To add a check: write step_<name> above and append <name> here.
+STEPS=(deps fmt clippy test cmake ctest)
+[ -f scripts/package-test.sh ] && STEPS+=(package)
+
+describe() {
+    case "$1" in
+    deps) echo "dependencies (etcd, etcdctl, protoc, cmake, pkg-config, valgrind, rustfmt, clippy)" ;;
+    fmt) echo "cargo fmt --all -- --check" ;;
+    clippy) echo "cargo clippy --all-targets -- -D warnings" ;;
+    test) echo "cargo test" ;;
+    cmake) echo "cmake configure + build (Release, build/)" ;;
+    ctest) echo "ctest --test-dir build --output-on-failure" ;;
+    package) echo "scripts/package-test.sh" ;;
+    *) echo "$1" ;;
+    esac
+}
+
+selected=("$@")
+if [ "${#selected[@]}" -eq 0 ]; then
+    selected=("${STEPS[@]}")
+else
+    for s in "${selected[@]}"; do
+        declare -F "step_$s" >/dev/null || die "unknown step '$s' (steps: ${STEPS[*]} package)"
+    done
+fi
+
+fmt_secs() { printf '%d.%03d s' $(($1 / 1000)) $(($1 % 1000)); }
+
+t_start=$(now_ms)
+n=${#selected[@]}
+i=0
+for s in "${selected[@]}"; do
+    i=$((i + 1))
+    printf '\n======== [%d/%d] %s: %s\n' "$i" "$n" "$s" "$(describe "$s")"
+    t0=$(now_ms)
+    rc=0
+    ("step_$s") || rc=$?
+    dt=$(($(now_ms) - t0))
+    if [ "$rc" -ne 0 ]; then
+        printf '\n######## FAILED: step [%d/%d] %s (exit %d) after %s\n' \
+            "$i" "$n" "$s" "$rc" "$(fmt_secs "$dt")"
+        printf '######## total elapsed: %s\n' "$(fmt_secs $(($(now_ms) - t_start)))"
+        exit "$rc"
+    fi
+    printf -- '-------- ok: %s (%s)\n' "$s" "$(fmt_secs "$dt")"
+done
+
+printf '\n######## ALL %d STEPS PASSED (%s) in %s\n' "$n" "${selected[*]}" \
+    "$(fmt_secs $(($(now_ms) - t_start)))"
