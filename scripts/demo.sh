@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# End-to-end demo of etcd-sd with the two C++ examples (cpp_examples/):
+#   1. builds the `registry` and `discovery` examples with CMake (Release, in build/),
+#   2. starts a private etcd on free loopback ports (never the system one on :2379),
+#   3. runs `discovery <endpoints> /service` and two `registry` processes (lease TTL 3 s),
+#   4. stops the first registry with SIGTERM -> it revokes its lease -> `offline:` at once,
+#   5. kills the second with SIGKILL -> its key only vanishes when the lease expires (~TTL),
+#   6. measures both delays and exits non-zero if an expected event does not show up.
+# Everything it starts is stopped, and its temp dir removed, on exit (also on Ctrl-C).
+# Works from any directory. Needs root or passwordless sudo only if a dependency is missing.
+# Set ETCD_SD_LOG=info (or debug) to see the library's own log lines on the examples' stderr.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+PREFIX=/service
+KEY1=/service/user/instance-1
+VAL1=127.0.0.1:9001
+KEY2=/service/friend/instance-1
+VAL2=127.0.0.1:9002
+TTL=3
+GRACEFUL_MAX_MS=1500 # a revoked lease must show up as offline well before the TTL
+EVENT_TIMEOUT_MS=10000
+
+TAILERS=()
+demo_cleanup() {
+    lib_cleanup
+    # The log followers end by themselves (tail --pid) once their process is gone.
+    local p
+    for p in "${TAILERS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+}
+trap 'demo_cleanup' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say() { printf '== %s\n' "$*"; }
+fail() {
+    sleep 0.3 # let the followers print the last lines first
+    printf '\n!! DEMO FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+# spawn NAME LOGFILE PIDVAR CMD...: run CMD in the background with stdout+stderr in LOGFILE
+# (line-buffered), show that output live prefixed with [NAME], store the pid in PIDVAR.
+spawn() {
+    local name="$1" logf="$2" var="$3" pid
+    shift 3
+    : >"$logf"
+    stdbuf -oL -eL "$@" >"$logf" 2>&1 </dev/null &
+    pid=$!
+    lib_track_pid "$pid"
+    tail -n +1 -s 0.1 -f --pid="$pid" "$logf" 2>/dev/null | sed -u "s/^/    [$name] /" &
+    TAILERS+=("$!")
+    printf -v "$var" '%s' "$pid"
+}
+
+# wait_for_line FILE ERE TIMEOUT_MS [PID]: poll until a line of FILE matches ERE. Returns 1
+# on timeout, or as soon as PID (if given) has exited without the line showing up.
+wait_for_line() {
+    local file="$1" re="$2" timeout="$3" pid="${4:-}" t0
+    t0=$(now_ms)
+    while :; do
+        grep -qE -- "$re" "$file" 2>/dev/null && return 0
+        if [ -n "$pid" ] && ! lib_pid_alive "$pid"; then
+            grep -qE -- "$re" "$file" 2>/dev/null
+            return
+        fi
+        [ $(($(now_ms) - t0)) -lt "$timeout" ] || return 1
+        sleep 0.02
+    done
+}
+
+# Like wait_for_line, but measured from an earlier timestamp T0 (ms): sets DELAY_MS.
+DELAY_MS=0
+wait_event_since() {
+    local t0="$1" file="$2" re="$3" timeout="$4"
+    while :; do
+        if grep -qE -- "$re" "$file" 2>/dev/null; then
+            DELAY_MS=$(($(now_ms) - t0))
+            return 0
+        fi
+        [ $(($(now_ms) - t0)) -lt "$timeout" ] || return 1
+        sleep 0.02
+    done
+}
+
+find_bin() {
+    local f
+    f="$(find build -type f -name "$1" -perm -u+x -not -path '*/CMakeFiles/*' 2>/dev/null |
+        sort | head -n 1)"
+    [ -n "$f" ] || die "built example '$1' not found under build/"
+    printf '%s\n' "$f"
+}
+
+say "checking dependencies (etcd, etcdctl, protoc, cmake, pkg-config; apt-get if missing)"
+ensure_deps
+
+say "building the examples: cmake (Release) -> targets registry, discovery"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j2 --target registry discovery
+REGISTRY="$(find_bin registry)"
+DISCOVERY="$(find_bin discovery)"
+say "examples: $REGISTRY, $DISCOVERY"
+
+lib_tmpdir WORK
+echo
+say "starting a private etcd on free loopback ports (data + logs in $WORK)"
+start_etcd "$WORK" ETCD
+say "etcd is healthy at $ETCD_ENDPOINTS (pid $ETCD_PID)"
+
+DLOG="$WORK/discovery.log"
+R1LOG="$WORK/registry-user.log"
+R2LOG="$WORK/registry-friend.log"
+
+echo
+say "starting discovery: watches everything under $PREFIX"
+spawn discovery "$DLOG" DPID "$DISCOVERY" "$ETCD_ENDPOINTS" "$PREFIX"
+wait_for_line "$DLOG" "^watching $PREFIX" "$EVENT_TIMEOUT_MS" "$DPID" ||
+    fail "discovery did not print 'watching $PREFIX' (log: $DLOG)"
+
+echo
+say "starting registry #1: $KEY1 -> $VAL1 (lease TTL ${TTL} s)"
+spawn registry-user "$R1LOG" R1PID "$REGISTRY" "$ETCD_ENDPOINTS" "$KEY1" "$VAL1" "$TTL"
+say "starting registry #2: $KEY2 -> $VAL2 (lease TTL ${TTL} s)"
+spawn registry-friend "$R2LOG" R2PID "$REGISTRY" "$ETCD_ENDPOINTS" "$KEY2" "$VAL2" "$TTL"
+
+wait_for_line "$R1LOG" "^registered $KEY1" "$EVENT_TIMEOUT_MS" "$R1PID" ||
+    fail "registry #1 did not register $KEY1"
+wait_for_line "$R2LOG" "^registered $KEY2" "$EVENT_TIMEOUT_MS" "$R2PID" ||
+    fail "registry #2 did not register $KEY2"
+wait_for_line "$DLOG" "^online: $KEY1 -> $VAL1" "$EVENT_TIMEOUT_MS" ||
+    fail "discovery did not report 'online: $KEY1'"
+wait_for_line "$DLOG" "^online: $KEY2 -> $VAL2" "$EVENT_TIMEOUT_MS" ||
+    fail "discovery did not report 'online: $KEY2'"
+sleep 0.2
+say "both instances are online in discovery"
+
+echo
+say "letting the keep-alives run for 2 s"
+sleep 2
+lib_pid_alive "$R1PID" || fail "registry #1 exited unexpectedly"
+lib_pid_alive "$R2PID" || fail "registry #2 exited unexpectedly"
+
+echo
+say "SIGTERM registry #1 (graceful: it revokes its lease, so the key goes away at once)"
+t0=$(now_ms)
+kill -TERM "$R1PID"
+wait_event_since "$t0" "$DLOG" "^offline: $KEY1( |$)" "$EVENT_TIMEOUT_MS" ||
+    fail "no 'offline: $KEY1' within $((EVENT_TIMEOUT_MS / 1000)) s after SIGTERM"
+graceful_ms=$DELAY_MS
+rc1=0
+wait "$R1PID" || rc1=$?
+sleep 0.2
+say "discovery saw $KEY1 go offline ${graceful_ms} ms after SIGTERM (registry #1 exit code $rc1)"
+grep -q "^unregistered $KEY1" "$R1LOG" ||
+    say "note: registry #1 did not print 'unregistered $KEY1'"
+[ "$graceful_ms" -le "$GRACEFUL_MAX_MS" ] ||
+    fail "graceful stop took ${graceful_ms} ms (> ${GRACEFUL_MAX_MS} ms): the lease was not revoked?"
+
+echo
+say "SIGKILL registry #2 (no chance to revoke: the key lives until its ${TTL} s lease expires)"
+t0=$(now_ms)
+kill -KILL "$R2PID"
+wait "$R2PID" 2>/dev/null || true
+wait_event_since "$t0" "$DLOG" "^offline: $KEY2( |$)" "$EVENT_TIMEOUT_MS" ||
+    fail "no 'offline: $KEY2' within $((EVENT_TIMEOUT_MS / 1000)) s after SIGKILL"
+killed_ms=$DELAY_MS
+sleep 0.2
+say "discovery saw $KEY2 go offline ${killed_ms} ms after SIGKILL (lease TTL ${TTL} s)"
+if [ "$killed_ms" -lt 1000 ]; then
+    say "note: that is faster than expected for a lease expiry"
+fi
+
+echo
+say "stopping discovery and etcd"
+lib_kill_pid "$DPID"
+echo
+say "summary: graceful stop -> offline after ${graceful_ms} ms; SIGKILL -> offline after ${killed_ms} ms (TTL ${TTL} s)"
+say "demo OK"
