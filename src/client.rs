@@ -46,7 +46,9 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         endpoints: opts.endpoints.clone(),
         connect_timeout: opts.connect_timeout,
     };
-    let mut cache = CACHE.lock().map_err(|_| Error::Internal("client cache poisoned".into()))?;
+    let mut cache = CACHE
+        .lock()
+        .map_err(|_| Error::Internal("client cache poisoned".into()))?;
     if let Some(shared) = cache.get(&key).and_then(Weak::upgrade) {
         return Ok(shared);
     }
@@ -63,4 +65,17 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
     let shared = Arc::new(Shared { client });
     cache.insert(key, Arc::downgrade(&shared));
     Ok(shared)
+}
+
+/// The error `_new` reports when its first request fails: `Unavailable` naming the endpoints,
+/// whether nothing answered in time or the connection was refused.
+pub(crate) fn first_contact_error(e: Error, opts: &Options) -> Error {
+    let endpoints = opts.endpoints.join(",");
+    match e {
+        Error::Timeout(d, _) => Error::Unavailable(format!(
+            "no etcd endpoint answered within {d:?} ({endpoints})"
+        )),
+        Error::Unavailable(msg) => Error::Unavailable(format!("{msg} ({endpoints})")),
+        other => other,
+    }
 }

@@ -41,15 +41,12 @@ impl Discovery {
         }
         let conn = client::connect(opts)?;
         let prefix = prefix.as_bytes().to_vec();
-        let (table, revision) =
-            runtime::block_on_timeout(opts.connect_timeout, "initial listing", list(&conn, &prefix))
-                .map_err(|e| match e {
-                    Error::Timeout(d, _) => Error::Unavailable(format!(
-                        "no etcd endpoint answered within {d:?} ({})",
-                        opts.endpoints.join(",")
-                    )),
-                    other => other,
-                })?;
+        let (table, revision) = runtime::block_on_timeout(
+            opts.connect_timeout,
+            "initial listing",
+            list(&conn, &prefix),
+        )
+        .map_err(|e| client::first_contact_error(e, opts))?;
         let mailbox = Mailbox::new(sink);
         for (k, v) in &table {
             mailbox.deliver_now(&Event::put(k.clone(), v.clone()));
@@ -209,7 +206,9 @@ impl Watch {
 
     async fn relist(&mut self, backoff: &mut Backoff) {
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), list(&self.conn, &self.prefix)).await {
+            match tokio::time::timeout(Duration::from_secs(10), list(&self.conn, &self.prefix))
+                .await
+            {
                 Ok(Ok((table, revision))) => {
                     let events = diff(&self.table, &table);
                     self.table = table;

@@ -30,7 +30,10 @@ fn parse_one(part: &str) -> Result<String> {
         "http" | "https" => {}
         other => return Err(bad(&format!("scheme {other:?} is not http or https"))),
     }
-    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no host"))?;
     // `Url::port()` is None for a default port too ("http://h:80"); read the text instead.
     let port = url
         .port_or_known_default()
@@ -98,7 +101,9 @@ mod tests {
             let err = parse_endpoints(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidArgument(_)), "{bad:?}: {err}");
         }
-        let msg = parse_endpoints("127.0.0.1:2379,bad:port").unwrap_err().to_string();
+        let msg = parse_endpoints("127.0.0.1:2379,bad:port")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("bad:port"), "{msg}");
     }
 }

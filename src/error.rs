@@ -47,7 +47,9 @@ impl Error {
                 Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument(msg),
                 _ => Error::Etcd(msg),
             },
-            E::InvalidArgs(_) | E::InvalidUri(_) | E::EndpointError(_) => Error::InvalidArgument(msg),
+            E::InvalidArgs(_) | E::InvalidUri(_) | E::EndpointError(_) => {
+                Error::InvalidArgument(msg)
+            }
             _ => Error::Etcd(msg),
         }
     }

@@ -49,7 +49,7 @@ impl Registry {
         let lease = runtime::block_on_timeout(opts.connect_timeout, "lease grant", async move {
             grant(&mut c, ttl).await
         })
-        .map_err(|e| unavailable_on_timeout(e, opts))?;
+        .map_err(|e| client::first_contact_error(e, opts))?;
         let inner = Arc::new(Inner {
             conn,
             ttl_seconds: ttl,
@@ -156,17 +156,6 @@ impl Drop for Registry {
     }
 }
 
-/// `_new` promises `Unavailable` when nothing answers in time.
-fn unavailable_on_timeout(e: Error, opts: &Options) -> Error {
-    match e {
-        Error::Timeout(d, _) => Error::Unavailable(format!(
-            "no etcd endpoint answered within {d:?} ({})",
-            opts.endpoints.join(",")
-        )),
-        other => other,
-    }
-}
-
 async fn grant(client: &mut etcd_client::Client, ttl: i64) -> Result<i64> {
     let resp = client
         .lease_grant(ttl, None)
@@ -267,7 +256,11 @@ async fn try_recover(inner: &Inner) -> Result<(i64, usize)> {
     let lease = grant(&mut client, inner.ttl_seconds).await?;
     for (k, v) in &st.keys {
         let put = client
-            .put(k.as_str(), v.as_str(), Some(PutOptions::new().with_lease(lease)))
+            .put(
+                k.as_str(),
+                v.as_str(),
+                Some(PutOptions::new().with_lease(lease)),
+            )
             .await;
         if let Err(e) = put {
             // Do not leave a half-filled lease behind; the next attempt starts afresh.

@@ -1,0 +1,297 @@
+//! Test support: real etcd servers (Debian's `etcd-server`) on free loopback ports with
+//! temporary data directories, killed by PID when dropped; and an event recorder.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use etcd_sd::{Event, EventKind, EventSink};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// One etcd member. Dropping it kills the process and removes its data directory.
+pub struct Etcd {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    initial_cluster: String,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+fn etcd_bin() -> String {
+    std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".into())
+}
+
+fn free_port() -> u16 {
+    portpicker::pick_unused_port().expect("no free port")
+}
+
+impl Etcd {
+    /// Starts a single-member etcd and waits until it answers.
+    pub fn start() -> Etcd {
+        let (client_port, peer_port) = (free_port(), free_port());
+        let name = "solo".to_string();
+        let initial_cluster = format!("{name}=http://127.0.0.1:{peer_port}");
+        let mut e = Etcd {
+            name,
+            client_port,
+            peer_port,
+            initial_cluster,
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        e.spawn("new");
+        e.wait_healthy();
+        e
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self, state: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("etcd.log"))
+            .expect("etcd log");
+        let child = Command::new(etcd_bin())
+            .args(["--name", &self.name])
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--listen-client-urls", &self.endpoint()])
+            .args(["--advertise-client-urls", &self.endpoint()])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{}", self.peer_port),
+            ])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{}", self.peer_port),
+            ])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-state", state])
+            .args(["--initial-cluster-token", "etcd-sd-test"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start etcd: install Debian's etcd-server (scripts/test.sh does)");
+        self.child = Some(child);
+    }
+
+    /// Waits until the member serves a linearizable read.
+    pub fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ok = self
+                .etcdctl(&["--command-timeout=1s", "endpoint", "health"])
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "etcd {} did not become healthy; log: {}",
+            self.name,
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs the member (the data directory stays for `restart`).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the member again on the same data directory and ports.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn("existing");
+    }
+
+    pub fn etcdctl(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        Command::new(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into()))
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .args(args)
+            .output()
+    }
+
+    /// `etcdctl` that must succeed; returns its stdout.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let o = self.etcdctl(args).expect("run etcdctl");
+        assert!(
+            o.status.success(),
+            "etcdctl {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Every key and value under `prefix`, as etcd has them now.
+    pub fn get_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
+        let out = self.ctl(&["get", "--prefix", prefix]);
+        let lines: Vec<&str> = out.lines().collect();
+        lines
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].to_string(), c[1].to_string()))
+            .collect()
+    }
+
+    pub fn put(&self, key: &str, value: &str) {
+        self.ctl(&["put", key, value]);
+    }
+
+    pub fn del(&self, key: &str) {
+        self.ctl(&["del", key]);
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Three members on loopback.
+pub struct Cluster {
+    pub members: Vec<Etcd>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<Etcd> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p))| Etcd {
+                name: format!("m{i}"),
+                client_port: *c,
+                peer_port: *p,
+                initial_cluster: initial_cluster.clone(),
+                dir: tempfile::tempdir().expect("tempdir"),
+                child: None,
+            })
+            .collect();
+        for m in &mut members {
+            m.spawn("new");
+        }
+        for m in &members {
+            m.wait_healthy();
+        }
+        Cluster { members }
+    }
+
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(Etcd::endpoint)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Records a discovery's events and keeps the table they announce.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    inner: Arc<(Mutex<Recorded>, Condvar)>,
+}
+
+#[derive(Default)]
+pub struct Recorded {
+    pub events: Vec<(EventKind, String, String)>,
+    pub table: BTreeMap<String, String>,
+}
+
+impl Recorder {
+    pub fn sink(&self) -> impl EventSink {
+        let me = self.clone();
+        move |e: &Event| me.record(e)
+    }
+
+    pub fn record(&self, e: &Event) {
+        let (m, cv) = &*self.inner;
+        let mut r = m.lock().unwrap();
+        let key = String::from_utf8_lossy(&e.key).into_owned();
+        let value = String::from_utf8_lossy(&e.value).into_owned();
+        match e.kind {
+            EventKind::Put => r.table.insert(key.clone(), value.clone()),
+            EventKind::Delete => r.table.remove(&key),
+        };
+        r.events.push((e.kind, key, value));
+        cv.notify_all();
+    }
+
+    pub fn events(&self) -> Vec<(EventKind, String, String)> {
+        self.inner.0.lock().unwrap().events.clone()
+    }
+
+    pub fn table(&self) -> BTreeMap<String, String> {
+        self.inner.0.lock().unwrap().table.clone()
+    }
+
+    /// Waits until `pred` holds for what was recorded, or panics after `limit`.
+    pub fn wait_for(&self, limit: Duration, what: &str, pred: impl Fn(&Recorded) -> bool) {
+        let (m, cv) = &*self.inner;
+        let deadline = Instant::now() + limit;
+        let mut r = m.lock().unwrap();
+        while !pred(&r) {
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "timed out waiting for {what}; events: {:?}",
+                r.events
+            );
+            r = cv.wait_timeout(r, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits for an event of `kind` on `key` and returns how long it took.
+    pub fn wait_event(&self, kind: EventKind, key: &str, limit: Duration) -> Duration {
+        let t = Instant::now();
+        self.wait_for(limit, &format!("{kind:?} {key}"), |r| {
+            r.events.iter().any(|(k, kk, _)| *k == kind && kk == key)
+        });
+        t.elapsed()
+    }
+}
+
+/// Options for `endpoint` with short timeouts, as tests want.
+pub fn opts(endpoint: &str, ttl: i64) -> etcd_sd::Options {
+    let mut o = etcd_sd::Options::new(endpoint).unwrap();
+    o.set_ttl(ttl).unwrap();
+    o.set_connect_timeout(Duration::from_secs(2)).unwrap();
+    o.set_request_timeout(Duration::from_secs(2)).unwrap();
+    o
+}
+
+/// Names of this process's threads that etcd-sd started.
+pub fn library_threads() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.starts_with("etcd-sd"))
+        .collect()
+}

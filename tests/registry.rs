@@ -1,0 +1,135 @@
+//! Registry behaviour against a real etcd.
+
+mod common;
+
+use common::{opts, Etcd};
+use etcd_sd::{Error, Options, Registry};
+use std::time::{Duration, Instant};
+
+#[test]
+fn registers_updates_and_holds_several_keys() {
+    let etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 3)).unwrap();
+    assert_ne!(reg.lease_id(), 0);
+    reg.register("/service/user/i1", "10.0.0.5:9000").unwrap();
+    reg.register("/service/friend/i1", "10.0.0.6:9000").unwrap();
+    reg.register("/service/user/i1", "10.0.0.5:9001").unwrap();
+    let kv = etcd.get_prefix("/service/");
+    assert_eq!(kv["/service/user/i1"], "10.0.0.5:9001");
+    assert_eq!(kv["/service/friend/i1"], "10.0.0.6:9000");
+    // Both keys are on our lease.
+    let ttl = etcd.ctl(&[
+        "lease",
+        "timetolive",
+        &format!("{:x}", reg.lease_id()),
+        "--keys",
+    ]);
+    assert!(
+        ttl.contains("/service/user/i1") && ttl.contains("/service/friend/i1"),
+        "{ttl}"
+    );
+    reg.unregister("/service/friend/i1").unwrap();
+    assert!(!etcd
+        .get_prefix("/service/")
+        .contains_key("/service/friend/i1"));
+}
+
+#[test]
+fn keep_alive_outlives_many_ttls() {
+    let etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 1)).unwrap();
+    reg.register("/ka/k", "v").unwrap();
+    let lease = reg.lease_id();
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(
+        etcd.get_prefix("/ka/").get("/ka/k").map(String::as_str),
+        Some("v")
+    );
+    assert_eq!(
+        reg.lease_id(),
+        lease,
+        "the lease was never lost, so never replaced"
+    );
+}
+
+#[test]
+fn close_revokes_at_once() {
+    let etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 30)).unwrap();
+    reg.register("/rv/k", "v").unwrap();
+    reg.close().unwrap();
+    assert!(
+        etcd.get_prefix("/rv/").is_empty(),
+        "key must go with the lease"
+    );
+}
+
+#[test]
+fn new_fails_fast_on_a_dead_endpoint() {
+    let port = portpicker::pick_unused_port().unwrap();
+    let mut o = Options::new(&format!("127.0.0.1:{port}")).unwrap();
+    o.set_connect_timeout(Duration::from_millis(800)).unwrap();
+    let t = Instant::now();
+    let err = Registry::new(&o).err().expect("must fail");
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+}
+
+#[test]
+fn close_is_bounded_when_etcd_is_gone() {
+    let mut etcd = Etcd::start();
+    let mut o = opts(&etcd.endpoint(), 5);
+    o.set_request_timeout(Duration::from_millis(700)).unwrap();
+    let reg = Registry::new(&o).unwrap();
+    reg.register("/gone/k", "v").unwrap();
+    etcd.kill();
+    let t = Instant::now();
+    let _ = reg.close();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[test]
+fn bad_arguments_are_rejected() {
+    let etcd = Etcd::start();
+    let mut o = opts(&etcd.endpoint(), 3);
+    assert!(matches!(o.set_ttl(0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(o.set_ttl(-1), Err(Error::InvalidArgument(_))));
+    assert!(matches!(Options::new(""), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        Registry::new(&Options::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+    let reg = Registry::new(&o).unwrap();
+    assert!(matches!(
+        reg.register("", "v"),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn lease_revoked_from_outside_is_replaced_and_keys_put_again() {
+    let etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 2)).unwrap();
+    reg.register("/lost/a", "1").unwrap();
+    reg.register("/lost/b", "2").unwrap();
+    let old = reg.lease_id();
+    etcd.ctl(&["lease", "revoke", &format!("{old:x}")]);
+    let t = Instant::now();
+    while etcd.get_prefix("/lost/").len() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(3), "keys not restored");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(reg.lease_id(), old);
+}
+
+#[test]
+fn blocking_call_inside_an_async_runtime_is_an_error_not_a_panic() {
+    let etcd = Etcd::start();
+    let o = opts(&etcd.endpoint(), 3);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let r = rt.block_on(async { Registry::new(&o).map(|_| ()) });
+    assert!(matches!(r, Err(Error::Internal(_))), "{r:?}");
+}
