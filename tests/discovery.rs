@@ -1,0 +1,261 @@
+//! Discovery behaviour against a real etcd.
+
+mod common;
+
+use common::{library_threads, opts, Etcd, Recorder};
+use etcd_sd::{Discovery, Error, EventKind, Options, Registry};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn initial_listing_in_key_order_before_new_returns() {
+    let etcd = Etcd::start();
+    for k in ["/svc/c", "/svc/a", "/svc/b", "/svcX/z", "/other/x"] {
+        etcd.put(k, &format!("v{k}"));
+    }
+    let rec = Recorder::default();
+    let _d = Discovery::new(&opts(&etcd.endpoint(), 3), "/svc", rec.sink()).unwrap();
+    let keys: Vec<String> = rec.events().into_iter().map(|(_, k, _)| k).collect();
+    // Prefix semantics: "/svc" matches "/svcX/z" too, as etcd's prefix does.
+    assert_eq!(keys, ["/svc/a", "/svc/b", "/svc/c", "/svcX/z"]);
+}
+
+#[test]
+fn put_and_delete_with_the_deleted_value() {
+    let etcd = Etcd::start();
+    let rec = Recorder::default();
+    let _d = Discovery::new(&opts(&etcd.endpoint(), 3), "/service", rec.sink()).unwrap();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 3)).unwrap();
+    reg.register("/service/user/i1", "10.0.0.5:9000").unwrap();
+    rec.wait_event(EventKind::Put, "/service/user/i1", WAIT);
+    let t = Instant::now();
+    reg.close().unwrap();
+    rec.wait_event(EventKind::Delete, "/service/user/i1", WAIT);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "revoke → DELETE took {:?}",
+        t.elapsed()
+    );
+    let del = rec
+        .events()
+        .into_iter()
+        .find(|e| e.0 == EventKind::Delete)
+        .unwrap();
+    assert_eq!(del.2, "10.0.0.5:9000", "on_del carries the deleted value");
+}
+
+#[test]
+fn no_event_lost_or_duplicated_between_list_and_watch() {
+    let etcd = Etcd::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, endpoint) = (stop.clone(), etcd.endpoint());
+        std::thread::spawn(move || {
+            let reg = Registry::new(&opts(&endpoint, 10)).unwrap();
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                reg.register(&format!("/gap/k{}", n % 7), &format!("{n:08}"))
+                    .unwrap();
+                n += 1;
+            }
+            std::mem::forget(reg); // keep the keys after the thread ends
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let rec = Recorder::default();
+    let d = Discovery::new(&opts(&etcd.endpoint(), 3), "/gap/", rec.sink()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let truth = etcd.get_prefix("/gap/");
+    rec.wait_for(WAIT, "table equals etcd", |r| r.table == truth);
+    // Values per key strictly increase: nothing delivered twice or out of order.
+    let mut last: std::collections::HashMap<String, String> = Default::default();
+    for (_, k, v) in rec.events() {
+        if let Some(prev) = last.get(&k) {
+            assert!(v > *prev, "{k}: {v} after {prev}");
+        }
+        last.insert(k, v);
+    }
+    drop(d);
+}
+
+#[test]
+fn callbacks_never_overlap_and_a_slow_one_does_not_expire_leases() {
+    let etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 1)).unwrap();
+    reg.register("/slow/held", "x").unwrap();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let rec = Recorder::default();
+    let sink = {
+        let (f, o, rec) = (in_flight.clone(), overlaps.clone(), rec.clone());
+        move |e: &etcd_sd::Event| {
+            if f.fetch_add(1, Ordering::SeqCst) > 0 {
+                o.fetch_add(1, Ordering::SeqCst);
+            }
+            if e.key == b"/slow/trigger" {
+                std::thread::sleep(Duration::from_secs(3)); // three TTLs
+            }
+            rec.record(e);
+            f.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    let _d = Discovery::new(&opts(&etcd.endpoint(), 3), "/slow/", sink).unwrap();
+    etcd.put("/slow/trigger", "1");
+    for i in 0..50 {
+        etcd.put(&format!("/slow/n{i}"), "v");
+    }
+    rec.wait_for(Duration::from_secs(10), "all events", |r| {
+        r.events.len() >= 52
+    });
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    assert!(
+        !rec.events().iter().any(|e| e.0 == EventKind::Delete),
+        "a lease expired"
+    );
+    assert_eq!(etcd.get_prefix("/slow/held").len(), 1);
+}
+
+#[test]
+fn after_drop_no_callback_runs() {
+    let etcd = Etcd::start();
+    let fired_after = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let sink = {
+        let (f, d) = (fired_after.clone(), dropped.clone());
+        move |_e: &etcd_sd::Event| {
+            std::thread::sleep(Duration::from_millis(20));
+            if d.load(Ordering::SeqCst) {
+                f.store(true, Ordering::SeqCst);
+            }
+        }
+    };
+    let disc = Discovery::new(&opts(&etcd.endpoint(), 3), "/after/", sink).unwrap();
+    for i in 0..20 {
+        etcd.put(&format!("/after/{i}"), "v");
+    }
+    drop(disc);
+    dropped.store(true, Ordering::SeqCst);
+    etcd.put("/after/late", "v");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!fired_after.load(Ordering::SeqCst));
+}
+
+#[test]
+fn drop_from_inside_its_own_callback_returns_and_stops_delivery() {
+    let etcd = Etcd::start();
+    let slot: Arc<Mutex<Option<Discovery>>> = Arc::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sink = {
+        let (slot, calls) = (slot.clone(), calls.clone());
+        move |_e: &etcd_sd::Event| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            // Dropping our own discovery from its callback must not deadlock.
+            drop(slot.lock().unwrap().take());
+        }
+    };
+    let d = Discovery::new(&opts(&etcd.endpoint(), 3), "/self/", sink).unwrap();
+    *slot.lock().unwrap() = Some(d);
+    etcd.put("/self/a", "1");
+    let t = Instant::now();
+    while slot.lock().unwrap().is_some() {
+        assert!(t.elapsed() < WAIT, "callback never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    etcd.put("/self/b", "2");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn bad_arguments_and_dead_endpoint() {
+    let rec = Recorder::default();
+    let etcd = Etcd::start();
+    assert!(matches!(
+        Discovery::new(&opts(&etcd.endpoint(), 3), "", rec.sink()),
+        Err(Error::InvalidArgument(_))
+    ));
+    let port = portpicker::pick_unused_port().unwrap();
+    let mut o = Options::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    o.set_connect_timeout(Duration::from_millis(800)).unwrap();
+    let t = Instant::now();
+    assert!(matches!(
+        Discovery::new(&o, "/x", rec.sink()),
+        Err(Error::Unavailable(_))
+    ));
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn thread_count_is_fixed_whatever_the_number_of_objects() {
+    let etcd = Etcd::start();
+    let o = opts(&etcd.endpoint(), 3);
+    let _r = Registry::new(&o).unwrap();
+    let _d = Discovery::new(&o, "/t/", |_: &etcd_sd::Event| {}).unwrap();
+    etcd.put("/t/warm", "1"); // make sure the callback pool has started
+    std::thread::sleep(Duration::from_millis(200));
+    let one = library_threads();
+    let regs: Vec<Registry> = (0..100)
+        .map(|i| {
+            let r = Registry::new(&o).unwrap();
+            r.register(&format!("/t/r{i}"), "v").unwrap();
+            r
+        })
+        .collect();
+    let discs: Vec<Discovery> = (0..10)
+        .map(|_| Discovery::new(&o, "/t/", |_: &etcd_sd::Event| {}).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let many = library_threads();
+    eprintln!("library threads: 1+1 objects: {one:?}; 100+10 objects: {many:?}");
+    assert!(many.len() <= 3, "{many:?}");
+    assert_eq!(one.len(), many.len());
+    drop((regs, discs));
+}
+
+/// Not a test on its own: the registrant process `crashed_registrant_expires_after_ttl`
+/// starts (this same binary, re-executed) and then SIGKILLs.
+#[test]
+fn child_registrant() {
+    let Ok(endpoint) = std::env::var("ETCD_SD_CHILD_ENDPOINT") else {
+        return;
+    };
+    let reg = Registry::new(&opts(&endpoint, 1)).unwrap();
+    reg.register("/crash/child", "10.0.0.9:9000").unwrap();
+    println!("REGISTERED");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn crashed_registrant_expires_after_ttl() {
+    use std::io::BufRead;
+    let etcd = Etcd::start();
+    let rec = Recorder::default();
+    let _d = Discovery::new(&opts(&etcd.endpoint(), 3), "/crash/", rec.sink()).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_registrant",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ETCD_SD_CHILD_ENDPOINT", etcd.endpoint())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    assert!(out.lines().any(|l| l.unwrap().contains("REGISTERED")));
+    rec.wait_event(EventKind::Put, "/crash/child", WAIT);
+    child.kill().unwrap(); // SIGKILL: no revoke, the lease must run out
+    child.wait().unwrap();
+    let took = rec.wait_event(EventKind::Delete, "/crash/child", WAIT);
+    eprintln!("crash → on_del after {took:?} (TTL 1 s)");
+    assert!(
+        took >= Duration::from_millis(500),
+        "{took:?}: too early for a lease expiry"
+    );
+}
