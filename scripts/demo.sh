@@ -88,10 +88,12 @@ wait_event_since() {
     done
 }
 
+# The newest executable named $1 under build/ (the examples may sit in build/ or a subdir;
+# the newest is the one the build just made, not a leftover of an older layout).
 find_bin() {
     local f
-    f="$(find build -type f -name "$1" -perm -u+x -not -path '*/CMakeFiles/*' 2>/dev/null |
-        sort | head -n 1)"
+    f="$(find build -type f -name "$1" -perm -u+x -not -path '*/CMakeFiles/*' \
+        -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -n 1 | cut -d' ' -f2-)"
     [ -n "$f" ] || die "built example '$1' not found under build/"
     printf '%s\n' "$f"
 }
@@ -100,8 +102,10 @@ say "checking dependencies (etcd, etcdctl, protoc, cmake, pkg-config; apt-get if
 ensure_deps
 
 say "building the examples: cmake (Release) -> targets registry, discovery"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j2 --target registry discovery
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ||
+    fail "cmake configure failed (see above)"
+cmake --build build -j2 --target registry discovery ||
+    fail "building the examples failed (see above)"
 REGISTRY="$(find_bin registry)"
 DISCOVERY="$(find_bin discovery)"
 say "examples: $REGISTRY, $DISCOVERY"
