@@ -24,6 +24,7 @@
 #ifndef ETCD_SD_H
 #define ETCD_SD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,22 @@ typedef enum etcd_sd_log_level {
   ETCD_SD_LOG_INFO = 3,
   ETCD_SD_LOG_DEBUG = 4,
 } etcd_sd_log_level;
+
+/**
+ * A change in a registry's standing, reported to its status callback.
+ */
+typedef enum etcd_sd_status {
+  /**
+   * The lease is gone (expired during an outage, revoked from outside): etcd no longer holds
+   * this registry's keys. The library is already granting a new lease.
+   */
+  ETCD_SD_STATUS_LOST = 1,
+  /**
+   * A new lease was granted and every registered key is in etcd again. Also reported once
+   * when a registry created with `wait_for_etcd` first reaches etcd.
+   */
+  ETCD_SD_STATUS_RESTORED = 2,
+} etcd_sd_status;
 
 /**
  * Watches every key under a prefix and reports puts and deletes through callbacks.
@@ -127,6 +144,12 @@ typedef void (*etcd_sd_log_fn)(void *user_data,
                                enum etcd_sd_log_level level,
                                const char *message,
                                size_t message_len);
+
+/**
+ * Receives a registry's status changes, on one of the library's callback threads, never two
+ * at once for one registry, never on the thread that drives keep-alives.
+ */
+typedef void (*etcd_sd_status_fn)(void *user_data, enum etcd_sd_status status);
 
 #ifdef __cplusplus
 extern "C" {
@@ -232,6 +255,15 @@ enum etcd_sd_result etcd_sd_options_set_request_timeout_ms(struct etcd_sd_option
                                                            uint64_t ms);
 
 /**
+ * Off by default: `_new` fails with `ETCD_SD_UNAVAILABLE` when etcd does not answer within
+ * the connect timeout. On: `_new` succeeds while etcd is down and the object connects in the
+ * background: a registry grants its lease and puts the keys registered meanwhile (its status
+ * callback reports `ETCD_SD_STATUS_RESTORED`), a discovery delivers its initial listing
+ * through the callback threads when etcd comes up. Services need no wait-for-etcd wrapper.
+ */
+enum etcd_sd_result etcd_sd_options_set_wait_for_etcd(struct etcd_sd_options *opts, bool wait);
+
+/**
  * Connects to `endpoints` (see `etcd_sd_options_set_endpoints`), grants a lease of
  * `ttl_seconds` and starts keeping it alive. On success writes the registry to `*out`.
  *
@@ -273,6 +305,16 @@ enum etcd_sd_result etcd_sd_registry_unregister(struct etcd_sd_registry *registr
  */
 enum etcd_sd_result etcd_sd_registry_lease_id(const struct etcd_sd_registry *registry,
                                               int64_t *out);
+
+/**
+ * Sets (or, with `status_fn` NULL, removes) the callback told when this registry's
+ * registration is lost and when it is restored; replaces any earlier one. After this call
+ * or `etcd_sd_registry_free` returns, the earlier callback is not running and will not run
+ * again, so its `user_data` may be freed (unless called from inside that very callback).
+ */
+enum etcd_sd_result etcd_sd_registry_set_status_fn(struct etcd_sd_registry *registry,
+                                                   etcd_sd_status_fn status_fn,
+                                                   void *user_data);
 
 /**
  * Stops the keep-alive and revokes the lease, so watchers see every key deleted at once.

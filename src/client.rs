@@ -3,6 +3,7 @@
 //! registries dials etcd once. The cache holds weak references, so the connection closes when
 //! its last user is freed.
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::runtime;
@@ -77,5 +78,34 @@ pub(crate) fn first_contact_error(e: Error, opts: &Options) -> Error {
         )),
         Error::Unavailable(msg) => Error::Unavailable(format!("{msg} ({endpoints})")),
         other => other,
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or `limit` has passed, retrying errors
+/// that may go away (no connection yet, a member just died: the channel picks another one)
+/// with backoff. Only for idempotent requests. When time runs out the last error is returned.
+pub(crate) async fn retry<T, F, Fut>(limit: Duration, what: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut backoff = Backoff::new();
+    let mut last = None;
+    loop {
+        match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if e.is_transient() => {
+                let delay = backoff.next_delay();
+                if tokio::time::Instant::now() + delay >= deadline {
+                    return Err(e);
+                }
+                log::debug!(target: "etcd_sd", "{what}: {e}; retrying");
+                last = Some(e);
+                tokio::time::sleep(delay).await;
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(last.unwrap_or_else(|| Error::Timeout(limit, what.to_owned()))),
+        }
     }
 }

@@ -6,23 +6,26 @@
 //! lists again and reports the difference against its table.
 
 use crate::backoff::Backoff;
-use crate::client::{self, Shared};
-use crate::dispatch::{Event, EventSink, Mailbox};
+use crate::client::{self, retry, Shared};
+use crate::dispatch::Mailbox;
 use crate::error::{Error, Result};
+use crate::event::{Event, EventSink};
 use crate::options::Options;
 use crate::runtime;
 use etcd_client::{EventType, GetOptions, WatchOptions};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Watches a prefix and reports puts and deletes under it until dropped.
 pub struct Discovery {
-    mailbox: Arc<Mailbox>,
+    mailbox: Arc<Mailbox<Event>>,
     watcher: JoinHandle<()>,
+    pause: watch::Sender<bool>,
 }
 
 impl Discovery {
@@ -41,25 +44,46 @@ impl Discovery {
         }
         let conn = client::connect(opts)?;
         let prefix = prefix.as_bytes().to_vec();
-        let (table, revision) = runtime::block_on_timeout(
-            opts.connect_timeout,
-            "initial listing",
-            list(&conn, &prefix),
-        )
-        .map_err(|e| client::first_contact_error(e, opts))?;
-        let mailbox = Mailbox::new(sink);
-        for (k, v) in &table {
-            mailbox.deliver_now(&Event::put(k.clone(), v.clone()));
-        }
+        let listed = runtime::block_on(retry(opts.connect_timeout, "initial listing", || {
+            list(&conn, &prefix)
+        }))?
+        .map_err(|e| client::first_contact_error(e, opts));
+        let mailbox = Mailbox::new(Box::new(move |e: &Event| sink.on_event(e)));
+        let (table, next_revision) = match listed {
+            Ok((table, revision)) => {
+                for (k, v) in &table {
+                    mailbox.deliver_now(&Event::put(k.clone(), v.clone()));
+                }
+                (table, revision + 1)
+            }
+            Err(e) if opts.wait_for_etcd && e.is_transient() => {
+                log::warn!(target: "etcd_sd", "discovery: {e}; will list when etcd answers");
+                (Table::new(), 0)
+            }
+            Err(e) => return Err(e),
+        };
+        let (pause, paused) = watch::channel(false);
         let watch = Watch {
             conn,
             prefix,
-            next_revision: revision + 1,
+            next_revision,
             table,
             mailbox: mailbox.clone(),
+            paused,
         };
         let watcher = runtime::spawn(watch.run());
-        Ok(Discovery { mailbox, watcher })
+        Ok(Discovery {
+            mailbox,
+            watcher,
+            pause,
+        })
+    }
+
+    /// Test hook: while paused the watch stream is closed and not reopened, so tests can make
+    /// etcd compact past this discovery's revision. Not for production use.
+    #[doc(hidden)]
+    pub fn pause_watch_for_test(&self, paused: bool) {
+        let _ = self.pause.send(paused);
     }
 }
 
@@ -117,13 +141,19 @@ struct Watch {
     prefix: Vec<u8>,
     next_revision: i64,
     table: Table,
-    mailbox: Arc<Mailbox>,
+    mailbox: Arc<Mailbox<Event>>,
+    paused: watch::Receiver<bool>,
 }
 
 impl Watch {
     async fn run(mut self) {
         let mut backoff = Backoff::new();
+        if self.next_revision == 0 {
+            // Started while etcd was down: the initial listing comes through the pool.
+            self.relist(&mut backoff).await;
+        }
         loop {
+            let _ = self.paused.wait_for(|p| !*p).await;
             let end = self.watch_once(&mut backoff).await;
             match end {
                 WatchEnd::Relist(why) => {
@@ -152,7 +182,11 @@ impl Watch {
             Err(e) => return WatchEnd::Broken(Error::from_etcd("watch", e).to_string()),
         };
         loop {
-            let resp = match stream.message().await {
+            let message = tokio::select! {
+                m = stream.message() => m,
+                _ = self.paused.wait_for(|p| *p) => return WatchEnd::Broken("paused".into()),
+            };
+            let resp = match message {
                 Ok(Some(r)) => r,
                 Ok(None) => return WatchEnd::Broken("stream closed by the server".into()),
                 Err(e) => return WatchEnd::Broken(Error::from_etcd("watch", e).to_string()),

@@ -1,7 +1,7 @@
 //! The callback pool: a fixed number of threads named `etcd-sd-cb` that run every user
-//! callback after a discovery's initial listing.
+//! callback (discovery events after the initial listing, registry status changes).
 //!
-//! Each discovery owns a [`Mailbox`], an actor-style queue: at most one pool thread drains a
+//! Each discovery or registry owns a [`Mailbox`], an actor-style queue: at most one pool thread drains a
 //! given mailbox at a time, so one discovery's callbacks never overlap and arrive in the order
 //! they were posted (revision order), while a callback that blocks only holds up its own
 //! discovery and one pool thread. Keep-alives run on the runtime, never here.
@@ -18,51 +18,6 @@ pub const CALLBACK_THREADS: usize = 2;
 /// Events one pool thread delivers from a mailbox before letting other mailboxes have a turn.
 const BATCH: usize = 256;
 
-/// What a discovery reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    Put,
-    Delete,
-}
-
-/// One change seen under a prefix. For `Delete`, `value` is the value that was deleted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    pub kind: EventKind,
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
-}
-
-impl Event {
-    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        Event {
-            kind: EventKind::Put,
-            key: key.into(),
-            value: value.into(),
-        }
-    }
-
-    pub fn delete(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        Event {
-            kind: EventKind::Delete,
-            key: key.into(),
-            value: value.into(),
-        }
-    }
-}
-
-/// Receives a discovery's events. Implemented for closures; the C layer implements it over
-/// its function pointers.
-pub trait EventSink: Send + Sync + 'static {
-    fn on_event(&self, event: &Event);
-}
-
-impl<F: Fn(&Event) + Send + Sync + 'static> EventSink for F {
-    fn on_event(&self, event: &Event) {
-        self(event)
-    }
-}
-
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
@@ -70,29 +25,34 @@ thread_local! {
     static ACTIVE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One discovery's event queue and the lock that makes its callbacks exclusive.
-pub struct Mailbox {
+/// The callback a mailbox delivers to.
+pub type Sink<E> = Box<dyn Fn(&E) + Send + Sync>;
+
+/// One object's event queue and the lock that makes its callbacks exclusive.
+pub struct Mailbox<E> {
     id: u64,
-    sink: Box<dyn EventSink>,
-    queue: Mutex<Queue>,
+    sink: Sink<E>,
+    queue: Mutex<Queue<E>>,
     /// Held for the whole of each callback; `close` takes it to wait for a running one.
     gate: Mutex<()>,
     closed: AtomicBool,
 }
 
-#[derive(Default)]
-struct Queue {
-    events: VecDeque<Event>,
+struct Queue<E> {
+    events: VecDeque<E>,
     /// True while the mailbox sits in the pool's run queue or a pool thread is draining it.
     scheduled: bool,
 }
 
-impl Mailbox {
-    pub fn new(sink: Box<dyn EventSink>) -> Arc<Self> {
+impl<E: Send + 'static> Mailbox<E> {
+    pub fn new(sink: Sink<E>) -> Arc<Self> {
         Arc::new(Mailbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             sink,
-            queue: Mutex::default(),
+            queue: Mutex::new(Queue {
+                events: VecDeque::new(),
+                scheduled: false,
+            }),
             gate: Mutex::new(()),
             closed: AtomicBool::new(false),
         })
@@ -100,22 +60,22 @@ impl Mailbox {
 
     /// Runs the callback for `event` on the calling thread (used for the initial listing,
     /// before any pool thread can touch this mailbox). Returns false once closed.
-    pub fn deliver_now(&self, event: &Event) -> bool {
+    pub fn deliver_now(&self, event: &E) -> bool {
         let _gate = lock(&self.gate);
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
         ACTIVE.with(|a| a.borrow_mut().push(self.id));
-        let r = catch_unwind(AssertUnwindSafe(|| self.sink.on_event(event)));
+        let r = catch_unwind(AssertUnwindSafe(|| (self.sink)(event)));
         ACTIVE.with(|a| a.borrow_mut().pop());
         if r.is_err() {
-            log::error!(target: "etcd_sd", "a discovery callback panicked; event dropped");
+            log::error!(target: "etcd_sd", "a callback panicked; event dropped");
         }
         true
     }
 
     /// Queues events for delivery on the pool, in order.
-    pub fn post(self: &Arc<Self>, events: impl IntoIterator<Item = Event>) {
+    pub fn post(self: &Arc<Self>, events: impl IntoIterator<Item = E>) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -148,10 +108,17 @@ impl Mailbox {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+}
 
+/// What the pool runs: a mailbox of any event type.
+trait Drain: Send + Sync {
     /// Delivers up to `BATCH` queued events; returns whether more remain.
+    fn drain(&self) -> bool;
+}
+
+impl<E: Send + 'static> Drain for Mailbox<E> {
     fn drain(&self) -> bool {
-        let batch: Vec<Event> = {
+        let batch: Vec<E> = {
             let mut q = lock(&self.queue);
             let n = q.events.len().min(BATCH);
             q.events.drain(..n).collect()
@@ -176,7 +143,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 struct Pool {
-    ready: Mutex<VecDeque<Arc<Mailbox>>>,
+    ready: Mutex<VecDeque<Arc<dyn Drain>>>,
     wake: Condvar,
 }
 
@@ -194,7 +161,7 @@ static POOL: Lazy<Pool> = Lazy::new(|| {
 });
 
 impl Pool {
-    fn schedule(&self, mailbox: Arc<Mailbox>) {
+    fn schedule(&self, mailbox: Arc<dyn Drain>) {
         lock(&self.ready).push_back(mailbox);
         self.wake.notify_one();
     }
@@ -220,6 +187,7 @@ fn worker() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -247,7 +215,7 @@ mod tests {
     #[test]
     fn close_from_inside_own_callback_returns() {
         let (tx, rx) = mpsc::channel::<u32>();
-        let slot: Arc<Mutex<Option<Arc<Mailbox>>>> = Arc::default();
+        let slot: Arc<Mutex<Option<Arc<Mailbox<Event>>>>> = Arc::default();
         let s = slot.clone();
         let tx = Mutex::new(tx);
         let mb = Mailbox::new(Box::new(move |_e: &Event| {

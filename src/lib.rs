@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod dispatch;
 pub mod endpoints;
 pub mod error;
+pub mod event;
 pub mod ffi;
 pub mod log;
 pub mod options;
@@ -17,10 +18,10 @@ pub mod registry;
 pub mod runtime;
 
 pub use discovery::Discovery;
-pub use dispatch::{Event, EventKind, EventSink};
 pub use error::{Error, Result};
+pub use event::{Event, EventKind, EventSink};
 pub use options::Options;
-pub use registry::Registry;
+pub use registry::{Registry, Status};
 
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -19,6 +19,8 @@ pub struct Options {
     pub(crate) ttl_seconds: i64,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    /// When true, `_new` succeeds while etcd is down and the object connects in the background.
+    pub(crate) wait_for_etcd: bool,
 }
 
 impl Default for Options {
@@ -28,6 +30,7 @@ impl Default for Options {
             ttl_seconds: DEFAULT_TTL_SECONDS,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            wait_for_etcd: false,
         }
     }
 }
@@ -64,6 +67,14 @@ impl Options {
     pub fn set_request_timeout(&mut self, timeout: Duration) -> Result<()> {
         self.request_timeout = positive("request timeout", timeout)?;
         Ok(())
+    }
+
+    /// Off (the default): `_new` fails fast when etcd does not answer. On: `_new` succeeds at
+    /// once when etcd is unreachable; a registry grants its lease and puts the keys registered
+    /// meanwhile when etcd comes up, a discovery delivers its initial listing then (through the
+    /// callback pool, like any later event). Services then need no wait-for-etcd wrapper.
+    pub fn set_wait_for_etcd(&mut self, wait: bool) {
+        self.wait_for_etcd = wait;
     }
 
     pub fn endpoints(&self) -> &[String] {

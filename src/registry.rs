@@ -1,11 +1,13 @@
 //! A registry: one lease, kept alive by the library, under which any number of keys are put.
 //!
 //! The keep-alive task renews at no later than a third of the TTL (and half of the time the
-//! last answer said was left), and when the lease is lost for any reason it grants a new one
-//! and puts every registered key again, retrying with backoff until etcd answers.
+//! last answer said was left), and when the lease is lost for any reason (etcd answered TTL 0,
+//! it was revoked from outside, it expired while etcd was unreachable) it grants a new one and
+//! puts every registered key again, retrying with capped, jittered backoff until it works.
 
 use crate::backoff::Backoff;
-use crate::client::{self, Shared};
+use crate::client::{self, retry, Shared};
+use crate::dispatch::{Mailbox, Sink};
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::runtime;
@@ -16,6 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
+
+/// What a registry's status callback is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The lease is gone: etcd no longer holds this registry's keys. Recovery has started.
+    Lost,
+    /// A new lease was granted and every registered key is in etcd again (also reported once
+    /// when a registry created with `wait_for_etcd` first reaches etcd).
+    Restored,
+}
 
 /// Keeps a set of keys registered under one lease for the life of the object.
 pub struct Registry {
@@ -30,26 +42,38 @@ struct Inner {
     request_timeout: Duration,
     /// Lease and keys change together: a recovery and a register never interleave.
     state: Mutex<State>,
-    /// The current lease, readable without the async lock.
+    /// The current lease (0 while none is held), readable without the async lock.
     lease: AtomicI64,
+    status: std::sync::Mutex<Option<Arc<Mailbox<Status>>>>,
 }
 
 struct State {
+    /// 0 while no lease is held (before the first grant of a `wait_for_etcd` registry).
     lease: i64,
     keys: BTreeMap<String, String>,
 }
 
 impl Registry {
     /// Connects, grants a lease of `opts.ttl_seconds` and starts keeping it alive. Fails with
-    /// `Unavailable` when no endpoint answers within the connect timeout.
+    /// `Unavailable` when no endpoint answers within the connect timeout, unless
+    /// `opts.wait_for_etcd` is set: then it succeeds and connects in the background.
     pub fn new(opts: &Options) -> Result<Self> {
         let conn = client::connect(opts)?;
         let ttl = opts.ttl_seconds;
-        let mut c = conn.client();
-        let lease = runtime::block_on_timeout(opts.connect_timeout, "lease grant", async move {
-            grant(&mut c, ttl).await
-        })
-        .map_err(|e| client::first_contact_error(e, opts))?;
+        let c = conn.clone();
+        let granted = runtime::block_on(retry(opts.connect_timeout, "lease grant", || {
+            let mut client = c.client();
+            async move { grant(&mut client, ttl).await }
+        }))?
+        .map_err(|e| client::first_contact_error(e, opts));
+        let lease = match granted {
+            Ok(lease) => lease,
+            Err(e) if opts.wait_for_etcd && e.is_transient() => {
+                log::warn!(target: "etcd_sd", "registry: {e}; will register when etcd answers");
+                0
+            }
+            Err(e) => return Err(e),
+        };
         let inner = Arc::new(Inner {
             conn,
             ttl_seconds: ttl,
@@ -59,6 +83,7 @@ impl Registry {
                 keys: BTreeMap::new(),
             }),
             lease: AtomicI64::new(lease),
+            status: std::sync::Mutex::new(None),
         });
         let keeper = runtime::spawn(keep_alive_loop(inner.clone()));
         log::debug!(target: "etcd_sd", "registry: lease {lease:x} granted, ttl {ttl}s");
@@ -71,24 +96,31 @@ impl Registry {
 
     /// Puts `key -> value` under the lease (again, if already registered: the value is
     /// updated). The key stays registered, across lease losses, until `unregister` or drop.
+    /// While a `wait_for_etcd` registry has not reached etcd yet, the key is only recorded and
+    /// put when the lease is granted.
     pub fn register(&self, key: &str, value: &str) -> Result<()> {
         if key.is_empty() {
             return Err(Error::invalid("key is empty"));
         }
         let inner = &self.inner;
-        let (key, value) = (key.to_owned(), value.to_owned());
-        runtime::block_on_timeout(inner.request_timeout, "register", async {
+        runtime::block_on(async {
             let mut st = inner.state.lock().await;
-            let opts = PutOptions::new().with_lease(st.lease);
-            inner
-                .conn
-                .client()
-                .put(key.as_str(), value.as_str(), Some(opts))
-                .await
-                .map_err(|e| Error::from_etcd("put", e))?;
-            st.keys.insert(key, value);
+            if st.lease != 0 {
+                let lease = st.lease;
+                retry(inner.request_timeout, "register", || {
+                    let mut c = inner.conn.client();
+                    let opts = PutOptions::new().with_lease(lease);
+                    async move {
+                        c.put(key, value, Some(opts))
+                            .await
+                            .map_err(|e| Error::from_etcd("put", e))
+                    }
+                })
+                .await?;
+            }
+            st.keys.insert(key.to_owned(), value.to_owned());
             Ok(())
-        })
+        })?
     }
 
     /// Deletes `key` and stops keeping it registered. Unknown keys are not an error.
@@ -97,22 +129,41 @@ impl Registry {
             return Err(Error::invalid("key is empty"));
         }
         let inner = &self.inner;
-        runtime::block_on_timeout(inner.request_timeout, "unregister", async {
+        runtime::block_on(async {
             let mut st = inner.state.lock().await;
-            st.keys.remove(key);
-            inner
-                .conn
-                .client()
-                .delete(key, None)
-                .await
-                .map_err(|e| Error::from_etcd("delete", e))?;
-            Ok(())
-        })
+            if st.keys.remove(key).is_none() || st.lease == 0 {
+                return Ok(());
+            }
+            retry(inner.request_timeout, "unregister", || {
+                let mut c = inner.conn.client();
+                async move {
+                    c.delete(key, None)
+                        .await
+                        .map_err(|e| Error::from_etcd("delete", e))
+                }
+            })
+            .await
+            .map(|_| ())
+        })?
     }
 
-    /// The lease currently holding the keys (it changes after a recovery).
+    /// The lease currently holding the keys (it changes after a recovery; 0 before the first
+    /// grant of a `wait_for_etcd` registry).
     pub fn lease_id(&self) -> i64 {
         self.inner.lease.load(Ordering::Acquire)
+    }
+
+    /// Calls `sink` (on the callback pool, never two at once) when the registration is lost
+    /// and when it is restored. Replaces any earlier sink; after drop none runs.
+    pub fn set_status_sink(&self, sink: Option<Sink<Status>>) {
+        let new = sink.map(Mailbox::new);
+        let old = {
+            let mut s = self.inner.status.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *s, new)
+        };
+        if let Some(old) = old {
+            old.close();
+        }
     }
 
     /// Stops the keep-alive and revokes the lease, so every key disappears at once. Bounded by
@@ -126,12 +177,14 @@ impl Registry {
             return Ok(());
         }
         self.keeper.abort();
-        let inner = self.inner.clone();
+        self.set_status_sink(None);
+        let lease = self.inner.lease.load(Ordering::Acquire);
+        if lease == 0 {
+            return Ok(());
+        }
+        let mut client = self.inner.conn.client();
         let revoke = async move {
-            let lease = inner.lease.load(Ordering::Acquire);
-            inner
-                .conn
-                .client()
+            client
                 .lease_revoke(lease)
                 .await
                 .map(|_| ())
@@ -153,6 +206,19 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+impl Inner {
+    fn report(&self, status: Status) {
+        let mailbox = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(m) = mailbox {
+            m.post([status]);
+        }
     }
 }
 
@@ -179,9 +245,14 @@ async fn keep_alive_loop(inner: Arc<Inner>) {
     let mut backoff = Backoff::new();
     loop {
         let lease = inner.lease.load(Ordering::Acquire);
+        if lease == 0 {
+            recover(&inner, &mut backoff).await;
+            continue;
+        }
         match keep_lease(&inner, lease, &mut backoff).await {
             Ended::Lost => {
                 log::warn!(target: "etcd_sd", "registry: lease {lease:x} lost; re-registering");
+                inner.report(Status::Lost);
                 recover(&inner, &mut backoff).await;
             }
             Ended::Broken(why) => {
@@ -195,7 +266,8 @@ async fn keep_alive_loop(inner: Arc<Inner>) {
 /// Renews `lease` until it is lost or the stream breaks.
 async fn keep_lease(inner: &Inner, lease: i64, backoff: &mut Backoff) -> Ended {
     let ttl = inner.ttl_seconds;
-    // An answer slower than half the TTL is as bad as none: treat the stream as broken.
+    // An answer slower than half the TTL is as bad as none: treat the stream as broken and
+    // reopen it (on another member, if the channel has one).
     let answer_within = inner
         .request_timeout
         .min(Duration::from_millis((ttl as u64) * 500).max(Duration::from_millis(500)));
@@ -240,11 +312,12 @@ async fn recover(inner: &Inner, backoff: &mut Backoff) {
         match attempt {
             Ok(Ok((lease, n))) => {
                 log::warn!(target: "etcd_sd", "registry: restored {n} key(s) under lease {lease:x}");
+                inner.report(Status::Restored);
                 backoff.reset();
                 return;
             }
-            Ok(Err(e)) => log::warn!(target: "etcd_sd", "registry: re-registering failed: {e}"),
-            Err(_) => log::warn!(target: "etcd_sd", "registry: re-registering timed out"),
+            Ok(Err(e)) => log::debug!(target: "etcd_sd", "registry: re-registering failed: {e}"),
+            Err(_) => log::debug!(target: "etcd_sd", "registry: re-registering timed out"),
         }
         tokio::time::sleep(backoff.next_delay()).await;
     }

@@ -1,7 +1,7 @@
 //! `etcd_sd_discovery`: the C face of [`Discovery`], with function-pointer callbacks.
 
 use crate::discovery::Discovery;
-use crate::dispatch::{Event, EventKind, EventSink};
+use crate::event::{Event, EventKind, EventSink};
 use crate::ffi::args::{check_out, take_box, try_str, write_out};
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;

@@ -90,6 +90,22 @@ pub extern "C" fn etcd_sd_options_set_request_timeout_ms(
     with_options(opts, |o| o.set_request_timeout(Duration::from_millis(ms)))
 }
 
+/// Off by default: `_new` fails with `ETCD_SD_UNAVAILABLE` when etcd does not answer within
+/// the connect timeout. On: `_new` succeeds while etcd is down and the object connects in the
+/// background: a registry grants its lease and puts the keys registered meanwhile (its status
+/// callback reports `ETCD_SD_STATUS_RESTORED`), a discovery delivers its initial listing
+/// through the callback threads when etcd comes up. Services need no wait-for-etcd wrapper.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_wait_for_etcd(
+    opts: *mut etcd_sd_options,
+    wait: bool,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        o.set_wait_for_etcd(wait);
+        Ok(())
+    })
+}
+
 /// Applies `f` to a copy and stores it only on success, so a failed setter changes nothing.
 fn with_options(
     opts: *mut etcd_sd_options,

@@ -4,8 +4,8 @@ use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
-use crate::registry::Registry;
-use std::os::raw::c_char;
+use crate::registry::{Registry, Status};
+use std::os::raw::{c_char, c_void};
 
 /// Keeps keys registered in etcd under one lease that the library keeps alive.
 ///
@@ -100,6 +100,62 @@ pub extern "C" fn etcd_sd_registry_lease_id(
             return Err(crate::Error::invalid("out is NULL"));
         }
         unsafe { *out = r.inner.lease_id() };
+        Ok(())
+    }
+}
+
+/// A change in a registry's standing, reported to its status callback.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum etcd_sd_status {
+    /// The lease is gone (expired during an outage, revoked from outside): etcd no longer holds
+    /// this registry's keys. The library is already granting a new lease.
+    ETCD_SD_STATUS_LOST = 1,
+    /// A new lease was granted and every registered key is in etcd again. Also reported once
+    /// when a registry created with `wait_for_etcd` first reaches etcd.
+    ETCD_SD_STATUS_RESTORED = 2,
+}
+
+/// Receives a registry's status changes, on one of the library's callback threads, never two
+/// at once for one registry, never on the thread that drives keep-alives.
+pub type etcd_sd_status_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, status: etcd_sd_status)>;
+
+struct StatusUserData(*mut c_void);
+// The caller vouches that `user_data` may be used from the library's callback threads.
+unsafe impl Send for StatusUserData {}
+unsafe impl Sync for StatusUserData {}
+
+impl StatusUserData {
+    // A method, so closures capture the whole wrapper rather than the raw pointer field.
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// Sets (or, with `status_fn` NULL, removes) the callback told when this registry's
+/// registration is lost and when it is restored; replaces any earlier one. After this call
+/// or `etcd_sd_registry_free` returns, the earlier callback is not running and will not run
+/// again, so its `user_data` may be freed (unless called from inside that very callback).
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_set_status_fn(
+    registry: *mut etcd_sd_registry,
+    status_fn: etcd_sd_status_fn,
+    user_data: *mut c_void,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let r = unsafe { try_ref(registry, "registry") }?;
+        let sink = status_fn.map(|f| {
+            let ud = StatusUserData(user_data);
+            Box::new(move |s: &Status| {
+                let status = match s {
+                    Status::Lost => etcd_sd_status::ETCD_SD_STATUS_LOST,
+                    Status::Restored => etcd_sd_status::ETCD_SD_STATUS_RESTORED,
+                };
+                unsafe { f(ud.get(), status) }
+            }) as crate::dispatch::Sink<Status>
+        });
+        r.inner.set_status_sink(sink);
         Ok(())
     }
 }

@@ -1,0 +1,430 @@
+// etcd_sd.hpp -- header-only C++17 wrapper over the etcd-sd C API (etcd_sd.h).
+//
+// Service registration and discovery over etcd:
+//
+//   auto reg = std::make_shared<etcd_sd::Registry>("http://127.0.0.1:2379");   // TTL 3 s
+//   reg->registry("/service/user/instance-1", "127.0.0.1:9000");
+//
+//   etcd_sd::Discovery disc("http://127.0.0.1:2379", "/service/user/",
+//       [](std::string key, std::string val) { /* online  */ },
+//       [](std::string key, std::string val) { /* offline; val = the last value */ });
+//
+// Errors: constructors and the Options setters throw etcd_sd::Error (a std::runtime_error
+// carrying the etcd_sd_result code and the library's message). Registry::registry() and
+// Registry::unregister() return false instead, and keep the reason on the object
+// (Registry::last_error(), Registry::last_error_code()).
+//
+// Ownership: every class is move-only and owns one C handle (RAII); a moved-from object owns
+// nothing and may only be destroyed or assigned to. Wrap an object in std::shared_ptr
+// (the `ptr` aliases) to share it.
+//
+// Threads: see Discovery for where callbacks run. The library's own threads ("etcd-sd-io",
+// two "etcd-sd-cb") are started on first use and are process-wide. The library is not
+// fork-safe: after fork() a child must exec before using etcd-sd.
+//
+// Everything here is inline; the header may be included in any number of translation units.
+// Link with the etcd_sd library (CMake: etcd_sd::etcd_sd or etcd_sd::etcd_sd_static).
+
+#ifndef ETCD_SD_HPP
+#define ETCD_SD_HPP
+
+#include "etcd_sd.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace etcd_sd {
+
+// ---------------------------------------------------------------------------------------
+// Error
+
+// Thrown when a call into the library fails. what() is the library's message for the
+// failed call (etcd_sd_last_error()), code() its result code.
+class Error : public std::runtime_error {
+public:
+    Error(etcd_sd_result code, const std::string &message)
+        : std::runtime_error(message), code_(code) {}
+
+    etcd_sd_result code() const noexcept { return code_; }
+
+    // "ETCD_SD_UNAVAILABLE", ...
+    const char *code_name() const noexcept { return etcd_sd_result_name(static_cast<int>(code_)); }
+
+private:
+    etcd_sd_result code_;
+};
+
+namespace detail {
+
+// This thread's message for the call that just failed with `code`; never empty.
+inline std::string last_error_message(etcd_sd_result code) {
+    const char *msg = etcd_sd_last_error();
+    if (msg != nullptr && msg[0] != '\0') {
+        return std::string(msg);
+    }
+    return std::string(etcd_sd_result_name(static_cast<int>(code)));
+}
+
+// Throws Error for anything but ETCD_SD_OK. Must be called right after the failing call,
+// on the same thread, so that etcd_sd_last_error() still describes it.
+inline void check(etcd_sd_result code) {
+    if (code != ETCD_SD_OK) {
+        throw Error(code, last_error_message(code));
+    }
+}
+
+struct OptionsDeleter {
+    void operator()(etcd_sd_options *o) const noexcept { etcd_sd_options_free(o); }
+};
+struct RegistryDeleter {
+    void operator()(etcd_sd_registry *r) const noexcept { etcd_sd_registry_free(r); }
+};
+
+}  // namespace detail
+
+// The library version, e.g. "0.1.0".
+inline std::string version() { return std::string(etcd_sd_version()); }
+
+// Most verbose level the library logs (default: $ETCD_SD_LOG, else WARN). Log records go to
+// stderr unless a logger is installed with the C function etcd_sd_set_logger().
+inline void set_log_level(etcd_sd_log_level level) { detail::check(etcd_sd_set_log_level(level)); }
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+// Settings for Registry and Discovery, as a builder:
+//
+//   etcd_sd::Registry reg(etcd_sd::Options()
+//                             .endpoints("http://10.0.0.1:2379,http://10.0.0.2:2379")
+//                             .ttl(5)
+//                             .connect_timeout(std::chrono::milliseconds(1000)));
+//
+// Defaults: no endpoints (one must be set), TTL 3 s, connect timeout 5000 ms, request
+// timeout 3000 ms. Each setter throws Error (ETCD_SD_INVALID_ARGUMENT) on bad input and then
+// leaves the options unchanged. Objects built from an Options copy what they need, so it may
+// be destroyed right after. Not thread-safe: do not change one Options from two threads.
+class Options {
+public:
+    Options() {
+        etcd_sd_options *raw = nullptr;
+        detail::check(etcd_sd_options_new(&raw));
+        opts_.reset(raw);
+    }
+
+    Options(Options &&) noexcept = default;
+    Options &operator=(Options &&) noexcept = default;
+    Options(const Options &) = delete;
+    Options &operator=(const Options &) = delete;
+
+    // "http://host:port" or "host:port", several separated by commas.
+    Options &endpoints(const std::string &endpoints) {
+        detail::check(etcd_sd_options_set_endpoints(opts_.get(), endpoints.c_str()));
+        return *this;
+    }
+
+    // Lease TTL of a Registry, in seconds (> 0).
+    Options &ttl(int64_t seconds) {
+        detail::check(etcd_sd_options_set_ttl(opts_.get(), seconds));
+        return *this;
+    }
+
+    // How long a constructor waits for etcd to answer (> 0).
+    Options &connect_timeout(std::chrono::milliseconds timeout) {
+        detail::check(etcd_sd_options_set_connect_timeout_ms(opts_.get(), to_ms(timeout)));
+        return *this;
+    }
+
+    // Bound on each request: register, unregister, the lease revoke on destruction (> 0).
+    Options &request_timeout(std::chrono::milliseconds timeout) {
+        detail::check(etcd_sd_options_set_request_timeout_ms(opts_.get(), to_ms(timeout)));
+        return *this;
+    }
+
+    // The C handle, still owned by this object (nullptr if moved from).
+    const etcd_sd_options *capi() const noexcept { return opts_.get(); }
+
+private:
+    // A negative duration becomes 0, which the library rejects as INVALID_ARGUMENT.
+    static uint64_t to_ms(std::chrono::milliseconds d) {
+        return d.count() <= 0 ? 0 : static_cast<uint64_t>(d.count());
+    }
+
+    std::unique_ptr<etcd_sd_options, detail::OptionsDeleter> opts_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Registry
+
+// Keeps keys registered in etcd under one lease, kept alive by the library's I/O thread
+// (it never waits on your code). Destroying the Registry revokes the lease, so watchers see
+// every key deleted at once (the destructor blocks at most about the request timeout). If
+// the process dies instead, the keys disappear after the TTL.
+//
+// registry()/unregister() may be called from any thread; calls on one Registry are
+// serialized by the library. Do not destroy or move a Registry while another thread uses it.
+class Registry {
+public:
+    using ptr = std::shared_ptr<Registry>;
+
+    // Connects to `endpoints`, grants a lease of `ttl_seconds`. Blocks until etcd answers
+    // (at most 5 s); throws Error (ETCD_SD_INVALID_ARGUMENT, ETCD_SD_UNAVAILABLE, ...).
+    explicit Registry(const std::string &endpoints, int ttl_seconds = 3)
+        : state_(new State) {
+        etcd_sd_registry *raw = nullptr;
+        detail::check(etcd_sd_registry_new(endpoints.c_str(), ttl_seconds, &raw));
+        handle_.reset(raw);
+    }
+
+    // Everything (endpoints, TTL, timeouts) from `opts`.
+    explicit Registry(const Options &opts) : state_(new State) {
+        etcd_sd_registry *raw = nullptr;
+        detail::check(etcd_sd_registry_new_with(opts.capi(), &raw));
+        handle_.reset(raw);
+    }
+
+    Registry(Registry &&) noexcept = default;
+    Registry &operator=(Registry &&) noexcept = default;
+    Registry(const Registry &) = delete;
+    Registry &operator=(const Registry &) = delete;
+    ~Registry() = default;  // frees the handle: revokes the lease
+
+    // Puts key -> val under the lease (again: updates the value); the library keeps it
+    // registered until unregister() or destruction. Returns false on failure; the reason
+    // is then in last_error()/last_error_code(). Blocks at most the request timeout.
+    bool registry(const std::string &key, const std::string &val) {
+        return ok(etcd_sd_registry_register(handle_.get(), key.c_str(), val.c_str()));
+    }
+
+    // Deletes key from etcd and stops keeping it registered (an unknown key is not an
+    // error). Returns false on failure, like registry().
+    bool unregister(const std::string &key) {
+        return ok(etcd_sd_registry_unregister(handle_.get(), key.c_str()));
+    }
+
+    // The lease currently holding the keys (changes if the library had to grant a new one
+    // after losing the old). Throws Error if the Registry was moved from or released.
+    int64_t lease_id() const {
+        int64_t id = 0;
+        detail::check(etcd_sd_registry_lease_id(handle_.get(), &id));
+        return id;
+    }
+
+    // The message of the most recent failed registry()/unregister() on this object (from
+    // any thread), "" if none failed yet.
+    std::string last_error() const {
+        if (!state_) return std::string();
+        std::lock_guard<std::mutex> lock(state_->mu);
+        return state_->message;
+    }
+
+    // The code of that failure, ETCD_SD_OK if none failed yet.
+    etcd_sd_result last_error_code() const {
+        if (!state_) return ETCD_SD_OK;
+        std::lock_guard<std::mutex> lock(state_->mu);
+        return state_->code;
+    }
+
+    // The C handle, still owned by this object.
+    etcd_sd_registry *capi() noexcept { return handle_.get(); }
+
+    // Gives up ownership: the caller must etcd_sd_registry_free() the result.
+    etcd_sd_registry *release() noexcept { return handle_.release(); }
+
+private:
+    struct State {
+        std::mutex mu;
+        etcd_sd_result code = ETCD_SD_OK;
+        std::string message;
+    };
+
+    bool ok(etcd_sd_result code) {
+        if (code == ETCD_SD_OK) return true;
+        std::string message = detail::last_error_message(code);
+        if (state_) {
+            std::lock_guard<std::mutex> lock(state_->mu);
+            state_->code = code;
+            state_->message = std::move(message);
+        }
+        return false;
+    }
+
+    // Heap-allocated so that the Registry stays cheaply movable; declared before handle_
+    // so that it outlives the handle during destruction.
+    std::unique_ptr<State> state_;
+    std::unique_ptr<etcd_sd_registry, detail::RegistryDeleter> handle_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Discovery
+
+// Watches every key under a prefix (etcd prefix semantics: "/svc" also matches "/svcX/a";
+// end it with '/' to watch one directory) and calls put_cb(key, value) for each key that
+// appears or changes and del_cb(key, last_value) for each key that disappears.
+//
+// Callbacks and threads:
+// - The constructor first lists the existing keys and calls put_cb for each, in key order,
+//   on the constructing thread, before the constructor returns.
+// - Every later event runs on one of the library's callback threads ("etcd-sd-cb"), never
+//   two at once for one Discovery, in etcd revision order. A callback may block (only this
+//   Discovery's events wait) and may use Registry/Discovery objects.
+// - An exception thrown by a callback is caught, reported on std::cerr, and dropped; later
+//   events are still delivered. It never propagates into the library.
+// - An empty std::function means "ignore that kind of event".
+//
+// Lifetime: when the destructor returns, no callback of this Discovery is running or will
+// run, so whatever the callbacks capture may be destroyed right after. The callbacks are
+// kept in a heap object owned by the Discovery, so moving the Discovery (or holding it in a
+// shared_ptr) never disturbs them. Destroying a Discovery from inside one of its own
+// callbacks (e.g. by dropping the last shared_ptr to it there) is allowed: the destructor
+// then returns at once, no further callback starts, and the callback objects are destroyed
+// after the current callback returns. Destroying it from another Discovery's callback is
+// fine too (it waits for this one's running callback, if any).
+class Discovery {
+public:
+    using ptr = std::shared_ptr<Discovery>;
+    using NotifyCallback = std::function<void(std::string, std::string)>;
+
+    // Blocks until the listing is delivered (at most the connect timeout, 5 s); throws Error
+    // (ETCD_SD_INVALID_ARGUMENT, ETCD_SD_UNAVAILABLE, ...).
+    Discovery(const std::string &endpoints, const std::string &basedir,
+              const NotifyCallback &put_cb, const NotifyCallback &del_cb)
+        : callbacks_(new Callbacks(put_cb, del_cb)) {
+        etcd_sd_discovery *raw = nullptr;
+        etcd_sd_result rc = etcd_sd_discovery_new(
+            endpoints.c_str(), basedir.c_str(), put_cb ? &Discovery::on_put : nullptr,
+            del_cb ? &Discovery::on_del : nullptr, callbacks_, &raw);
+        finish_construction(rc, raw);
+    }
+
+    // Endpoints and timeouts from `opts`.
+    Discovery(const Options &opts, const std::string &basedir, const NotifyCallback &put_cb,
+              const NotifyCallback &del_cb)
+        : callbacks_(new Callbacks(put_cb, del_cb)) {
+        etcd_sd_discovery *raw = nullptr;
+        etcd_sd_result rc = etcd_sd_discovery_new_with(
+            opts.capi(), basedir.c_str(), put_cb ? &Discovery::on_put : nullptr,
+            del_cb ? &Discovery::on_del : nullptr, callbacks_, &raw);
+        finish_construction(rc, raw);
+    }
+
+    Discovery(Discovery &&other) noexcept
+        : handle_(std::exchange(other.handle_, nullptr)),
+          callbacks_(std::exchange(other.callbacks_, nullptr)) {}
+
+    Discovery &operator=(Discovery &&other) noexcept {
+        if (this != &other) {
+            reset();
+            handle_ = std::exchange(other.handle_, nullptr);
+            callbacks_ = std::exchange(other.callbacks_, nullptr);
+        }
+        return *this;
+    }
+
+    Discovery(const Discovery &) = delete;
+    Discovery &operator=(const Discovery &) = delete;
+
+    ~Discovery() { reset(); }
+
+    // The C handle, still owned by this object (nullptr if moved from).
+    etcd_sd_discovery *capi() noexcept { return handle_; }
+
+private:
+    struct Callbacks {
+        Callbacks(const NotifyCallback &p, const NotifyCallback &d) : put(p), del(d) {}
+        NotifyCallback put;
+        NotifyCallback del;
+        // The thread running a callback right now (default id: none). Callbacks of one
+        // discovery never overlap, so one slot is enough.
+        std::atomic<std::thread::id> running{std::thread::id()};
+        // Set by a destructor that ran inside a callback: the trampoline deletes *this.
+        bool delete_after_callback = false;
+    };
+
+    void finish_construction(etcd_sd_result rc, etcd_sd_discovery *raw) {
+        if (rc != ETCD_SD_OK) {
+            std::string message = detail::last_error_message(rc);
+            delete callbacks_;  // no callback runs after a failed _new
+            callbacks_ = nullptr;
+            throw Error(rc, message);
+        }
+        handle_ = raw;
+    }
+
+    // Frees the C handle first (after which no callback runs), then the callbacks.
+    void reset() noexcept {
+        Callbacks *cb = std::exchange(callbacks_, nullptr);
+        etcd_sd_discovery *h = std::exchange(handle_, nullptr);
+        if (h != nullptr) {
+            etcd_sd_discovery_free(h);
+        }
+        if (cb != nullptr) {
+            if (cb->running.load() == std::this_thread::get_id()) {
+                // Inside our own callback: etcd_sd_discovery_free returned without waiting
+                // and the std::function running right now is in *cb; let the trampoline
+                // delete it when the callback returns.
+                cb->delete_after_callback = true;
+            } else {
+                delete cb;
+            }
+        }
+    }
+
+    static void report(const char *what, const char *kind, const char *key) noexcept {
+        try {
+            std::string line = std::string("etcd_sd: exception in Discovery ") + kind +
+                               " callback for key '" + key + "': " + what + "\n";
+            std::fputs(line.c_str(), stderr);  // one write, not interleaved
+            std::fflush(stderr);
+        } catch (...) {
+        }
+    }
+
+    static void dispatch(bool is_put, void *user_data, const char *key, size_t key_len,
+                         const char *value, size_t value_len) noexcept {
+        Callbacks *cb = static_cast<Callbacks *>(user_data);
+        const char *kind = is_put ? "put" : "del";
+        cb->running.store(std::this_thread::get_id());
+        try {
+            const NotifyCallback &fn = is_put ? cb->put : cb->del;
+            if (fn) {
+                fn(std::string(key, key_len), std::string(value, value_len));
+            }
+        } catch (const std::exception &e) {
+            report(e.what(), kind, key);
+        } catch (...) {
+            report("unknown exception", kind, key);
+        }
+        if (cb->delete_after_callback) {
+            delete cb;
+        } else {
+            cb->running.store(std::thread::id());
+        }
+    }
+
+    static void on_put(void *user_data, const char *key, size_t key_len, const char *value,
+                       size_t value_len) noexcept {
+        dispatch(true, user_data, key, key_len, value, value_len);
+    }
+
+    static void on_del(void *user_data, const char *key, size_t key_len, const char *value,
+                       size_t value_len) noexcept {
+        dispatch(false, user_data, key, key_len, value, value_len);
+    }
+
+    etcd_sd_discovery *handle_ = nullptr;
+    Callbacks *callbacks_ = nullptr;
+};
+
+}  // namespace etcd_sd
+
+#endif  // ETCD_SD_HPP
