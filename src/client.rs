@@ -84,6 +84,10 @@ pub(crate) fn first_contact_error(e: Error, opts: &Options) -> Error {
 /// Runs `attempt` until it succeeds, fails for good, or `limit` has passed, retrying errors
 /// that may go away (no connection yet, a member just died: the channel picks another one)
 /// with backoff. Only for idempotent requests. When time runs out the last error is returned.
+///
+/// Each attempt gets a third of `limit` (at least a second): a request forwarded to a leader
+/// that just died hangs on the follower until etcd's own timeout (7 s), while the same request
+/// sent again reaches the new leader as soon as it is elected.
 pub(crate) async fn retry<T, F, Fut>(limit: Duration, what: &str, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -92,8 +96,10 @@ where
     let deadline = tokio::time::Instant::now() + limit;
     let mut backoff = Backoff::new();
     let mut last = None;
+    let per_attempt = (limit / 3).max(Duration::from_secs(1));
     loop {
-        match tokio::time::timeout_at(deadline, attempt()).await {
+        let until = deadline.min(tokio::time::Instant::now() + per_attempt);
+        match tokio::time::timeout_at(until, attempt()).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) if e.is_transient() => {
                 let delay = backoff.next_delay();
@@ -105,6 +111,10 @@ where
                 tokio::time::sleep(delay).await;
             }
             Ok(Err(e)) => return Err(e),
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                log::debug!(target: "etcd_sd", "{what}: no answer in {per_attempt:?}; retrying");
+                last = Some(Error::Timeout(per_attempt, what.to_owned()));
+            }
             Err(_) => return Err(last.unwrap_or_else(|| Error::Timeout(limit, what.to_owned()))),
         }
     }

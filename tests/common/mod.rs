@@ -295,3 +295,31 @@ pub fn library_threads() -> Vec<String> {
         .filter(|s| s.starts_with("etcd-sd"))
         .collect()
 }
+
+impl Etcd {
+    /// The store's current revision.
+    pub fn revision(&self) -> i64 {
+        let out = self.ctl(&["get", "/", "-w", "json"]);
+        let at = out.find("\"revision\":").expect("revision in header") + 11;
+        out[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    }
+
+    /// True when this member is the cluster's leader.
+    pub fn is_leader(&self) -> bool {
+        let out = self.ctl(&["endpoint", "status", "-w", "json"]);
+        let field = |name: &str| -> String {
+            let at = out.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+            out[at..].chars().take_while(char::is_ascii_digit).collect()
+        };
+        field("member_id") == field("leader")
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}

@@ -1,0 +1,1120 @@
+/* The etcd-sd C API against a real etcd (started by tests/with_etcd.py).
+ *
+ * Environment:
+ *   ETCD_SD_TEST_ENDPOINTS     etcd to use, e.g. http://127.0.0.1:23790 (required)
+ *   ETCD_SD_TEST_REGISTRY_BIN  the registry example, for the crashed-registrant case
+ *                              (that case is skipped, with a note, when unset)
+ *   ETCD_SD_TEST_SLOW=1        relax the timing checks (for valgrind)
+ *   ETCD_SD_TEST_ONLY=name     run only the cases whose name contains `name`
+ *
+ * C99 + POSIX, no framework: CHECK prints file:line, the condition and etcd_sd_last_error()
+ * and exits at the first failure. Waits poll with deadlines; nothing sleeps longer than a
+ * case needs. Every case uses its own key prefix. */
+#include "etcd_sd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* checks, time */
+
+static const char *current_case = "";
+
+static void fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s:%d: [%s] FAILED: ", file, line, current_case);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n    etcd_sd_last_error(): \"%s\"\n", etcd_sd_last_error());
+    fflush(stderr);
+    fflush(stdout);
+    /* Library threads may be in the middle of a callback: leave without running atexit
+     * handlers or destructors. */
+    _Exit(1);
+}
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(%s)", #cond);                         \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                               \
+    do {                                                                                   \
+        if (!(cond)) fail(__FILE__, __LINE__, __VA_ARGS__);                                \
+    } while (0)
+
+/* `call` must return `want`. */
+#define CHECK_RC(call, want)                                                               \
+    do {                                                                                   \
+        etcd_sd_result rc_ = (call);                                                       \
+        if (rc_ != (want))                                                                 \
+            fail(__FILE__, __LINE__, "%s returned %s, want %s", #call,                     \
+                 etcd_sd_result_name((int)rc_), etcd_sd_result_name((int)(want)));          \
+    } while (0)
+
+#define CHECK_OK(call) CHECK_RC(call, ETCD_SD_OK)
+
+/* `call` must fail with INVALID_ARGUMENT and a message that contains `word` (the name of
+ * the bad argument: the library's messages name the problem). */
+#define CHECK_INVALID(call, word)                                                          \
+    do {                                                                                   \
+        etcd_sd_result rc_ = (call);                                                       \
+        const char *msg_ = etcd_sd_last_error();                                           \
+        if (rc_ != ETCD_SD_INVALID_ARGUMENT)                                               \
+            fail(__FILE__, __LINE__, "%s returned %s, want ETCD_SD_INVALID_ARGUMENT",      \
+                 #call, etcd_sd_result_name((int)rc_));                                    \
+        if (msg_ == NULL || strstr(msg_, (word)) == NULL)                                  \
+            fail(__FILE__, __LINE__, "%s: message does not mention \"%s\"", #call, (word)); \
+    } while (0)
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static const char *endpoints;
+static int slow; /* under valgrind: timing bounds are multiplied */
+
+/* A time bound of `ms`, relaxed when running slowly. */
+static long bound(long ms) { return slow ? ms * 8 : ms; }
+
+/* A loopback port that nothing listens on (bound to 0, then closed). */
+static int dead_port(void) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int port, s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s >= 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
+    port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the event recorder: user_data of every discovery in these tests */
+
+#define MAX_EVENTS 1024
+#define LIVE 0x11ee11eeu
+#define DEAD 0xdeaddeadu
+
+typedef struct {
+    char kind; /* 'P' put, 'D' delete */
+    char key[128];
+    char value[128];
+    int on_creator;     /* ran on the thread that called _new */
+    int before_return;  /* ran before _new returned */
+} event_t;
+
+typedef struct recorder {
+    pthread_mutex_t mu;
+    unsigned magic; /* LIVE; DEAD once the test declares that no callback may run */
+    event_t ev[MAX_EVENTS];
+    int n;
+    int overflow;
+    int bad_strings;  /* key/value not NUL-terminated at their length */
+    int inflight;     /* callbacks of this recorder running right now */
+    int concurrent;   /* ever more than one at once */
+    pthread_t creator;
+    int returned;
+    long sleep_each_ms;    /* every callback sleeps this long */
+    const char *slow_key;  /* a put of this key sleeps slow_ms */
+    long slow_ms;
+    const char *stop_key;  /* a put of this key frees `self` from inside the callback */
+    etcd_sd_discovery *self;
+    int freed_self;
+    long long free_self_ms; /* how long that etcd_sd_discovery_free took */
+} recorder;
+
+/* Set when a callback runs on a recorder that is DEAD. */
+static pthread_mutex_t poison_mu = PTHREAD_MUTEX_INITIALIZER;
+static int poisoned;
+
+static void set_poisoned(void) {
+    pthread_mutex_lock(&poison_mu);
+    poisoned = 1;
+    pthread_mutex_unlock(&poison_mu);
+}
+
+static int get_poisoned(void) {
+    int p;
+    pthread_mutex_lock(&poison_mu);
+    p = poisoned;
+    pthread_mutex_unlock(&poison_mu);
+    return p;
+}
+
+static void rec_init(recorder *r) {
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    r->magic = LIVE;
+}
+
+static void rec_destroy(recorder *r) { pthread_mutex_destroy(&r->mu); }
+
+static void copy_str(char *dst, size_t cap, const char *src, size_t len) {
+    if (len >= cap) len = cap - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+static void record(recorder *r, char kind, const char *key, size_t key_len, const char *value,
+                   size_t value_len) {
+    int dead, stop = 0;
+    long nap = 0;
+
+    pthread_mutex_lock(&r->mu);
+    dead = r->magic != LIVE;
+    if (!dead) {
+        r->inflight++;
+        if (r->inflight > 1) r->concurrent = 1;
+        if (key == NULL || value == NULL || key[key_len] != '\0' || strlen(key) != key_len ||
+            value[value_len] != '\0' || strlen(value) != value_len) {
+            r->bad_strings = 1;
+        } else if (r->n < MAX_EVENTS) {
+            event_t *e = &r->ev[r->n++];
+            e->kind = kind;
+            copy_str(e->key, sizeof e->key, key, key_len);
+            copy_str(e->value, sizeof e->value, value, value_len);
+            e->on_creator = pthread_equal(pthread_self(), r->creator);
+            e->before_return = !r->returned;
+        } else {
+            r->overflow = 1;
+        }
+        nap = r->sleep_each_ms;
+        if (kind == 'P' && r->slow_key != NULL && strcmp(key, r->slow_key) == 0) nap = r->slow_ms;
+        stop = kind == 'P' && r->stop_key != NULL && strcmp(key, r->stop_key) == 0 &&
+               !r->freed_self;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (dead) {
+        set_poisoned();
+        return;
+    }
+
+    if (nap > 0) sleep_ms(nap);
+    if (stop) {
+        etcd_sd_discovery *self;
+        long long t0 = now_ms(), dt;
+        pthread_mutex_lock(&r->mu);
+        self = r->self;
+        pthread_mutex_unlock(&r->mu);
+        etcd_sd_discovery_free(self);
+        dt = now_ms() - t0;
+        pthread_mutex_lock(&r->mu);
+        r->freed_self = 1;
+        r->free_self_ms = dt;
+        pthread_mutex_unlock(&r->mu);
+    }
+
+    pthread_mutex_lock(&r->mu);
+    r->inflight--;
+    if (r->magic != LIVE) dead = 1; /* declared dead while we were running */
+    pthread_mutex_unlock(&r->mu);
+    if (dead) set_poisoned();
+}
+
+static void on_put(void *ud, const char *key, size_t key_len, const char *value, size_t value_len) {
+    record((recorder *)ud, 'P', key, key_len, value, value_len);
+}
+
+static void on_del(void *ud, const char *key, size_t key_len, const char *value, size_t value_len) {
+    record((recorder *)ud, 'D', key, key_len, value, value_len);
+}
+
+static int rec_count(recorder *r) {
+    int n;
+    pthread_mutex_lock(&r->mu);
+    n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+/* Index of the first event at index >= from with this kind and key (and value, unless
+ * NULL), or -1. */
+static int rec_find(recorder *r, int from, char kind, const char *key, const char *value) {
+    int i, found = -1;
+    pthread_mutex_lock(&r->mu);
+    for (i = from; i < r->n; i++) {
+        const event_t *e = &r->ev[i];
+        if (e->kind == kind && strcmp(e->key, key) == 0 &&
+            (value == NULL || strcmp(e->value, value) == 0)) {
+            found = i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+/* Polls until rec_find succeeds or timeout_ms pass; returns the index or -1. */
+static int rec_wait(recorder *r, int from, char kind, const char *key, const char *value,
+                    long timeout_ms) {
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int i = rec_find(r, from, kind, key, value);
+        if (i >= 0 || now_ms() > deadline) return i;
+        sleep_ms(5);
+    }
+}
+
+static void rec_dump(recorder *r) {
+    int i;
+    pthread_mutex_lock(&r->mu);
+    fprintf(stderr, "    %d events:\n", r->n);
+    for (i = 0; i < r->n; i++) {
+        fprintf(stderr, "      %c %s = %s%s\n", r->ev[i].kind, r->ev[i].key, r->ev[i].value,
+                r->ev[i].on_creator ? " (creator thread)" : "");
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void wait_event_at(const char *file, int line, recorder *r, int from, char kind,
+                          const char *key, const char *value, long timeout_ms) {
+    if (rec_wait(r, from, kind, key, value, timeout_ms) < 0) {
+        rec_dump(r);
+        fail(file, line, "no %c event for %s = %s within %ld ms", kind, key,
+             value != NULL ? value : "*", timeout_ms);
+    }
+}
+
+#define WAIT_EVENT(r, from, kind, key, value, timeout_ms)                                  \
+    wait_event_at(__FILE__, __LINE__, (r), (from), (kind), (key), (value), (timeout_ms))
+
+static void rec_check_sane(recorder *r) {
+    pthread_mutex_lock(&r->mu);
+    CHECK_MSG(!r->bad_strings, "a callback got a key/value not NUL-terminated at its length");
+    CHECK_MSG(!r->concurrent, "two callbacks of one discovery ran at the same time");
+    CHECK_MSG(!r->overflow, "too many events recorded");
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* constructors */
+
+static etcd_sd_registry *new_registry(int64_t ttl) {
+    etcd_sd_registry *reg = NULL;
+    CHECK_OK(etcd_sd_registry_new(endpoints, ttl, &reg));
+    CHECK(reg != NULL);
+    return reg;
+}
+
+static void reg_put(etcd_sd_registry *reg, const char *key, const char *value) {
+    CHECK_OK(etcd_sd_registry_register(reg, key, value));
+}
+
+static etcd_sd_discovery *new_discovery(const char *prefix, recorder *r) {
+    etcd_sd_discovery *d = NULL;
+    r->creator = pthread_self();
+    CHECK_OK(etcd_sd_discovery_new(endpoints, prefix, on_put, on_del, r, &d));
+    CHECK(d != NULL);
+    pthread_mutex_lock(&r->mu);
+    r->returned = 1;
+    r->self = d;
+    pthread_mutex_unlock(&r->mu);
+    return d;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the cases */
+
+static void test_version(void) {
+    const char *v = etcd_sd_version();
+    CHECK(v != NULL && strlen(v) > 0);
+    CHECK(strcmp(etcd_sd_result_name(ETCD_SD_OK), "ETCD_SD_OK") == 0);
+    CHECK(strcmp(etcd_sd_result_name(ETCD_SD_UNAVAILABLE), "ETCD_SD_UNAVAILABLE") == 0);
+    CHECK(strcmp(etcd_sd_result_name(ETCD_SD_INTERNAL), "ETCD_SD_INTERNAL") == 0);
+    CHECK(etcd_sd_result_name(1000) != NULL);
+    CHECK(etcd_sd_last_error() != NULL);
+    printf("    etcd-sd %s\n", v);
+}
+
+static char sentinel_object;
+#define SENTINEL ((void *)&sentinel_object)
+
+static void test_invalid_arguments(void) {
+    etcd_sd_options *opts = NULL, *empty_opts = NULL;
+    etcd_sd_registry *reg = (etcd_sd_registry *)SENTINEL, *live;
+    etcd_sd_discovery *disc = (etcd_sd_discovery *)SENTINEL;
+    int64_t lease = 42;
+    recorder r;
+    static const char *const bad_endpoints[] = {
+        "", "http://", "127.0.0.1:notaport", "ftp://x:1", "\xff\xfe", "127.0.0.1:2379,",
+        "http://127.0.0.1:99999"};
+    size_t i;
+
+    /* options */
+    CHECK_INVALID(etcd_sd_options_new(NULL), "out");
+    CHECK_OK(etcd_sd_options_new(&opts));
+    CHECK(opts != NULL);
+    CHECK_INVALID(etcd_sd_options_set_endpoints(NULL, endpoints), "options");
+    CHECK_INVALID(etcd_sd_options_set_endpoints(opts, NULL), "endpoints");
+    CHECK_INVALID(etcd_sd_options_set_endpoints(opts, ""), "endpoints");
+    CHECK_INVALID(etcd_sd_options_set_endpoints(opts, "http://"), "http://");
+    CHECK_INVALID(etcd_sd_options_set_endpoints(opts, "127.0.0.1:notaport"), "notaport");
+    CHECK_INVALID(etcd_sd_options_set_endpoints(opts, "ftp://x:1"), "ftp");
+    CHECK_INVALID(etcd_sd_options_set_endpoints(opts, "\xff\xfe"), "UTF-8");
+    CHECK_INVALID(etcd_sd_options_set_ttl(NULL, 3), "options");
+    CHECK_INVALID(etcd_sd_options_set_ttl(opts, 0), "ttl");
+    CHECK_INVALID(etcd_sd_options_set_ttl(opts, -1), "ttl");
+    CHECK_INVALID(etcd_sd_options_set_connect_timeout_ms(NULL, 100), "options");
+    CHECK_INVALID(etcd_sd_options_set_connect_timeout_ms(opts, 0), "timeout");
+    CHECK_INVALID(etcd_sd_options_set_request_timeout_ms(NULL, 100), "options");
+    CHECK_INVALID(etcd_sd_options_set_request_timeout_ms(opts, 0), "timeout");
+    /* no endpoints set yet */
+    CHECK_OK(etcd_sd_options_new(&empty_opts));
+    CHECK_RC(etcd_sd_registry_new_with(empty_opts, &reg), ETCD_SD_INVALID_ARGUMENT);
+    CHECK(reg == (etcd_sd_registry *)SENTINEL);
+    CHECK_RC(etcd_sd_discovery_new_with(empty_opts, "/x", on_put, on_del, NULL, &disc),
+             ETCD_SD_INVALID_ARGUMENT);
+    CHECK(disc == (etcd_sd_discovery *)SENTINEL);
+    etcd_sd_options_free(empty_opts);
+    /* a failed setter leaves the options as they were: still usable below */
+    CHECK_OK(etcd_sd_options_set_endpoints(opts, endpoints));
+    CHECK_INVALID(etcd_sd_options_set_endpoints(opts, "ftp://x:1"), "ftp");
+    CHECK_INVALID(etcd_sd_registry_new_with(NULL, &reg), "options");
+    CHECK_INVALID(etcd_sd_registry_new_with(opts, NULL), "out");
+    CHECK_INVALID(etcd_sd_discovery_new_with(NULL, "/x", on_put, on_del, NULL, &disc), "options");
+    CHECK_INVALID(etcd_sd_discovery_new_with(opts, NULL, on_put, on_del, NULL, &disc), "prefix");
+    CHECK_INVALID(etcd_sd_discovery_new_with(opts, "/x", on_put, on_del, NULL, NULL), "out");
+    CHECK(reg == (etcd_sd_registry *)SENTINEL && disc == (etcd_sd_discovery *)SENTINEL);
+
+    /* registry_new */
+    CHECK_INVALID(etcd_sd_registry_new(NULL, 3, &reg), "endpoints");
+    for (i = 0; i < sizeof bad_endpoints / sizeof bad_endpoints[0]; i++) {
+        etcd_sd_result rc = etcd_sd_registry_new(bad_endpoints[i], 3, &reg);
+        CHECK_MSG(rc == ETCD_SD_INVALID_ARGUMENT, "registry_new(\"%s\") returned %s",
+                  bad_endpoints[i], etcd_sd_result_name((int)rc));
+        CHECK(strlen(etcd_sd_last_error()) > 0);
+        rc = etcd_sd_discovery_new(bad_endpoints[i], "/x", on_put, on_del, NULL, &disc);
+        CHECK_MSG(rc == ETCD_SD_INVALID_ARGUMENT, "discovery_new(\"%s\") returned %s",
+                  bad_endpoints[i], etcd_sd_result_name((int)rc));
+        CHECK(strlen(etcd_sd_last_error()) > 0);
+    }
+    CHECK_INVALID(etcd_sd_registry_new(endpoints, 0, &reg), "ttl");
+    CHECK_INVALID(etcd_sd_registry_new(endpoints, -1, &reg), "ttl");
+    CHECK_INVALID(etcd_sd_registry_new(endpoints, 3, NULL), "out");
+    CHECK(reg == (etcd_sd_registry *)SENTINEL);
+
+    /* register / unregister / lease_id on a live registry */
+    live = new_registry(3);
+    CHECK_INVALID(etcd_sd_registry_register(NULL, "/bad/k", "v"), "registry");
+    CHECK_INVALID(etcd_sd_registry_register(live, NULL, "v"), "key");
+    CHECK_INVALID(etcd_sd_registry_register(live, "", "v"), "key");
+    CHECK_INVALID(etcd_sd_registry_register(live, "\xff\xfe", "v"), "key");
+    CHECK_INVALID(etcd_sd_registry_register(live, "/bad/k", NULL), "value");
+    CHECK_INVALID(etcd_sd_registry_register(live, "/bad/k", "\xff\xfe"), "value");
+    CHECK_INVALID(etcd_sd_registry_unregister(NULL, "/bad/k"), "registry");
+    CHECK_INVALID(etcd_sd_registry_unregister(live, NULL), "key");
+    CHECK_INVALID(etcd_sd_registry_unregister(live, ""), "key");
+    CHECK_INVALID(etcd_sd_registry_unregister(live, "\xff\xfe"), "key");
+    CHECK_INVALID(etcd_sd_registry_lease_id(NULL, &lease), "registry");
+    CHECK_INVALID(etcd_sd_registry_lease_id(live, NULL), "out");
+    CHECK(lease == 42);
+    CHECK_OK(etcd_sd_registry_lease_id(live, &lease));
+    CHECK(lease != 42 && lease != 0);
+    /* an empty value is a value */
+    reg_put(live, "/bad/empty-value", "");
+    /* unregistering a key that was never registered is fine */
+    CHECK_OK(etcd_sd_registry_unregister(live, "/bad/never-registered"));
+
+    /* discovery_new */
+    rec_init(&r);
+    CHECK_INVALID(etcd_sd_discovery_new(NULL, "/x", on_put, on_del, &r, &disc), "endpoints");
+    CHECK_INVALID(etcd_sd_discovery_new(endpoints, NULL, on_put, on_del, &r, &disc), "prefix");
+    CHECK_INVALID(etcd_sd_discovery_new(endpoints, "", on_put, on_del, &r, &disc), "prefix");
+    CHECK_INVALID(etcd_sd_discovery_new(endpoints, "\xff\xfe", on_put, on_del, &r, &disc), "prefix");
+    CHECK_INVALID(etcd_sd_discovery_new(endpoints, "/x", on_put, on_del, &r, NULL), "out");
+    CHECK(disc == (etcd_sd_discovery *)SENTINEL);
+    CHECK(rec_count(&r) == 0);
+
+    /* the empty value arrives as "" with length 0 */
+    r.creator = pthread_self();
+    disc = new_discovery("/bad/", &r);
+    CHECK(rec_find(&r, 0, 'P', "/bad/empty-value", "") >= 0);
+    etcd_sd_discovery_free(disc);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+
+    /* NULL to every _free is a no-op */
+    etcd_sd_options_free(NULL);
+    etcd_sd_registry_free(NULL);
+    etcd_sd_discovery_free(NULL);
+
+    etcd_sd_registry_free(live);
+    etcd_sd_options_free(opts);
+}
+
+static void test_dead_endpoint(void) {
+    char ep[64];
+    etcd_sd_options *opts = NULL;
+    etcd_sd_registry *reg = (etcd_sd_registry *)SENTINEL;
+    etcd_sd_discovery *disc = (etcd_sd_discovery *)SENTINEL;
+    long long t0, dt;
+    etcd_sd_result rc;
+    recorder r;
+
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", dead_port());
+    CHECK_OK(etcd_sd_options_new(&opts));
+    CHECK_OK(etcd_sd_options_set_endpoints(opts, ep));
+    CHECK_OK(etcd_sd_options_set_connect_timeout_ms(opts, 1000));
+
+    t0 = now_ms();
+    rc = etcd_sd_registry_new_with(opts, &reg);
+    dt = now_ms() - t0;
+    CHECK_MSG(rc == ETCD_SD_UNAVAILABLE || rc == ETCD_SD_TIMEOUT,
+              "registry_new_with(dead %s) returned %s", ep, etcd_sd_result_name((int)rc));
+    CHECK(strlen(etcd_sd_last_error()) > 0);
+    CHECK_MSG(dt < bound(3000), "registry_new_with(dead) took %lld ms", dt);
+    CHECK(reg == (etcd_sd_registry *)SENTINEL);
+    printf("    registry: %s after %lld ms: %s\n", etcd_sd_result_name((int)rc), dt,
+           etcd_sd_last_error());
+
+    rec_init(&r);
+    t0 = now_ms();
+    rc = etcd_sd_discovery_new_with(opts, "/dead/", on_put, on_del, &r, &disc);
+    dt = now_ms() - t0;
+    CHECK_MSG(rc == ETCD_SD_UNAVAILABLE || rc == ETCD_SD_TIMEOUT,
+              "discovery_new_with(dead %s) returned %s", ep, etcd_sd_result_name((int)rc));
+    CHECK(strlen(etcd_sd_last_error()) > 0);
+    CHECK_MSG(dt < bound(3000), "discovery_new_with(dead) took %lld ms", dt);
+    CHECK(disc == (etcd_sd_discovery *)SENTINEL);
+    CHECK(rec_count(&r) == 0);
+    rec_destroy(&r);
+
+    etcd_sd_options_free(opts);
+}
+
+static void test_endpoint_forms(void) {
+    /* "host:port" without a scheme, and a list whose first member is dead */
+    char ep[160];
+    const char *p = strstr(endpoints, "://");
+    const char *hostport = p ? p + 3 : endpoints;
+    etcd_sd_registry *reg = NULL;
+    int64_t lease = 0;
+
+    CHECK_OK(etcd_sd_registry_new(hostport, 3, &reg));
+    CHECK_OK(etcd_sd_registry_lease_id(reg, &lease));
+    CHECK(lease != 0);
+    etcd_sd_registry_free(reg);
+
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d,%s", dead_port(), endpoints);
+    reg = NULL;
+    CHECK_OK(etcd_sd_registry_new(ep, 3, &reg));
+    reg_put(reg, "/forms/list", "ok");
+    etcd_sd_registry_free(reg);
+}
+
+static void test_initial_listing(void) {
+    etcd_sd_registry *reg = new_registry(5);
+    etcd_sd_discovery *disc;
+    recorder r;
+    static const char *const sorted[] = {"/ls/a", "/ls/b", "/ls/b/x", "/ls/c"};
+    int i;
+
+    /* registered out of order */
+    reg_put(reg, "/ls/c", "vc");
+    reg_put(reg, "/ls/a", "va");
+    reg_put(reg, "/ls/b/x", "vbx");
+    reg_put(reg, "/ls/b", "vb");
+    reg_put(reg, "/lt/outside", "no");
+
+    rec_init(&r);
+    disc = new_discovery("/ls/", &r);
+    /* everything was delivered before _new returned, on this thread, in key order */
+    pthread_mutex_lock(&r.mu);
+    CHECK_MSG(r.n == 4, "initial listing has %d events, want 4", r.n);
+    for (i = 0; i < 4; i++) {
+        CHECK(r.ev[i].kind == 'P');
+        CHECK_MSG(strcmp(r.ev[i].key, sorted[i]) == 0, "listing[%d] = %s, want %s", i,
+                  r.ev[i].key, sorted[i]);
+        CHECK(r.ev[i].on_creator && r.ev[i].before_return);
+        CHECK(r.ev[i].value[0] == 'v');
+    }
+    CHECK(strcmp(r.ev[2].value, "vbx") == 0);
+    pthread_mutex_unlock(&r.mu);
+
+    /* on_put / on_del may be NULL */
+    {
+        etcd_sd_discovery *quiet = NULL;
+        CHECK_OK(etcd_sd_discovery_new(endpoints, "/ls/", NULL, NULL, NULL, &quiet));
+        reg_put(reg, "/ls/d", "vd");
+        CHECK_OK(etcd_sd_registry_unregister(reg, "/ls/d"));
+        etcd_sd_discovery_free(quiet);
+    }
+    WAIT_EVENT(&r, 4, 'D', "/ls/d", "vd", bound(2000));
+    etcd_sd_discovery_free(disc);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+    etcd_sd_registry_free(reg);
+}
+
+static void test_put_delete_events(void) {
+    etcd_sd_registry *first = new_registry(5), *second;
+    etcd_sd_discovery *disc;
+    recorder r;
+    int i, n0;
+    long long t0, dt;
+
+    reg_put(first, "/ev/one", "1");
+    rec_init(&r);
+    disc = new_discovery("/ev/", &r);
+    CHECK(rec_count(&r) == 1);
+
+    /* a put from a second registry arrives on a library thread */
+    second = new_registry(5);
+    reg_put(second, "/ev/two", "2");
+    i = rec_wait(&r, 0, 'P', "/ev/two", "2", bound(2000));
+    CHECK(i >= 0);
+    CHECK(!r.ev[i].on_creator);
+
+    /* re-register the same key: an update */
+    reg_put(second, "/ev/two", "2b");
+    WAIT_EVENT(&r, i + 1, 'P', "/ev/two", "2b", bound(2000));
+
+    /* unregister: on_del with the old value */
+    CHECK_OK(etcd_sd_registry_unregister(second, "/ev/two"));
+    WAIT_EVENT(&r, 0, 'D', "/ev/two", "2b", bound(2000));
+
+    /* free of a registry: its keys are deleted at once (lease revoked), not after the TTL */
+    reg_put(second, "/ev/three", "3");
+    reg_put(second, "/ev/four", "4");
+    WAIT_EVENT(&r, 0, 'P', "/ev/four", "4", bound(2000));
+    n0 = rec_count(&r);
+    etcd_sd_registry_free(second);
+    t0 = now_ms();
+    WAIT_EVENT(&r, n0, 'D', "/ev/three", "3", bound(1000));
+    WAIT_EVENT(&r, n0, 'D', "/ev/four", "4", bound(1000));
+    dt = now_ms() - t0;
+    CHECK_MSG(dt < bound(1000), "deletes arrived %lld ms after registry_free", dt);
+    printf("    deletes seen %lld ms after registry_free returned\n", dt);
+
+    /* the first registry's key is untouched */
+    CHECK(rec_find(&r, 0, 'D', "/ev/one", NULL) < 0);
+    etcd_sd_discovery_free(disc);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+    etcd_sd_registry_free(first);
+}
+
+static void test_prefix_semantics(void) {
+    etcd_sd_registry *reg = new_registry(5);
+    etcd_sd_discovery *disc;
+    recorder r;
+
+    reg_put(reg, "/svcX/early", "e");
+    rec_init(&r);
+    disc = new_discovery("/svc", &r);
+    CHECK(rec_find(&r, 0, 'P', "/svcX/early", "e") >= 0);
+    reg_put(reg, "/svcX/a", "x");
+    reg_put(reg, "/svc/b", "y");
+    reg_put(reg, "/sv/not", "n");
+    WAIT_EVENT(&r, 0, 'P', "/svcX/a", "x", bound(2000));
+    WAIT_EVENT(&r, 0, 'P', "/svc/b", "y", bound(2000));
+    sleep_ms(100);
+    CHECK(rec_find(&r, 0, 'P', "/sv/not", NULL) < 0);
+    etcd_sd_discovery_free(disc);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+    etcd_sd_registry_free(reg);
+}
+
+static void test_several_keys(void) {
+    etcd_sd_registry *reg = new_registry(5);
+    etcd_sd_discovery *disc;
+    recorder r;
+    char key[64], val[64];
+    int i, n0;
+    int64_t l1 = 0, l2 = 0;
+
+    rec_init(&r);
+    disc = new_discovery("/many/", &r);
+    CHECK_OK(etcd_sd_registry_lease_id(reg, &l1));
+    for (i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "/many/k%02d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        reg_put(reg, key, val);
+    }
+    CHECK_OK(etcd_sd_registry_lease_id(reg, &l2));
+    CHECK(l1 == l2); /* one lease for every key */
+    for (i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "/many/k%02d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        WAIT_EVENT(&r, 0, 'P', key, val, bound(2000));
+    }
+    n0 = rec_count(&r);
+    etcd_sd_registry_free(reg);
+    for (i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "/many/k%02d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        WAIT_EVENT(&r, n0, 'D', key, val, bound(1000));
+    }
+    etcd_sd_discovery_free(disc);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+}
+
+typedef struct {
+    const char *prefix;
+    int count;
+} putter_arg;
+
+static void *putter(void *p) {
+    putter_arg *a = (putter_arg *)p;
+    etcd_sd_registry *reg = new_registry(5);
+    char key[64];
+    int i;
+    for (i = 0; i < a->count; i++) {
+        snprintf(key, sizeof key, "%s%02d", a->prefix, i);
+        reg_put(reg, key, "v");
+    }
+    etcd_sd_registry_free(reg);
+    return NULL;
+}
+
+static void test_callbacks_not_concurrent(void) {
+    recorder r;
+    etcd_sd_discovery *disc;
+    pthread_t t1, t2;
+    putter_arg a1 = {"/conc/a", 15}, a2 = {"/conc/b", 15};
+    char key[64];
+    int i;
+
+    rec_init(&r);
+    r.sleep_each_ms = 3; /* widen the window in which a second callback would overlap */
+    disc = new_discovery("/conc/", &r);
+    CHECK(pthread_create(&t1, NULL, putter, &a1) == 0);
+    CHECK(pthread_create(&t2, NULL, putter, &a2) == 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    for (i = 0; i < 15; i++) {
+        snprintf(key, sizeof key, "/conc/a%02d", i);
+        WAIT_EVENT(&r, 0, 'D', key, "v", bound(3000));
+        snprintf(key, sizeof key, "/conc/b%02d", i);
+        WAIT_EVENT(&r, 0, 'D', key, "v", bound(3000));
+    }
+    /* per key, in revision order: the put before the delete */
+    for (i = 0; i < 15; i++) {
+        snprintf(key, sizeof key, "/conc/a%02d", i);
+        CHECK(rec_find(&r, 0, 'P', key, "v") < rec_find(&r, 0, 'D', key, "v"));
+    }
+    etcd_sd_discovery_free(disc);
+    CHECK(rec_count(&r) == 60);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+}
+
+static void test_slow_callback_keeps_lease(void) {
+    /* A callback that blocks for 5 s must not starve the keep-alive of a 2 s lease. */
+    etcd_sd_registry *keeper = new_registry(2), *trigger = new_registry(5);
+    etcd_sd_discovery *disc, *check;
+    recorder r, c;
+    int64_t l1 = 0, l2 = 0;
+    long long t0;
+    int i;
+
+    reg_put(keeper, "/slow/keep", "k");
+    CHECK_OK(etcd_sd_registry_lease_id(keeper, &l1));
+    rec_init(&r);
+    r.slow_key = "/slow/trigger";
+    r.slow_ms = 5000;
+    disc = new_discovery("/slow/", &r);
+    t0 = now_ms();
+    reg_put(trigger, "/slow/trigger", "t");
+    i = rec_wait(&r, 0, 'P', "/slow/trigger", "t", bound(2000));
+    CHECK(i >= 0);
+    /* the callback is asleep now; events behind it wait. Once it has finished: */
+    reg_put(trigger, "/slow/after", "a");
+    WAIT_EVENT(&r, i, 'P', "/slow/after", "a", bound(9000));
+    CHECK(now_ms() - t0 >= 5000);
+
+    /* the key never went away, and still exists (a fresh listing sees it) */
+    CHECK_MSG(rec_find(&r, 0, 'D', "/slow/keep", NULL) < 0,
+              "the 2 s lease expired while a callback slept");
+    CHECK_OK(etcd_sd_registry_lease_id(keeper, &l2));
+    CHECK_MSG(l1 == l2, "lease changed from %lld to %lld", (long long)l1, (long long)l2);
+    rec_init(&c);
+    check = new_discovery("/slow/keep", &c);
+    CHECK(rec_find(&c, 0, 'P', "/slow/keep", "k") >= 0);
+    etcd_sd_discovery_free(check);
+    rec_destroy(&c);
+
+    etcd_sd_discovery_free(disc);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+    etcd_sd_registry_free(keeper);
+    etcd_sd_registry_free(trigger);
+}
+
+static void test_free_inside_callback(void) {
+    etcd_sd_registry *reg = new_registry(5);
+    recorder r;
+    int n, freed;
+    long long took;
+
+    rec_init(&r);
+    r.stop_key = "/self/stop";
+    new_discovery("/self/", &r); /* r.self; freed by its own callback */
+    reg_put(reg, "/self/before", "b");
+    WAIT_EVENT(&r, 0, 'P', "/self/before", "b", bound(2000));
+    reg_put(reg, "/self/stop", "s");
+    WAIT_EVENT(&r, 0, 'P', "/self/stop", "s", bound(2000));
+    {
+        long long deadline = now_ms() + bound(2000);
+        do {
+            pthread_mutex_lock(&r.mu);
+            freed = r.freed_self;
+            took = r.free_self_ms;
+            pthread_mutex_unlock(&r.mu);
+            if (!freed) sleep_ms(5);
+        } while (!freed && now_ms() < deadline);
+    }
+    CHECK_MSG(freed, "etcd_sd_discovery_free did not return inside the callback");
+    CHECK_MSG(took < bound(500), "etcd_sd_discovery_free inside the callback took %lld ms", took);
+    n = rec_count(&r);
+    CHECK(n == 2);
+    /* nothing more arrives */
+    reg_put(reg, "/self/after1", "a");
+    reg_put(reg, "/self/after2", "a");
+    CHECK_OK(etcd_sd_registry_unregister(reg, "/self/before"));
+    sleep_ms(bound(500));
+    CHECK_MSG(rec_count(&r) == n, "%d callbacks after the discovery freed itself", rec_count(&r) - n);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+    etcd_sd_registry_free(reg);
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    int stop;
+    int written;
+} churn_state;
+
+static void *churn(void *p) {
+    churn_state *s = (churn_state *)p;
+    etcd_sd_registry *reg = new_registry(5);
+    char key[64];
+    int i, stop = 0;
+    for (i = 0; !stop; i++) {
+        snprintf(key, sizeof key, "/after/k%d", i % 8);
+        reg_put(reg, key, "v");
+        pthread_mutex_lock(&s->mu);
+        s->written++;
+        stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+    }
+    etcd_sd_registry_free(reg);
+    return NULL;
+}
+
+static void test_no_callback_after_free(void) {
+    /* Keys keep changing while a discovery is freed; once free returns, its recorder is
+     * declared DEAD and any callback that touches it afterwards poisons the run. Each round
+     * has its own recorder, kept until the end, then freed (under valgrind a late callback
+     * would then also be an invalid read). */
+    enum { ROUNDS = 3 };
+    recorder *recs[ROUNDS];
+    etcd_sd_discovery *disc;
+    churn_state s;
+    pthread_t t;
+    int round, written;
+
+    pthread_mutex_init(&s.mu, NULL);
+    s.stop = 0;
+    s.written = 0;
+    CHECK(pthread_create(&t, NULL, churn, &s) == 0);
+    for (round = 0; round < ROUNDS; round++) {
+        recorder *r = (recorder *)malloc(sizeof *r);
+        CHECK(r != NULL);
+        recs[round] = r;
+        rec_init(r);
+        r->sleep_each_ms = 2;
+        disc = new_discovery("/after/", r);
+        CHECK(rec_wait(r, 0, 'P', "/after/k7", NULL, bound(3000)) >= 0);
+        etcd_sd_discovery_free(disc);
+        pthread_mutex_lock(&r->mu);
+        CHECK(r->inflight == 0);
+        r->magic = DEAD;
+        pthread_mutex_unlock(&r->mu);
+    }
+    /* let more puts happen: a late callback would find DEAD */
+    pthread_mutex_lock(&s.mu);
+    written = s.written;
+    pthread_mutex_unlock(&s.mu);
+    {
+        long long deadline = now_ms() + bound(2000);
+        int w;
+        do {
+            sleep_ms(20);
+            pthread_mutex_lock(&s.mu);
+            w = s.written;
+            pthread_mutex_unlock(&s.mu);
+        } while (w < written + 20 && now_ms() < deadline);
+    }
+    pthread_mutex_lock(&s.mu);
+    s.stop = 1;
+    pthread_mutex_unlock(&s.mu);
+    pthread_join(t, NULL);
+    sleep_ms(100);
+    CHECK_MSG(!get_poisoned(), "a callback ran after etcd_sd_discovery_free returned");
+    for (round = 0; round < ROUNDS; round++) {
+        rec_check_sane(recs[round]);
+        rec_destroy(recs[round]);
+        free(recs[round]);
+    }
+    pthread_mutex_destroy(&s.mu);
+}
+
+static void test_crashed_registrant(void) {
+    const char *bin = getenv("ETCD_SD_TEST_REGISTRY_BIN");
+    char *argv[6];
+    int out[2], status, devnull, got = 0;
+    pid_t pid;
+    char buf[512];
+    size_t len = 0;
+    long long t_kill, deadline, dt;
+    etcd_sd_discovery *disc;
+    recorder r;
+
+    if (bin == NULL || bin[0] == '\0') {
+        printf("    SKIPPED: ETCD_SD_TEST_REGISTRY_BIN is not set\n");
+        return;
+    }
+    rec_init(&r);
+    disc = new_discovery("/crash/", &r);
+
+    argv[0] = (char *)bin;
+    argv[1] = (char *)endpoints;
+    argv[2] = (char *)"/crash/key";
+    argv[3] = (char *)"v";
+    argv[4] = (char *)"1";
+    argv[5] = NULL;
+    CHECK(pipe(out) == 0);
+    devnull = open("/dev/null", O_RDONLY);
+    CHECK(devnull >= 0);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* The child only execs (this process uses etcd-sd, which is not fork-safe). */
+        dup2(devnull, STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        close(devnull);
+        execv(bin, argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(devnull);
+
+    /* wait for its "registered" line */
+    deadline = now_ms() + bound(5000);
+    while (!got && now_ms() < deadline) {
+        ssize_t n = read(out[0], buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        got = strstr(buf, "registered /crash/key") != NULL;
+        if (len >= sizeof buf - 1) break;
+    }
+    buf[len] = '\0';
+    if (!got) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail(__FILE__, __LINE__, "%s printed no \"registered\" line; output: %s", bin, buf);
+    }
+    WAIT_EVENT(&r, 0, 'P', "/crash/key", "v", bound(2000));
+
+    CHECK(kill(pid, SIGKILL) == 0);
+    t_kill = now_ms();
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    close(out[0]);
+
+    /* the lease (TTL 1 s; etcd may round it up to its minimum) expires: on_del */
+    WAIT_EVENT(&r, 0, 'D', "/crash/key", "v", bound(6000));
+    dt = now_ms() - t_kill;
+    printf("    key of the killed registrant deleted %lld ms after SIGKILL\n", dt);
+    CHECK_MSG(dt < bound(5000), "expiry took %lld ms", dt);
+    etcd_sd_discovery_free(disc);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+}
+
+/* log records, counted under a mutex (the logger may run on any thread) */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int log_count;
+static int log_bad;
+
+static void count_log(void *user_data, etcd_sd_log_level level, const char *message,
+                      size_t message_len) {
+    pthread_mutex_lock(&log_mu);
+    if (user_data != (void *)&log_count || level < ETCD_SD_LOG_ERROR ||
+        level > ETCD_SD_LOG_DEBUG || message == NULL || message[message_len] != '\0' ||
+        strlen(message) != message_len) {
+        log_bad = 1;
+    }
+    log_count++;
+    pthread_mutex_unlock(&log_mu);
+}
+
+static int logged(void) {
+    int n;
+    pthread_mutex_lock(&log_mu);
+    n = log_count;
+    pthread_mutex_unlock(&log_mu);
+    return n;
+}
+
+static void test_logger(void) {
+    etcd_sd_registry *reg = (etcd_sd_registry *)SENTINEL;
+    etcd_sd_options *opts = NULL;
+    char ep[64];
+    int n;
+
+    CHECK_OK(etcd_sd_set_logger(count_log, &log_count));
+    CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_DEBUG));
+    /* a failure (dead endpoint) and some normal work */
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", dead_port());
+    CHECK_OK(etcd_sd_options_new(&opts));
+    CHECK_OK(etcd_sd_options_set_endpoints(opts, ep));
+    CHECK_OK(etcd_sd_options_set_connect_timeout_ms(opts, 500));
+    CHECK(etcd_sd_registry_new_with(opts, &reg) != ETCD_SD_OK);
+    etcd_sd_options_free(opts);
+    reg = new_registry(3);
+    reg_put(reg, "/log/k", "v");
+    etcd_sd_registry_free(reg);
+    {
+        long long deadline = now_ms() + bound(1000);
+        while (logged() == 0 && now_ms() < deadline) sleep_ms(5);
+    }
+    n = logged();
+    CHECK_MSG(n > 0, "no log record reached the callback at DEBUG level");
+    pthread_mutex_lock(&log_mu);
+    CHECK_MSG(!log_bad, "a log record had a bad level, message or user_data");
+    pthread_mutex_unlock(&log_mu);
+    printf("    %d log records at DEBUG level\n", n);
+
+    /* OFF: nothing */
+    CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_OFF));
+    sleep_ms(50);
+    n = logged();
+    reg = new_registry(3);
+    reg_put(reg, "/log/k", "v");
+    etcd_sd_registry_free(reg);
+    sleep_ms(50);
+    CHECK_MSG(logged() == n, "%d records logged at level OFF", logged() - n);
+
+    /* NULL: back to stderr (captured in a file for a moment); the callback gets nothing */
+    CHECK_OK(etcd_sd_set_logger(NULL, NULL));
+    n = logged();
+    {
+        FILE *capture = tmpfile();
+        int saved = dup(STDERR_FILENO);
+        long size;
+        etcd_sd_result rc;
+        CHECK(capture != NULL && saved >= 0);
+        fflush(stderr);
+        CHECK(dup2(fileno(capture), STDERR_FILENO) >= 0);
+        CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_DEBUG));
+        reg = new_registry(3);
+        reg_put(reg, "/log/k", "v");
+        etcd_sd_registry_free(reg);
+        CHECK_OK(etcd_sd_options_new(&opts));
+        CHECK_OK(etcd_sd_options_set_endpoints(opts, ep));
+        CHECK_OK(etcd_sd_options_set_connect_timeout_ms(opts, 500));
+        rc = etcd_sd_registry_new_with(opts, &reg);
+        etcd_sd_options_free(opts);
+        sleep_ms(50);
+        CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_WARN));
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        CHECK(rc != ETCD_SD_OK);
+        size = lseek(fileno(capture), 0, SEEK_END);
+        fclose(capture);
+        CHECK_MSG(size > 0, "nothing was logged to stderr after etcd_sd_set_logger(NULL, NULL)");
+        printf("    %ld bytes logged to stderr after etcd_sd_set_logger(NULL, NULL)\n", size);
+    }
+    CHECK_MSG(logged() == n, "%d records reached the removed logger", logged() - n);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+int main(void) {
+    static const test_case cases[] = {
+        {"version", test_version},
+        {"invalid_arguments", test_invalid_arguments},
+        {"dead_endpoint", test_dead_endpoint},
+        {"endpoint_forms", test_endpoint_forms},
+        {"initial_listing", test_initial_listing},
+        {"put_delete_events", test_put_delete_events},
+        {"prefix_semantics", test_prefix_semantics},
+        {"several_keys", test_several_keys},
+        {"callbacks_not_concurrent", test_callbacks_not_concurrent},
+        {"slow_callback_keeps_lease", test_slow_callback_keeps_lease},
+        {"free_inside_callback", test_free_inside_callback},
+        {"no_callback_after_free", test_no_callback_after_free},
+        {"crashed_registrant", test_crashed_registrant},
+        {"logger", test_logger},
+    };
+    const char *only = getenv("ETCD_SD_TEST_ONLY");
+    const char *s = getenv("ETCD_SD_TEST_SLOW");
+    size_t i;
+    int ran = 0;
+    long long t_all = now_ms();
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    endpoints = getenv("ETCD_SD_TEST_ENDPOINTS");
+    if (endpoints == NULL || endpoints[0] == '\0') {
+        fprintf(stderr, "ETCD_SD_TEST_ENDPOINTS is not set (run me through tests/with_etcd.py)\n");
+        return 2;
+    }
+    slow = s != NULL && s[0] != '\0' && strcmp(s, "0") != 0;
+    printf("etcd at %s%s\n", endpoints, slow ? " (slow mode: relaxed time bounds)" : "");
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long long t0;
+        if (only != NULL && strstr(cases[i].name, only) == NULL) continue;
+        current_case = cases[i].name;
+        printf("[ RUN  ] %s\n", cases[i].name);
+        t0 = now_ms();
+        cases[i].fn();
+        printf("[  OK  ] %s (%lld ms)\n", cases[i].name, now_ms() - t0);
+        ran++;
+    }
+    printf("%d cases passed in %lld ms\n", ran, now_ms() - t_all);
+    return ran > 0 ? 0 : 1;
+}

@@ -1,0 +1,480 @@
+// The C++ wrapper (etcd_sd.hpp) against a real etcd (started by tests/with_etcd.py).
+//
+// Environment: ETCD_SD_TEST_ENDPOINTS (required), ETCD_SD_TEST_SLOW=1 (relaxed time bounds),
+// ETCD_SD_TEST_ONLY=name (run only the cases whose name contains it).
+// No framework: CHECK prints file:line and exits at the first failure.
+
+#include "etcd_sd.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string endpoints;
+bool slow = false;
+const char *current_case = "";
+
+[[noreturn]] void fail(const char *file, int line, const std::string &what) {
+    std::fprintf(stderr, "%s:%d: [%s] FAILED: %s\n    etcd_sd_last_error(): \"%s\"\n", file,
+                 line, current_case, what.c_str(), etcd_sd_last_error());
+    std::fflush(stderr);
+    std::fflush(stdout);
+    std::_Exit(1);  // library threads may be inside a callback: no destructors
+}
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(" #cond ")");                         \
+    } while (0)
+
+#define CHECK_MSG(cond, msg)                                                               \
+    do {                                                                                   \
+        if (!(cond)) fail(__FILE__, __LINE__, (msg));                                      \
+    } while (0)
+
+// `expr` must throw etcd_sd::Error with one of the codes.
+#define CHECK_THROWS(expr, code_a, code_b)                                                 \
+    do {                                                                                   \
+        bool thrown_ = false;                                                              \
+        try {                                                                              \
+            (void)(expr);                                                                  \
+        } catch (const etcd_sd::Error &e_) {                                               \
+            thrown_ = true;                                                                \
+            if (e_.code() != (code_a) && e_.code() != (code_b))                            \
+                fail(__FILE__, __LINE__,                                                   \
+                     std::string(#expr " threw ") + e_.code_name() + ": " + e_.what());    \
+            if (std::strlen(e_.what()) == 0)                                               \
+                fail(__FILE__, __LINE__, #expr " threw an Error with an empty message");   \
+        }                                                                                  \
+        if (!thrown_) fail(__FILE__, __LINE__, #expr " did not throw etcd_sd::Error");     \
+    } while (0)
+
+std::chrono::milliseconds bound(std::chrono::milliseconds ms) { return slow ? ms * 8 : ms; }
+
+int dead_port() {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    CHECK(getsockname(s, reinterpret_cast<sockaddr *>(&a), &len) == 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+// Events seen by a discovery's callbacks ("P key value" / "D key value"), thread-safe.
+class Events {
+public:
+    etcd_sd::Discovery::NotifyCallback put() {
+        return [this](std::string k, std::string v) { add('P', std::move(k), std::move(v)); };
+    }
+    etcd_sd::Discovery::NotifyCallback del() {
+        return [this](std::string k, std::string v) { add('D', std::move(k), std::move(v)); };
+    }
+
+    void add(char kind, std::string key, std::string value) {
+        std::lock_guard<std::mutex> lock(mu_);
+        list_.push_back(std::string(1, kind) + " " + key + " " + value);
+        cv_.notify_all();
+    }
+
+    bool wait(const std::string &event, std::chrono::milliseconds timeout) {
+        std::unique_lock<std::mutex> lock(mu_);
+        return cv_.wait_for(lock, bound(timeout), [&] {
+            return std::find(list_.begin(), list_.end(), event) != list_.end();
+        });
+    }
+
+    bool has(const std::string &event) {
+        std::lock_guard<std::mutex> lock(mu_);
+        return std::find(list_.begin(), list_.end(), event) != list_.end();
+    }
+
+    std::vector<std::string> snapshot() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return list_;
+    }
+
+    size_t size() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return list_.size();
+    }
+
+    std::string dump() {
+        std::string s;
+        for (const auto &e : snapshot()) s += "\n      " + e;
+        return s;
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<std::string> list_;
+};
+
+#define WAIT_EVENT(events, ev, timeout)                                                    \
+    do {                                                                                   \
+        if (!(events).wait((ev), (timeout)))                                               \
+            fail(__FILE__, __LINE__, std::string("no event \"") + (ev) + "\"; got:" +       \
+                                         (events).dump());                                 \
+    } while (0)
+
+// ---------------------------------------------------------------------------------------
+
+void test_round_trip() {
+    Events ev;
+    // like the chat system: shared_ptr everywhere
+    etcd_sd::Registry::ptr reg = std::make_shared<etcd_sd::Registry>(endpoints);
+    CHECK(reg->registry("/rt/user/instance-1", "127.0.0.1:9000"));
+    CHECK(reg->lease_id() != 0);
+    CHECK(reg->last_error().empty() && reg->last_error_code() == ETCD_SD_OK);
+
+    etcd_sd::Discovery::ptr disc =
+        std::make_shared<etcd_sd::Discovery>(endpoints, "/rt/user/", ev.put(), ev.del());
+    // the initial listing was delivered before the constructor returned
+    CHECK(ev.has("P /rt/user/instance-1 127.0.0.1:9000"));
+    CHECK(ev.size() == 1);
+
+    etcd_sd::Registry::ptr other = std::make_shared<etcd_sd::Registry>(endpoints, 5);
+    CHECK(other->registry("/rt/user/instance-2", "127.0.0.1:9001"));
+    WAIT_EVENT(ev, "P /rt/user/instance-2 127.0.0.1:9001", 2000ms);
+    CHECK(other->registry("/rt/user/instance-2", "127.0.0.1:9002"));  // update
+    WAIT_EVENT(ev, "P /rt/user/instance-2 127.0.0.1:9002", 2000ms);
+    CHECK(other->unregister("/rt/user/instance-2"));
+    WAIT_EVENT(ev, "D /rt/user/instance-2 127.0.0.1:9002", 2000ms);
+
+    // destroying the registry revokes its lease: its key goes at once
+    auto t0 = Clock::now();
+    reg.reset();
+    WAIT_EVENT(ev, "D /rt/user/instance-1 127.0.0.1:9000", 1000ms);
+    std::printf("    delete seen %lld ms after ~Registry\n",
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0)
+                        .count()));
+    disc.reset();
+}
+
+void test_errors() {
+    CHECK_THROWS(etcd_sd::Registry("ftp://x:1"), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(etcd_sd::Registry(""), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(etcd_sd::Registry("127.0.0.1:notaport"), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(etcd_sd::Registry(endpoints, 0), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(etcd_sd::Discovery("http://", "/x", nullptr, nullptr), ETCD_SD_INVALID_ARGUMENT,
+                 ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(etcd_sd::Discovery(endpoints, "", nullptr, nullptr), ETCD_SD_INVALID_ARGUMENT,
+                 ETCD_SD_INVALID_ARGUMENT);
+
+    // the message is the library's
+    try {
+        etcd_sd::Registry r("ftp://x:1");
+        fail(__FILE__, __LINE__, "no throw");
+    } catch (const std::runtime_error &e) {  // catchable as runtime_error too
+        CHECK(std::string(e.what()).find("ftp") != std::string::npos);
+    }
+
+    // nothing listening: UNAVAILABLE (or TIMEOUT) within the connect timeout
+    const std::string dead = "http://127.0.0.1:" + std::to_string(dead_port());
+    auto t0 = Clock::now();
+    CHECK_THROWS(etcd_sd::Registry(etcd_sd::Options().endpoints(dead).connect_timeout(1000ms)),
+                 ETCD_SD_UNAVAILABLE, ETCD_SD_TIMEOUT);
+    CHECK_THROWS(etcd_sd::Discovery(etcd_sd::Options().endpoints(dead).connect_timeout(1000ms),
+                                    "/x", [](std::string, std::string) {}, nullptr),
+                 ETCD_SD_UNAVAILABLE, ETCD_SD_TIMEOUT);
+    CHECK(Clock::now() - t0 < bound(6000ms));
+
+    // registry()/unregister() report failure by returning false, keeping the reason
+    etcd_sd::Registry reg(endpoints);
+    CHECK(!reg.registry("", "v"));
+    CHECK(reg.last_error_code() == ETCD_SD_INVALID_ARGUMENT);
+    CHECK(reg.last_error().find("key") != std::string::npos);
+    CHECK(!reg.registry("/err/k", "\xff\xfe"));
+    CHECK(reg.last_error().find("value") != std::string::npos);
+    CHECK(!reg.unregister(""));
+    CHECK(reg.last_error_code() == ETCD_SD_INVALID_ARGUMENT);
+    CHECK(reg.registry("/err/k", "v"));  // still usable
+    CHECK(reg.last_error_code() == ETCD_SD_INVALID_ARGUMENT);  // the last *failure* is kept
+}
+
+void test_options() {
+    etcd_sd::Options opts;
+    CHECK(opts.capi() != nullptr);
+    CHECK_THROWS(opts.endpoints(""), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(opts.endpoints("ftp://x:1"), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(opts.ttl(0), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(opts.ttl(-3), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(opts.connect_timeout(0ms), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(opts.request_timeout(-5ms), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    // no endpoints set: constructors refuse
+    CHECK_THROWS(etcd_sd::Registry(opts), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+
+    opts.endpoints(endpoints).ttl(2).connect_timeout(2000ms).request_timeout(2000ms);
+    etcd_sd::Registry reg(opts);
+    CHECK(reg.registry("/opt/a", "1"));
+    Events ev;
+    etcd_sd::Discovery disc(opts, "/opt/", ev.put(), ev.del());
+    CHECK(ev.has("P /opt/a 1"));
+
+    // Options are move-only; a moved-to builder keeps its settings
+    etcd_sd::Options moved(std::move(opts));
+    CHECK(moved.capi() != nullptr && opts.capi() == nullptr);
+    etcd_sd::Registry reg2(moved);
+    CHECK(reg2.registry("/opt/b", "2"));
+    WAIT_EVENT(ev, "P /opt/b 2", 2000ms);
+}
+
+void test_move_semantics() {
+    Events ev;
+    etcd_sd::Registry reg(endpoints, 5);
+    CHECK(reg.registry("/mv/a", "1"));
+
+    etcd_sd::Discovery first(endpoints, "/mv/", ev.put(), ev.del());
+    CHECK(ev.has("P /mv/a 1"));
+    etcd_sd_discovery *handle = first.capi();
+    CHECK(handle != nullptr);
+
+    etcd_sd::Discovery second(std::move(first));
+    CHECK(first.capi() == nullptr && second.capi() == handle);
+    CHECK(reg.registry("/mv/b", "2"));
+    WAIT_EVENT(ev, "P /mv/b 2", 2000ms);
+
+    std::vector<etcd_sd::Discovery> many;
+    many.push_back(std::move(second));  // and into a container that reallocates
+    for (int i = 0; i < 4; i++) {
+        many.emplace_back(endpoints, "/mv-other/" + std::to_string(i) + "/", nullptr, nullptr);
+    }
+    CHECK(reg.registry("/mv/c", "3"));
+    WAIT_EVENT(ev, "P /mv/c 3", 2000ms);
+
+    // move assignment: the old target is freed, the new one keeps delivering
+    Events ev2;
+    etcd_sd::Discovery third(endpoints, "/mv2/", ev2.put(), ev2.del());
+    many[0] = std::move(third);
+    CHECK(reg.registry("/mv2/x", "y"));
+    WAIT_EVENT(ev2, "P /mv2/x y", 2000ms);
+    size_t before = ev.size();
+    CHECK(reg.registry("/mv/d", "4"));
+    std::this_thread::sleep_for(200ms);
+    CHECK_MSG(ev.size() == before, "a replaced Discovery still delivered events");
+
+    // a moved-from Registry owns nothing
+    etcd_sd::Registry reg2(std::move(reg));
+    CHECK(reg2.registry("/mv2/z", "z"));
+    CHECK(!reg.registry("/mv2/w", "w"));
+    CHECK_THROWS(reg.lease_id(), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    WAIT_EVENT(ev2, "P /mv2/z z", 2000ms);
+    CHECK(!ev2.has("P /mv2/w w"));
+
+    // release(): the caller owns the C handle
+    etcd_sd_registry *raw = reg2.release();
+    CHECK(raw != nullptr && reg2.capi() == nullptr);
+    etcd_sd_registry_free(raw);
+    WAIT_EVENT(ev2, "D /mv2/z z", 1000ms);
+}
+
+void test_throwing_callback() {
+    Events ev;
+    std::atomic<int> thrown{0};
+    etcd_sd::Registry reg(endpoints, 5);
+    CHECK(reg.registry("/throw/initial", "x"));
+    etcd_sd::Discovery disc(
+        endpoints, "/throw/",
+        [&](std::string key, std::string value) {
+            if (key.find("/throw/bad") == 0) {
+                ++thrown;
+                if (value == "int") throw 42;
+                throw std::runtime_error("thrown on purpose by the test");
+            }
+            ev.add('P', key, value);
+        },
+        [&](std::string, std::string) {
+            ++thrown;
+            throw std::logic_error("del callback throws on purpose");
+        });
+    CHECK(ev.has("P /throw/initial x"));
+    CHECK(reg.registry("/throw/bad1", "runtime_error"));
+    CHECK(reg.registry("/throw/bad2", "int"));
+    CHECK(reg.unregister("/throw/bad1"));
+    CHECK(reg.registry("/throw/good", "ok"));
+    WAIT_EVENT(ev, "P /throw/good ok", 2000ms);
+    CHECK(thrown.load() == 3);
+
+    // an exception in the initial listing does not fail the constructor
+    etcd_sd::Discovery listing(endpoints, "/throw/bad",
+                               [](std::string, std::string) { throw std::runtime_error("listing"); },
+                               nullptr);
+    CHECK(listing.capi() != nullptr);
+}
+
+void test_destroy_inside_own_callback() {
+    // The Discovery is owned by a shared_ptr that its own callback drops.
+    std::mutex mu;
+    etcd_sd::Discovery::ptr holder;
+    std::atomic<int> calls{0};
+    std::atomic<bool> destroyed{false};
+    etcd_sd::Registry reg(endpoints, 5);
+
+    holder = std::make_shared<etcd_sd::Discovery>(
+        endpoints, "/cppself/",
+        [&](std::string key, std::string) {
+            ++calls;
+            if (key == "/cppself/stop") {
+                etcd_sd::Discovery::ptr mine;
+                {
+                    std::lock_guard<std::mutex> lock(mu);
+                    mine = std::move(holder);
+                }
+                mine.reset();  // ~Discovery inside its own callback: returns at once
+                destroyed = true;
+            }
+        },
+        nullptr);
+    CHECK(reg.registry("/cppself/a", "1"));
+    CHECK(reg.registry("/cppself/stop", "1"));
+    auto deadline = Clock::now() + bound(2000ms);
+    while (!destroyed && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    CHECK_MSG(destroyed, "~Discovery did not return inside its own callback");
+    int n = calls.load();
+    CHECK(n == 2);
+    CHECK(reg.registry("/cppself/after", "1"));
+    std::this_thread::sleep_for(bound(300ms));
+    CHECK_MSG(calls.load() == n, "a callback ran after the Discovery destroyed itself");
+}
+
+void test_no_callback_after_destruction() {
+    // Destroy a Discovery while events stream in; afterwards nothing may touch its state.
+    std::atomic<bool> stop{false};
+    std::thread churn([&] {
+        etcd_sd::Registry reg(endpoints, 5);
+        for (int i = 0; !stop; i++) {
+            reg.registry("/cppafter/k" + std::to_string(i % 5), std::to_string(i));
+        }
+    });
+    std::atomic<bool> dead{false};
+    std::atomic<bool> violated{false};
+    for (int round = 0; round < 3; round++) {
+        std::atomic<int> seen{0};
+        {
+            auto state = std::make_shared<int>(0);  // captured: destroyed with the callbacks
+            etcd_sd::Discovery disc(
+                endpoints, "/cppafter/",
+                [&, state](std::string, std::string) {
+                    if (dead) violated = true;
+                    ++*state;
+                    ++seen;
+                    std::this_thread::sleep_for(1ms);
+                    if (dead) violated = true;
+                },
+                nullptr);
+            auto deadline = Clock::now() + bound(3000ms);
+            while (seen < 5 && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+            CHECK(seen >= 5);
+        }
+        dead = true;
+        std::this_thread::sleep_for(50ms);
+        CHECK_MSG(!violated, "a callback ran after ~Discovery returned");
+        dead = false;
+    }
+    stop = true;
+    churn.join();
+}
+
+void test_callbacks_on_library_thread() {
+    Events ev;
+    std::thread::id creator = std::this_thread::get_id();
+    std::atomic<bool> initial_on_creator{false}, later_on_other{false};
+    etcd_sd::Registry reg(endpoints, 5);
+    CHECK(reg.registry("/thr/a", "1"));
+    etcd_sd::Discovery disc(
+        endpoints, "/thr/",
+        [&](std::string key, std::string value) {
+            if (key == "/thr/a") initial_on_creator = std::this_thread::get_id() == creator;
+            if (key == "/thr/b") later_on_other = std::this_thread::get_id() != creator;
+            ev.add('P', key, value);
+        },
+        nullptr);  // deletes ignored
+    CHECK(initial_on_creator);
+    CHECK(reg.registry("/thr/b", "2"));
+    WAIT_EVENT(ev, "P /thr/b 2", 2000ms);
+    CHECK(later_on_other);
+    CHECK(reg.unregister("/thr/b"));
+}
+
+struct Case {
+    const char *name;
+    void (*fn)();
+};
+
+}  // namespace
+
+int main() {
+    const char *ep = std::getenv("ETCD_SD_TEST_ENDPOINTS");
+    if (ep == nullptr || *ep == '\0') {
+        std::fprintf(stderr, "ETCD_SD_TEST_ENDPOINTS is not set (run me through tests/with_etcd.py)\n");
+        return 2;
+    }
+    endpoints = ep;
+    const char *s = std::getenv("ETCD_SD_TEST_SLOW");
+    slow = s != nullptr && *s != '\0' && std::strcmp(s, "0") != 0;
+    const char *only = std::getenv("ETCD_SD_TEST_ONLY");
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    std::printf("etcd-sd %s, etcd at %s\n", etcd_sd::version().c_str(), ep);
+
+    const Case cases[] = {
+        {"round_trip", test_round_trip},
+        {"errors", test_errors},
+        {"options", test_options},
+        {"move_semantics", test_move_semantics},
+        {"throwing_callback", test_throwing_callback},
+        {"destroy_inside_own_callback", test_destroy_inside_own_callback},
+        {"no_callback_after_destruction", test_no_callback_after_destruction},
+        {"callbacks_on_library_thread", test_callbacks_on_library_thread},
+    };
+    int ran = 0;
+    auto t_all = Clock::now();
+    for (const Case &c : cases) {
+        if (only != nullptr && std::strstr(c.name, only) == nullptr) continue;
+        current_case = c.name;
+        std::printf("[ RUN  ] %s\n", c.name);
+        auto t0 = Clock::now();
+        try {
+            c.fn();
+        } catch (const std::exception &e) {
+            fail(__FILE__, __LINE__, std::string("uncaught exception: ") + e.what());
+        }
+        std::printf("[  OK  ] %s (%lld ms)\n", c.name,
+                    static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               Clock::now() - t0)
+                                               .count()));
+        ran++;
+    }
+    std::printf("%d cases passed in %lld ms\n", ran,
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t_all)
+                        .count()));
+    return ran > 0 ? 0 : 1;
+}

@@ -1,0 +1,277 @@
+//! Self-healing against a real etcd: restarts, lost leases, compaction, a dead cluster member,
+//! and starting before etcd. After every fault the invariant is checked: what the callbacks
+//! announced equals what a fresh prefix get returns.
+
+mod common;
+
+use common::{opts, Cluster, Etcd, Recorder};
+use etcd_sd::{Discovery, EventKind, Registry, Status};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CONVERGE: Duration = Duration::from_secs(10);
+
+/// Waits until the discovery's table equals etcd's view of `prefix`; returns how long it took.
+fn assert_converges(rec: &Recorder, etcd: &Etcd, prefix: &str) -> Duration {
+    let t = Instant::now();
+    loop {
+        let truth = etcd.get_prefix(prefix);
+        if rec.table() == truth {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < CONVERGE,
+            "diverged: announced {:?} vs etcd {truth:?}",
+            rec.table()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn status_log(reg: &Registry) -> Arc<Mutex<Vec<Status>>> {
+    let log: Arc<Mutex<Vec<Status>>> = Arc::default();
+    let l = log.clone();
+    reg.set_status_sink(Some(Box::new(move |s: &Status| l.lock().unwrap().push(*s))));
+    log
+}
+
+#[test]
+fn etcd_restart_loses_nothing() {
+    let mut etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 3)).unwrap();
+    reg.register("/rs/svc/a", "1").unwrap();
+    let rec = Recorder::default();
+    let _d = Discovery::new(&opts(&etcd.endpoint(), 3), "/rs/", rec.sink()).unwrap();
+    let lease = reg.lease_id();
+    for outage in [Duration::from_millis(500), Duration::from_secs(4)] {
+        etcd.kill();
+        std::thread::sleep(outage);
+        etcd.restart();
+        etcd.wait_healthy();
+        let back = Instant::now();
+        etcd.put("/rs/after", &format!("{outage:?}"));
+        rec.wait_for(CONVERGE, "post-restart put", |r| {
+            r.table.get("/rs/after").map(String::as_str) == Some(&format!("{outage:?}"))
+        });
+        eprintln!(
+            "outage {outage:?}: watch delivered a new put {:?} after etcd was back",
+            back.elapsed()
+        );
+        assert_converges(&rec, &etcd, "/rs/");
+    }
+    // etcd extends leases when it restarts, so the registration never lapsed.
+    assert!(
+        !rec.events().iter().any(|e| e.0 == EventKind::Delete),
+        "{:?}",
+        rec.events()
+    );
+    assert_eq!(reg.lease_id(), lease);
+    reg.register("/rs/svc/b", "2").unwrap();
+    assert_converges(&rec, &etcd, "/rs/");
+}
+
+#[test]
+fn revoked_lease_is_reported_and_restored() {
+    let etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 3)).unwrap();
+    let statuses = status_log(&reg);
+    for i in 0..20 {
+        reg.register(&format!("/rl/k{i}"), "v").unwrap();
+    }
+    let old = reg.lease_id();
+    let t = Instant::now();
+    etcd.ctl(&["lease", "revoke", &format!("{old:x}")]);
+    while etcd.get_prefix("/rl/").len() < 20 {
+        assert!(t.elapsed() < Duration::from_secs(3), "keys not restored");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("lease revoked → all 20 keys back in {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(*statuses.lock().unwrap(), [Status::Lost, Status::Restored]);
+    assert_ne!(reg.lease_id(), old);
+}
+
+#[test]
+fn compaction_past_a_paused_watcher_relists_and_diffs() {
+    let etcd = Etcd::start();
+    for (k, v) in [("/cp/a", "1"), ("/cp/b", "2"), ("/cp/c", "3")] {
+        etcd.put(k, v);
+    }
+    let rec = Recorder::default();
+    let d = Discovery::new(&opts(&etcd.endpoint(), 3), "/cp/", rec.sink()).unwrap();
+    d.pause_watch_for_test(true);
+    std::thread::sleep(Duration::from_millis(100));
+    etcd.del("/cp/a");
+    etcd.put("/cp/b", "22");
+    etcd.put("/cp/d", "4");
+    etcd.put("/cp/d", "44");
+    etcd.ctl(&["compact", &etcd.revision().to_string()]);
+    d.pause_watch_for_test(false);
+    assert_converges(&rec, &etcd, "/cp/");
+    std::thread::sleep(Duration::from_millis(200));
+    let after: Vec<_> = rec.events().into_iter().skip(3).collect();
+    assert_eq!(
+        after,
+        [
+            (EventKind::Delete, "/cp/a".into(), "1".into()),
+            (EventKind::Put, "/cp/b".into(), "22".into()),
+            (EventKind::Put, "/cp/d".into(), "44".into()),
+        ],
+        "only the differences, deletes with their last known value"
+    );
+    etcd.put("/cp/e", "5");
+    rec.wait_event(EventKind::Put, "/cp/e", CONVERGE);
+}
+
+#[test]
+fn starts_before_etcd_when_asked() {
+    let mut etcd = Etcd::start();
+    etcd.kill();
+    let mut o = opts(&etcd.endpoint(), 3);
+    o.set_wait_for_etcd(true);
+    let t = Instant::now();
+    let reg = Registry::new(&o).unwrap();
+    let statuses = status_log(&reg);
+    reg.register("/early/svc", "10.0.0.1:1").unwrap();
+    let rec = Recorder::default();
+    let _d = Discovery::new(&o, "/early/", rec.sink()).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert!(rec.events().is_empty());
+    etcd.restart();
+    rec.wait_event(EventKind::Put, "/early/svc", CONVERGE);
+    assert_ne!(reg.lease_id(), 0);
+    assert_eq!(*statuses.lock().unwrap(), [Status::Restored]);
+    // The default stays fail-fast.
+    etcd.kill();
+    let mut o = opts(&etcd.endpoint(), 3);
+    o.set_connect_timeout(Duration::from_millis(500)).unwrap();
+    assert!(Registry::new(&o).is_err());
+}
+
+#[test]
+fn cluster_member_loss_keeps_leases_calls_and_watches() {
+    let mut cluster = Cluster::start();
+    let endpoints = cluster.endpoints();
+    // Calls made while the cluster elects a new leader wait for it (about a second or two).
+    let mut o = opts(&endpoints, 2);
+    o.set_request_timeout(Duration::from_secs(6)).unwrap();
+    let reg = Registry::new(&o).unwrap();
+    reg.register("/cl/svc/base", "b").unwrap();
+    let lease = reg.lease_id();
+    let rec = Recorder::default();
+    let _d = Discovery::new(&opts(&endpoints, 2), "/cl/", rec.sink()).unwrap();
+    // Kill the leader first, then each other member, one at a time.
+    let mut order: Vec<usize> = (0..3).collect();
+    order.sort_by_key(|&i| !cluster.members[i].is_leader());
+    for (round, &victim) in order.iter().enumerate() {
+        cluster.members[victim].kill();
+        let t = Instant::now();
+        reg.register(&format!("/cl/svc/r{round}"), "v").unwrap();
+        let register_took = t.elapsed();
+        let live = &cluster.members[(victim + 1) % 3];
+        live.put(&format!("/cl/ext/{round}"), "x");
+        let took = rec.wait_event(EventKind::Put, &format!("/cl/ext/{round}"), CONVERGE);
+        eprintln!(
+            "member m{victim} down: register {register_took:?}, watch event {took:?} after the put"
+        );
+        std::thread::sleep(Duration::from_secs(3)); // longer than the TTL
+        assert_converges(&rec, live, "/cl/");
+        cluster.members[victim].restart();
+        cluster.members[victim].wait_healthy();
+    }
+    assert!(
+        !rec.events().iter().any(|e| e.0 == EventKind::Delete),
+        "{:?}",
+        rec.events()
+    );
+    assert_eq!(reg.lease_id(), lease, "no lease expired");
+}
+
+/// Restarts, member kills, puts and deletes interleaved at random; the invariant is checked
+/// after each step. `ETCD_SD_FAULT_SECONDS` makes it run longer than the default 40 s.
+#[test]
+fn randomized_faults_never_diverge() {
+    let seconds: u64 = std::env::var("ETCD_SD_FAULT_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    let seed = fastrand::u64(..);
+    eprintln!("randomized_faults: seed {seed}, {seconds} s");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut cluster = Cluster::start();
+    let endpoints = cluster.endpoints();
+    let reg = Registry::new(&opts(&endpoints, 2)).unwrap();
+    let recs: Vec<Recorder> = (0..2).map(|_| Recorder::default()).collect();
+    let _ds: Vec<Discovery> = recs
+        .iter()
+        .map(|r| Discovery::new(&opts(&endpoints, 2), "/fz/", r.sink()).unwrap())
+        .collect();
+    let mut registered = std::collections::BTreeSet::new();
+    let (mut steps, mut faults, mut divergences) = (0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        steps += 1;
+        let live: Vec<usize> = (0..3)
+            .filter(|&i| cluster.members[i].is_running())
+            .collect();
+        let via = &cluster.members[live[rng.usize(..live.len())]];
+        match rng.u8(..10) {
+            0..=3 => via.put(
+                &format!("/fz/ext/{}", rng.u8(..8)),
+                &rng.u32(..).to_string(),
+            ),
+            4 => via.del(&format!("/fz/ext/{}", rng.u8(..8))),
+            5 | 6 => {
+                let k = format!("/fz/reg/{}", rng.u8(..6));
+                if registered.contains(&k) && rng.bool() {
+                    reg.unregister(&k).unwrap();
+                    registered.remove(&k);
+                } else {
+                    reg.register(&k, &rng.u32(..).to_string()).unwrap();
+                    registered.insert(k);
+                }
+            }
+            _ => {
+                faults += 1;
+                // Kill one member (never two: the cluster must keep its quorum) or restart it.
+                if live.len() == 3 {
+                    let victim = rng.usize(..3);
+                    cluster.members[victim].kill();
+                } else {
+                    let down = (0..3).find(|&i| !cluster.members[i].is_running()).unwrap();
+                    cluster.members[down].restart();
+                    cluster.members[down].wait_healthy();
+                }
+                let live = (0..3).find(|&i| cluster.members[i].is_running()).unwrap();
+                for r in &recs {
+                    let t = Instant::now();
+                    let truth = loop {
+                        let truth = cluster.members[live].get_prefix("/fz/");
+                        if r.table() == truth || t.elapsed() > CONVERGE {
+                            break truth;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    };
+                    if r.table() != truth {
+                        divergences += 1;
+                        eprintln!("divergence: {:?} vs {truth:?}", r.table());
+                    }
+                }
+            }
+        }
+    }
+    let live = (0..3).find(|&i| cluster.members[i].is_running()).unwrap();
+    for r in &recs {
+        assert_converges(r, &cluster.members[live], "/fz/");
+    }
+    let in_etcd = cluster.members[live].get_prefix("/fz/reg/");
+    assert_eq!(
+        in_etcd
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        registered
+    );
+    eprintln!("randomized_faults: {steps} steps, {faults} faults, {divergences} divergences");
+    assert_eq!(divergences, 0);
+}
