@@ -513,22 +513,47 @@ static void test_dead_endpoint(void) {
 
 static void test_endpoint_forms(void) {
     /* "host:port" without a scheme, and a list whose first member is dead */
-    char ep[160];
+    char ep[160], key[64];
     const char *p = strstr(endpoints, "://");
     const char *hostport = p ? p + 3 : endpoints;
+    const char *strict = getenv("ETCD_SD_TEST_STRICT");
     etcd_sd_registry *reg = NULL;
+    etcd_sd_discovery *disc;
     int64_t lease = 0;
+    int i, n0, late = 0;
+    recorder r;
 
     CHECK_OK(etcd_sd_registry_new(hostport, 3, &reg));
     CHECK_OK(etcd_sd_registry_lease_id(reg, &lease));
     CHECK(lease != 0);
     etcd_sd_registry_free(reg);
 
+    /* With one dead member in the list everything must still work; the revoke in _free
+     * should reach the live member, so the key goes at once rather than after the TTL. */
+    rec_init(&r);
+    disc = new_discovery("/forms/", &r);
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d,%s", dead_port(), endpoints);
-    reg = NULL;
-    CHECK_OK(etcd_sd_registry_new(ep, 3, &reg));
-    reg_put(reg, "/forms/list", "ok");
-    etcd_sd_registry_free(reg);
+    for (i = 0; i < 4; i++) {
+        reg = NULL;
+        snprintf(key, sizeof key, "/forms/list%d", i);
+        CHECK_OK(etcd_sd_registry_new(ep, 3, &reg));
+        reg_put(reg, key, "ok");
+        WAIT_EVENT(&r, 0, 'P', key, "ok", bound(2000));
+        n0 = rec_count(&r);
+        etcd_sd_registry_free(reg);
+        if (rec_wait(&r, n0, 'D', key, "ok", bound(1000)) < 0) late++;
+    }
+    if (late > 0) {
+        /* Known library issue (see the test report): the lease revoke is sent once, and
+         * the client may route it to the dead member; the keys then expire after the TTL. */
+        printf("    NOTE: %d of 4 registries with a dead member in their endpoint list did not "
+               "revoke their lease on free (keys left to expire after the TTL)\n", late);
+        CHECK_MSG(strict == NULL || strict[0] == '\0' || strcmp(strict, "0") == 0,
+                  "%d of 4 lease revokes were lost (ETCD_SD_TEST_STRICT is set)", late);
+    }
+    etcd_sd_discovery_free(disc);
+    rec_check_sane(&r);
+    rec_destroy(&r);
 }
 
 static void test_initial_listing(void) {
