@@ -61,6 +61,16 @@ typedef enum etcd_sd_result {
    * A bug in etcd-sd (for example a caught panic). Please report it.
    */
   ETCD_SD_INTERNAL = 6,
+  /**
+   * etcd refused the user name or password, or the user lacks permission on the key or
+   * prefix.
+   */
+  ETCD_SD_AUTH = 7,
+  /**
+   * The TLS handshake failed: untrusted, expired or mismatched certificate, or TLS spoken
+   * to a plain port (or plain HTTP to a TLS port).
+   */
+  ETCD_SD_TLS = 8,
 } etcd_sd_result;
 
 /**
@@ -262,6 +272,37 @@ enum etcd_sd_result etcd_sd_options_set_request_timeout_ms(struct etcd_sd_option
  * through the callback threads when etcd comes up. Services need no wait-for-etcd wrapper.
  */
 enum etcd_sd_result etcd_sd_options_set_wait_for_etcd(struct etcd_sd_options *opts, bool wait);
+
+/**
+ * Sets the PEM file holding the CA certificate(s) that signed etcd's server certificate
+ * (without it, `https://` endpoints are checked against the system's roots). The file is
+ * read when a registry or discovery connects; a missing or unreadable file is then an
+ * `ETCD_SD_INVALID_ARGUMENT` naming it. Needs `https://` endpoints.
+ */
+enum etcd_sd_result etcd_sd_options_set_ca_file(struct etcd_sd_options *opts, const char *path);
+
+/**
+ * Sets the client certificate and private key (PEM files) for mutual TLS. Read when an
+ * object connects, like the CA file.
+ */
+enum etcd_sd_result etcd_sd_options_set_client_cert(struct etcd_sd_options *opts,
+                                                    const char *cert_path,
+                                                    const char *key_path);
+
+/**
+ * Sets the name etcd's certificate is checked against, when it differs from the host in
+ * the endpoints (for example endpoints given as IP addresses).
+ */
+enum etcd_sd_result etcd_sd_options_set_server_name(struct etcd_sd_options *opts, const char *name);
+
+/**
+ * Sets the etcd user and password (etcd with auth enabled). The library authenticates when
+ * it connects and again whenever the token expires or the auth store changes. The password
+ * is copied, kept in memory only, and never logged or put in an error message.
+ */
+enum etcd_sd_result etcd_sd_options_set_user(struct etcd_sd_options *opts,
+                                             const char *user,
+                                             const char *password);
 
 /**
  * Connects to `endpoints` (see `etcd_sd_options_set_endpoints`), grants a lease of

@@ -44,9 +44,12 @@ impl Discovery {
         }
         let conn = client::connect(opts)?;
         let prefix = prefix.as_bytes().to_vec();
-        let listed = runtime::block_on(retry(opts.connect_timeout, "initial listing", || {
-            list(&conn, &prefix)
-        }))?
+        let listed = runtime::block_on(retry(
+            &conn,
+            opts.connect_timeout,
+            "initial listing",
+            || list(&conn, &prefix),
+        ))?
         .map_err(|e| client::first_contact_error(e, opts));
         let mailbox = Mailbox::new(Box::new(move |e: &Event| sink.on_event(e)));
         let (table, next_revision) = match listed {
@@ -179,7 +182,11 @@ impl Watch {
         let mut client = self.conn.client();
         let mut stream = match client.watch(self.prefix.clone(), Some(opts)).await {
             Ok(s) => s,
-            Err(e) => return WatchEnd::Broken(Error::from_etcd("watch", e).to_string()),
+            Err(e) => {
+                let e = Error::from_etcd("watch", e);
+                self.conn.refresh_token_after(&e).await;
+                return WatchEnd::Broken(e.to_string());
+            }
         };
         loop {
             let message = tokio::select! {
@@ -250,7 +257,10 @@ impl Watch {
                     self.mailbox.post(events);
                     return;
                 }
-                Ok(Err(e)) => log::warn!(target: "etcd_sd", "discovery: listing failed: {e}"),
+                Ok(Err(e)) => {
+                    log::warn!(target: "etcd_sd", "discovery: listing failed: {e}");
+                    self.conn.refresh_token_after(&e).await;
+                }
                 Err(_) => log::warn!(target: "etcd_sd", "discovery: listing timed out"),
             }
             tokio::time::sleep(backoff.next_delay()).await;

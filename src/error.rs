@@ -18,6 +18,13 @@ pub enum Error {
     /// etcd answered with an error (permission, lease not found, ...).
     #[error("etcd error: {0}")]
     Etcd(String),
+    /// etcd refused the credentials, or the user lacks permission on the key or prefix.
+    #[error("etcd auth: {0}")]
+    Auth(String),
+    /// TLS failed: certificate not trusted, expired or mismatched, TLS spoken to a plain port
+    /// or plain HTTP to a TLS port.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The object was already closed.
     #[error("closed: {0}")]
     Closed(String),
@@ -39,9 +46,18 @@ impl Error {
         use etcd_client::Error as E;
         use tonic::Code;
         let msg = format!("{context}: {}", describe(&err));
+        if let E::GRpcStatus(s) = &err {
+            if is_auth_message(s.message()) || s.code() == Code::PermissionDenied {
+                return Error::Auth(msg);
+            }
+        }
+        if looks_like_tls_failure(&msg) {
+            return Error::Tls(msg);
+        }
         match &err {
             E::TransportError(_) | E::IoError(_) => Error::Unavailable(msg),
             E::GRpcStatus(s) => match s.code() {
+                Code::Unauthenticated => Error::Auth(msg),
                 Code::Unavailable | Code::Cancelled | Code::Unknown => Error::Unavailable(msg),
                 Code::DeadlineExceeded => Error::Timeout(Duration::ZERO, msg),
                 Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument(msg),
@@ -58,6 +74,47 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable(_) | Error::Timeout(..))
     }
+
+    /// True when the auth token is no longer accepted (expired, or issued before the auth
+    /// store changed): authenticating again and retrying will succeed.
+    pub(crate) fn is_stale_token(&self) -> bool {
+        matches!(self, Error::Auth(m) if m.contains("invalid auth token")
+            || m.contains("revision of auth store is old"))
+    }
+}
+
+/// etcd's messages for refused credentials, stale tokens and missing permissions.
+fn is_auth_message(m: &str) -> bool {
+    [
+        "authentication failed",
+        "invalid auth token",
+        "revision of auth store is old",
+        "permission denied",
+        "user name is empty",
+        "user name not found",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// What rustls and h2 say when the TLS handshake fails or one side does not speak TLS.
+fn looks_like_tls_failure(m: &str) -> bool {
+    [
+        "certificate",
+        "Certificate",
+        "handshake",
+        "received corrupt message",
+        "InvalidContentType",
+        "peer is incompatible",
+        "peer misbehaved",
+        "tls",
+        "TLS",
+        "alert",
+        "KeyMismatch",
+        "private key",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 /// A one-line description of an etcd-client error, with the gRPC message rather than the
@@ -65,19 +122,25 @@ impl Error {
 fn describe(err: &etcd_client::Error) -> String {
     match err {
         etcd_client::Error::GRpcStatus(s) => {
-            format!("{:?}: {}", s.code(), s.message())
+            format!("{:?}: {}{}", s.code(), s.message(), causes(s))
         }
-        etcd_client::Error::TransportError(t) => {
-            // tonic's Display says only "transport error"; the source says why.
-            let mut out = t.to_string();
-            let mut src = std::error::Error::source(t);
-            while let Some(s) = src {
-                out.push_str(": ");
-                out.push_str(&s.to_string());
-                src = s.source();
-            }
-            out
-        }
+        // tonic's Display says only "transport error"; the sources say why.
+        etcd_client::Error::TransportError(t) => format!("{t}{}", causes(t)),
         other => other.to_string(),
     }
+}
+
+/// ": cause: its cause..." for an error's source chain, skipping repeats.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut src = err.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
 }

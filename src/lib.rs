@@ -16,6 +16,7 @@ pub mod log;
 pub mod options;
 pub mod registry;
 pub mod runtime;
+mod tls;
 
 pub use discovery::Discovery;
 pub use error::{Error, Result};

@@ -3,6 +3,8 @@
 
 use crate::endpoints::parse_endpoints;
 use crate::error::{Error, Result};
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default lease TTL in seconds (the chat system's `Registry` uses 3).
@@ -21,6 +23,36 @@ pub struct Options {
     pub(crate) request_timeout: Duration,
     /// When true, `_new` succeeds while etcd is down and the object connects in the background.
     pub(crate) wait_for_etcd: bool,
+    pub(crate) tls: TlsFiles,
+    pub(crate) user: Option<Credentials>,
+}
+
+/// Where the TLS material lives; read when an object connects, so errors name the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsFiles {
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
+    pub(crate) server_name: Option<String>,
+}
+
+impl TlsFiles {
+    pub(crate) fn is_set(&self) -> bool {
+        *self != TlsFiles::default()
+    }
+}
+
+/// A user name and password. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Credentials {
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({:?}, <redacted>)", self.user)
+    }
 }
 
 impl Default for Options {
@@ -31,6 +63,8 @@ impl Default for Options {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             wait_for_etcd: false,
+            tls: TlsFiles::default(),
+            user: None,
         }
     }
 }
@@ -77,6 +111,43 @@ impl Options {
         self.wait_for_etcd = wait;
     }
 
+    /// PEM file of the CA(s) that signed etcd's server certificate (default: the system's
+    /// roots). Needs `https://` endpoints.
+    pub fn set_ca_file(&mut self, path: &str) -> Result<()> {
+        self.tls.ca_file = Some(non_empty_path("CA file", path)?);
+        Ok(())
+    }
+
+    /// PEM files of the client certificate and its private key, for mutual TLS.
+    pub fn set_client_cert(&mut self, cert_path: &str, key_path: &str) -> Result<()> {
+        let cert = non_empty_path("client certificate file", cert_path)?;
+        let key = non_empty_path("client key file", key_path)?;
+        self.tls.cert_file = Some(cert);
+        self.tls.key_file = Some(key);
+        Ok(())
+    }
+
+    /// The name to check etcd's certificate against, when it differs from the endpoint host.
+    pub fn set_server_name(&mut self, name: &str) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::invalid("server name is empty"));
+        }
+        self.tls.server_name = Some(name.to_owned());
+        Ok(())
+    }
+
+    /// etcd user and password (auth enabled). The token is refreshed by the library.
+    pub fn set_user(&mut self, user: &str, password: &str) -> Result<()> {
+        if user.is_empty() {
+            return Err(Error::invalid("user name is empty"));
+        }
+        self.user = Some(Credentials {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        });
+        Ok(())
+    }
+
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }
@@ -90,8 +161,28 @@ impl Options {
         if self.endpoints.is_empty() {
             return Err(Error::invalid("no endpoints set in the options"));
         }
+        let https = self
+            .endpoints
+            .iter()
+            .filter(|e| e.starts_with("https://"))
+            .count();
+        if https != 0 && https != self.endpoints.len() {
+            return Err(Error::invalid("endpoints mix http:// and https://"));
+        }
+        if https == 0 && self.tls.is_set() {
+            return Err(Error::invalid(
+                "TLS settings are given but the endpoints are http://; use https://",
+            ));
+        }
         Ok(())
     }
+}
+
+fn non_empty_path(what: &str, path: &str) -> Result<PathBuf> {
+    if path.is_empty() {
+        return Err(Error::invalid(format!("{what} path is empty")));
+    }
+    Ok(PathBuf::from(path))
 }
 
 fn positive(what: &str, d: Duration) -> Result<Duration> {

@@ -61,7 +61,7 @@ impl Registry {
         let conn = client::connect(opts)?;
         let ttl = opts.ttl_seconds;
         let c = conn.clone();
-        let granted = runtime::block_on(retry(opts.connect_timeout, "lease grant", || {
+        let granted = runtime::block_on(retry(&conn, opts.connect_timeout, "lease grant", || {
             let mut client = c.client();
             async move { grant(&mut client, ttl).await }
         }))?
@@ -107,7 +107,7 @@ impl Registry {
             let mut st = inner.state.lock().await;
             if st.lease != 0 {
                 let lease = st.lease;
-                retry(inner.request_timeout, "register", || {
+                retry(&inner.conn, inner.request_timeout, "register", || {
                     let mut c = inner.conn.client();
                     let opts = PutOptions::new().with_lease(lease);
                     async move {
@@ -134,7 +134,7 @@ impl Registry {
             if st.keys.remove(key).is_none() || st.lease == 0 {
                 return Ok(());
             }
-            retry(inner.request_timeout, "unregister", || {
+            retry(&inner.conn, inner.request_timeout, "unregister", || {
                 let mut c = inner.conn.client();
                 async move {
                     c.delete(key, None)
@@ -278,7 +278,11 @@ async fn keep_lease(inner: &Inner, lease: i64, backoff: &mut Backoff) -> Ended {
         Ok(Err(etcd_client::Error::LeaseKeepAliveError(msg))) if msg.contains("not found") => {
             return Ended::Lost
         }
-        Ok(Err(e)) => return Ended::Broken(Error::from_etcd("keep-alive", e).to_string()),
+        Ok(Err(e)) => {
+            let e = Error::from_etcd("keep-alive", e);
+            inner.conn.refresh_token_after(&e).await;
+            return Ended::Broken(e.to_string());
+        }
         Ok(Ok(pair)) => pair,
     };
     backoff.reset();
@@ -316,7 +320,10 @@ async fn recover(inner: &Inner, backoff: &mut Backoff) {
                 backoff.reset();
                 return;
             }
-            Ok(Err(e)) => log::debug!(target: "etcd_sd", "registry: re-registering failed: {e}"),
+            Ok(Err(e)) => {
+                log::debug!(target: "etcd_sd", "registry: re-registering failed: {e}");
+                inner.conn.refresh_token_after(&e).await;
+            }
             Err(_) => log::debug!(target: "etcd_sd", "registry: re-registering timed out"),
         }
         tokio::time::sleep(backoff.next_delay()).await;

@@ -140,6 +140,10 @@ fn starts_before_etcd_when_asked() {
     etcd.restart();
     rec.wait_event(EventKind::Put, "/early/svc", CONVERGE);
     assert_ne!(reg.lease_id(), 0);
+    let t = Instant::now();
+    while statuses.lock().unwrap().is_empty() && t.elapsed() < CONVERGE {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(*statuses.lock().unwrap(), [Status::Restored]);
     // The default stays fail-fast.
     etcd.kill();

@@ -106,6 +106,61 @@ pub extern "C" fn etcd_sd_options_set_wait_for_etcd(
     })
 }
 
+/// Sets the PEM file holding the CA certificate(s) that signed etcd's server certificate
+/// (without it, `https://` endpoints are checked against the system's roots). The file is
+/// read when a registry or discovery connects; a missing or unreadable file is then an
+/// `ETCD_SD_INVALID_ARGUMENT` naming it. Needs `https://` endpoints.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_ca_file(
+    opts: *mut etcd_sd_options,
+    path: *const c_char,
+) -> etcd_sd_result {
+    with_options(opts, |o| o.set_ca_file(unsafe { try_str(path, "path") }?))
+}
+
+/// Sets the client certificate and private key (PEM files) for mutual TLS. Read when an
+/// object connects, like the CA file.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_client_cert(
+    opts: *mut etcd_sd_options,
+    cert_path: *const c_char,
+    key_path: *const c_char,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        let cert = unsafe { try_str(cert_path, "cert_path") }?;
+        let key = unsafe { try_str(key_path, "key_path") }?;
+        o.set_client_cert(cert, key)
+    })
+}
+
+/// Sets the name etcd's certificate is checked against, when it differs from the host in
+/// the endpoints (for example endpoints given as IP addresses).
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_server_name(
+    opts: *mut etcd_sd_options,
+    name: *const c_char,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        o.set_server_name(unsafe { try_str(name, "name") }?)
+    })
+}
+
+/// Sets the etcd user and password (etcd with auth enabled). The library authenticates when
+/// it connects and again whenever the token expires or the auth store changes. The password
+/// is copied, kept in memory only, and never logged or put in an error message.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_user(
+    opts: *mut etcd_sd_options,
+    user: *const c_char,
+    password: *const c_char,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        let user = unsafe { try_str(user, "user") }?;
+        let password = unsafe { try_str(password, "password") }?;
+        o.set_user(user, password)
+    })
+}
+
 /// Applies `f` to a copy and stores it only on success, so a failed setter changes nothing.
 fn with_options(
     opts: *mut etcd_sd_options,

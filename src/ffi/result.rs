@@ -23,6 +23,12 @@ pub enum etcd_sd_result {
     ETCD_SD_CLOSED = 5,
     /// A bug in etcd-sd (for example a caught panic). Please report it.
     ETCD_SD_INTERNAL = 6,
+    /// etcd refused the user name or password, or the user lacks permission on the key or
+    /// prefix.
+    ETCD_SD_AUTH = 7,
+    /// The TLS handshake failed: untrusted, expired or mismatched certificate, or TLS spoken
+    /// to a plain port (or plain HTTP to a TLS port).
+    ETCD_SD_TLS = 8,
 }
 
 impl From<&Error> for etcd_sd_result {
@@ -34,6 +40,8 @@ impl From<&Error> for etcd_sd_result {
             Error::Etcd(_) => etcd_sd_result::ETCD_SD_ETCD_ERROR,
             Error::Closed(_) => etcd_sd_result::ETCD_SD_CLOSED,
             Error::Internal(_) => etcd_sd_result::ETCD_SD_INTERNAL,
+            Error::Auth(_) => etcd_sd_result::ETCD_SD_AUTH,
+            Error::Tls(_) => etcd_sd_result::ETCD_SD_TLS,
         }
     }
 }
@@ -72,6 +80,8 @@ pub extern "C" fn etcd_sd_result_name(result: c_int) -> *const c_char {
         4 => b"ETCD_SD_ETCD_ERROR\0",
         5 => b"ETCD_SD_CLOSED\0",
         6 => b"ETCD_SD_INTERNAL\0",
+        7 => b"ETCD_SD_AUTH\0",
+        8 => b"ETCD_SD_TLS\0",
         _ => b"unknown\0",
     };
     name.as_ptr().cast()

@@ -18,6 +18,12 @@ pub struct Etcd {
     initial_cluster: String,
     dir: TempDir,
     child: Option<Child>,
+    /// "http" or "https" for the client URL.
+    pub scheme: &'static str,
+    /// Extra `etcd` flags (TLS files, auth token settings).
+    pub extra: Vec<String>,
+    /// Extra `etcdctl` flags (certificates, `--user`).
+    pub ctl_args: Vec<String>,
 }
 
 fn etcd_bin() -> String {
@@ -31,6 +37,11 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Starts a single-member etcd and waits until it answers.
     pub fn start() -> Etcd {
+        Self::start_with("http", vec![], vec![])
+    }
+
+    /// Starts a single-member etcd with extra flags for etcd and for etcdctl.
+    pub fn start_with(scheme: &'static str, extra: Vec<String>, ctl_args: Vec<String>) -> Etcd {
         let (client_port, peer_port) = (free_port(), free_port());
         let name = "solo".to_string();
         let initial_cluster = format!("{name}=http://127.0.0.1:{peer_port}");
@@ -41,6 +52,9 @@ impl Etcd {
             initial_cluster,
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            scheme,
+            extra,
+            ctl_args,
         };
         e.spawn("new");
         e.wait_healthy();
@@ -48,7 +62,12 @@ impl Etcd {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
+    }
+
+    /// A directory that lives as long as this server (for certificates and such).
+    pub fn scratch(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -78,6 +97,7 @@ impl Etcd {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", "etcd-sd-test"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -127,6 +147,7 @@ impl Etcd {
         Command::new(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into()))
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint()))
+            .args(&self.ctl_args)
             .args(args)
             .output()
     }
@@ -192,6 +213,9 @@ impl Cluster {
                 initial_cluster: initial_cluster.clone(),
                 dir: tempfile::tempdir().expect("tempdir"),
                 child: None,
+                scheme: "http",
+                extra: vec![],
+                ctl_args: vec![],
             })
             .collect();
         for m in &mut members {
