@@ -15,8 +15,8 @@
 // (Registry::last_error(), Registry::last_error_code()).
 //
 // Ownership: every class is move-only and owns one C handle (RAII); a moved-from object owns
-// nothing and may only be destroyed or assigned to. Wrap an object in std::shared_ptr
-// (the `ptr` aliases) to share it.
+// nothing (its calls fail: false, or Error with ETCD_SD_INVALID_ARGUMENT) and may be
+// destroyed or assigned to. Wrap an object in std::shared_ptr (the `ptr` aliases) to share it.
 //
 // Threads: see Discovery for where callbacks run. The library's own threads ("etcd-sd-io",
 // two "etcd-sd-cb") are started on first use and are process-wide. The library is not
@@ -80,6 +80,16 @@ inline std::string last_error_message(etcd_sd_result code) {
 inline void check(etcd_sd_result code) {
     if (code != ETCD_SD_OK) {
         throw Error(code, last_error_message(code));
+    }
+}
+
+// Reports an exception that a user callback let escape (it must not unwind into C).
+inline void report_exception(const char *where, const char *what) noexcept {
+    try {
+        std::string line = std::string("etcd_sd: exception in ") + where + " callback: " + what + "\n";
+        std::fputs(line.c_str(), stderr);  // one write, not interleaved
+        std::fflush(stderr);
+    } catch (...) {
     }
 }
 
@@ -150,6 +160,15 @@ public:
         return *this;
     }
 
+    // Off (default): constructors throw Error(ETCD_SD_UNAVAILABLE) when etcd does not answer
+    // within the connect timeout. On: they succeed while etcd is down and connect in the
+    // background (a Registry puts its keys and reports ETCD_SD_STATUS_RESTORED, a Discovery
+    // delivers its initial listing from a callback thread, when etcd comes up).
+    Options &wait_for_etcd(bool wait) {
+        detail::check(etcd_sd_options_set_wait_for_etcd(opts_.get(), wait));
+        return *this;
+    }
+
     // The C handle, still owned by this object (nullptr if moved from).
     const etcd_sd_options *capi() const noexcept { return opts_.get(); }
 
@@ -172,9 +191,14 @@ private:
 //
 // registry()/unregister() may be called from any thread; calls on one Registry are
 // serialized by the library. Do not destroy or move a Registry while another thread uses it.
+// If the lease is lost (e.g. it expired during an etcd outage) the library grants a new one
+// and puts the keys again by itself; on_status() tells you when that happens.
 class Registry {
 public:
     using ptr = std::shared_ptr<Registry>;
+    // ETCD_SD_STATUS_LOST: the lease is gone (etcd no longer holds the keys; the library is
+    // already granting a new one). ETCD_SD_STATUS_RESTORED: every key is in etcd again.
+    using StatusCallback = std::function<void(etcd_sd_status)>;
 
     // Connects to `endpoints`, grants a lease of `ttl_seconds`. Blocks until etcd answers
     // (at most 5 s); throws Error (ETCD_SD_INVALID_ARGUMENT, ETCD_SD_UNAVAILABLE, ...).
@@ -193,10 +217,39 @@ public:
     }
 
     Registry(Registry &&) noexcept = default;
-    Registry &operator=(Registry &&) noexcept = default;
+    Registry &operator=(Registry &&other) noexcept {
+        if (this != &other) {
+            handle_.reset();
+            retire(std::move(status_));
+            state_ = std::move(other.state_);
+            handle_ = std::move(other.handle_);
+            status_ = std::move(other.status_);
+        }
+        return *this;
+    }
     Registry(const Registry &) = delete;
     Registry &operator=(const Registry &) = delete;
-    ~Registry() = default;  // frees the handle: revokes the lease
+
+    // Frees the handle (revokes the lease), then the status callback.
+    ~Registry() {
+        handle_.reset();
+        retire(std::move(status_));
+    }
+
+    // Sets the callback told when the registration is lost and when it is restored; replaces
+    // the previous one; an empty function removes it. It runs on a library callback thread,
+    // never two at once for this Registry; an exception it throws is reported on stderr and
+    // dropped. When on_status() or the destructor returns, the previous callback is not
+    // running and will not run again (except when called from inside that very callback:
+    // it is then destroyed as soon as it returns). Throws Error (e.g. on a moved-from object).
+    void on_status(StatusCallback callback) {
+        std::unique_ptr<Status> next;
+        if (callback) next.reset(new Status(std::move(callback)));
+        detail::check(etcd_sd_registry_set_status_fn(
+            handle_.get(), next ? &Registry::status_trampoline : nullptr, next.get()));
+        retire(std::move(status_));
+        status_ = std::move(next);
+    }
 
     // Puts key -> val under the lease (again: updates the value); the library keeps it
     // registered until unregister() or destruction. Returns false on failure; the reason
@@ -237,8 +290,15 @@ public:
     // The C handle, still owned by this object.
     etcd_sd_registry *capi() noexcept { return handle_.get(); }
 
-    // Gives up ownership: the caller must etcd_sd_registry_free() the result.
-    etcd_sd_registry *release() noexcept { return handle_.release(); }
+    // Gives up ownership: the caller must etcd_sd_registry_free() the result. The status
+    // callback set with on_status(), if any, is removed first (it belongs to this object).
+    etcd_sd_registry *release() noexcept {
+        if (status_ && handle_) {
+            etcd_sd_registry_set_status_fn(handle_.get(), nullptr, nullptr);
+        }
+        retire(std::move(status_));
+        return handle_.release();
+    }
 
 private:
     struct State {
@@ -246,6 +306,39 @@ private:
         etcd_sd_result code = ETCD_SD_OK;
         std::string message;
     };
+
+    struct Status {
+        explicit Status(StatusCallback f) : fn(std::move(f)) {}
+        StatusCallback fn;
+        std::atomic<std::thread::id> running{std::thread::id()};
+        bool delete_after_callback = false;
+    };
+
+    // Disposes of a status callback the library no longer calls: now, or, when we are inside
+    // it, as soon as it returns.
+    static void retire(std::unique_ptr<Status> old) noexcept {
+        if (old && old->running.load() == std::this_thread::get_id()) {
+            old->delete_after_callback = true;
+            old.release();
+        }
+    }
+
+    static void status_trampoline(void *user_data, etcd_sd_status status) noexcept {
+        Status *st = static_cast<Status *>(user_data);
+        st->running.store(std::this_thread::get_id());
+        try {
+            st->fn(status);
+        } catch (const std::exception &e) {
+            detail::report_exception("Registry status", e.what());
+        } catch (...) {
+            detail::report_exception("Registry status", "unknown exception");
+        }
+        if (st->delete_after_callback) {
+            delete st;
+        } else {
+            st->running.store(std::thread::id());
+        }
+    }
 
     bool ok(etcd_sd_result code) {
         if (code == ETCD_SD_OK) return true;
@@ -258,10 +351,11 @@ private:
         return false;
     }
 
-    // Heap-allocated so that the Registry stays cheaply movable; declared before handle_
-    // so that it outlives the handle during destruction.
+    // Heap-allocated so that the Registry stays cheaply movable and its callback's address
+    // never changes. The destructor frees handle_ before status_.
     std::unique_ptr<State> state_;
     std::unique_ptr<etcd_sd_registry, detail::RegistryDeleter> handle_;
+    std::unique_ptr<Status> status_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -381,10 +475,8 @@ private:
 
     static void report(const char *what, const char *kind, const char *key) noexcept {
         try {
-            std::string line = std::string("etcd_sd: exception in Discovery ") + kind +
-                               " callback for key '" + key + "': " + what + "\n";
-            std::fputs(line.c_str(), stderr);  // one write, not interleaved
-            std::fflush(stderr);
+            std::string where = std::string("Discovery ") + kind + " (key '" + key + "')";
+            detail::report_exception(where.c_str(), what);
         } catch (...) {
         }
     }

@@ -289,7 +289,9 @@ void test_move_semantics() {
     WAIT_EVENT(ev2, "P /mv2/z z", 2000ms);
     CHECK(!ev2.has("P /mv2/w w"));
 
-    // release(): the caller owns the C handle
+    // release(): the caller owns the C handle (and the wrapper's status callback is removed)
+    std::atomic<int> status_calls{0};
+    reg2.on_status([&](etcd_sd_status) { ++status_calls; });
     etcd_sd_registry *raw = reg2.release();
     CHECK(raw != nullptr && reg2.capi() == nullptr);
     etcd_sd_registry_free(raw);
@@ -424,6 +426,90 @@ void test_callbacks_on_library_thread() {
     CHECK(reg.unregister("/thr/b"));
 }
 
+void test_status_callback() {
+    const char *etcdctl = std::getenv("ETCDCTL");
+    if (etcdctl == nullptr || *etcdctl == '\0') {
+        std::printf("    SKIPPED: ETCDCTL is not set\n");
+        return;
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<etcd_sd_status> seen;
+    auto wait_status = [&](size_t n) {
+        std::unique_lock<std::mutex> lock(mu);
+        return cv.wait_for(lock, bound(5000ms), [&] { return seen.size() >= n; });
+    };
+
+    Events ev;
+    etcd_sd::Registry reg(endpoints, 2);
+    reg.on_status([&](etcd_sd_status st) {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            seen.push_back(st);
+        }
+        cv.notify_all();
+        throw std::runtime_error("status callback throws on purpose");  // must be harmless
+    });
+    CHECK(reg.registry("/st/a", "1"));
+    etcd_sd::Discovery disc(endpoints, "/st/", ev.put(), ev.del());
+    CHECK(ev.has("P /st/a 1"));
+
+    // Revoke the lease behind the library's back: LOST, then RESTORED with a new lease.
+    const int64_t lease = reg.lease_id();
+    char hex[32];
+    std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(lease));
+    const std::string cmd = std::string(etcdctl) + " --endpoints " + endpoints +
+                            " lease revoke " + hex + " >/dev/null";
+    CHECK(std::system(cmd.c_str()) == 0);
+    WAIT_EVENT(ev, "D /st/a 1", 2000ms);
+    CHECK_MSG(wait_status(2), "no LOST + RESTORED status after the lease was revoked");
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        CHECK(seen[0] == ETCD_SD_STATUS_LOST);
+        CHECK(seen[1] == ETCD_SD_STATUS_RESTORED);
+    }
+    auto deadline = Clock::now() + bound(3000ms);
+    auto events = ev.snapshot();
+    while (std::count(events.begin(), events.end(), "P /st/a 1") < 2 && Clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+        events = ev.snapshot();
+    }
+    CHECK_MSG(std::count(events.begin(), events.end(), "P /st/a 1") == 2,
+              "the key was not put again after the lease was restored:" + ev.dump());
+    CHECK(reg.lease_id() != lease);
+
+    // Removed: no more status calls. A moved Registry keeps its callback.
+    reg.on_status(nullptr);
+    etcd_sd::Registry moved(std::move(reg));
+    CHECK_THROWS(reg.on_status([](etcd_sd_status) {}), ETCD_SD_INVALID_ARGUMENT,
+                 ETCD_SD_INVALID_ARGUMENT);
+    std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(moved.lease_id()));
+    const std::string cmd2 = std::string(etcdctl) + " --endpoints " + endpoints +
+                             " lease revoke " + hex + " >/dev/null";
+    size_t before = ev.size();
+    CHECK(std::system(cmd2.c_str()) == 0);
+    deadline = Clock::now() + bound(3000ms);
+    while (ev.size() < before + 2 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(100ms);
+    std::lock_guard<std::mutex> lock(mu);
+    CHECK_MSG(seen.size() == 2, "a removed status callback was called");
+}
+
+void test_wait_for_etcd() {
+    // Nothing listening, but wait_for_etcd: the constructors succeed and connect later.
+    const std::string dead = "http://127.0.0.1:" + std::to_string(dead_port());
+    etcd_sd::Options opts;
+    opts.endpoints(dead).connect_timeout(500ms).request_timeout(500ms).wait_for_etcd(true);
+    auto t0 = Clock::now();
+    {
+        etcd_sd::Registry reg(opts);
+        etcd_sd::Discovery disc(opts, "/wait/", [](std::string, std::string) {}, nullptr);
+    }
+    CHECK(Clock::now() - t0 < bound(3000ms));
+    CHECK_THROWS(etcd_sd::Registry(opts.wait_for_etcd(false)), ETCD_SD_UNAVAILABLE,
+                 ETCD_SD_TIMEOUT);
+}
+
 struct Case {
     const char *name;
     void (*fn)();
@@ -453,6 +539,8 @@ int main() {
         {"destroy_inside_own_callback", test_destroy_inside_own_callback},
         {"no_callback_after_destruction", test_no_callback_after_destruction},
         {"callbacks_on_library_thread", test_callbacks_on_library_thread},
+        {"status_callback", test_status_callback},
+        {"wait_for_etcd", test_wait_for_etcd},
     };
     int ran = 0;
     auto t_all = Clock::now();
