@@ -44,7 +44,7 @@ def free_port():
 
 
 def die_with_parent():
-    """In the etcd child: get SIGKILL if this driver dies (e.g. killed by a CTest timeout)."""
+    """In a child (etcd, the test): get SIGKILL if this driver dies (e.g. a CTest timeout)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
@@ -177,7 +177,7 @@ def main():
 
         log("etcd pid %d on %s; running: %s" % (proc.pid, endpoint, " ".join(cmd)))
         t0 = time.monotonic()
-        test = subprocess.Popen(cmd, env=env)
+        test = subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent)
         try:
             rc = test.wait()
         except BaseException:
