@@ -12,6 +12,7 @@
  * case needs. Every case uses its own key prefix. */
 #include "etcd_sd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -1091,6 +1092,52 @@ static void test_logger(void) {
     CHECK_MSG(logged() == n, "%d records reached the removed logger", logged() - n);
 }
 
+/* Threads of this process whose name (/proc/self/task/<tid>/comm) is `name`; Linux. */
+static int count_threads(const char *name) {
+    char path[300], comm[32];
+    int n = 0;
+    struct dirent *e;
+    DIR *dir = opendir("/proc/self/task");
+    CHECK(dir != NULL);
+    while ((e = readdir(dir)) != NULL) {
+        FILE *f;
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL) continue; /* the thread just ended */
+        if (fgets(comm, sizeof comm, f) != NULL) {
+            comm[strcspn(comm, "\n")] = '\0';
+            if (strcmp(comm, name) == 0) n++;
+        }
+        fclose(f);
+    }
+    closedir(dir);
+    return n;
+}
+
+static void test_thread_count(void) {
+    /* one I/O thread and two callback threads, however many objects there are */
+    etcd_sd_registry *regs[5];
+    etcd_sd_discovery *discs[5];
+    recorder r[5];
+    char key[32];
+    int i;
+    for (i = 0; i < 5; i++) {
+        regs[i] = new_registry(3);
+        snprintf(key, sizeof key, "/threads/%d", i);
+        reg_put(regs[i], key, "v");
+        rec_init(&r[i]);
+        discs[i] = new_discovery("/threads/", &r[i]);
+    }
+    CHECK_MSG(count_threads("etcd-sd-io") == 1, "%d etcd-sd-io threads", count_threads("etcd-sd-io"));
+    CHECK_MSG(count_threads("etcd-sd-cb") == 2, "%d etcd-sd-cb threads", count_threads("etcd-sd-cb"));
+    for (i = 0; i < 5; i++) {
+        etcd_sd_discovery_free(discs[i]);
+        etcd_sd_registry_free(regs[i]);
+        rec_destroy(&r[i]);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1114,6 +1161,7 @@ int main(void) {
         {"no_callback_after_free", test_no_callback_after_free},
         {"crashed_registrant", test_crashed_registrant},
         {"logger", test_logger},
+        {"thread_count", test_thread_count},
     };
     const char *only = getenv("ETCD_SD_TEST_ONLY");
     const char *s = getenv("ETCD_SD_TEST_SLOW");
