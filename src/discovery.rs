@@ -99,6 +99,14 @@ impl Drop for Discovery {
     }
 }
 
+/// Resolves when the test hook pauses the watch; never once the `Discovery` is gone (its drop
+/// closes the sender while it aborts this task).
+async fn paused(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|p| *p).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Reads every key under `prefix`, with the revision the read saw.
 async fn list(conn: &Shared, prefix: &[u8]) -> Result<(Table, i64)> {
     let mut resp = conn
@@ -191,7 +199,7 @@ impl Watch {
         loop {
             let message = tokio::select! {
                 m = stream.message() => m,
-                _ = self.paused.wait_for(|p| *p) => return WatchEnd::Broken("paused".into()),
+                _ = paused(&mut self.paused) => return WatchEnd::Broken("paused".into()),
             };
             let resp = match message {
                 Ok(Some(r)) => r,

@@ -182,20 +182,31 @@ impl Registry {
         if lease == 0 {
             return Ok(());
         }
-        let mut client = self.inner.conn.client();
+        let inner = self.inner.clone();
+        let limit = self.inner.request_timeout;
+        // Retried like any idempotent request, so a dead member in the endpoint list does not
+        // turn a graceful exit into a wait for the TTL; "not found" means already gone.
         let revoke = async move {
-            client
-                .lease_revoke(lease)
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::from_etcd("lease revoke", e))
+            let revoked = retry(&inner.conn, limit, "lease revoke", || {
+                let mut c = inner.conn.client();
+                async move {
+                    c.lease_revoke(lease)
+                        .await
+                        .map_err(|e| Error::from_etcd("lease revoke", e))
+                }
+            })
+            .await;
+            match revoked {
+                Err(Error::Etcd(m)) if m.contains("lease not found") => Ok(()),
+                other => other.map(|_| ()),
+            }
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             // Dropped inside async code: cannot block here, so revoke in the background.
             runtime::spawn(revoke);
             return Ok(());
         }
-        let r = runtime::block_on_timeout(self.inner.request_timeout, "lease revoke", revoke);
+        let r = runtime::block_on(revoke).and_then(|r| r);
         if let Err(e) = &r {
             log::warn!(target: "etcd_sd", "registry: {e}; keys expire after the TTL instead");
         }

@@ -133,3 +133,20 @@ fn blocking_call_inside_an_async_runtime_is_an_error_not_a_panic() {
     let r = rt.block_on(async { Registry::new(&o).map(|_| ()) });
     assert!(matches!(r, Err(Error::Internal(_))), "{r:?}");
 }
+
+#[test]
+fn close_revokes_at_once_with_a_dead_member_in_the_list() {
+    let etcd = Etcd::start();
+    let dead = portpicker::pick_unused_port().unwrap();
+    let endpoints = format!("http://127.0.0.1:{dead},{}", etcd.endpoint());
+    for i in 0..5 {
+        let reg = Registry::new(&opts(&endpoints, 30)).unwrap();
+        let key = format!("/dm/k{i}");
+        reg.register(&key, "v").unwrap();
+        reg.close().unwrap();
+        assert!(
+            etcd.get_prefix(&key).is_empty(),
+            "round {i}: key outlived close"
+        );
+    }
+}
