@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use std::ffi::CStr;
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_void};
 
 /// `&T` from a pointer the caller lends us, or an error naming `what` when it is NULL.
 ///
@@ -49,4 +49,23 @@ pub(crate) unsafe fn write_out<T>(out: *mut *mut T, value: T) {
 /// `p` is NULL or came from `write_out` and was not freed yet.
 pub(crate) unsafe fn take_box<T>(p: *mut T) -> Option<Box<T>> {
     (!p.is_null()).then(|| Box::from_raw(p))
+}
+
+/// A caller's `user_data`, carried to the threads that run its callbacks. By passing it the
+/// caller vouches that its callbacks may use it from those threads (the header says which);
+/// the library itself never dereferences it.
+pub(crate) struct UserData(*mut c_void);
+
+unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    pub(crate) fn new(p: *mut c_void) -> Self {
+        UserData(p)
+    }
+
+    // A method, so closures capture the whole wrapper rather than the raw pointer field.
+    pub(crate) fn get(&self) -> *mut c_void {
+        self.0
+    }
 }

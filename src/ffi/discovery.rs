@@ -2,7 +2,7 @@
 
 use crate::discovery::Discovery;
 use crate::event::{Event, EventKind, EventSink};
-use crate::ffi::args::{check_out, take_box, try_str, write_out};
+use crate::ffi::args::{check_out, take_box, try_str, write_out, UserData};
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
@@ -40,13 +40,8 @@ pub struct etcd_sd_discovery {
 struct CallbackSink {
     on_put: etcd_sd_event_fn,
     on_del: etcd_sd_event_fn,
-    user_data: *mut c_void,
+    user_data: UserData,
 }
-
-// The C caller promises, by passing `user_data`, that the callbacks may use it from the
-// library's callback threads; we never touch it ourselves and never call two at once.
-unsafe impl Send for CallbackSink {}
-unsafe impl Sync for CallbackSink {}
 
 impl EventSink for CallbackSink {
     fn on_event(&self, event: &Event) {
@@ -59,7 +54,7 @@ impl EventSink for CallbackSink {
         let value = nul_terminated(&event.value);
         unsafe {
             f(
-                self.user_data,
+                self.user_data.get(),
                 key.as_ptr().cast(),
                 event.key.len(),
                 value.as_ptr().cast(),
@@ -132,7 +127,7 @@ fn new_discovery(
     let sink = CallbackSink {
         on_put,
         on_del,
-        user_data,
+        user_data: UserData::new(user_data),
     };
     let inner = Discovery::new(opts, prefix, sink)?;
     unsafe { write_out(out, etcd_sd_discovery { _inner: inner }) };

@@ -1,5 +1,6 @@
 //! Routing the library's log to the program.
 
+use crate::ffi::args::UserData;
 use crate::ffi::result::etcd_sd_result;
 use log::{Level, LevelFilter};
 use std::os::raw::{c_char, c_void};
@@ -28,18 +29,6 @@ pub type etcd_sd_log_fn = Option<
     ),
 >;
 
-struct UserData(*mut c_void);
-// The caller vouches for `user_data` being usable from any thread (documented above).
-unsafe impl Send for UserData {}
-unsafe impl Sync for UserData {}
-
-impl UserData {
-    // A method, so closures capture the whole wrapper rather than the raw pointer field.
-    fn get(&self) -> *mut c_void {
-        self.0
-    }
-}
-
 /// Sends the library's log records to `log_fn` instead of stderr; NULL restores stderr.
 /// `user_data` is passed to `log_fn` untouched and must stay valid until the logger is
 /// replaced. Which records are emitted is set by `ETCD_SD_LOG` or `etcd_sd_set_log_level`.
@@ -50,7 +39,7 @@ pub extern "C" fn etcd_sd_set_logger(
 ) -> etcd_sd_result {
     ffi_boundary! {
         let sink = log_fn.map(|f| {
-            let ud = UserData(user_data);
+            let ud = UserData::new(user_data);
             Arc::new(move |level: Level, msg: &str| {
                 let mut text = Vec::with_capacity(msg.len() + 1);
                 text.extend_from_slice(msg.as_bytes());

@@ -1,6 +1,6 @@
 //! `etcd_sd_registry`: the C face of [`Registry`].
 
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out, UserData};
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
@@ -121,18 +121,6 @@ pub enum etcd_sd_status {
 pub type etcd_sd_status_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, status: etcd_sd_status)>;
 
-struct StatusUserData(*mut c_void);
-// The caller vouches that `user_data` may be used from the library's callback threads.
-unsafe impl Send for StatusUserData {}
-unsafe impl Sync for StatusUserData {}
-
-impl StatusUserData {
-    // A method, so closures capture the whole wrapper rather than the raw pointer field.
-    fn get(&self) -> *mut c_void {
-        self.0
-    }
-}
-
 /// Sets (or, with `status_fn` NULL, removes) the callback told when this registry's
 /// registration is lost and when it is restored; replaces any earlier one. After this call
 /// or `etcd_sd_registry_free` returns, the earlier callback is not running and will not run
@@ -146,7 +134,7 @@ pub extern "C" fn etcd_sd_registry_set_status_fn(
     ffi_boundary! {
         let r = unsafe { try_ref(registry, "registry") }?;
         let sink = status_fn.map(|f| {
-            let ud = StatusUserData(user_data);
+            let ud = UserData::new(user_data);
             Box::new(move |s: &Status| {
                 let status = match s {
                     Status::Lost => etcd_sd_status::ETCD_SD_STATUS_LOST,
