@@ -6,11 +6,11 @@
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::options::{Credentials, Options};
-use crate::runtime;
 use crate::tls::TlsMaterial;
 use etcd_client::{Client, ConnectOptions};
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -28,38 +28,96 @@ struct Key {
     user: Option<Credentials>,
 }
 
-/// A connection shared by every object created with the same settings.
+/// The connections shared by every object created with the same settings: one client per
+/// endpoint, of which one (the current member) is used at a time. When a request through the
+/// current member fails for want of an answer, the next member becomes current, so failover
+/// is immediate and deterministic rather than left to a load balancer that cannot tell a
+/// black-holed member from a busy one.
 pub(crate) struct Shared {
-    client: Client,
+    endpoints: Vec<String>,
+    options: ConnectOptions,
+    connect_timeout: Duration,
+    members: Vec<tokio::sync::OnceCell<Client>>,
+    current: AtomicUsize,
+}
+
+/// One member's client, as picked for a request.
+pub(crate) struct Member<'a> {
+    shared: &'a Shared,
+    idx: usize,
+    pub(crate) client: Client,
 }
 
 impl Shared {
-    /// A cheap handle for one call (clients are `Clone` and share the channel).
-    pub(crate) fn client(&self) -> Client {
-        self.client.clone()
-    }
-
-    /// After `err`, authenticates again when the token went stale (expired, or issued before
-    /// the auth store changed); returns whether it did, i.e. whether retrying makes sense.
-    pub(crate) async fn refresh_token_after(&self, err: &Error) -> bool {
-        if !err.is_stale_token() {
-            return false;
-        }
-        match self.client.refresh_token().await {
-            Ok(()) => true,
+    /// The current member's client, connecting first if needed (which, with auth,
+    /// authenticates). A member that cannot be reached is left for the next one.
+    pub(crate) async fn pick(&self) -> Result<Member<'_>> {
+        let idx = self.current.load(Ordering::Acquire);
+        let connected = self.members[idx]
+            .get_or_try_init(|| async {
+                let endpoint = [self.endpoints[idx].as_str()];
+                let connect = Client::connect(endpoint, Some(self.options.clone()));
+                match tokio::time::timeout(self.connect_timeout, connect).await {
+                    Ok(r) => r.map_err(|e| Error::from_etcd("connect", e)),
+                    Err(_) => Err(Error::Timeout(self.connect_timeout, "connect".into())),
+                }
+            })
+            .await;
+        match connected {
+            Ok(client) => Ok(Member {
+                shared: self,
+                idx,
+                client: client.clone(),
+            }),
             Err(e) => {
-                log::warn!(target: "etcd_sd", "{}", Error::from_etcd("re-authenticating", e));
-                false
+                if e.is_transient() {
+                    self.advance(idx);
+                }
+                Err(e)
             }
         }
+    }
+
+    /// Makes the member after `idx` current, unless another request already moved on.
+    fn advance(&self, idx: usize) {
+        let next = (idx + 1) % self.members.len();
+        if self
+            .current
+            .compare_exchange(idx, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            && next != idx
+        {
+            log::info!(target: "etcd_sd", "switching to etcd member {}", self.endpoints[next]);
+        }
+    }
+}
+
+impl Member<'_> {
+    /// Reports that a request through this member failed with `err`: a member that did not
+    /// answer is left for the next one; a stale auth token (expired, or issued before the
+    /// auth store changed) is refreshed. Returns whether retrying makes sense.
+    pub(crate) async fn failed(&self, err: &Error) -> bool {
+        if err.is_stale_token() {
+            return match self.client.refresh_token().await {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!(target: "etcd_sd", "{}", Error::from_etcd("re-authenticating", e));
+                    false
+                }
+            };
+        }
+        if err.is_transient() {
+            self.shared.advance(self.idx);
+            return true;
+        }
+        false
     }
 }
 
 static CACHE: Lazy<Mutex<HashMap<Key, Weak<Shared>>>> = Lazy::new(Mutex::default);
 
-/// Returns the shared connection for `opts`, creating it when needed. Without auth, creation
-/// does not touch the network (the channel dials lazily; the first request tells whether etcd
-/// answers); with auth it authenticates, bounded by the connect timeout.
+/// Returns the shared connections for `opts`, creating them when needed. Nothing touches the
+/// network here: each member is dialled (and authenticated) on its first request.
 pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
     opts.validate()?;
     let key = Key {
@@ -75,28 +133,27 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         return Ok(shared);
     }
     cache.retain(|_, w| w.strong_count() > 0);
-    let mut connect_opts = ConnectOptions::default()
+    let mut options = ConnectOptions::default()
         .with_connect_timeout(opts.connect_timeout)
         .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT)
         .with_keep_alive_while_idle(false)
         // A member cut off from the quorum answers "no leader" instead of stale data.
         .with_require_leader(true);
     if key.endpoints.iter().any(|e| e.starts_with("https://")) {
-        connect_opts = connect_opts.with_tls(key.tls.config());
+        options = options.with_tls(key.tls.config());
     }
     if let Some(c) = &key.user {
-        connect_opts = connect_opts
+        options = options
             .with_user(c.user.clone(), c.password.clone())
             .with_auto_token_refresh(true);
     }
-    let endpoints = key.endpoints.clone();
-    let client = runtime::block_on_timeout(opts.connect_timeout, "connect", async move {
-        Client::connect(endpoints, Some(connect_opts))
-            .await
-            .map_err(|e| Error::from_etcd("connect", e))
-    })
-    .map_err(|e| first_contact_error(e, opts))?;
-    let shared = Arc::new(Shared { client });
+    let shared = Arc::new(Shared {
+        members: key.endpoints.iter().map(|_| Default::default()).collect(),
+        endpoints: key.endpoints.clone(),
+        options,
+        connect_timeout: opts.connect_timeout,
+        current: AtomicUsize::new(0),
+    });
     cache.insert(key, Arc::downgrade(&shared));
     Ok(shared)
 }
@@ -140,7 +197,7 @@ pub(crate) async fn retry<T, F, Fut>(
     mut attempt: F,
 ) -> Result<T>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Client) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
     let deadline = tokio::time::Instant::now() + limit;
@@ -149,24 +206,46 @@ where
     let mut last = None;
     loop {
         let until = deadline.min(tokio::time::Instant::now() + per_attempt);
-        match tokio::time::timeout_at(until, attempt()).await {
+        let used = AtomicUsize::new(usize::MAX);
+        let outcome = tokio::time::timeout_at(until, async {
+            let member = conn.pick().await.map_err(|e| (e, None))?;
+            used.store(member.idx, Ordering::Relaxed);
+            match attempt(member.client.clone()).await {
+                Ok(v) => Ok(v),
+                Err(e) => Err((e, Some(member))),
+            }
+        })
+        .await;
+        let err = match outcome {
             Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) if e.is_transient() || e.is_stale_token() => {
-                let delay = backoff.next_delay();
-                if tokio::time::Instant::now() + delay >= deadline {
+            Ok(Err((e, member))) => {
+                let again = match &member {
+                    Some(m) => m.failed(&e).await,
+                    None => e.is_transient(),
+                };
+                if !again {
                     return Err(e);
                 }
-                log::debug!(target: "etcd_sd", "{what}: {e}; retrying");
-                conn.refresh_token_after(&e).await;
-                last = Some(e);
-                tokio::time::sleep(delay).await;
+                e
             }
-            Ok(Err(e)) => return Err(e),
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                log::debug!(target: "etcd_sd", "{what}: no answer in {per_attempt:?}; retrying");
-                last = Some(Error::Timeout(per_attempt, what.to_owned()));
+            Err(_) => {
+                // No answer in time: leave this member for the next one.
+                let idx = used.load(Ordering::Relaxed);
+                if idx != usize::MAX {
+                    conn.advance(idx);
+                }
+                Error::Timeout(per_attempt, what.to_owned())
             }
-            Err(_) => return Err(last.unwrap_or_else(|| Error::Timeout(limit, what.to_owned()))),
+        };
+        let delay = backoff.next_delay();
+        if tokio::time::Instant::now() + delay >= deadline {
+            return Err(match (&err, last) {
+                (Error::Timeout(..), Some(prev)) => prev,
+                _ => err,
+            });
         }
+        log::debug!(target: "etcd_sd", "{what}: {err}; retrying");
+        last = Some(err);
+        tokio::time::sleep(delay).await;
     }
 }

@@ -6,7 +6,7 @@
 //! lists again and reports the difference against its table.
 
 use crate::backoff::Backoff;
-use crate::client::{self, retry, Shared};
+use crate::client::{self, retry, Member, Shared};
 use crate::dispatch::Mailbox;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventSink};
@@ -44,13 +44,11 @@ impl Discovery {
         }
         let conn = client::connect(opts)?;
         let prefix = prefix.as_bytes().to_vec();
-        let listed = runtime::block_on(retry(
-            &conn,
-            opts.connect_timeout,
-            "initial listing",
-            || list(&conn, &prefix),
-        ))?
-        .map_err(|e| client::first_contact_error(e, opts));
+        let listed =
+            runtime::block_on(retry(&conn, opts.connect_timeout, "initial listing", |c| {
+                list(c, &prefix)
+            }))?
+            .map_err(|e| client::first_contact_error(e, opts));
         let mailbox = Mailbox::new(Box::new(move |e: &Event| sink.on_event(e)));
         let (table, next_revision) = match listed {
             Ok((table, revision)) => {
@@ -108,9 +106,8 @@ async fn paused(rx: &mut watch::Receiver<bool>) {
 }
 
 /// Reads every key under `prefix`, with the revision the read saw.
-async fn list(conn: &Shared, prefix: &[u8]) -> Result<(Table, i64)> {
-    let mut resp = conn
-        .client()
+async fn list(mut client: etcd_client::Client, prefix: &[u8]) -> Result<(Table, i64)> {
+    let mut resp = client
         .get(prefix, Some(GetOptions::new().with_prefix()))
         .await
         .map_err(|e| Error::from_etcd("get", e))?;
@@ -137,6 +134,15 @@ pub(crate) fn diff(old: &Table, new: &Table) -> Vec<Event> {
             .map(|(k, v)| Event::put(k.clone(), v.clone())),
     );
     events
+}
+
+/// How long one relisting attempt may take (retrying across members) before starting over.
+const RELIST_LIMIT: Duration = Duration::from_secs(10);
+
+/// Hands the failure to the member (switching members, refreshing the token) and says why.
+async fn broken(member: &Member<'_>, err: Error) -> WatchEnd {
+    member.failed(&err).await;
+    WatchEnd::Broken(err.to_string())
 }
 
 /// How one watch stream ended.
@@ -187,14 +193,15 @@ impl Watch {
             .with_prev_key()
             .with_progress_notify()
             .with_start_revision(self.next_revision);
-        let mut client = self.conn.client();
+        let conn = self.conn.clone();
+        let member = match conn.pick().await {
+            Ok(m) => m,
+            Err(e) => return WatchEnd::Broken(e.to_string()),
+        };
+        let mut client = member.client.clone();
         let mut stream = match client.watch(self.prefix.clone(), Some(opts)).await {
             Ok(s) => s,
-            Err(e) => {
-                let e = Error::from_etcd("watch", e);
-                self.conn.refresh_token_after(&e).await;
-                return WatchEnd::Broken(e.to_string());
-            }
+            Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
         };
         loop {
             let message = tokio::select! {
@@ -203,8 +210,11 @@ impl Watch {
             };
             let resp = match message {
                 Ok(Some(r)) => r,
-                Ok(None) => return WatchEnd::Broken("stream closed by the server".into()),
-                Err(e) => return WatchEnd::Broken(Error::from_etcd("watch", e).to_string()),
+                Ok(None) => {
+                    let closed = Error::Unavailable("watch stream closed by the server".into());
+                    return broken(&member, closed).await;
+                }
+                Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
             };
             if resp.created() {
                 backoff.reset();
@@ -255,21 +265,17 @@ impl Watch {
 
     async fn relist(&mut self, backoff: &mut Backoff) {
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), list(&self.conn, &self.prefix))
-                .await
-            {
-                Ok(Ok((table, revision))) => {
+            let prefix = &self.prefix;
+            let listed = retry(&self.conn, RELIST_LIMIT, "listing", |c| list(c, prefix)).await;
+            match listed {
+                Ok((table, revision)) => {
                     let events = diff(&self.table, &table);
                     self.table = table;
                     self.next_revision = revision + 1;
                     self.mailbox.post(events);
                     return;
                 }
-                Ok(Err(e)) => {
-                    log::warn!(target: "etcd_sd", "discovery: listing failed: {e}");
-                    self.conn.refresh_token_after(&e).await;
-                }
-                Err(_) => log::warn!(target: "etcd_sd", "discovery: listing timed out"),
+                Err(e) => log::warn!(target: "etcd_sd", "discovery: listing failed: {e}"),
             }
             tokio::time::sleep(backoff.next_delay()).await;
         }

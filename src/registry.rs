@@ -6,7 +6,7 @@
 //! puts every registered key again, retrying with capped, jittered backoff until it works.
 
 use crate::backoff::Backoff;
-use crate::client::{self, retry, Shared};
+use crate::client::{self, retry, Member, Shared};
 use crate::dispatch::{Mailbox, Sink};
 use crate::error::{Error, Result};
 use crate::options::Options;
@@ -60,10 +60,8 @@ impl Registry {
     pub fn new(opts: &Options) -> Result<Self> {
         let conn = client::connect(opts)?;
         let ttl = opts.ttl_seconds;
-        let c = conn.clone();
-        let granted = runtime::block_on(retry(&conn, opts.connect_timeout, "lease grant", || {
-            let mut client = c.client();
-            async move { grant(&mut client, ttl).await }
+        let granted = runtime::block_on(retry(&conn, opts.connect_timeout, "lease grant", |c| {
+            grant(c, ttl)
         }))?
         .map_err(|e| client::first_contact_error(e, opts));
         let lease = match granted {
@@ -107,8 +105,7 @@ impl Registry {
             let mut st = inner.state.lock().await;
             if st.lease != 0 {
                 let lease = st.lease;
-                retry(&inner.conn, inner.request_timeout, "register", || {
-                    let mut c = inner.conn.client();
+                retry(&inner.conn, inner.request_timeout, "register", |mut c| {
                     let opts = PutOptions::new().with_lease(lease);
                     async move {
                         c.put(key, value, Some(opts))
@@ -134,14 +131,16 @@ impl Registry {
             if st.keys.remove(key).is_none() || st.lease == 0 {
                 return Ok(());
             }
-            retry(&inner.conn, inner.request_timeout, "unregister", || {
-                let mut c = inner.conn.client();
-                async move {
+            retry(
+                &inner.conn,
+                inner.request_timeout,
+                "unregister",
+                |mut c| async move {
                     c.delete(key, None)
                         .await
                         .map_err(|e| Error::from_etcd("delete", e))
-                }
-            })
+                },
+            )
             .await
             .map(|_| ())
         })?
@@ -187,13 +186,10 @@ impl Registry {
         // Retried like any idempotent request, so a dead member in the endpoint list does not
         // turn a graceful exit into a wait for the TTL; "not found" means already gone.
         let revoke = async move {
-            let revoked = retry(&inner.conn, limit, "lease revoke", || {
-                let mut c = inner.conn.client();
-                async move {
-                    c.lease_revoke(lease)
-                        .await
-                        .map_err(|e| Error::from_etcd("lease revoke", e))
-                }
+            let revoked = retry(&inner.conn, limit, "lease revoke", |mut c| async move {
+                c.lease_revoke(lease)
+                    .await
+                    .map_err(|e| Error::from_etcd("lease revoke", e))
             })
             .await;
             match revoked {
@@ -233,7 +229,7 @@ impl Inner {
     }
 }
 
-async fn grant(client: &mut etcd_client::Client, ttl: i64) -> Result<i64> {
+async fn grant(mut client: etcd_client::Client, ttl: i64) -> Result<i64> {
     let resp = client
         .lease_grant(ttl, None)
         .await
@@ -282,18 +278,18 @@ async fn keep_lease(inner: &Inner, lease: i64, backoff: &mut Backoff) -> Ended {
     let answer_within = inner
         .request_timeout
         .min(Duration::from_millis((ttl as u64) * 500).max(Duration::from_millis(500)));
-    let mut client = inner.conn.client();
+    let member = match inner.conn.pick().await {
+        Ok(m) => m,
+        Err(e) => return Ended::Broken(e.to_string()),
+    };
+    let mut client = member.client.clone();
     let opened = tokio::time::timeout(answer_within, client.lease_keep_alive(lease)).await;
     let (mut keeper, mut stream) = match opened {
-        Err(_) => return Ended::Broken("no answer to the keep-alive".into()),
         Ok(Err(etcd_client::Error::LeaseKeepAliveError(msg))) if msg.contains("not found") => {
             return Ended::Lost
         }
-        Ok(Err(e)) => {
-            let e = Error::from_etcd("keep-alive", e);
-            inner.conn.refresh_token_after(&e).await;
-            return Ended::Broken(e.to_string());
-        }
+        Err(_) => return broken(&member, Error::Timeout(answer_within, "keep-alive".into())).await,
+        Ok(Err(e)) => return broken(&member, Error::from_etcd("keep-alive", e)).await,
         Ok(Ok(pair)) => pair,
     };
     backoff.reset();
@@ -302,16 +298,27 @@ async fn keep_lease(inner: &Inner, lease: i64, backoff: &mut Backoff) -> Ended {
     loop {
         tokio::time::sleep(wait).await;
         if let Err(e) = keeper.keep_alive().await {
-            return Ended::Broken(e.to_string());
+            return broken(&member, Error::from_etcd("keep-alive", e)).await;
         }
         match tokio::time::timeout(answer_within, stream.message()).await {
-            Err(_) => return Ended::Broken("no answer to the keep-alive".into()),
-            Ok(Err(e)) => return Ended::Broken(Error::from_etcd("keep-alive", e).to_string()),
-            Ok(Ok(None)) => return Ended::Broken("stream closed by the server".into()),
+            Err(_) => {
+                return broken(&member, Error::Timeout(answer_within, "keep-alive".into())).await
+            }
+            Ok(Err(e)) => return broken(&member, Error::from_etcd("keep-alive", e)).await,
+            Ok(Ok(None)) => {
+                let closed = Error::Unavailable("keep-alive stream closed by the server".into());
+                return broken(&member, closed).await;
+            }
             Ok(Ok(Some(resp))) if resp.ttl() <= 0 => return Ended::Lost,
             Ok(Ok(Some(resp))) => wait = renew_interval(ttl, resp.ttl()),
         }
     }
+}
+
+/// Hands the failure to the member (switching members, refreshing the token) and says why.
+async fn broken(member: &Member<'_>, err: Error) -> Ended {
+    member.failed(&err).await;
+    Ended::Broken(err.to_string())
 }
 
 /// Renew no later than a third of the TTL and no later than half of the time left.
@@ -331,10 +338,7 @@ async fn recover(inner: &Inner, backoff: &mut Backoff) {
                 backoff.reset();
                 return;
             }
-            Ok(Err(e)) => {
-                log::debug!(target: "etcd_sd", "registry: re-registering failed: {e}");
-                inner.conn.refresh_token_after(&e).await;
-            }
+            Ok(Err(e)) => log::debug!(target: "etcd_sd", "registry: re-registering failed: {e}"),
             Err(_) => log::debug!(target: "etcd_sd", "registry: re-registering timed out"),
         }
         tokio::time::sleep(backoff.next_delay()).await;
@@ -343,25 +347,35 @@ async fn recover(inner: &Inner, backoff: &mut Backoff) {
 
 async fn try_recover(inner: &Inner) -> Result<(i64, usize)> {
     let mut st = inner.state.lock().await;
-    let mut client = inner.conn.client();
-    let lease = grant(&mut client, inner.ttl_seconds).await?;
-    for (k, v) in &st.keys {
-        let put = client
-            .put(
-                k.as_str(),
-                v.as_str(),
-                Some(PutOptions::new().with_lease(lease)),
-            )
-            .await;
-        if let Err(e) = put {
-            // Do not leave a half-filled lease behind; the next attempt starts afresh.
+    let member = inner.conn.pick().await?;
+    let lease = match fill_new_lease(member.client.clone(), inner.ttl_seconds, &st.keys).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            member.failed(&e).await;
+            return Err(e);
+        }
+    };
+    st.lease = lease;
+    inner.lease.store(lease, Ordering::Release);
+    Ok((lease, st.keys.len()))
+}
+
+/// Grants a lease and puts `keys` under it; revokes it again if a put fails, so that no
+/// half-filled lease is left behind and the next attempt starts afresh.
+async fn fill_new_lease(
+    mut client: etcd_client::Client,
+    ttl: i64,
+    keys: &BTreeMap<String, String>,
+) -> Result<i64> {
+    let lease = grant(client.clone(), ttl).await?;
+    for (k, v) in keys {
+        let opts = PutOptions::new().with_lease(lease);
+        if let Err(e) = client.put(k.as_str(), v.as_str(), Some(opts)).await {
             let _ = client.lease_revoke(lease).await;
             return Err(Error::from_etcd("put", e));
         }
     }
-    st.lease = lease;
-    inner.lease.store(lease, Ordering::Release);
-    Ok((lease, st.keys.len()))
+    Ok(lease)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use crate::error::{Error, Result};
 use once_cell::sync::Lazy;
 use std::future::Future;
-use std::time::Duration;
 use tokio::runtime::{Builder, Runtime};
 
 /// Worker threads of the runtime. One is plenty for loopback or LAN etcd traffic and keeps the
@@ -36,19 +35,6 @@ pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
         ));
     }
     Ok(RUNTIME.block_on(fut))
-}
-
-/// Like [`block_on`], bounded by `limit`; `what` names the operation in the timeout message.
-pub(crate) fn block_on_timeout<T, F>(limit: Duration, what: &str, fut: F) -> Result<T>
-where
-    F: Future<Output = Result<T>>,
-{
-    block_on(async move {
-        match tokio::time::timeout(limit, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout(limit, what.to_owned())),
-        }
-    })?
 }
 
 /// Spawns a background task on the runtime (keep-alive loops, watch loops).

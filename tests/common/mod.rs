@@ -343,6 +343,19 @@ impl Etcd {
         field("member_id") == field("leader")
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): the member keeps its sockets open but answers
+    /// nothing, like a black-holed host.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
