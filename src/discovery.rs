@@ -136,6 +136,12 @@ pub(crate) fn diff(old: &Table, new: &Table) -> Vec<Event> {
     events
 }
 
+/// Silence on a watch stream after which the member is asked for a progress notification,
+/// and how long it then has to answer before the watch moves to another member. The HTTP/2
+/// pings (10 s + 5 s) catch the same failure for the connection as a whole.
+const PROBE_IDLE: Duration = Duration::from_secs(5);
+const PROBE_ANSWER: Duration = Duration::from_secs(3);
+
 /// How long one relisting attempt may take (retrying across members) before starting over.
 const RELIST_LIMIT: Duration = Duration::from_secs(10);
 
@@ -199,15 +205,32 @@ impl Watch {
             Err(e) => return WatchEnd::Broken(e.to_string()),
         };
         let mut client = member.client.clone();
-        let mut stream = match client.watch(self.prefix.clone(), Some(opts)).await {
-            Ok(s) => s,
+        let (mut requests, mut stream) = match client.watch(self.prefix.clone(), Some(opts)).await {
+            Ok(s) => s.split(),
             Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
         };
+        // A member that stops answering but keeps the connection open would leave the stream
+        // silent; after PROBE_IDLE of silence ask for a progress notification, and give up on
+        // the member if none comes within PROBE_ANSWER.
+        let mut probed = false;
         loop {
+            let silence = if probed { PROBE_ANSWER } else { PROBE_IDLE };
             let message = tokio::select! {
                 m = stream.message() => m,
                 _ = paused(&mut self.paused) => return WatchEnd::Broken("paused".into()),
+                _ = tokio::time::sleep(silence) => {
+                    if probed {
+                        let e = Error::Timeout(PROBE_ANSWER, "watch progress".into());
+                        return broken(&member, e).await;
+                    }
+                    if let Err(e) = requests.request_progress().await {
+                        return broken(&member, Error::from_etcd("watch", e)).await;
+                    }
+                    probed = true;
+                    continue;
+                }
             };
+            probed = false;
             let resp = match message {
                 Ok(Some(r)) => r,
                 Ok(None) => {
