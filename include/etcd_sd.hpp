@@ -9,6 +9,11 @@
 //       [](std::string key, std::string val) { /* online  */ },
 //       [](std::string key, std::string val) { /* offline; val = the last value */ });
 //
+// TLS, mutual TLS and etcd users are set on an Options builder, passed to either class:
+//
+//   etcd_sd::Registry reg(etcd_sd::Options().endpoints("https://etcd.internal:2379")
+//                             .ca_file("ca.pem").user("svc", password));
+//
 // Errors: constructors and the Options setters throw etcd_sd::Error (a std::runtime_error
 // carrying the etcd_sd_result code and the library's message). Registry::registry() and
 // Registry::unregister() return false instead, and keep the reason on the object
@@ -49,7 +54,10 @@ namespace etcd_sd {
 // Error
 
 // Thrown when a call into the library fails. what() is the library's message for the
-// failed call (etcd_sd_last_error()), code() its result code.
+// failed call (etcd_sd_last_error()), code() its result code: ETCD_SD_INVALID_ARGUMENT,
+// ETCD_SD_UNAVAILABLE, ETCD_SD_TIMEOUT, ETCD_SD_ETCD_ERROR, ETCD_SD_CLOSED, ETCD_SD_INTERNAL,
+// ETCD_SD_AUTH (wrong user name or password, or no permission on the key/prefix) or
+// ETCD_SD_TLS (the TLS handshake failed). The message never contains a password.
 class Error : public std::runtime_error {
 public:
     Error(etcd_sd_result code, const std::string &message)
@@ -57,7 +65,7 @@ public:
 
     etcd_sd_result code() const noexcept { return code_; }
 
-    // "ETCD_SD_UNAVAILABLE", ...
+    // "ETCD_SD_UNAVAILABLE", "ETCD_SD_AUTH", "ETCD_SD_TLS", ... (etcd_sd_result_name()).
     const char *code_name() const noexcept { return etcd_sd_result_name(static_cast<int>(code_)); }
 
 private:
@@ -119,8 +127,9 @@ inline void set_log_level(etcd_sd_log_level level) { detail::check(etcd_sd_set_l
 //                             .ttl(5)
 //                             .connect_timeout(std::chrono::milliseconds(1000)));
 //
-// Defaults: no endpoints (one must be set), TTL 3 s, connect timeout 5000 ms, request
-// timeout 3000 ms. Each setter throws Error (ETCD_SD_INVALID_ARGUMENT) on bad input and then
+// TLS and authentication are set the same way (ca_file, client_cert, server_name, user;
+// see below). Defaults: no endpoints (one must be set), TTL 3 s, connect timeout 5000 ms,
+// request timeout 3000 ms, no TLS settings, no user. Each setter throws Error (ETCD_SD_INVALID_ARGUMENT) on bad input and then
 // leaves the options unchanged. Objects built from an Options copy what they need, so it may
 // be destroyed right after. Not thread-safe: do not change one Options from two threads.
 class Options {
@@ -169,6 +178,55 @@ public:
         return *this;
     }
 
+    // --- TLS (needs https:// endpoints) and authentication --------------------------------
+    //
+    //   etcd_sd::Registry reg(etcd_sd::Options()
+    //                             .endpoints("https://10.0.0.1:2379")
+    //                             .ca_file("/etc/etcd/ca.pem")
+    //                             .client_cert("/etc/svc/client.pem", "/etc/svc/client-key.pem")
+    //                             .server_name("etcd.internal")
+    //                             .user("svc", password));
+    //
+    // The files are read when a Registry or Discovery connects, not by these setters: a
+    // missing, unreadable or non-PEM file makes that constructor throw
+    // Error(ETCD_SD_INVALID_ARGUMENT) whose message names the file. A failed TLS handshake
+    // (untrusted or expired certificate, wrong server name, missing client certificate, TLS
+    // spoken to a plain port or the reverse) throws Error(ETCD_SD_TLS); a wrong user name or
+    // password, or a key outside the user's permissions, gives ETCD_SD_AUTH (thrown by
+    // constructors; registry()/unregister() return false with last_error_code() ETCD_SD_AUTH).
+    // TLS settings with http:// endpoints are an ETCD_SD_INVALID_ARGUMENT at construction.
+
+    // PEM file of the CA certificate(s) that signed etcd's server certificate (default: the
+    // system's roots). Throws Error(ETCD_SD_INVALID_ARGUMENT) for an empty path.
+    Options &ca_file(const std::string &path) {
+        detail::check(etcd_sd_options_set_ca_file(opts_.get(), path.c_str()));
+        return *this;
+    }
+
+    // PEM files of the client certificate and its private key, for mutual TLS. Throws
+    // Error(ETCD_SD_INVALID_ARGUMENT) for an empty path.
+    Options &client_cert(const std::string &cert_path, const std::string &key_path) {
+        detail::check(
+            etcd_sd_options_set_client_cert(opts_.get(), cert_path.c_str(), key_path.c_str()));
+        return *this;
+    }
+
+    // The name etcd's certificate is checked against, when it differs from the host in the
+    // endpoints (e.g. endpoints given as IP addresses). Throws Error for an empty name.
+    Options &server_name(const std::string &name) {
+        detail::check(etcd_sd_options_set_server_name(opts_.get(), name.c_str()));
+        return *this;
+    }
+
+    // etcd user and password (etcd with auth enabled). The library authenticates when it
+    // connects and again whenever its token expires. The password is copied into the
+    // library, never logged and never put in an error message. Throws Error for an empty
+    // user name.
+    Options &user(const std::string &name, const std::string &password) {
+        detail::check(etcd_sd_options_set_user(opts_.get(), name.c_str(), password.c_str()));
+        return *this;
+    }
+
     // The C handle, still owned by this object (nullptr if moved from).
     const etcd_sd_options *capi() const noexcept { return opts_.get(); }
 
@@ -209,7 +267,8 @@ public:
         handle_.reset(raw);
     }
 
-    // Everything (endpoints, TTL, timeouts) from `opts`.
+    // Everything (endpoints, TTL, timeouts, TLS, user) from `opts`. Also throws
+    // Error(ETCD_SD_TLS) / Error(ETCD_SD_AUTH) when the handshake or authentication fails.
     explicit Registry(const Options &opts) : state_(new State) {
         etcd_sd_registry *raw = nullptr;
         detail::check(etcd_sd_registry_new_with(opts.capi(), &raw));
@@ -400,7 +459,8 @@ public:
         finish_construction(rc, raw);
     }
 
-    // Endpoints and timeouts from `opts`.
+    // Endpoints, timeouts, TLS and user from `opts`. Also throws Error(ETCD_SD_TLS) /
+    // Error(ETCD_SD_AUTH), the latter also when the user may not read `basedir`.
     Discovery(const Options &opts, const std::string &basedir, const NotifyCallback &put_cb,
               const NotifyCallback &del_cb)
         : callbacks_(new Callbacks(put_cb, del_cb)) {

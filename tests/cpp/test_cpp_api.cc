@@ -1,7 +1,9 @@
 // The C++ wrapper (etcd_sd.hpp) against a real etcd (started by tests/with_etcd.py).
 //
 // Environment: ETCD_SD_TEST_ENDPOINTS (required), ETCD_SD_TEST_SLOW=1 (relaxed time bounds),
-// ETCD_SD_TEST_ONLY=name (run only the cases whose name contains it).
+// ETCD_SD_TEST_ONLY=name (run only the cases whose name contains it). The tls_options case
+// also uses ETCD_SD_TEST_CA, _OTHER_CA, _CLIENT_CERT, _CLIENT_KEY from `with_etcd.py --tls`
+// (CTest runs it that way as cpp_api_tls; run with a plain etcd it skips its TLS part).
 // No framework: CHECK prints file:line and exits at the first failure.
 
 #include "etcd_sd.hpp"
@@ -510,6 +512,80 @@ void test_wait_for_etcd() {
                  ETCD_SD_TIMEOUT);
 }
 
+// The TLS/auth setters of Options. The setters' input checks run everywhere; the TLS part
+// needs the etcd of `with_etcd.py --tls` (CTest: cpp_api_tls) and is skipped otherwise.
+void test_tls_options() {
+    etcd_sd::Options bad;
+    CHECK_THROWS(bad.ca_file(""), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.client_cert("", "key.pem"), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.client_cert("cert.pem", ""), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.server_name(""), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.user("", "pw"), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.user("svc", "\xff\xfe"), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    // the builder chains; the files are only read by a constructor
+    bad.ca_file("/nonexistent/ca.pem").client_cert("/nonexistent/c.pem", "/nonexistent/k.pem")
+        .server_name("etcd.test").user("svc", "pw");
+    CHECK(std::string(etcd_sd::Error(ETCD_SD_AUTH, "x").code_name()) == "ETCD_SD_AUTH");
+    CHECK(std::string(etcd_sd::Error(ETCD_SD_TLS, "x").code_name()) == "ETCD_SD_TLS");
+
+    const char *ca = std::getenv("ETCD_SD_TEST_CA");
+    const char *other_ca = std::getenv("ETCD_SD_TEST_OTHER_CA");
+    const char *cert = std::getenv("ETCD_SD_TEST_CLIENT_CERT");
+    const char *key = std::getenv("ETCD_SD_TEST_CLIENT_KEY");
+    if (ca == nullptr || other_ca == nullptr || cert == nullptr || key == nullptr ||
+        endpoints.compare(0, 8, "https://") != 0) {
+        std::printf("    SKIPPED the TLS part: needs `with_etcd.py --tls` (CTest: cpp_api_tls)\n");
+        return;
+    }
+    // TLS settings with http:// endpoints are refused
+    const std::string http = "http://" + endpoints.substr(8);
+    CHECK_THROWS(etcd_sd::Registry(etcd_sd::Options().endpoints(http).ca_file(ca)),
+                 ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+
+    // A round trip, built in one expression each (the temporary Options outlives the call).
+    // The server does not ask for a client certificate: offering one is harmless.
+    Events ev;
+    etcd_sd::Registry reg(etcd_sd::Options().endpoints(endpoints).ca_file(ca).ttl(3));
+    CHECK(reg.registry("/tls_cpp/a", "1"));
+    etcd_sd::Discovery disc(etcd_sd::Options()
+                                .endpoints(endpoints)
+                                .ca_file(ca)
+                                .server_name("etcd.test")
+                                .client_cert(cert, key),
+                            "/tls_cpp/", ev.put(), ev.del());
+    CHECK(ev.has("P /tls_cpp/a 1"));
+    CHECK(reg.registry("/tls_cpp/b", "2"));
+    WAIT_EVENT(ev, "P /tls_cpp/b 2", 2000ms);
+    CHECK(reg.unregister("/tls_cpp/a"));
+    WAIT_EVENT(ev, "D /tls_cpp/a 1", 2000ms);
+
+    // Handshake failures throw Error(ETCD_SD_TLS), fast (the connect timeout is 5 s).
+    auto t0 = Clock::now();
+    CHECK_THROWS(etcd_sd::Registry(etcd_sd::Options().endpoints(endpoints).ca_file(other_ca)),
+                 ETCD_SD_TLS, ETCD_SD_TLS);
+    CHECK_THROWS(etcd_sd::Discovery(etcd_sd::Options().endpoints(endpoints).ca_file(ca)
+                                        .server_name("wrong.example"),
+                                    "/tls_cpp/", ev.put(), nullptr),
+                 ETCD_SD_TLS, ETCD_SD_TLS);
+    CHECK(Clock::now() - t0 < bound(3000ms));
+    try {
+        etcd_sd::Registry r(etcd_sd::Options().endpoints(endpoints).ca_file(other_ca));
+        fail(__FILE__, __LINE__, "no throw");
+    } catch (const etcd_sd::Error &e) {
+        CHECK(std::string(e.code_name()) == "ETCD_SD_TLS");
+    }
+
+    // A missing file: INVALID_ARGUMENT naming it.
+    try {
+        etcd_sd::Registry r(etcd_sd::Options().endpoints(endpoints).ca_file(ca).client_cert(
+            cert, "/nonexistent/etcd-sd/key.pem"));
+        fail(__FILE__, __LINE__, "no throw");
+    } catch (const etcd_sd::Error &e) {
+        CHECK(e.code() == ETCD_SD_INVALID_ARGUMENT);
+        CHECK(std::string(e.what()).find("/nonexistent/etcd-sd/key.pem") != std::string::npos);
+    }
+}
+
 struct Case {
     const char *name;
     void (*fn)();
@@ -541,6 +617,7 @@ int main() {
         {"callbacks_on_library_thread", test_callbacks_on_library_thread},
         {"status_callback", test_status_callback},
         {"wait_for_etcd", test_wait_for_etcd},
+        {"tls_options", test_tls_options},
     };
     int ran = 0;
     auto t_all = Clock::now();
