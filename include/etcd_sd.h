@@ -67,8 +67,9 @@ typedef enum etcd_sd_result {
    */
   ETCD_SD_AUTH = 7,
   /**
-   * The TLS handshake failed: untrusted, expired or mismatched certificate, or TLS spoken
-   * to a plain port (or plain HTTP to a TLS port).
+   * The TLS handshake failed: untrusted, expired or mismatched certificate, missing client
+   * certificate, or TLS spoken to a plain port. (Plain HTTP to a TLS port cannot be told
+   * from a failing server: it is `ETCD_SD_UNAVAILABLE`, with a hint in the message.)
    */
   ETCD_SD_TLS = 8,
 } etcd_sd_result;

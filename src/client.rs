@@ -36,6 +36,9 @@ struct Key {
 pub(crate) struct Shared {
     endpoints: Vec<String>,
     options: ConnectOptions,
+    /// The same without credentials: used when etcd says auth is not enabled, as the Go
+    /// client does, so credentials can be configured before auth is turned on.
+    options_without_user: Option<ConnectOptions>,
     connect_timeout: Duration,
     members: Vec<tokio::sync::OnceCell<Client>>,
     current: AtomicUsize,
@@ -55,11 +58,14 @@ impl Shared {
         let idx = self.current.load(Ordering::Acquire);
         let connected = self.members[idx]
             .get_or_try_init(|| async {
-                let endpoint = [self.endpoints[idx].as_str()];
-                let connect = Client::connect(endpoint, Some(self.options.clone()));
-                match tokio::time::timeout(self.connect_timeout, connect).await {
-                    Ok(r) => r.map_err(|e| Error::from_etcd("connect", e)),
-                    Err(_) => Err(Error::Timeout(self.connect_timeout, "connect".into())),
+                let endpoint = self.endpoints[idx].as_str();
+                let connected = self.connect_one(endpoint, &self.options).await;
+                match (&connected, &self.options_without_user) {
+                    (Err(e), Some(plain)) if e.to_string().contains("authentication is not enabled") => {
+                        log::warn!(target: "etcd_sd", "{endpoint}: auth is not enabled; connecting without credentials");
+                        self.connect_one(endpoint, plain).await
+                    }
+                    _ => connected,
                 }
             })
             .await;
@@ -75,6 +81,14 @@ impl Shared {
                 }
                 Err(e)
             }
+        }
+    }
+
+    async fn connect_one(&self, endpoint: &str, options: &ConnectOptions) -> Result<Client> {
+        let connect = Client::connect([endpoint], Some(options.clone()));
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(r) => r.map_err(|e| Error::from_etcd("connect", e)),
+            Err(_) => Err(Error::Timeout(self.connect_timeout, "connect".into())),
         }
     }
 
@@ -142,6 +156,7 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
     if key.endpoints.iter().any(|e| e.starts_with("https://")) {
         options = options.with_tls(key.tls.config());
     }
+    let options_without_user = key.user.as_ref().map(|_| options.clone());
     if let Some(c) = &key.user {
         options = options
             .with_user(c.user.clone(), c.password.clone())
@@ -151,6 +166,7 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         members: key.endpoints.iter().map(|_| Default::default()).collect(),
         endpoints: key.endpoints.clone(),
         options,
+        options_without_user,
         connect_timeout: opts.connect_timeout,
         current: AtomicUsize::new(0),
     });
@@ -175,6 +191,14 @@ pub(crate) fn first_contact_error(e: Error, opts: &Options) -> Error {
             Error::Tls(format!(
                 "{msg} ({endpoints}): the server dropped the TLS connection; \
                  does it require a client certificate, and is ours valid and signed by a CA it trusts?"
+            ))
+        }
+        Error::Unavailable(msg)
+            if ["broken pipe", "reset", "closed"].iter().any(|p| msg.contains(p)) =>
+        {
+            Error::Unavailable(format!(
+                "{msg} ({endpoints}): the server accepted the connection and dropped it; \
+                 if it serves TLS, use https:// endpoints"
             ))
         }
         Error::Unavailable(msg) => Error::Unavailable(format!("{msg} ({endpoints})")),

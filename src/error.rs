@@ -21,8 +21,8 @@ pub enum Error {
     /// etcd refused the credentials, or the user lacks permission on the key or prefix.
     #[error("etcd auth: {0}")]
     Auth(String),
-    /// TLS failed: certificate not trusted, expired or mismatched, TLS spoken to a plain port
-    /// or plain HTTP to a TLS port.
+    /// TLS failed: certificate not trusted, expired or mismatched, or TLS spoken to a plain
+    /// port.
     #[error("TLS: {0}")]
     Tls(String),
     /// The object was already closed.

@@ -18,6 +18,7 @@ static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
         // Only name resolution of non-IP hosts uses the blocking pool; keep it to one thread.
         .max_blocking_threads(1)
         .thread_name("etcd-sd-io")
+        .on_thread_start(block_sigpipe)
         .enable_all()
         .build()
         .expect("etcd-sd: cannot start the tokio runtime")
@@ -27,6 +28,19 @@ static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
 ///
 /// Refuses, instead of panicking, when called from inside an async runtime (ours or the
 /// program's): blocking there would stall the very threads that must make progress.
+/// A write to a connection etcd has closed raises SIGPIPE, whose default action kills the
+/// process; C programs rarely ignore it (Rust programs do). Blocking it on the threads that
+/// do the I/O turns it into an EPIPE error that the connection handles.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local, zero-initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::Internal(

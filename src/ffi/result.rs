@@ -26,8 +26,9 @@ pub enum etcd_sd_result {
     /// etcd refused the user name or password, or the user lacks permission on the key or
     /// prefix.
     ETCD_SD_AUTH = 7,
-    /// The TLS handshake failed: untrusted, expired or mismatched certificate, or TLS spoken
-    /// to a plain port (or plain HTTP to a TLS port).
+    /// The TLS handshake failed: untrusted, expired or mismatched certificate, missing client
+    /// certificate, or TLS spoken to a plain port. (Plain HTTP to a TLS port cannot be told
+    /// from a failing server: it is `ETCD_SD_UNAVAILABLE`, with a hint in the message.)
     ETCD_SD_TLS = 8,
 }
 
