@@ -105,19 +105,56 @@ async fn paused(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Reads every key under `prefix`, with the revision the read saw.
-async fn list(mut client: etcd_client::Client, prefix: &[u8]) -> Result<(Table, i64)> {
-    let mut resp = client
-        .get(prefix, Some(GetOptions::new().with_prefix()))
-        .await
-        .map_err(|e| Error::from_etcd("get", e))?;
-    let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-    let table = resp
-        .take_kvs()
-        .into_iter()
-        .map(|kv| kv.into_key_value())
-        .collect();
-    Ok((table, revision))
+/// Keys per page of the listing: bounds the size of each reply (and of the memory it needs
+/// on both sides) whatever the size of the prefix.
+const PAGE: i64 = 5_000;
+/// Reply size the listing and the watch accept (etcd-client's default is 4 MiB), for pages
+/// of large values and for catch-up batches of events.
+const MAX_REPLY: usize = 64 << 20;
+
+/// Reads every key under `prefix`, page by page at one revision, with that revision.
+async fn list(client: etcd_client::Client, prefix: &[u8]) -> Result<(Table, i64)> {
+    let mut kv = client.kv_client().max_decoding_message_size(MAX_REPLY);
+    let end = prefix_end(prefix);
+    let mut table = Table::new();
+    let mut start = prefix.to_vec();
+    let mut revision = 0;
+    loop {
+        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if revision != 0 {
+            opts = opts.with_revision(revision);
+        }
+        let mut resp = kv
+            .get(start.clone(), Some(opts))
+            .await
+            .map_err(|e| Error::from_etcd("get", e))?;
+        if revision == 0 {
+            revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+        }
+        let more = resp.more();
+        let kvs = resp.take_kvs();
+        if let Some(last) = kvs.last() {
+            start = last.key().to_vec();
+            start.push(0); // the next key after `last`
+        }
+        table.extend(kvs.into_iter().map(|kv| kv.into_key_value()));
+        if !more {
+            return Ok((table, revision));
+        }
+    }
+}
+
+/// The end of the key range holding every key that starts with `prefix` (etcd's rule: the
+/// prefix with its last byte below 0xff incremented; "\0" means "to the end").
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 /// The differences that turn `old` into `new`: deletes (with the last known value) first, then
@@ -204,7 +241,11 @@ impl Watch {
             Ok(m) => m,
             Err(e) => return WatchEnd::Broken(e.to_string()),
         };
-        let mut client = member.client.clone();
+        // A catching-up watcher may get many events in one response: allow large ones.
+        let mut client = member
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_REPLY);
         let (mut requests, mut stream) = match client.watch(self.prefix.clone(), Some(opts)).await {
             Ok(s) => s.split(),
             Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
@@ -314,6 +355,13 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect()
+    }
+
+    #[test]
+    fn prefix_end_follows_etcd() {
+        assert_eq!(prefix_end(b"/svc"), b"/svd");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
     }
 
     #[test]

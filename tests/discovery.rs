@@ -259,3 +259,37 @@ fn crashed_registrant_expires_after_ttl() {
         "{took:?}: too early for a lease expiry"
     );
 }
+
+#[test]
+fn a_large_prefix_is_listed_in_pages() {
+    use etcd_client::{Client, Txn, TxnOp};
+    let etcd = Etcd::start();
+    // 12,000 keys of ~420 bytes: more than two pages, and 5 MB, over a single 4 MiB reply.
+    let value = "v".repeat(400);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect([etcd.endpoint()], None).await.unwrap();
+        for batch in 0..120 {
+            let ops: Vec<TxnOp> = (0..100)
+                .map(|i| TxnOp::put(format!("/big/k{:05}", batch * 100 + i), value.clone(), None))
+                .collect();
+            c.txn(Txn::new().and_then(ops)).await.unwrap();
+        }
+    });
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let t = Instant::now();
+    let _d = Discovery::new(
+        &opts(&etcd.endpoint(), 3),
+        "/big/",
+        move |_: &etcd_sd::Event| {
+            c.fetch_add(1, Ordering::SeqCst);
+        },
+    )
+    .unwrap();
+    eprintln!("12,000-key listing delivered in {:?}", t.elapsed());
+    assert_eq!(count.load(Ordering::SeqCst), 12_000);
+}
