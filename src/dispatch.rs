@@ -143,8 +143,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 struct Pool {
-    ready: Mutex<VecDeque<Arc<dyn Drain>>>,
+    ready: Mutex<Ready>,
     wake: Condvar,
+}
+
+#[derive(Default)]
+struct Ready {
+    mailboxes: VecDeque<Arc<dyn Drain>>,
+    /// Pool threads asleep on `wake`: notifying costs a system call, so only when one is.
+    idle: usize,
 }
 
 static POOL: Lazy<Pool> = Lazy::new(|| {
@@ -162,8 +169,11 @@ static POOL: Lazy<Pool> = Lazy::new(|| {
 
 impl Pool {
     fn schedule(&self, mailbox: Arc<dyn Drain>) {
-        lock(&self.ready).push_back(mailbox);
-        self.wake.notify_one();
+        let mut ready = lock(&self.ready);
+        ready.mailboxes.push_back(mailbox);
+        if ready.idle > 0 {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -172,10 +182,12 @@ fn worker() {
         let mailbox = {
             let mut ready = lock(&POOL.ready);
             loop {
-                if let Some(m) = ready.pop_front() {
+                if let Some(m) = ready.mailboxes.pop_front() {
                     break m;
                 }
+                ready.idle += 1;
                 ready = POOL.wake.wait(ready).unwrap_or_else(|e| e.into_inner());
+                ready.idle -= 1;
             }
         };
         if mailbox.drain() {

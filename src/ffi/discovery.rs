@@ -50,25 +50,24 @@ impl EventSink for CallbackSink {
             EventKind::Delete => self.on_del,
         };
         let Some(f) = f else { return };
-        let key = nul_terminated(&event.key);
-        let value = nul_terminated(&event.value);
+        // One buffer: key, NUL, value, NUL.
+        let (k, v) = (&event.key, &event.value);
+        let mut buf = Vec::with_capacity(k.len() + v.len() + 2);
+        buf.extend_from_slice(k);
+        buf.push(0);
+        buf.extend_from_slice(v);
+        buf.push(0);
+        let (key, value) = buf.split_at(k.len() + 1);
         unsafe {
             f(
                 self.user_data.get(),
                 key.as_ptr().cast(),
-                event.key.len(),
+                k.len(),
                 value.as_ptr().cast(),
-                event.value.len(),
+                v.len(),
             )
         };
     }
-}
-
-fn nul_terminated(bytes: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(bytes.len() + 1);
-    v.extend_from_slice(bytes);
-    v.push(0);
-    v
 }
 
 /// Lists every key under `prefix` (etcd prefix semantics: "/svc" also matches "/svcX/a"),
