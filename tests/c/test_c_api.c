@@ -7,10 +7,10 @@
  *   ETCD_SD_TEST_SLOW=1        relax the timing checks (for valgrind)
  *   ETCD_SD_TEST_ONLY=name     run only the cases whose name contains `name`
  *
- * C99 + POSIX, no framework: CHECK prints file:line, the condition and etcd_sd_last_error()
- * and exits at the first failure. Waits poll with deadlines; nothing sleeps longer than a
- * case needs. Every case uses its own key prefix. */
-#include "etcd_sd.h"
+ * C99 + POSIX, no framework (the harness is test_util.h): CHECK prints file:line, the
+ * condition and etcd_sd_last_error() and exits at the first failure. Waits poll with
+ * deadlines; nothing sleeps longer than a case needs. Every case uses its own key prefix. */
+#include "test_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,88 +18,15 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-/* ---------------------------------------------------------------------------------------- */
-/* checks, time */
-
-static const char *current_case = "";
-
-static void fail(const char *file, int line, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "%s:%d: [%s] FAILED: ", file, line, current_case);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n    etcd_sd_last_error(): \"%s\"\n", etcd_sd_last_error());
-    fflush(stderr);
-    fflush(stdout);
-    /* Library threads may be in the middle of a callback: leave without running atexit
-     * handlers or destructors. */
-    _Exit(1);
-}
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(%s)", #cond);                         \
-    } while (0)
-
-#define CHECK_MSG(cond, ...)                                                               \
-    do {                                                                                   \
-        if (!(cond)) fail(__FILE__, __LINE__, __VA_ARGS__);                                \
-    } while (0)
-
-/* `call` must return `want`. */
-#define CHECK_RC(call, want)                                                               \
-    do {                                                                                   \
-        etcd_sd_result rc_ = (call);                                                       \
-        if (rc_ != (want))                                                                 \
-            fail(__FILE__, __LINE__, "%s returned %s, want %s", #call,                     \
-                 etcd_sd_result_name((int)rc_), etcd_sd_result_name((int)(want)));          \
-    } while (0)
-
-#define CHECK_OK(call) CHECK_RC(call, ETCD_SD_OK)
-
-/* `call` must fail with INVALID_ARGUMENT and a message that contains `word` (the name of
- * the bad argument: the library's messages name the problem). */
-#define CHECK_INVALID(call, word)                                                          \
-    do {                                                                                   \
-        etcd_sd_result rc_ = (call);                                                       \
-        const char *msg_ = etcd_sd_last_error();                                           \
-        if (rc_ != ETCD_SD_INVALID_ARGUMENT)                                               \
-            fail(__FILE__, __LINE__, "%s returned %s, want ETCD_SD_INVALID_ARGUMENT",      \
-                 #call, etcd_sd_result_name((int)rc_));                                    \
-        if (msg_ == NULL || strstr(msg_, (word)) == NULL)                                  \
-            fail(__FILE__, __LINE__, "%s: message does not mention \"%s\"", #call, (word)); \
-    } while (0)
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static const char *endpoints;
-static int slow; /* under valgrind: timing bounds are multiplied */
-
-/* A time bound of `ms`, relaxed when running slowly. */
-static long bound(long ms) { return slow ? ms * 8 : ms; }
 
 /* A loopback port that nothing listens on (bound to 0, then closed). */
 static int dead_port(void) {
@@ -178,12 +105,6 @@ static void rec_init(recorder *r) {
 }
 
 static void rec_destroy(recorder *r) { pthread_mutex_destroy(&r->mu); }
-
-static void copy_str(char *dst, size_t cap, const char *src, size_t len) {
-    if (len >= cap) len = cap - 1;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-}
 
 static void record(recorder *r, char kind, const char *key, size_t key_len, const char *value,
                    size_t value_len) {
@@ -1163,31 +1084,14 @@ int main(void) {
         {"logger", test_logger},
         {"thread_count", test_thread_count},
     };
-    const char *only = getenv("ETCD_SD_TEST_ONLY");
-    const char *s = getenv("ETCD_SD_TEST_SLOW");
     size_t i;
     int ran = 0;
-    long long t_all = now_ms();
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    endpoints = getenv("ETCD_SD_TEST_ENDPOINTS");
-    if (endpoints == NULL || endpoints[0] == '\0') {
-        fprintf(stderr, "ETCD_SD_TEST_ENDPOINTS is not set (run me through tests/with_etcd.py)\n");
-        return 2;
-    }
-    slow = s != NULL && s[0] != '\0' && strcmp(s, "0") != 0;
+    test_begin();
+    endpoints = need_env("ETCD_SD_TEST_ENDPOINTS");
     printf("etcd at %s%s\n", endpoints, slow ? " (slow mode: relaxed time bounds)" : "");
 
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        long long t0;
-        if (only != NULL && strstr(cases[i].name, only) == NULL) continue;
-        current_case = cases[i].name;
-        printf("[ RUN  ] %s\n", cases[i].name);
-        t0 = now_ms();
-        cases[i].fn();
-        printf("[  OK  ] %s (%lld ms)\n", cases[i].name, now_ms() - t0);
-        ran++;
-    }
-    printf("%d cases passed in %lld ms\n", ran, now_ms() - t_all);
-    return ran > 0 ? 0 : 1;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ran += run_case(cases[i].name, cases[i].fn);
+    return test_end(ran);
 }

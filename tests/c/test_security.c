@@ -10,96 +10,26 @@
  *   ETCD_SD_TEST_SLOW=1        relax the timing checks (valgrind)
  *   ETCD_SD_TEST_ONLY=name     run only the cases whose name contains `name`
  *
- * C99 + POSIX, same style as test_c_api.c: CHECK prints file:line, the condition and
- * etcd_sd_last_error() and exits at the first failure. Failures must be fast: every failing
- * constructor here (but one, see tls_http_to_tls_port) runs with the default 5 s connect
- * timeout and must return within 3 s, so a handshake or credential failure must not be
- * retried until the timeout.
+ * C99 + POSIX, the harness of test_util.h (shared with test_c_api.c): CHECK prints file:line,
+ * the condition and etcd_sd_last_error() and exits at the first failure. Failures must be
+ * fast: every failing constructor here (but one, see tls_http_to_tls_port) runs with the
+ * default 5 s connect timeout and must return within 3 s, so a handshake or credential
+ * failure must not be retried until the timeout.
  *
- * SIGPIPE: KNOWN LIBRARY BUG. When etcd closes a connection (it refuses the client
- * certificate, or gets plain HTTP/2 on its TLS port) the library's I/O thread may still write
- * to it (writev, which has no MSG_NOSIGNAL) and the process gets SIGPIPE, which kills a C or
- * C++ program that keeps the default action (Rust programs ignore SIGPIPE, so the Rust tests
- * never see it). Until the library blocks SIGPIPE in its own threads, this test ignores it;
- * ETCD_SD_TEST_KEEP_SIGPIPE=1 keeps the default action (CTest: security_sigpipe, --tls, disabled
- * until the fix). */
-#include "etcd_sd.h"
+ * SIGPIPE keeps its default action (terminate) in every mode, on purpose: when etcd closes a
+ * connection the library still writes to (it refuses the client certificate, or gets plain
+ * HTTP/2 on its TLS port) the write must fail with EPIPE, not raise SIGPIPE, because a C or
+ * C++ program that keeps the default action would die (Rust programs ignore SIGPIPE, so the
+ * Rust tests cannot see this). The library blocks SIGPIPE on its I/O threads; every run of
+ * this test checks that, so nothing here ignores it. ETCD_SD_TEST_KEEP_SIGPIPE (still set by
+ * the CTest entry security_sigpipe, from when the default was to ignore it) is not read. */
+#include "test_util.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-/* ---------------------------------------------------------------------------------------- */
-/* checks, time */
-
-static const char *current_case = "";
-
-static void fail(const char *file, int line, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "%s:%d: [%s] FAILED: ", file, line, current_case);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n    etcd_sd_last_error(): \"%s\"\n", etcd_sd_last_error());
-    fflush(stderr);
-    fflush(stdout);
-    _Exit(1); /* library threads may be inside a callback: no atexit handlers */
-}
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(%s)", #cond);                         \
-    } while (0)
-
-#define CHECK_MSG(cond, ...)                                                               \
-    do {                                                                                   \
-        if (!(cond)) fail(__FILE__, __LINE__, __VA_ARGS__);                                \
-    } while (0)
-
-#define CHECK_RC(call, want)                                                               \
-    do {                                                                                   \
-        etcd_sd_result rc_ = (call);                                                       \
-        if (rc_ != (want))                                                                 \
-            fail(__FILE__, __LINE__, "%s returned %s, want %s", #call,                     \
-                 etcd_sd_result_name((int)rc_), etcd_sd_result_name((int)(want)));          \
-    } while (0)
-
-#define CHECK_OK(call) CHECK_RC(call, ETCD_SD_OK)
-
-/* `call` must fail with INVALID_ARGUMENT and a message that contains `word`. */
-#define CHECK_INVALID(call, word)                                                          \
-    do {                                                                                   \
-        etcd_sd_result rc_ = (call);                                                       \
-        const char *msg_ = etcd_sd_last_error();                                           \
-        if (rc_ != ETCD_SD_INVALID_ARGUMENT)                                               \
-            fail(__FILE__, __LINE__, "%s returned %s, want ETCD_SD_INVALID_ARGUMENT",      \
-                 #call, etcd_sd_result_name((int)rc_));                                    \
-        if (msg_ == NULL || strstr(msg_, (word)) == NULL)                                  \
-            fail(__FILE__, __LINE__, "%s: message does not mention \"%s\"", #call, (word)); \
-    } while (0)
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int slow;
-static long bound(long ms) { return slow ? ms * 8 : ms; }
 
 /* A failure counts as fast below this (the connect timeout is 5 s). */
 #define FAST_MS 3000
@@ -124,16 +54,6 @@ static int has_mode(const char *m) {
         p = end != NULL ? end + 1 : NULL;
     }
     return 0;
-}
-
-static const char *need_env(const char *name) {
-    const char *v = getenv(name);
-    if (v == NULL || v[0] == '\0') {
-        fprintf(stderr, "%s is not set (run me through tests/with_etcd.py --tls/--mtls/--auth)\n",
-                name);
-        exit(2);
-    }
-    return v;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -191,12 +111,6 @@ static void rec_init(recorder *r) {
 }
 
 static void rec_destroy(recorder *r) { pthread_mutex_destroy(&r->mu); }
-
-static void copy_str(char *dst, size_t cap, const char *src, size_t len) {
-    if (len >= cap) len = cap - 1;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-}
 
 static void record(recorder *r, char kind, const char *key, size_t key_len, const char *value,
                    size_t value_len) {
@@ -687,14 +601,10 @@ int main(void) {
         {"auth_token_expiry", "auth", test_auth_token_expiry},
         {"auth_secrets_never_logged", "auth", test_auth_secrets_never_logged},
     };
-    const char *only = getenv("ETCD_SD_TEST_ONLY");
-    const char *s = getenv("ETCD_SD_TEST_SLOW");
-    const char *keep_sigpipe;
     size_t i;
     int ran = 0;
-    long long t_all = now_ms();
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    test_begin();
     endpoints = need_env("ETCD_SD_TEST_ENDPOINTS");
     mode = need_env("ETCD_SD_TEST_MODE");
     ca = need_env("ETCD_SD_TEST_CA");
@@ -710,32 +620,12 @@ int main(void) {
         CHECK_OK(etcd_sd_set_logger(secret_log, NULL));
         CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_DEBUG));
     }
-    slow = s != NULL && s[0] != '\0' && strcmp(s, "0") != 0;
-    keep_sigpipe = getenv("ETCD_SD_TEST_KEEP_SIGPIPE");
-    if (keep_sigpipe == NULL || keep_sigpipe[0] == '\0' || strcmp(keep_sigpipe, "0") == 0) {
-        /* see "SIGPIPE" at the top: a workaround for a library bug */
-        struct sigaction ign;
-        memset(&ign, 0, sizeof ign);
-        ign.sa_handler = SIG_IGN;
-        sigemptyset(&ign.sa_mask);
-        CHECK(sigaction(SIGPIPE, &ign, NULL) == 0);
-        keep_sigpipe = NULL;
-    }
-    printf("etcd at %s, mode %s%s%s\n", endpoints, mode, slow ? " (slow mode)" : "",
-           keep_sigpipe != NULL ? " (SIGPIPE not ignored)" : "");
+    printf("etcd at %s, mode %s%s\n", endpoints, mode, slow ? " (slow mode)" : "");
 
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        long long t0;
         if (cases[i].needs != NULL && !has_mode(cases[i].needs)) continue;
-        if (only != NULL && strstr(cases[i].name, only) == NULL) continue;
-        current_case = cases[i].name;
-        printf("[ RUN  ] %s\n", cases[i].name);
-        t0 = now_ms();
-        cases[i].fn();
-        printf("[  OK  ] %s (%lld ms)\n", cases[i].name, now_ms() - t0);
-        ran++;
+        ran += run_case(cases[i].name, cases[i].fn);
     }
     if (has_mode("auth")) CHECK_OK(etcd_sd_set_logger(NULL, NULL));
-    printf("%d cases passed in %lld ms\n", ran, now_ms() - t_all);
-    return ran > 0 ? 0 : 1;
+    return test_end(ran);
 }
