@@ -230,8 +230,10 @@ where
     let mut last = None;
     loop {
         let until = deadline.min(tokio::time::Instant::now() + per_attempt);
-        let used = AtomicUsize::new(usize::MAX);
+        let used = AtomicUsize::new(0);
         let outcome = tokio::time::timeout_at(until, async {
+            // Recorded before `pick`, so that a member too slow even to connect is left too.
+            used.store(conn.current.load(Ordering::Acquire), Ordering::Relaxed);
             let member = conn.pick().await.map_err(|e| (e, None))?;
             used.store(member.idx, Ordering::Relaxed);
             match attempt(member.client.clone()).await {
@@ -254,10 +256,7 @@ where
             }
             Err(_) => {
                 // No answer in time: leave this member for the next one.
-                let idx = used.load(Ordering::Relaxed);
-                if idx != usize::MAX {
-                    conn.advance(idx);
-                }
+                conn.advance(used.load(Ordering::Relaxed));
                 Error::Timeout(per_attempt, what.to_owned())
             }
         };
