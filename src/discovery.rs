@@ -33,10 +33,6 @@ impl Discovery {
     /// starts watching. Later events are delivered on the callback pool, in revision order,
     /// never two at once for this discovery.
     pub fn new(opts: &Options, prefix: &str, sink: impl EventSink) -> Result<Self> {
-        Self::new_boxed(opts, prefix, Box::new(sink))
-    }
-
-    pub fn new_boxed(opts: &Options, prefix: &str, sink: Box<dyn EventSink>) -> Result<Self> {
         if prefix.is_empty() {
             return Err(Error::invalid(
                 "prefix is empty (it would watch the whole key space)",
