@@ -26,3 +26,7 @@ pub use registry::{Registry, Status};
 
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The service table with load balancing (issue 10).
+pub mod table;
+pub use table::{ServiceTable, Table};
