@@ -25,3 +25,7 @@ pub use log::*;
 pub use options::*;
 pub use registry::*;
 pub use result::*;
+
+// Service table (issue 10).
+pub mod table;
+pub use table::*;

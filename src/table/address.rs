@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn go_naming_json() {
         let e = ok(r#"{"Op":0,"Addr":"10.0.0.5:9000","Metadata":null}"#);
-        assert_eq!((e.addr.as_str(), e.weight, e.metadata), ("10.0.0.5:9000", 1, None));
+        assert_eq!(
+            (e.addr.as_str(), e.weight, e.metadata),
+            ("10.0.0.5:9000", 1, None)
+        );
         let e = ok(r#"{"Addr":"h:1","Metadata":{"weight":4,"zone":"a"}}"#);
         assert_eq!(e.weight, 4);
         assert_eq!(e.metadata.as_deref(), Some(r#"{"weight":4,"zone":"a"}"#));

@@ -53,7 +53,9 @@ impl Ejection {
     /// The ejection time after `level` earlier (undecayed) ejections.
     fn duration(&self, level: u32) -> Duration {
         let factor = 1u32.checked_shl(level.min(31)).unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.max.max(self.base))
+        self.base
+            .saturating_mul(factor)
+            .min(self.max.max(self.base))
     }
 }
 
@@ -101,7 +103,10 @@ impl Health {
         if cfg.consecutive_failures == 0 || self.is_ejected(now) {
             return false;
         }
-        let n = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let n = self
+            .failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         n >= cfg.consecutive_failures
     }
 

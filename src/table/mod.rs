@@ -32,8 +32,8 @@ pub use address::Endpoint;
 pub use eject::Ejection;
 pub use pick::Policy;
 
-use crate::dispatch::{Mailbox, Sink};
 use crate::discovery::Discovery;
+use crate::dispatch::{Mailbox, Sink};
 use crate::error::Result;
 use crate::event::{Event, EventKind};
 use crate::options::Options;
@@ -111,7 +111,9 @@ impl Instance {
         self.metadata.as_deref()
     }
     fn same_endpoint(&self, e: &Endpoint) -> bool {
-        self.address() == e.addr && self.weight == e.weight && self.metadata() == e.metadata.as_deref()
+        self.address() == e.addr
+            && self.weight == e.weight
+            && self.metadata() == e.metadata.as_deref()
     }
 }
 
@@ -373,7 +375,11 @@ impl Table {
         if self.policy == Policy::ConsistentHash || svc.wants_ring.load(Ordering::Relaxed) {
             set.ring();
         }
-        if set.instances.iter().any(|i| i.health.is_ejected(self.now())) {
+        if set
+            .instances
+            .iter()
+            .any(|i| i.health.is_ejected(self.now()))
+        {
             svc.ejecting.store(true, Ordering::SeqCst);
         }
         set
@@ -391,7 +397,11 @@ impl Table {
         let service = normalize(service);
         let mut w = lock(&self.writer);
         let first = w.declared.is_none();
-        if !w.declared.get_or_insert_with(BTreeSet::new).insert(service.to_string()) {
+        if !w
+            .declared
+            .get_or_insert_with(BTreeSet::new)
+            .insert(service.to_string())
+        {
             return;
         }
         if w.initializing {
@@ -400,11 +410,8 @@ impl Table {
         if first {
             let dir = self.directory.load();
             let mut next: Directory = (**dir).clone();
-            let dropped: Vec<Box<str>> = next
-                .keys()
-                .filter(|s| &***s != service)
-                .cloned()
-                .collect();
+            let dropped: Vec<Box<str>> =
+                next.keys().filter(|s| &***s != service).cloned().collect();
             for s in &dropped {
                 next.remove(s);
             }
@@ -514,7 +521,13 @@ impl Table {
     }
 
     #[cold]
-    fn pick_ejecting(&self, svc: &Service, set: &ServiceSet, key: Option<&[u8]>, now: u64) -> usize {
+    fn pick_ejecting(
+        &self,
+        svc: &Service,
+        set: &ServiceSet,
+        key: Option<&[u8]>,
+        now: u64,
+    ) -> usize {
         let ejected = set.ejected_count(now);
         if ejected == 0 {
             // Every ejection ended: back to the fast path, unless one started meanwhile.
@@ -524,7 +537,11 @@ impl Table {
             }
             return self.choose(svc, set, key, None);
         }
-        if !self.ejection.load().within_cap(ejected, set.instances.len()) {
+        if !self
+            .ejection
+            .load()
+            .within_cap(ejected, set.instances.len())
+        {
             return self.choose(svc, set, key, None);
         }
         let skip = |i: usize| set.instances[i].health.is_ejected(now);

@@ -103,7 +103,10 @@ pub fn build_sequence(weights: &[u32]) -> Box<[u32]> {
     if weights.is_empty() {
         return Box::new([]);
     }
-    let g = weights.iter().fold(0u64, |g, w| gcd(g, u64::from(*w))).max(1);
+    let g = weights
+        .iter()
+        .fold(0u64, |g, w| gcd(g, u64::from(*w)))
+        .max(1);
     let mut w: Vec<i64> = weights.iter().map(|x| (u64::from(*x) / g) as i64).collect();
     let mut total: i64 = w.iter().sum();
     if total as u64 > MAX_SEQUENCE {
@@ -199,7 +202,11 @@ mod tests {
 
     #[test]
     fn nginx_smooth_sequence() {
-        let names = |s: &[u32]| s.iter().map(|i| (b'a' + *i as u8) as char).collect::<String>();
+        let names = |s: &[u32]| {
+            s.iter()
+                .map(|i| (b'a' + *i as u8) as char)
+                .collect::<String>()
+        };
         assert_eq!(names(&build_sequence(&[5, 1, 1])), "aabacaa");
         assert_eq!(names(&build_sequence(&[10, 2, 2])), "aabacaa"); // gcd
         assert_eq!(build_sequence(&[1, 1, 1]).len(), 3);
