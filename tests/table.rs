@@ -122,7 +122,7 @@ fn eight_threads_pick_while_instances_come_and_go() {
         let (t2, dead, seen) = (t.clone(), dead.clone(), seen.clone());
         t.set_changed(Some(Box::new(move |s: &Arc<str>| {
             let snap = t2.instances(s);
-            let mut present = vec![None; KEYS];
+            let mut present = [None; KEYS];
             for inst in snap.iter() {
                 let (i, g) = parse(inst.key(), inst.address());
                 present[i] = Some(g);
@@ -169,7 +169,7 @@ fn eight_threads_pick_while_instances_come_and_go() {
         })
         .collect();
     let reg = Registry::new(&opts(&etcd.endpoint(), 10)).unwrap();
-    let mut present = vec![false; KEYS];
+    let mut present = [false; KEYS];
     let mut gen = 1000u64;
     let mut changes = 0;
     let started = Instant::now();
