@@ -8,9 +8,9 @@
 //                                                            127.0.0.1:<port> (lease TTL 3 s)
 //   echo_table client <endpoints> <service> <seconds> [interval_ms]
 //
-// serve: SIGTERM/SIGINT unregister first (watchers see the DELETE at once), then stop
-// serving; SIGUSR1 black-holes the instance (it keeps its registration and its connections
-// but never answers) and SIGUSR2 ends that.
+// serve: SIGTERM/SIGINT unregister first (watchers see the DELETE at once), answer for
+// 500 ms more (calls already on their way), then stop; SIGUSR1 black-holes the instance
+// (it keeps its registration and its connections but never answers), SIGUSR2 ends that.
 // client: one call every interval_ms (default 20), alternately round robin and by hash on
 // "user-<n % 5>"; each call has a 200 ms timeout. Prints one line per failed call and per
 // change of the set ("instances: ..."), and a summary at the end:
@@ -76,8 +76,11 @@ int serve(const std::string &endpoints, const std::string &key, int port) {
             std::printf("%s answering again\n", now_text().c_str());
         } else {
             reg.unregister(key);  // clients stop picking us first ...
-            std::printf("%s unregistered %s\n", now_text().c_str(), key.c_str());
+            std::printf("%s unregistered %s; draining 500 ms\n", now_text().c_str(),
+                        key.c_str());
             std::fflush(stdout);
+            // ... calls picked just before they saw the DELETE still get answers ...
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
             server.stop();  // ... then we stop serving
             return 0;
         }
