@@ -112,6 +112,7 @@ pub(crate) fn start(
     deliver: Deliver,
 ) -> Handle {
     let (pause, paused) = watch::channel(false);
+    let table_known = !table.is_empty();
     let w = Watch {
         conn,
         spec,
@@ -121,6 +122,8 @@ pub(crate) fn start(
         paused,
         announce_initial,
         cluster_id: 0,
+        // A watch that starts from a listing has seen that listing's revision.
+        seen_revision: if table_known { next_revision - 1 } else { 0 },
     };
     Handle {
         task: runtime::spawn(w.run()),
@@ -255,6 +258,8 @@ struct Watch {
     announce_initial: bool,
     /// The cluster id of the etcd this watch has followed (0 until the first answer).
     cluster_id: u64,
+    /// The highest store revision etcd has shown this watch.
+    seen_revision: i64,
 }
 
 impl Watch {
@@ -281,10 +286,14 @@ impl Watch {
         }
     }
 
-    /// True when a response header says this is not the etcd we followed (its cluster id
-    /// changed, or its revision is behind what we saw).
+    /// Why a response header says this is not the etcd we followed: its cluster id changed, or
+    /// its revision is behind one it already showed us. Headers without a revision (a
+    /// cancellation) say nothing.
     fn replaced(&mut self, header: Option<&etcd_client::ResponseHeader>) -> Option<String> {
         let h = header?;
+        if h.revision() <= 0 || h.cluster_id() == 0 {
+            return None;
+        }
         if self.cluster_id == 0 {
             self.cluster_id = h.cluster_id();
         } else if h.cluster_id() != self.cluster_id {
@@ -294,13 +303,14 @@ impl Watch {
                 self.cluster_id
             ));
         }
-        if h.revision() + 1 < self.next_revision {
+        if h.revision() < self.seen_revision {
             return Some(format!(
-                "etcd's revision went back to {} (we had seen {})",
+                "etcd's revision went back to {} (it was {})",
                 h.revision(),
-                self.next_revision - 1
+                self.seen_revision
             ));
         }
+        self.seen_revision = h.revision();
         None
     }
 
@@ -359,10 +369,6 @@ impl Watch {
                 }
                 Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
             };
-            if let Some(why) = self.replaced(resp.header()) {
-                self.cluster_id = 0;
-                return End::Relist(why, 0);
-            }
             if resp.created() {
                 backoff.reset();
             }
@@ -376,6 +382,11 @@ impl Watch {
                     return End::Relist(why, resp.compact_revision());
                 }
                 let why = format!("watch cancelled by the server: {}", resp.cancel_reason());
+                return End::Relist(why, 0);
+            }
+            if let Some(why) = self.replaced(resp.header()) {
+                self.cluster_id = 0;
+                self.seen_revision = 0;
                 return End::Relist(why, 0);
             }
             let header_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
@@ -433,6 +444,7 @@ impl Watch {
                     let (table, events) = diff(old, kvs, revision);
                     self.table = table;
                     self.next_revision = revision + 1;
+                    self.seen_revision = self.seen_revision.max(revision);
                     if announce && (!events.is_empty() || compacted != 0) {
                         (self.deliver)(Batch {
                             events,
