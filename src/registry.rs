@@ -130,7 +130,8 @@ impl Registry {
                     Err(Error::NotFound(_)) => Ok(()),
                     other => other,
                 }
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
+            })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
         } else {
             let keys = self.lease.take_own(self.tag);
             if keys.is_empty() || self.lease.id() == 0 {

@@ -15,9 +15,9 @@
 use crate::backoff::Backoff;
 use crate::client::{retry, Member, Shared};
 use crate::dispatch::{Mailbox, Sink};
-use crate::kv::Client;
 use crate::error::{Error, Result};
 use crate::event::EventKind;
+use crate::kv::Client;
 use crate::kv::KeyValue;
 use crate::listing::{self, MAX_REPLY};
 use crate::runtime;
@@ -181,8 +181,10 @@ impl Watcher {
                     Err(Error::InvalidArgument(m)) | Err(Error::Etcd(m))
                         if listed_at != 0 && m.contains("compacted") =>
                     {
-                        retry(&conn, opts.connect_timeout, "watch start", |c| spec.read(c, 0))
-                            .await
+                        retry(&conn, opts.connect_timeout, "watch start", |c| {
+                            spec.read(c, 0)
+                        })
+                        .await
                     }
                     other => other,
                 }
@@ -334,11 +336,11 @@ impl Watch {
             .client
             .watch_client()
             .max_decoding_message_size(MAX_REPLY);
-        let (mut requests, mut stream) =
-            match client.watch(self.spec.key.clone(), Some(opts)).await {
-                Ok(s) => s.split(),
-                Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
-            };
+        let (mut requests, mut stream) = match client.watch(self.spec.key.clone(), Some(opts)).await
+        {
+            Ok(s) => s.split(),
+            Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
+        };
         // A member that stops answering but keeps the connection open would leave the stream
         // silent; after PROBE_IDLE of silence ask for a progress notification, and give up on
         // the member if none comes within PROBE_ANSWER.
@@ -527,7 +529,9 @@ mod tests {
                 (
                     e.kind,
                     String::from_utf8_lossy(&e.kv.key).into_owned(),
-                    e.prev.as_ref().map(|p| String::from_utf8_lossy(&p.value).into_owned()),
+                    e.prev
+                        .as_ref()
+                        .map(|p| String::from_utf8_lossy(&p.value).into_owned()),
                 )
             })
             .collect();

@@ -46,8 +46,13 @@ fn kv_calls_carry_revisions_and_previous_values() {
     assert_eq!(s(&prev.kvs[0].value), "x");
 
     for i in 0..12 {
-        c.put(format!("/kv/dir/{i:02}").as_bytes(), b"v", 0, PutMode::Always)
-            .unwrap();
+        c.put(
+            format!("/kv/dir/{i:02}").as_bytes(),
+            b"v",
+            0,
+            PutMode::Always,
+        )
+        .unwrap();
     }
     let all = c.range(b"/kv/dir/", 0).unwrap();
     let keys: Vec<String> = all.kvs.iter().map(|kv| s(&kv.key)).collect();
@@ -179,7 +184,10 @@ type Seen = Arc<Mutex<Vec<Batch>>>;
 fn recording() -> (Seen, Box<dyn Fn(&Batch) + Send + Sync>) {
     let seen: Seen = Arc::default();
     let s2 = seen.clone();
-    (seen, Box::new(move |b: &Batch| s2.lock().unwrap().push(b.clone())))
+    (
+        seen,
+        Box::new(move |b: &Batch| s2.lock().unwrap().push(b.clone())),
+    )
 }
 
 fn wait_until(what: &str, pred: impl Fn() -> bool) {
@@ -200,7 +208,12 @@ fn watch_delivers_raw_events_with_previous_values() {
     c.put(b"/w/a", b"2", 0, PutMode::Always).unwrap();
     c.delete(b"/w/a", false).unwrap();
     wait_until("two events", || {
-        seen.lock().unwrap().iter().map(|b| b.events.len()).sum::<usize>() == 2
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.events.len())
+            .sum::<usize>()
+            == 2
     });
     let events: Vec<_> = seen
         .lock()
@@ -218,7 +231,13 @@ fn watch_delivers_raw_events_with_previous_values() {
     let (seen2, sink2) = recording();
     let _w2 = Watcher::new(&c, b"/w/a", false, 1, sink2).unwrap();
     wait_until("replay", || {
-        seen2.lock().unwrap().iter().map(|b| b.events.len()).sum::<usize>() >= 3
+        seen2
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.events.len())
+            .sum::<usize>()
+            >= 3
     });
 }
 
@@ -265,16 +284,23 @@ fn watch_after_compaction_delivers_the_difference() {
         }),
     )
     .unwrap();
-    let b = rx.recv_timeout(Duration::from_secs(10)).expect("relisted batch");
+    let b = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("relisted batch");
     assert!(b.compact_revision > 0, "flagged as compacted: {b:?}");
     // The watch knew nothing (started from a revision): everything present is a put.
     let keys: Vec<_> = b.events.iter().map(|e| (e.kind, s(&e.kv.key))).collect();
     assert_eq!(
         keys,
-        vec![(EventKind::Put, "/cp/b".into()), (EventKind::Put, "/cp/c".into())]
+        vec![
+            (EventKind::Put, "/cp/b".into()),
+            (EventKind::Put, "/cp/c".into())
+        ]
     );
     // And it goes on watching.
     c.put(b"/cp/d", b"4", 0, PutMode::Always).unwrap();
-    let b = rx.recv_timeout(Duration::from_secs(10)).expect("later event");
+    let b = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("later event");
     assert_eq!(s(&b.events[0].kv.key), "/cp/d");
 }

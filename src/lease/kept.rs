@@ -80,7 +80,9 @@ impl KeptLease {
     /// `opts.wait_for_etcd` and etcd unreachable, granted in the background instead).
     pub(crate) fn new(conn: &Arc<Shared>, opts: &Options, ttl: i64, lease: i64) -> Result<Self> {
         if ttl <= 0 {
-            return Err(Error::invalid(format!("ttl must be > 0 seconds, got {ttl}")));
+            return Err(Error::invalid(format!(
+                "ttl must be > 0 seconds, got {ttl}"
+            )));
         }
         let inner = KeptInner::start(conn, opts, ttl, lease, false)?;
         Ok(KeptLease { inner })
@@ -148,10 +150,11 @@ impl KeptInner {
         let id = if lease != 0 {
             lease
         } else {
-            let granted = runtime::block_on(retry(conn, opts.connect_timeout, "lease grant", |c| {
-                kv::grant(c, ttl)
-            }))?
-            .map_err(|e| crate::client::first_contact_error(e, opts));
+            let granted =
+                runtime::block_on(retry(conn, opts.connect_timeout, "lease grant", |c| {
+                    kv::grant(c, ttl)
+                }))?
+                .map_err(|e| crate::client::first_contact_error(e, opts));
             match granted {
                 Ok(id) => id,
                 Err(e) if opts.wait_for_etcd && e.is_transient() => {
@@ -243,7 +246,13 @@ impl KeptInner {
     /// Puts `key` under the current lease (and again under a newer one if the lease changed
     /// meanwhile), then remembers it for recovery. While no lease is held yet (started with
     /// `wait_for_etcd`), an unconditional put is only remembered.
-    pub(crate) fn put(&self, key: &[u8], value: &[u8], mode: PutMode, limit: Duration) -> Result<Kvs> {
+    pub(crate) fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        mode: PutMode,
+        limit: Duration,
+    ) -> Result<Kvs> {
         self.put_tagged(key, value, mode, CLIENT_TAG, limit)
     }
 
