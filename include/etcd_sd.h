@@ -288,6 +288,116 @@ typedef void (*etcd_sd_log_fn)(void *user_data,
 typedef void (*etcd_sd_status_fn)(void *user_data, enum etcd_sd_status status);
 
 /**
+ * A registry's state (`etcd_sd_registry_stats_get`).
+ */
+typedef struct etcd_sd_registry_stats {
+  /**
+   * Set to `sizeof(etcd_sd_registry_stats)` before the call; the library writes back how
+   * many bytes it filled.
+   */
+  size_t size;
+  /**
+   * The lease holding the keys (0 while none is held, e.g. waiting for etcd).
+   */
+  int64_t lease_id;
+  /**
+   * The TTL the lease was granted with, in seconds.
+   */
+  int64_t lease_ttl;
+  /**
+   * Milliseconds before the lease expires, as etcd said at the last renewal minus the time
+   * since; -1 when unknown (no lease held yet).
+   */
+  int64_t lease_ttl_left_ms;
+  /**
+   * Keys this registry keeps registered.
+   */
+  uint64_t keys;
+  /**
+   * Times the lease was lost (etcd no longer held the keys).
+   */
+  uint64_t lease_losses;
+  /**
+   * Times a new lease was granted and every key put back.
+   */
+  uint64_t lease_restores;
+  /**
+   * True when the lease is the process's shared one (the default), false for an own lease.
+   */
+  bool shared_lease;
+  /**
+   * The etcd endpoint requests go to now, NUL-terminated.
+   */
+  char member[ETCD_SD_STATS_MEMBER_LEN];
+} etcd_sd_registry_stats;
+
+/**
+ * A discovery's or a watch's state (`etcd_sd_discovery_stats_get`, `etcd_sd_watch_stats_get`).
+ */
+typedef struct etcd_sd_discovery_stats {
+  /**
+   * Set to `sizeof(etcd_sd_discovery_stats)` before the call; the library writes back how
+   * many bytes it filled.
+   */
+  size_t size;
+  /**
+   * The store revision reached: every change up to it has been reported.
+   */
+  int64_t revision;
+  /**
+   * Keys announced and not withdrawn (the discovery's table).
+   */
+  uint64_t keys;
+  /**
+   * Events delivered, the initial listing included.
+   */
+  uint64_t events;
+  /**
+   * Times a broken watch stream was resumed from the last revision.
+   */
+  uint64_t resumes;
+  /**
+   * Times the prefix was read again (compaction, cancelled watch, etcd replaced).
+   */
+  uint64_t relists;
+  /**
+   * Milliseconds since the last event was delivered; -1 if none yet.
+   */
+  int64_t ms_since_last_event;
+  /**
+   * The etcd endpoint the watch uses now, NUL-terminated.
+   */
+  char member[ETCD_SD_STATS_MEMBER_LEN];
+} etcd_sd_discovery_stats;
+
+/**
+ * The process's connections (`etcd_sd_process_stats_get`).
+ */
+typedef struct etcd_sd_process_stats {
+  /**
+   * Set to `sizeof(etcd_sd_process_stats)` before the call; the library writes back how
+   * many bytes it filled.
+   */
+  size_t size;
+  /**
+   * Distinct connection settings in use (objects with the same settings share one).
+   */
+  uint64_t connections;
+  /**
+   * Member connections established.
+   */
+  uint64_t members_connected;
+  /**
+   * Leases kept alive, all renewed through one stream per connection.
+   */
+  uint64_t leases_kept;
+  /**
+   * Requests sent again after a failure since the process started.
+   */
+  uint64_t requests_retried;
+} etcd_sd_process_stats;
+
+/**
  * One change seen by a watch. For a delete, `kv` holds the key and the delete's revision
  * (`mod_revision`) with an empty value, and `prev_kv` the value the key had.
  */
@@ -719,6 +829,37 @@ const char *etcd_sd_result_name(int result);
  * The library version, e.g. "0.1.0": a static string, never NULL.
  */
 const char *etcd_sd_version(void);
+
+/**
+ * Fills `*out` with the registry's state (set `out->size` first). Does no I/O.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `out->size` too small).
+ */
+enum etcd_sd_result etcd_sd_registry_stats_get(const struct etcd_sd_registry *registry,
+                                               struct etcd_sd_registry_stats *out);
+
+/**
+ * Fills `*out` with the discovery's state (set `out->size` first). Does no I/O.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `out->size` too small).
+ */
+enum etcd_sd_result etcd_sd_discovery_stats_get(const struct etcd_sd_discovery *discovery,
+                                                struct etcd_sd_discovery_stats *out);
+
+/**
+ * Fills `*out` with the watch's state (set `out->size` first). Does no I/O.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `out->size` too small).
+ */
+enum etcd_sd_result etcd_sd_watch_stats_get(const struct etcd_sd_watch *watch,
+                                            struct etcd_sd_discovery_stats *out);
+
+/**
+ * Fills `*out` with the process's connection state (set `out->size` first). Does no I/O.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `out->size` too small).
+ */
+enum etcd_sd_result etcd_sd_process_stats_get(struct etcd_sd_process_stats *out);
 
 /**
  * Starts watching `key` (every key under it when `prefix` is true) and writes the watch to

@@ -110,6 +110,31 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The endpoint requests currently go to.
+    pub(crate) fn current_endpoint(&self) -> String {
+        self.endpoints[self.current.load(Ordering::Acquire) % self.endpoints.len()].clone()
+    }
+
+    fn members_connected(&self) -> usize {
+        self.members.iter().filter(|m| m.initialized()).count()
+    }
+}
+
+/// Connections, members and kept leases of the whole process.
+pub(crate) fn process_stats() -> crate::stats::ProcessStats {
+    let live: Vec<Arc<Shared>> = CACHE
+        .lock()
+        .map(|c| c.values().filter_map(Weak::upgrade).collect())
+        .unwrap_or_default();
+    crate::stats::ProcessStats {
+        connections: live.len() as u64,
+        members_connected: live.iter().map(|s| s.members_connected() as u64).sum(),
+        leases_kept: live.iter().map(|s| s.leases.keeper.len() as u64).sum(),
+        requests_retried: crate::stats::RETRIED.load(Ordering::Relaxed),
+    }
+}
+
 impl Member<'_> {
     /// Reports that a request through this member failed with `err`: a member that did not
     /// answer is left for the next one; a stale auth token (expired, or issued before the
@@ -274,6 +299,7 @@ where
             });
         }
         log::debug!(target: "etcd_sd", "{what}: {err}; retrying");
+        crate::stats::RETRIED.fetch_add(1, Ordering::Relaxed);
         last = Some(err);
         tokio::time::sleep(delay).await;
     }

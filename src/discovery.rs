@@ -10,6 +10,7 @@ use crate::event::{Event, EventKind, EventSink};
 use crate::listing;
 use crate::options::Options;
 use crate::runtime;
+use crate::stats::DiscoveryStats;
 use crate::watch::{self, Batch, RawEvent, Spec, Table};
 use std::sync::Arc;
 
@@ -17,6 +18,9 @@ use std::sync::Arc;
 pub struct Discovery {
     mailbox: Arc<Mailbox<Event>>,
     watch: watch::Handle,
+    /// Keys announced by the initial listing, and when.
+    initial: u64,
+    created: std::time::Instant,
 }
 
 impl Discovery {
@@ -59,8 +63,25 @@ impl Discovery {
             target.post(batch.events.into_iter().map(to_event));
         });
         let spec = Spec { key, prefix: true };
+        let initial = table.len() as u64;
         let watch = watch::start(conn, spec, next_revision, table, true, deliver);
-        Ok(Discovery { mailbox, watch })
+        Ok(Discovery {
+            mailbox,
+            watch,
+            initial,
+            created: std::time::Instant::now(),
+        })
+    }
+
+    /// What the discovery is doing: revision reached, keys announced, resumes and relistings,
+    /// member in use, time since the last event.
+    pub fn stats(&self) -> DiscoveryStats {
+        let mut s = self.watch.stats();
+        s.events += self.initial;
+        if s.since_last_event.is_none() && self.initial > 0 {
+            s.since_last_event = Some(self.created.elapsed());
+        }
+        s
     }
 
     /// Test hook: while paused the watch stream is closed and not reopened, so tests can make

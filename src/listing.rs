@@ -89,9 +89,12 @@ pub(crate) const RECENT: Duration = Duration::from_secs(60);
 /// a watch started without a revision on something just listed continues from that listing's
 /// revision, so the list-then-watch pattern (an `ls` followed by a watcher, as every chat
 /// system writes it) loses no change made in between.
+/// A key, or a prefix when the flag is set.
+type Listed = (Vec<u8>, bool);
+
 #[derive(Default)]
 pub(crate) struct RecentListings {
-    by_key: Mutex<HashMap<(Vec<u8>, bool), (i64, Instant)>>,
+    by_key: Mutex<HashMap<Listed, (i64, Instant)>>,
 }
 
 impl RecentListings {

@@ -15,6 +15,8 @@ use crate::kv::PutMode;
 use crate::lease::kept::{self, KeptInner};
 use crate::options::Options;
 use crate::runtime;
+use crate::stats::RegistryStats;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,6 +98,21 @@ impl Registry {
     /// The number of keys this registry keeps registered.
     pub fn key_count(&self) -> usize {
         self.lease.key_count(Some(self.tag))
+    }
+
+    /// What the registry is doing: lease, TTL left, keys, losses and restores, member in use.
+    pub fn stats(&self) -> RegistryStats {
+        let l = &self.lease;
+        RegistryStats {
+            lease_id: l.id(),
+            lease_ttl: l.ttl(),
+            lease_ttl_left: l.ttl_left(),
+            keys: self.key_count() as u64,
+            lease_losses: l.losses.load(Ordering::Relaxed),
+            lease_restores: l.restores.load(Ordering::Relaxed),
+            shared_lease: l.is_shared(),
+            member: l.conn().current_endpoint(),
+        }
     }
 
     /// Calls `sink` (on the callback pool, never two at once) when the registration is lost

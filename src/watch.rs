@@ -21,8 +21,10 @@ use crate::kv::Client;
 use crate::kv::KeyValue;
 use crate::listing::{self, MAX_REPLY};
 use crate::runtime;
+use crate::stats::{DiscoveryStats, WatchCounters};
 use etcd_client::{EventType, WatchOptions};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -85,9 +87,16 @@ pub(crate) type Deliver = Box<dyn FnMut(Batch) + Send>;
 pub(crate) struct Handle {
     task: JoinHandle<()>,
     pause: watch::Sender<bool>,
+    counters: Arc<WatchCounters>,
+    conn: Arc<Shared>,
 }
 
 impl Handle {
+    /// What the watch is doing.
+    pub(crate) fn stats(&self) -> DiscoveryStats {
+        self.counters.snapshot(self.conn.current_endpoint())
+    }
+
     /// Test hook: while paused the stream is closed and not reopened.
     pub(crate) fn pause(&self, paused: bool) {
         let _ = self.pause.send(paused);
@@ -113,8 +122,14 @@ pub(crate) fn start(
 ) -> Handle {
     let (pause, paused) = watch::channel(false);
     let table_known = !table.is_empty();
+    let counters = Arc::new(WatchCounters::default());
+    counters.keys.store(table.len() as u64, Ordering::Relaxed);
+    counters
+        .revision
+        .store(next_revision - 1, Ordering::Relaxed);
     let w = Watch {
-        conn,
+        conn: conn.clone(),
+        counters: counters.clone(),
         spec,
         next_revision,
         table,
@@ -128,6 +143,8 @@ pub(crate) fn start(
     Handle {
         task: runtime::spawn(w.run()),
         pause,
+        counters,
+        conn,
     }
 }
 
@@ -135,10 +152,15 @@ pub(crate) fn start(
 /// delivered on the callback pool in revision order, never two at once for one watcher.
 pub struct Watcher {
     mailbox: Arc<Mailbox<Batch>>,
-    _watch: Handle,
+    watch: Handle,
 }
 
 impl Watcher {
+    /// What the watch is doing (revision reached, keys known, resumes, relistings...).
+    pub fn stats(&self) -> DiscoveryStats {
+        self.watch.stats()
+    }
+
     /// Watches `key` (every key under it when `prefix`) from `start_revision`. With
     /// `start_revision` 0 it starts "now", except that when the same key or prefix was listed
     /// through a client with the same settings less than a minute ago
@@ -206,10 +228,7 @@ impl Watcher {
         let target = mailbox.clone();
         let deliver = Box::new(move |batch: Batch| target.post([batch]));
         let watch = start(conn, spec, next_revision, table, false, deliver);
-        Ok(Watcher {
-            mailbox,
-            _watch: watch,
-        })
+        Ok(Watcher { mailbox, watch })
     }
 }
 
@@ -252,6 +271,7 @@ async fn broken(member: &Member<'_>, err: Error) -> End {
 
 struct Watch {
     conn: Arc<Shared>,
+    counters: Arc<WatchCounters>,
     spec: Spec,
     next_revision: i64,
     table: Table,
@@ -276,10 +296,12 @@ impl Watch {
             let _ = self.paused.wait_for(|p| !*p).await;
             match self.watch_once(&mut backoff).await {
                 End::Relist(why, compacted) => {
+                    self.counters.relists.fetch_add(1, Ordering::Relaxed);
                     log::warn!(target: "etcd_sd", "watch: {why}; reading the keys again");
                     self.relist(&mut backoff, compacted, true).await;
                 }
                 End::Broken(why) => {
+                    self.counters.resumes.fetch_add(1, Ordering::Relaxed);
                     log::warn!(target: "etcd_sd",
                         "watch interrupted ({why}); resuming at revision {}", self.next_revision);
                     tokio::time::sleep(backoff.next_delay()).await;
@@ -426,12 +448,19 @@ impl Watch {
                 // A progress notification: everything up to the header's revision was seen.
                 self.next_revision = self.next_revision.max(header_rev + 1);
             } else {
+                self.counters.delivered(events.len());
+                self.counters
+                    .keys
+                    .store(self.table.len() as u64, Ordering::Relaxed);
                 (self.deliver)(Batch {
                     events,
                     revision: self.next_revision - 1,
                     compact_revision: 0,
                 });
             }
+            self.counters
+                .revision
+                .store(self.next_revision - 1, Ordering::Relaxed);
         }
     }
 
@@ -447,6 +476,13 @@ impl Watch {
                     self.table = table;
                     self.next_revision = revision + 1;
                     self.seen_revision = self.seen_revision.max(revision);
+                    self.counters.revision.store(revision, Ordering::Relaxed);
+                    self.counters
+                        .keys
+                        .store(self.table.len() as u64, Ordering::Relaxed);
+                    if announce {
+                        self.counters.delivered(events.len());
+                    }
                     if announce && (!events.is_empty() || compacted != 0) {
                         (self.deliver)(Batch {
                             events,

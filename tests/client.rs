@@ -181,7 +181,7 @@ fn registries_share_one_lease_and_free_only_their_own_keys() {
 
 type Seen = Arc<Mutex<Vec<Batch>>>;
 
-fn recording() -> (Seen, Box<dyn Fn(&Batch) + Send + Sync>) {
+fn recording() -> (Seen, etcd_sd::dispatch::Sink<Batch>) {
     let seen: Seen = Arc::default();
     let s2 = seen.clone();
     (

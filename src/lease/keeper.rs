@@ -44,6 +44,8 @@ struct Entry {
     answer_by: Option<Instant>,
     answer_within: Duration,
     owner: Weak<KeptInner>,
+    /// etcd's last answer: seconds left, and when it said so.
+    left: Option<(i64, Instant)>,
 }
 
 impl Keeper {
@@ -73,6 +75,7 @@ impl Keeper {
                     answer_by: None,
                     answer_within,
                     owner,
+                    left: Some((ttl, Instant::now())),
                 },
             );
             !std::mem::replace(&mut st.running, true)
@@ -87,6 +90,12 @@ impl Keeper {
     pub(crate) fn remove(&self, id: i64) {
         self.lock().leases.remove(&id);
         self.wake.notify_one();
+    }
+
+    /// Time left before `id` expires, by etcd's last answer.
+    pub(crate) fn ttl_left(&self, id: i64) -> Option<Duration> {
+        let (secs, at) = self.lock().leases.get(&id)?.left?;
+        Some(Duration::from_secs(secs.max(0) as u64).saturating_sub(at.elapsed()))
     }
 
     /// Number of leases kept through this connection.
@@ -214,6 +223,7 @@ async fn session(conn: &Arc<Shared>, backoff: &mut Backoff) -> End {
                     if let Some(e) = keeper.lock().leases.get_mut(&resp.id()) {
                         e.answer_by = None;
                         e.due = Some(Instant::now() + renew_interval(e.ttl, resp.ttl()));
+                        e.left = Some((resp.ttl(), Instant::now()));
                     }
                 }
                 Ok(None) => {

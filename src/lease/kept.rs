@@ -45,13 +45,16 @@ pub struct GaveUp {
     pub error: Error,
 }
 
+/// key -> (value, tag of who put it).
+type Keys = BTreeMap<Vec<u8>, (Vec<u8>, u64)>;
+
 pub(crate) struct KeptInner {
     conn: Arc<Shared>,
     ttl: i64,
     request_timeout: Duration,
     /// The current lease (0 while none is held).
     id: AtomicI64,
-    keys: Mutex<BTreeMap<Vec<u8>, (Vec<u8>, u64)>>,
+    keys: Mutex<Keys>,
     status: Mutex<Vec<(u64, Arc<Mailbox<Status>>)>>,
     give_up: Mutex<Option<Arc<Mailbox<GaveUp>>>>,
     gave_up: Mutex<Option<Error>>,
@@ -202,6 +205,19 @@ impl KeptInner {
 
     pub(crate) fn ttl(&self) -> i64 {
         self.ttl
+    }
+
+    /// Whether this is the registries' shared lease.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.revoke_on_drop
+    }
+
+    /// Time left before the current lease expires, by etcd's last renewal answer.
+    pub(crate) fn ttl_left(&self) -> Option<Duration> {
+        match self.id() {
+            0 => None,
+            id => self.conn.leases.keeper.ttl_left(id),
+        }
     }
 
     pub(crate) fn conn(&self) -> Arc<Shared> {
