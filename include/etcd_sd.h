@@ -30,6 +30,11 @@
 
 
 /**
+ * Bytes of an endpoint kept in the stats structs (longer ones are cut, always NUL-terminated).
+ */
+#define ETCD_SD_STATS_MEMBER_LEN 128
+
+/**
  * What an `etcd_sd_*` call returned. Values are fixed; new ones are only ever appended.
  */
 typedef enum etcd_sd_result {
