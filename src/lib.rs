@@ -26,3 +26,4 @@ pub use registry::{Registry, Status};
 
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+mod outage;
