@@ -43,6 +43,10 @@ pub(crate) struct Shared {
     connect_timeout: Duration,
     members: Vec<tokio::sync::OnceCell<Client>>,
     current: AtomicUsize,
+    /// The leases kept through this connection and its one keep-alive stream.
+    pub(crate) leases: crate::lease::Leases,
+    /// Recent listings, for watches that continue from them.
+    pub(crate) listings: crate::listing::RecentListings,
     /// The connection's own log: one INFO line when requests start failing, one when etcd
     /// answers again (the objects above log their own view at WARN).
     outage: Mutex<OutageLog>,
@@ -132,6 +136,31 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The endpoint requests currently go to.
+    pub(crate) fn current_endpoint(&self) -> String {
+        self.endpoints[self.current.load(Ordering::Acquire) % self.endpoints.len()].clone()
+    }
+
+    fn members_connected(&self) -> usize {
+        self.members.iter().filter(|m| m.initialized()).count()
+    }
+}
+
+/// Connections, members and kept leases of the whole process.
+pub(crate) fn process_stats() -> crate::stats::ProcessStats {
+    let live: Vec<Arc<Shared>> = CACHE
+        .lock()
+        .map(|c| c.values().filter_map(Weak::upgrade).collect())
+        .unwrap_or_default();
+    crate::stats::ProcessStats {
+        connections: live.len() as u64,
+        members_connected: live.iter().map(|s| s.members_connected() as u64).sum(),
+        leases_kept: live.iter().map(|s| s.leases.keeper.len() as u64).sum(),
+        requests_retried: crate::stats::RETRIED.load(Ordering::Relaxed),
+    }
+}
+
 impl Member<'_> {
     /// Reports that a request through this member failed with `err`: a member that did not
     /// answer is left for the next one; a stale auth token (expired, or issued before the
@@ -196,6 +225,8 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         options_without_user,
         connect_timeout: opts.connect_timeout,
         current: AtomicUsize::new(0),
+        leases: Default::default(),
+        listings: Default::default(),
         outage: Mutex::new(OutageLog::new(
             format!("etcd connection to {}", short_list(&key.endpoints)),
             log::Level::Info,
@@ -407,6 +438,7 @@ where
             return Err(tried.give_up(what, now - start, err));
         }
         log::debug!(target: "etcd_sd", "{what}: {err}; retrying");
+        crate::stats::RETRIED.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(delay).await;
     }
 }

@@ -34,7 +34,7 @@ pub type etcd_sd_event_fn = Option<
 /// `etcd_sd_discovery_free` on its own discovery (see there).
 pub struct etcd_sd_discovery {
     /// Held for its `Drop`, which stops the watch and the callbacks.
-    _inner: Discovery,
+    pub(crate) inner: Discovery,
 }
 
 struct CallbackSink {
@@ -129,7 +129,7 @@ fn new_discovery(
         user_data: UserData::new(user_data),
     };
     let inner = Discovery::new(opts, prefix, sink)?;
-    unsafe { write_out(out, etcd_sd_discovery { _inner: inner }) };
+    unsafe { write_out(out, etcd_sd_discovery { inner }) };
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::os::raw::{c_char, c_void};
 /// own I/O thread and never waits on user code. A registry may be used from any thread;
 /// `_register` and `_unregister` calls on one registry are serialized.
 pub struct etcd_sd_registry {
-    inner: Registry,
+    pub(crate) inner: Registry,
 }
 
 /// Connects to `endpoints` (see `etcd_sd_options_set_endpoints`), grants a lease of
