@@ -36,3 +36,4 @@ pub fn process_stats() -> stats::ProcessStats {
 
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+mod outage;
