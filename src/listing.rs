@@ -4,9 +4,9 @@
 use crate::client::{retry, Shared};
 use crate::error::{Error, Result};
 use crate::kv::KeyValue;
-use std::sync::Arc;
 use etcd_client::GetOptions;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
