@@ -43,10 +43,12 @@ impl Discovery {
         let mailbox = Mailbox::new(Box::new(move |e: &Event| sink.on_event(e)));
         // The pages arrive while the next one is fetched; each key is moved into its event and
         // on into the table (no copy), and the table is built in one pass at the end.
-        let mut pages = listing::pages(conn.clone(), key.clone(), opts.connect_timeout);
+        // With `wait_for_etcd` nothing blocks: the listing arrives through the callback pool.
+        let mut pages = (!opts.wait_for_etcd)
+            .then(|| listing::pages(conn.clone(), key.clone(), opts.connect_timeout));
         let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut next_revision = 0;
-        while let Some(page) = pages.blocking_recv() {
+        while let Some(page) = pages.as_mut().and_then(|p| p.blocking_recv()) {
             match page {
                 Ok(page) => {
                     rows.reserve(page.kvs.len());

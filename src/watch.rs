@@ -198,6 +198,9 @@ impl Watcher {
         };
         let (table, next_revision) = if start_revision > 0 {
             (Table::new(), start_revision)
+        } else if opts.wait_for_etcd {
+            // Never blocks: the watch reads the key or prefix when etcd answers.
+            (Table::new(), 0)
         } else {
             let listed_at = conn.listings.recent(key, prefix).unwrap_or(0);
             let seeded = runtime::block_on(async {

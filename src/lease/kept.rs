@@ -153,6 +153,9 @@ impl KeptInner {
     ) -> Result<Arc<Self>> {
         let id = if lease != 0 {
             lease
+        } else if opts.wait_for_etcd {
+            // Never blocks: granted in the background (Status::Restored says when).
+            0
         } else {
             let granted =
                 runtime::block_on(retry(conn, opts.connect_timeout, "lease grant", |c| {
