@@ -13,7 +13,7 @@ pub enum Error {
     #[error("etcd unavailable: {0}")]
     Unavailable(String),
     /// An endpoint was reached but did not answer in time.
-    #[error("timed out after {0:?}: {1}")]
+    #[error("timed out after {}: {}", crate::outage::human(*.0), .1)]
     Timeout(Duration, String),
     /// etcd answered with an error (permission, lease not found, ...).
     #[error("etcd error: {0}")]
@@ -31,6 +31,12 @@ pub enum Error {
     /// A bug in etcd-sd (a panic caught at the boundary, a poisoned lock).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The key or lease does not exist (a conditional put on a missing key, an unknown lease).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The key exists already (a put that must create it).
+    #[error("exists: {0}")]
+    Exists(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -12,11 +12,16 @@ pub mod endpoints;
 pub mod error;
 pub mod event;
 pub mod ffi;
+pub mod kv;
+pub mod lease;
+mod listing;
 pub mod log;
 pub mod options;
 pub mod registry;
 pub mod runtime;
+pub mod stats;
 mod tls;
+pub mod watch;
 
 pub use discovery::Discovery;
 pub use error::{Error, Result};
@@ -24,8 +29,14 @@ pub use event::{Event, EventKind, EventSink};
 pub use options::Options;
 pub use registry::{Registry, Status};
 
+/// Connections, members and kept leases of the whole process, and requests retried.
+pub fn process_stats() -> stats::ProcessStats {
+    client::process_stats()
+}
+
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+mod outage;
 
 /// The service table with load balancing (issue 10).
 pub mod table;

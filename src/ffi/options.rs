@@ -91,10 +91,12 @@ pub extern "C" fn etcd_sd_options_set_request_timeout_ms(
 }
 
 /// Off by default: `_new` fails with `ETCD_SD_UNAVAILABLE` when etcd does not answer within
-/// the connect timeout. On: `_new` succeeds while etcd is down and the object connects in the
-/// background: a registry grants its lease and puts the keys registered meanwhile (its status
-/// callback reports `ETCD_SD_STATUS_RESTORED`), a discovery delivers its initial listing
-/// through the callback threads when etcd comes up. Services need no wait-for-etcd wrapper.
+/// the connect timeout. On: `_new` returns at once, without any round trip, and the object
+/// connects in the background: a registry grants its lease and puts the keys registered
+/// meanwhile (its status callback reports `ETCD_SD_STATUS_RESTORED`), a discovery delivers
+/// its initial listing through the callback threads, a keep-alive grants its lease (its id is
+/// 0 until then), a watch starts from etcd's revision when it first answers. Services need no
+/// wait-for-etcd wrapper.
 #[no_mangle]
 pub extern "C" fn etcd_sd_options_set_wait_for_etcd(
     opts: *mut etcd_sd_options,
@@ -159,6 +161,32 @@ pub extern "C" fn etcd_sd_options_set_user(
         let password = unsafe { try_str(password, "password") }?;
         o.set_user(user, password)
     })
+}
+
+/// Off by default: registries of a process with the same settings and TTL share one lease,
+/// kept alive once (freeing one deletes its own keys). On: a registry made with these options
+/// gets a lease of its own, revoked when it is freed.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_own_lease(
+    opts: *mut etcd_sd_options,
+    own: bool,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        o.set_own_lease(own);
+        Ok(())
+    })
+}
+
+/// Applies settings from the environment, each only when the variable is set:
+/// `ETCD_SD_CONNECT_TIMEOUT_MS`, `ETCD_SD_REQUEST_TIMEOUT_MS`, `ETCD_SD_TTL` (seconds) and
+/// `ETCD_SD_WAIT_FOR_ETCD` (1 or 0). The compat headers call it, so a program built against
+/// them is tuned without code changes. (`ETCD_SD_LOG` sets the log level.)
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` naming the variable whose value is bad; the options are
+/// then unchanged.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_apply_env(opts: *mut etcd_sd_options) -> etcd_sd_result {
+    with_options(opts, |o| o.apply_env())
 }
 
 /// Applies `f` to a copy and stores it only on success, so a failed setter changes nothing.

@@ -30,10 +30,10 @@ pub enum etcd_sd_result {
     /// certificate, or TLS spoken to a plain port. (Plain HTTP to a TLS port cannot be told
     /// from a failing server: it is `ETCD_SD_UNAVAILABLE`, with a hint in the message.)
     ETCD_SD_TLS = 8,
-    /// The key or lease does not exist (a put that needs the key present, revoking an
-    /// unknown lease).
+    /// The key or lease does not exist: `ETCD_SD_PUT_IF_PRESENT` on a missing key, a revoke
+    /// of an unknown or expired lease.
     ETCD_SD_NOT_FOUND = 9,
-    /// The key already exists (a put that needs it absent).
+    /// The key exists: `ETCD_SD_PUT_IF_ABSENT` on a key that is there.
     ETCD_SD_EXISTS = 10,
     /// Service table: the service has no instance to pick (none registered, not declared, or
     /// every instance gone).
@@ -51,6 +51,8 @@ impl From<&Error> for etcd_sd_result {
             Error::Internal(_) => etcd_sd_result::ETCD_SD_INTERNAL,
             Error::Auth(_) => etcd_sd_result::ETCD_SD_AUTH,
             Error::Tls(_) => etcd_sd_result::ETCD_SD_TLS,
+            Error::NotFound(_) => etcd_sd_result::ETCD_SD_NOT_FOUND,
+            Error::Exists(_) => etcd_sd_result::ETCD_SD_EXISTS,
         }
     }
 }
