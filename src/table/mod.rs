@@ -2,8 +2,9 @@
 //!
 //! A key `/service/user/instance-1` belongs to service `/service/user` (the key up to its last
 //! `/`); its value is the instance's address (formats in [`address`]). The table keeps, per
-//! service, an immutable [`Instances`] snapshot in key order, replaced as a whole (RCU: an
-//! `ArcSwap`) each time the watch changes the service. Readers — [`Table::pick_with`],
+//! service, an immutable [`Instances`] snapshot in key order, in a directory of all services
+//! that is replaced as a whole (RCU: one `ArcSwap`, so a pick is one atomic load, a hash
+//! lookup and a counter increment) each time the watch changes a service. Readers — [`Table::pick_with`],
 //! [`Table::instances`], [`Table::report`] — take no lock a writer holds and allocate nothing;
 //! the writer (the discovery's callback, in revision order) builds the next snapshot and swaps
 //! it in. A pick that starts after the swap of a DELETE can no longer return that instance.
@@ -40,6 +41,7 @@ use crate::options::Options;
 use arc_swap::ArcSwap;
 use eject::{Health, Outcome};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -177,9 +179,8 @@ impl ServiceSet {
     }
 }
 
-/// A service's slot in the table: lives as long as the service is known, across snapshots.
+/// A service's mutable state: lives as long as the service is known, across snapshots.
 struct Service {
-    set: ArcSwap<ServiceSet>,
     /// Round-robin / weighted position (64 bits: never wraps in practice).
     counter: AtomicU64,
     /// An ejection may be in force: picks consult health only then.
@@ -190,7 +191,57 @@ struct Service {
     wants_ring: AtomicBool,
 }
 
-type Directory = HashMap<Box<str>, Arc<Service>>;
+/// One service in the directory: its current snapshot and its state.
+#[derive(Clone)]
+struct Entry {
+    set: Arc<ServiceSet>,
+    svc: Arc<Service>,
+}
+
+/// Every kept service, replaced as a whole on each change (one atomic load per pick).
+type Directory = HashMap<Arc<str>, Entry, BuildHasherDefault<FxHasher>>;
+
+/// The Fx hash (rustc's): service names are short and come from our own etcd, so a fast
+/// non-keyed hash beats SipHash on the pick path.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// A snapshot of one service's instances, in key order. Holding it pins that version only.
 pub struct Instances {
@@ -248,7 +299,7 @@ impl Table {
         Table {
             policy: config.policy,
             ejection: ArcSwap::from_pointee(config.ejection),
-            directory: ArcSwap::from_pointee(Directory::new()),
+            directory: ArcSwap::from_pointee(Directory::default()),
             writer: Mutex::new(Writer {
                 services: HashMap::new(),
                 declared: None,
@@ -337,33 +388,30 @@ impl Table {
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
         let dir = self.directory.load();
-        match dir.get(service) {
-            Some(svc) if !list.is_empty() || is_declared(w, service) => {
-                svc.set.store(Arc::new(self.build_set(svc, list)));
+        let mut next: Directory = (**dir).clone();
+        match next.get_mut(service) {
+            Some(e) if !list.is_empty() || is_declared(w, service) => {
+                e.set = Arc::new(self.build_set(&e.svc, list));
             }
             Some(_) => {
                 // An undeclared service lost its last instance: forget it.
-                let mut next: Directory = (**dir).clone();
                 next.remove(service);
-                self.directory.store(Arc::new(next));
             }
             None => {
                 if list.is_empty() && !is_declared(w, service) {
                     return;
                 }
                 let svc = Arc::new(Service {
-                    set: ArcSwap::from_pointee(ServiceSet::default()),
                     counter: AtomicU64::new(0),
                     ejecting: AtomicBool::new(false),
                     eject_lock: Mutex::new(()),
                     wants_ring: AtomicBool::new(false),
                 });
-                svc.set.store(Arc::new(self.build_set(&svc, list)));
-                let mut next: Directory = (**dir).clone();
-                next.insert(service.into(), svc);
-                self.directory.store(Arc::new(next));
+                let set = Arc::new(self.build_set(&svc, list));
+                next.insert(service.into(), Entry { set, svc });
             }
         }
+        self.directory.store(Arc::new(next));
         self.notify(service);
     }
 
@@ -410,7 +458,7 @@ impl Table {
         if first {
             let dir = self.directory.load();
             let mut next: Directory = (**dir).clone();
-            let dropped: Vec<Box<str>> =
+            let dropped: Vec<Arc<str>> =
                 next.keys().filter(|s| &***s != service).cloned().collect();
             for s in &dropped {
                 next.remove(s);
@@ -439,7 +487,7 @@ impl Table {
             .directory
             .load()
             .iter()
-            .filter(|(_, s)| !s.set.load().instances.is_empty())
+            .filter(|(_, e)| !e.set.instances.is_empty())
             .map(|(k, _)| k.to_string())
             .collect();
         v.sort();
@@ -475,16 +523,16 @@ impl Table {
         f: impl FnOnce(&Instance) -> R,
     ) -> Option<R> {
         let dir = self.directory.load();
-        let svc = dir.get(normalize(service))?;
-        let set = svc.set.load();
+        let name = normalize(service);
+        let Entry { set, svc } = dir.get(name)?;
         let n = set.instances.len();
         if n == 0 {
             return None;
         }
         let i = if now.is_some() || svc.ejecting.load(Ordering::Acquire) {
-            self.pick_ejecting(svc, &set, key, now.unwrap_or_else(|| self.now()))
+            self.pick_ejecting(name, svc, set, key, now.unwrap_or_else(|| self.now()))
         } else {
-            self.choose(svc, &set, key, None)
+            self.choose(svc, set, key, None)
         };
         Some(f(&set.instances[i]))
     }
@@ -523,6 +571,7 @@ impl Table {
     #[cold]
     fn pick_ejecting(
         &self,
+        name: &str,
         svc: &Service,
         set: &ServiceSet,
         key: Option<&[u8]>,
@@ -532,7 +581,11 @@ impl Table {
         if ejected == 0 {
             // Every ejection ended: back to the fast path, unless one started meanwhile.
             svc.ejecting.store(false, Ordering::SeqCst);
-            if svc.set.load().ejected_count(now) != 0 {
+            let newest = self.directory.load();
+            if newest
+                .get(name)
+                .is_some_and(|e| e.set.ejected_count(now) != 0)
+            {
                 svc.ejecting.store(true, Ordering::SeqCst);
             }
             return self.choose(svc, set, key, None);
@@ -554,7 +607,7 @@ impl Table {
             .directory
             .load()
             .get(normalize(service))
-            .map(|s| s.set.load_full())
+            .map(|e| e.set.clone())
             .unwrap_or_default();
         Instances {
             set,
@@ -573,8 +626,8 @@ impl Table {
     #[doc(hidden)]
     pub fn report_at(&self, service: &str, address: &str, ok: bool, now: u64) -> Option<Outcome> {
         let dir = self.directory.load();
-        let svc = dir.get(normalize(service))?;
-        let set = svc.set.load();
+        let name = normalize(service);
+        let Entry { set, svc } = dir.get(name)?;
         let mut outcome = None;
         for inst in set.with_address(address) {
             outcome = Some(Outcome::Counted);
@@ -591,7 +644,8 @@ impl Table {
                 continue;
             }
             // Count against the newest snapshot: it is what picks will see.
-            let current = svc.set.load();
+            let newest = self.directory.load();
+            let current = newest.get(name).map_or(&**set, |e| &*e.set);
             if !cfg.within_cap(current.ejected_count(now) + 1, current.instances.len()) {
                 log::info!(target: "etcd_sd",
                     "service table: {address} ({}) not ejected: at most {} % of {service} may be",
