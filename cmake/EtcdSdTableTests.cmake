@@ -5,9 +5,21 @@
 #   test_table_c          tests/c/test_table.c        -> ctest table_c, table_c_memcheck
 #   test_table_cpp        tests/cpp/test_table.cc     -> ctest table_cpp, table_cpp_memcheck
 #   etcd_sd_cli           `cargo build --release --bin etcd-sd` -> <build>/etcd_sd/etcd-sd
-#                         (option ETCD_SD_BUILD_CLI, ON; installed to bin/, runtime package)
+#                         (option ETCD_SD_BUILD_CLI; installed to bin/, component tools,
+#                         Debian package etcd-sd-tools)
+#
+# ETCD_SD_BUILD_CLI defaults to ON only when the tests are off, i.e. in packaging builds
+# (scripts/package.sh): a second release (LTO) build of the crate for the binary costs
+# several minutes on a 2-core machine, and the test build does not need it (the tool is
+# tested by `cargo test --test cli`). Pass -DETCD_SD_BUILD_CLI=ON to build it anyway.
 
-option(ETCD_SD_BUILD_CLI "Build the etcd-sd command-line tool (cargo, release)" ON)
+if(ETCD_SD_BUILD_TESTS)
+  set(_etcd_sd_cli_default OFF)
+else()
+  set(_etcd_sd_cli_default ON)
+endif()
+option(ETCD_SD_BUILD_CLI "Build the etcd-sd command-line tool (cargo, release)"
+       ${_etcd_sd_cli_default})
 
 if(ETCD_SD_BUILD_EXAMPLES OR ETCD_SD_BUILD_TESTS)
   add_executable(echo_table cpp_examples/echo_table.cc)
