@@ -384,7 +384,7 @@ impl KeptInner {
 impl Drop for KeptInner {
     fn drop(&mut self) {
         let id = self.retire();
-        if self.revoke_on_drop && id != 0 && tokio::runtime::Handle::try_current().is_err() {
+        if self.revoke_on_drop && id != 0 {
             let conn = self.conn.clone();
             let limit = self.request_timeout;
             // Its users deleted their keys already; do not make them wait for this.
