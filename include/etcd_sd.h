@@ -72,7 +72,34 @@ typedef enum etcd_sd_result {
    * from a failing server: it is `ETCD_SD_UNAVAILABLE`, with a hint in the message.)
    */
   ETCD_SD_TLS = 8,
+  /**
+   * The key or lease does not exist: `ETCD_SD_PUT_IF_PRESENT` on a missing key, a revoke
+   * of an unknown or expired lease.
+   */
+  ETCD_SD_NOT_FOUND = 9,
+  /**
+   * The key exists: `ETCD_SD_PUT_IF_ABSENT` on a key that is there.
+   */
+  ETCD_SD_EXISTS = 10,
 } etcd_sd_result;
+
+/**
+ * When `etcd_sd_client_put` applies.
+ */
+typedef enum etcd_sd_put_mode {
+  /**
+   * Create or replace.
+   */
+  ETCD_SD_PUT_ALWAYS = 0,
+  /**
+   * Only if the key does not exist; else `ETCD_SD_EXISTS`.
+   */
+  ETCD_SD_PUT_IF_ABSENT = 1,
+  /**
+   * Only if the key exists; else `ETCD_SD_NOT_FOUND`.
+   */
+  ETCD_SD_PUT_IF_PRESENT = 2,
+} etcd_sd_put_mode;
 
 /**
  * Severity of a log record, and the threshold set by `etcd_sd_set_log_level`.
@@ -102,6 +129,26 @@ typedef enum etcd_sd_status {
 } etcd_sd_status;
 
 /**
+ * What happened to a key.
+ */
+typedef enum etcd_sd_watch_event_type {
+  ETCD_SD_WATCH_PUT = 0,
+  ETCD_SD_WATCH_DELETE = 1,
+} etcd_sd_watch_event_type;
+
+/**
+ * A general etcd client: plain KV and lease calls, keep-alives and watches, over the same
+ * shared connections, retry and failover as registries and discoveries.
+ *
+ * Created by `etcd_sd_client_new` (no network I/O), freed by `etcd_sd_client_free`.
+ * Thread-safe: one client may be used from any number of threads at once, including from
+ * inside callbacks. Each call blocks for at most the request timeout (plus, on the first
+ * call of a connection, the time to dial it, at most the connect timeout). Keep-alives and
+ * watches made from a client hold their own reference: they may outlive it.
+ */
+typedef struct etcd_sd_client etcd_sd_client;
+
+/**
  * Watches every key under a prefix and reports puts and deletes through callbacks.
  *
  * Threading: the initial listing's `on_put` calls run on the thread that calls `_new`,
@@ -112,6 +159,32 @@ typedef enum etcd_sd_status {
  * `etcd_sd_discovery_free` on its own discovery (see there).
  */
 typedef struct etcd_sd_discovery etcd_sd_discovery;
+
+/**
+ * Keeps one lease alive, renewing it through the process's one keep-alive stream per
+ * connection (no thread or stream of its own), at no later than a third of its TTL.
+ *
+ * When etcd loses the lease (it expired while etcd was unreachable, was revoked from
+ * outside, etcd restarted past the TTL), the keep-alive grants a new lease of the same TTL,
+ * puts back every key that was put under the old one through an `etcd_sd_client` of this
+ * process with the same settings, and from then on `etcd_sd_keepalive_lease` returns the new
+ * id -- and a put naming the old id goes under the new one. It retries through any outage; it
+ * gives up only when etcd refuses the grant for good (authentication or permission), and
+ * then calls `on_give_up` once and `etcd_sd_keepalive_check` returns the error.
+ *
+ * Thread-safe. Freed by `etcd_sd_keepalive_free`, which stops the renewals without revoking:
+ * the lease then expires after its TTL (revoke it with `etcd_sd_client_lease_revoke` to
+ * delete its keys at once).
+ */
+typedef struct etcd_sd_keepalive etcd_sd_keepalive;
+
+/**
+ * The keys a KV call read, replaced or deleted, and the store revision when etcd answered.
+ *
+ * Owned by the caller, freed with `etcd_sd_kvs_free`; read with `etcd_sd_kvs_len`,
+ * `etcd_sd_kvs_revision` and `etcd_sd_kvs_at`. Immutable: may be read from several threads.
+ */
+typedef struct etcd_sd_kvs etcd_sd_kvs;
 
 /**
  * Settings for `etcd_sd_registry_new_with` and `etcd_sd_discovery_new_with`.
@@ -134,6 +207,21 @@ typedef struct etcd_sd_options etcd_sd_options;
 typedef struct etcd_sd_registry etcd_sd_registry;
 
 /**
+ * Watches a key or every key under a prefix and reports each change through a callback.
+ *
+ * It never goes silent: a broken stream resumes from the last revision seen (nothing lost,
+ * nothing twice, on another member if needed); after a compaction, or when etcd was replaced
+ * (new cluster id, revisions going backwards), it reads the key or prefix again and reports
+ * the difference.
+ *
+ * Threading: callbacks run on the library's callback threads (`etcd-sd-cb`), never two at
+ * once for one watch, in revision order, never on the I/O thread. A callback may block (only
+ * this watch waits) and may call any `etcd_sd_*` function, including `etcd_sd_watch_free` on
+ * its own watch.
+ */
+typedef struct etcd_sd_watch etcd_sd_watch;
+
+/**
  * Called for each put or delete under a discovery's prefix.
  *
  * `key`/`value` point to `key_len`/`value_len` bytes, each also followed by a NUL byte; they
@@ -145,6 +233,43 @@ typedef void (*etcd_sd_event_fn)(void *user_data,
                                  size_t key_len,
                                  const char *value,
                                  size_t value_len);
+
+/**
+ * Called once if a keep-alive gives up (see `etcd_sd_keepalive_new`), on a callback thread.
+ * `lease` is the last lease id, `result` an `etcd_sd_result` code and `message` says why
+ * (valid during the call).
+ */
+typedef void (*etcd_sd_keepalive_fn)(void *user_data, int64_t lease, int result, const char *message);
+
+/**
+ * One key as etcd stores it: a view into an `etcd_sd_kvs` (valid until that is freed) or
+ * into a watch callback's arguments (valid during the call).
+ *
+ * `key` and `value` point to `key_len` and `value_len` bytes, each also followed by a NUL
+ * byte, so they can be used as C strings when they hold no NUL themselves.
+ */
+typedef struct etcd_sd_kv {
+  const char *key;
+  size_t key_len;
+  const char *value;
+  size_t value_len;
+  /**
+   * Revision of the key's creation (0 for a deleted key in a watch event).
+   */
+  int64_t create_revision;
+  /**
+   * Revision of its last change (for a delete event: the delete's revision).
+   */
+  int64_t mod_revision;
+  /**
+   * Number of changes since its creation (1 after the first put).
+   */
+  int64_t version;
+  /**
+   * The lease it is attached to, 0 for none.
+   */
+  int64_t lease;
+} etcd_sd_kv;
 
 /**
  * Receives one log record: `message` points to `message_len` bytes followed by a NUL, valid
@@ -162,9 +287,140 @@ typedef void (*etcd_sd_log_fn)(void *user_data,
  */
 typedef void (*etcd_sd_status_fn)(void *user_data, enum etcd_sd_status status);
 
+/**
+ * One change seen by a watch. For a delete, `kv` holds the key and the delete's revision
+ * (`mod_revision`) with an empty value, and `prev_kv` the value the key had.
+ */
+typedef struct etcd_sd_watch_event {
+  enum etcd_sd_watch_event_type type;
+  struct etcd_sd_kv kv;
+  /**
+   * Whether `prev_kv` is set: the key's previous value (watches always ask for it).
+   */
+  bool has_prev_kv;
+  struct etcd_sd_kv prev_kv;
+} etcd_sd_watch_event;
+
+/**
+ * Called with the events of one etcd watch response, in revision order.
+ *
+ * `events` points to `n_events` events, valid only during the call (copy what you keep).
+ * `revision` is the store revision the batch brings the watch to. `compact_revision` is 0,
+ * except when the watch's revision was compacted: then this call carries the difference
+ * between what the watch had reported and what etcd holds now (read again), as ordinary
+ * PUT and DELETE events with `prev_kv` (possibly none), and `compact_revision` is the oldest
+ * revision etcd kept.
+ */
+typedef void (*etcd_sd_watch_fn)(void *user_data,
+                                 const struct etcd_sd_watch_event *events,
+                                 size_t n_events,
+                                 int64_t revision,
+                                 int64_t compact_revision);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates a client with the settings of `opts` (which may be freed afterwards) and writes it
+ * to `*out`. Does no network I/O: the connection is dialled by the first call.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, no endpoints set, unreadable TLS files).
+ */
+enum etcd_sd_result etcd_sd_client_new(const struct etcd_sd_options *opts,
+                                       struct etcd_sd_client **out);
+
+/**
+ * Frees a client. NULL is a no-op. Keep-alives and watches made from it keep working.
+ */
+void etcd_sd_client_free(struct etcd_sd_client *client);
+
+/**
+ * Puts `key -> value` (`value_len` bytes, any content; `value` may be NULL when 0), under
+ * `lease` unless it is 0, when `mode` allows.
+ *
+ * On success, and when `out_prev` is not NULL, writes the previous key-value (0 or 1
+ * entries) to `*out_prev` (free it with `etcd_sd_kvs_free`). A lease kept by an
+ * `etcd_sd_keepalive` of this process that was lost and re-granted is translated to its
+ * current id, and the key is put back under each later lease too.
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8), `ETCD_SD_EXISTS`
+ * (`ETCD_SD_PUT_IF_ABSENT` on an existing key), `ETCD_SD_NOT_FOUND` (`ETCD_SD_PUT_IF_PRESENT`
+ * on a missing key, or a lease that does not exist), `ETCD_SD_UNAVAILABLE`,
+ * `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+ */
+enum etcd_sd_result etcd_sd_client_put(const struct etcd_sd_client *client,
+                                       const char *key,
+                                       const char *value,
+                                       size_t value_len,
+                                       int64_t lease,
+                                       enum etcd_sd_put_mode mode,
+                                       struct etcd_sd_kvs **out_prev);
+
+/**
+ * Reads one key into `*out` (0 entries when it does not exist; free with `etcd_sd_kvs_free`).
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT`, `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+ */
+enum etcd_sd_result etcd_sd_client_get(const struct etcd_sd_client *client,
+                                       const char *key,
+                                       struct etcd_sd_kvs **out);
+
+/**
+ * Reads every key under `prefix` (at most `limit` when `limit > 0`), in key order, at one
+ * revision, into `*out`. Large prefixes are read in pages at that revision.
+ *
+ * A full listing (limit 0) is remembered for a minute: an `etcd_sd_watch_new` on the same
+ * prefix with start revision 0 continues right after it, so list-then-watch loses nothing.
+ * Errors: as `etcd_sd_client_get`.
+ */
+enum etcd_sd_result etcd_sd_client_range(const struct etcd_sd_client *client,
+                                         const char *prefix,
+                                         int64_t limit,
+                                         struct etcd_sd_kvs **out);
+
+/**
+ * Deletes `key`, or every key under it when `prefix` is true. When `out_deleted` is not NULL
+ * writes what was deleted to it (0 entries when nothing was). A deleted key is no longer put
+ * back by any keep-alive of this process.
+ *
+ * Errors: as `etcd_sd_client_get`.
+ */
+enum etcd_sd_result etcd_sd_client_delete(const struct etcd_sd_client *client,
+                                          const char *key,
+                                          bool prefix,
+                                          struct etcd_sd_kvs **out_deleted);
+
+/**
+ * Grants a lease of `ttl_seconds` and writes its id to `*out_id`. Nothing keeps it alive
+ * (see `etcd_sd_keepalive_new`).
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (`ttl_seconds <= 0`, NULL), `ETCD_SD_UNAVAILABLE`,
+ * `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+ */
+enum etcd_sd_result etcd_sd_client_lease_grant(const struct etcd_sd_client *client,
+                                               int64_t ttl_seconds,
+                                               int64_t *out_id);
+
+/**
+ * Revokes a lease: every key attached to it is deleted. A lease kept by an
+ * `etcd_sd_keepalive` of this process is revoked under its current id and no longer
+ * recovered.
+ *
+ * Errors: `ETCD_SD_NOT_FOUND` (no such lease, or it expired), `ETCD_SD_UNAVAILABLE`,
+ * `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+ */
+enum etcd_sd_result etcd_sd_client_lease_revoke(const struct etcd_sd_client *client, int64_t id);
+
+/**
+ * Writes the seconds a lease has left to `*out_ttl_left` (-1 when it does not exist or
+ * expired) and the TTL it was granted with to `*out_granted_ttl`; either pointer may be NULL.
+ *
+ * Errors: `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+ */
+enum etcd_sd_result etcd_sd_client_lease_ttl(const struct etcd_sd_client *client,
+                                             int64_t id,
+                                             int64_t *out_ttl_left,
+                                             int64_t *out_granted_ttl);
 
 /**
  * Lists every key under `prefix` (etcd prefix semantics: "/svc" also matches "/svcX/a"),
@@ -204,6 +460,65 @@ enum etcd_sd_result etcd_sd_discovery_new_with(const struct etcd_sd_options *opt
  * starts once the current one returns. Must not be called twice on the same pointer.
  */
 void etcd_sd_discovery_free(struct etcd_sd_discovery *discovery);
+
+/**
+ * Starts keeping `lease` alive, or, when `lease` is 0, grants a new lease of `ttl_seconds`
+ * first (blocking, at most the connect timeout). Writes the keep-alive to `*out`.
+ *
+ * `on_give_up` may be NULL; `user_data` is passed to it and must stay valid until
+ * `etcd_sd_keepalive_free` returns. A given `lease` that turns out not to exist is treated
+ * as lost: a new one is granted.
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `ttl_seconds <= 0`), `ETCD_SD_UNAVAILABLE` (etcd
+ * did not answer the grant within the connect timeout: never a keep-alive of lease 0, unless
+ * the options ask to wait for etcd), `ETCD_SD_AUTH`.
+ */
+enum etcd_sd_result etcd_sd_keepalive_new(const struct etcd_sd_client *client,
+                                          int64_t ttl_seconds,
+                                          int64_t lease,
+                                          etcd_sd_keepalive_fn on_give_up,
+                                          void *user_data,
+                                          struct etcd_sd_keepalive **out);
+
+/**
+ * The lease currently kept (it changes when the lease is lost and re-granted); 0 for NULL,
+ * or while a keep-alive created with `wait_for_etcd` has not reached etcd yet.
+ */
+int64_t etcd_sd_keepalive_lease(const struct etcd_sd_keepalive *keepalive);
+
+/**
+ * `ETCD_SD_OK` while the keep-alive works (or is recovering); the error it gave up with
+ * afterwards. `ETCD_SD_INVALID_ARGUMENT` for NULL.
+ */
+enum etcd_sd_result etcd_sd_keepalive_check(const struct etcd_sd_keepalive *keepalive);
+
+/**
+ * Stops keeping the lease alive (it is not revoked) and frees the keep-alive. NULL is a
+ * no-op. Returns at once; when it returns `on_give_up` is not running and will not run
+ * (unless called from inside it).
+ */
+void etcd_sd_keepalive_free(struct etcd_sd_keepalive *keepalive);
+
+/**
+ * Number of keys in `kvs` (0 for NULL).
+ */
+size_t etcd_sd_kvs_len(const struct etcd_sd_kvs *kvs);
+
+/**
+ * The store revision when etcd answered (0 for NULL).
+ */
+int64_t etcd_sd_kvs_revision(const struct etcd_sd_kvs *kvs);
+
+/**
+ * Writes a view of key `index` (in key order for a range) to `*out`; the pointers in it stay
+ * valid until `kvs` is freed. Returns false (and leaves `*out` alone) when `kvs` or `out` is
+ * NULL or `index` is out of range.
+ */
+bool etcd_sd_kvs_at(const struct etcd_sd_kvs *kvs, size_t index, struct etcd_sd_kv *out);
+
+/**
+ * Frees a result. NULL is a no-op.
+ */
+void etcd_sd_kvs_free(struct etcd_sd_kvs *kvs);
 
 /**
  * Sends the library's log records to `log_fn` instead of stderr; NULL restores stderr.
@@ -306,6 +621,24 @@ enum etcd_sd_result etcd_sd_options_set_user(struct etcd_sd_options *opts,
                                              const char *password);
 
 /**
+ * Off by default: registries of a process with the same settings and TTL share one lease,
+ * kept alive once (freeing one deletes its own keys). On: a registry made with these options
+ * gets a lease of its own, revoked when it is freed.
+ */
+enum etcd_sd_result etcd_sd_options_set_own_lease(struct etcd_sd_options *opts, bool own);
+
+/**
+ * Applies settings from the environment, each only when the variable is set:
+ * `ETCD_SD_CONNECT_TIMEOUT_MS`, `ETCD_SD_REQUEST_TIMEOUT_MS`, `ETCD_SD_TTL` (seconds) and
+ * `ETCD_SD_WAIT_FOR_ETCD` (1 or 0). The compat headers call it, so a program built against
+ * them is tuned without code changes. (`ETCD_SD_LOG` sets the log level.)
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` naming the variable whose value is bad; the options are
+ * then unchanged.
+ */
+enum etcd_sd_result etcd_sd_options_apply_env(struct etcd_sd_options *opts);
+
+/**
  * Connects to `endpoints` (see `etcd_sd_options_set_endpoints`), grants a lease of
  * `ttl_seconds` and starts keeping it alive. On success writes the registry to `*out`.
  *
@@ -386,6 +719,36 @@ const char *etcd_sd_result_name(int result);
  * The library version, e.g. "0.1.0": a static string, never NULL.
  */
 const char *etcd_sd_version(void);
+
+/**
+ * Starts watching `key` (every key under it when `prefix` is true) and writes the watch to
+ * `*out`.
+ *
+ * `start_revision` > 0: report changes from that revision on. 0: from now -- except that
+ * when the same key or prefix was read by `etcd_sd_client_range` / `etcd_sd_client_get`
+ * through a client with the same settings less than a minute ago, the watch continues right
+ * after that read, so list-then-watch loses nothing in between. Blocks for one read of the
+ * key or prefix (at most the connect timeout). `user_data` is passed to `on_events` and must
+ * stay valid until `etcd_sd_watch_free` returns.
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, negative revision, not UTF-8),
+ * `ETCD_SD_UNAVAILABLE` (unless the options ask to wait for etcd), `ETCD_SD_AUTH`.
+ */
+enum etcd_sd_result etcd_sd_watch_new(const struct etcd_sd_client *client,
+                                      const char *key,
+                                      bool prefix,
+                                      int64_t start_revision,
+                                      etcd_sd_watch_fn on_events,
+                                      void *user_data,
+                                      struct etcd_sd_watch **out);
+
+/**
+ * Stops the watch and frees it. NULL is a no-op.
+ *
+ * When it returns, no callback of this watch is running or will run, so `user_data` may be
+ * freed. Exception: called from inside one of this watch's own callbacks, it returns at once
+ * (the current callback is the caller) and no further callback starts.
+ */
+void etcd_sd_watch_free(struct etcd_sd_watch *watch);
 
 #ifdef __cplusplus
 }  // extern "C"

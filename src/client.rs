@@ -42,6 +42,10 @@ pub(crate) struct Shared {
     connect_timeout: Duration,
     members: Vec<tokio::sync::OnceCell<Client>>,
     current: AtomicUsize,
+    /// The leases kept through this connection and its one keep-alive stream.
+    pub(crate) leases: crate::lease::Leases,
+    /// Recent listings, for watches that continue from them.
+    pub(crate) listings: crate::listing::RecentListings,
 }
 
 /// One member's client, as picked for a request.
@@ -169,6 +173,8 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         options_without_user,
         connect_timeout: opts.connect_timeout,
         current: AtomicUsize::new(0),
+        leases: Default::default(),
+        listings: Default::default(),
     });
     cache.insert(key, Arc::downgrade(&shared));
     Ok(shared)

@@ -31,6 +31,12 @@ pub enum Error {
     /// A bug in etcd-sd (a panic caught at the boundary, a poisoned lock).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The key or lease does not exist (a conditional put on a missing key, an unknown lease).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The key exists already (a put that must create it).
+    #[error("exists: {0}")]
+    Exists(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

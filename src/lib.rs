@@ -12,11 +12,15 @@ pub mod endpoints;
 pub mod error;
 pub mod event;
 pub mod ffi;
+pub mod kv;
+pub mod lease;
+mod listing;
 pub mod log;
 pub mod options;
 pub mod registry;
 pub mod runtime;
 mod tls;
+pub mod watch;
 
 pub use discovery::Discovery;
 pub use error::{Error, Result};

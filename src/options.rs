@@ -25,6 +25,8 @@ pub struct Options {
     pub(crate) wait_for_etcd: bool,
     pub(crate) tls: TlsFiles,
     pub(crate) user: Option<Credentials>,
+    /// A registry with its own lease instead of the process's shared one.
+    pub(crate) own_lease: bool,
 }
 
 /// Where the TLS material lives; read when an object connects, so errors name the file.
@@ -65,6 +67,7 @@ impl Default for Options {
             wait_for_etcd: false,
             tls: TlsFiles::default(),
             user: None,
+            own_lease: false,
         }
     }
 }
@@ -148,6 +151,57 @@ impl Options {
         Ok(())
     }
 
+    /// Off (the default): every registry of the process with the same connection settings
+    /// and TTL shares one lease, kept alive once; freeing a registry deletes its own keys. On:
+    /// the registry grants a lease of its own (one more keep-alive), revoked when it is freed.
+    pub fn set_own_lease(&mut self, own: bool) {
+        self.own_lease = own;
+    }
+
+    /// Applies the settings a program cannot pass in code (a legacy program built against
+    /// the compat headers) from the environment, each only when set:
+    /// `ETCD_SD_CONNECT_TIMEOUT_MS`, `ETCD_SD_REQUEST_TIMEOUT_MS`, `ETCD_SD_TTL` (seconds),
+    /// `ETCD_SD_WAIT_FOR_ETCD` (1/0, true/false, yes/no). A bad value is an error naming the
+    /// variable. (`ETCD_SD_LOG` sets the log level, read when the library starts.)
+    pub fn apply_env(&mut self) -> Result<()> {
+        self.apply_vars(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn apply_vars(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let mut copy = self.clone();
+        let num = |name: &str| -> Result<Option<u64>> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+                    Error::invalid(format!("{name}={v:?} is not a whole number"))
+                }),
+            }
+        };
+        if let Some(ms) = num("ETCD_SD_CONNECT_TIMEOUT_MS")? {
+            copy.set_connect_timeout(Duration::from_millis(ms))?;
+        }
+        if let Some(ms) = num("ETCD_SD_REQUEST_TIMEOUT_MS")? {
+            copy.set_request_timeout(Duration::from_millis(ms))?;
+        }
+        if let Some(ttl) = num("ETCD_SD_TTL")? {
+            copy.set_ttl(ttl.min(i64::MAX as u64) as i64)?;
+        }
+        if let Some(v) = var("ETCD_SD_WAIT_FOR_ETCD") {
+            let on = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "ETCD_SD_WAIT_FOR_ETCD={v:?}: use 1 or 0"
+                    )))
+                }
+            };
+            copy.set_wait_for_etcd(on);
+        }
+        *self = copy;
+        Ok(())
+    }
+
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }
@@ -190,4 +244,28 @@ fn positive(what: &str, d: Duration) -> Result<Duration> {
         return Err(Error::invalid(format!("{what} must be > 0")));
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_and_rejects_bad_values() {
+        let mut o = Options::default();
+        o.apply_vars(|n| match n {
+            "ETCD_SD_CONNECT_TIMEOUT_MS" => Some("250".into()),
+            "ETCD_SD_WAIT_FOR_ETCD" => Some("yes".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(o.connect_timeout, Duration::from_millis(250));
+        assert!(o.wait_for_etcd);
+        let before = o.clone();
+        let err = o
+            .apply_vars(|n| (n == "ETCD_SD_REQUEST_TIMEOUT_MS").then(|| "soon".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("ETCD_SD_REQUEST_TIMEOUT_MS"));
+        assert_eq!(o, before);
+    }
 }

@@ -57,6 +57,23 @@ impl Boundary for *const c_char {
     }
 }
 
+/// Plain values (counts, ids, flags): the zero value on panic.
+macro_rules! plain_boundary {
+    ($($t:ty),*) => {$(
+        impl Boundary for $t {
+            type Out = $t;
+            fn finish(self) -> $t {
+                self
+            }
+            fn on_panic(err: Error) -> $t {
+                fail(&err);
+                <$t>::default()
+            }
+        }
+    )*};
+}
+plain_boundary!(bool, i64, usize);
+
 pub fn finish<B: Boundary>(r: std::thread::Result<B>) -> B::Out {
     match r {
         Ok(v) => v.finish(),

@@ -14,14 +14,22 @@
 #[macro_use]
 pub mod boundary;
 pub mod args;
+pub mod client;
 pub mod discovery;
+pub mod keepalive;
+pub mod kvs;
 pub mod log;
 pub mod options;
 pub mod registry;
 pub mod result;
+pub mod watch;
 
+pub use client::*;
 pub use discovery::*;
+pub use keepalive::*;
+pub use kvs::*;
 pub use log::*;
 pub use options::*;
 pub use registry::*;
 pub use result::*;
+pub use watch::*;

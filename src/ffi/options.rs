@@ -161,6 +161,32 @@ pub extern "C" fn etcd_sd_options_set_user(
     })
 }
 
+/// Off by default: registries of a process with the same settings and TTL share one lease,
+/// kept alive once (freeing one deletes its own keys). On: a registry made with these options
+/// gets a lease of its own, revoked when it is freed.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_own_lease(
+    opts: *mut etcd_sd_options,
+    own: bool,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        o.set_own_lease(own);
+        Ok(())
+    })
+}
+
+/// Applies settings from the environment, each only when the variable is set:
+/// `ETCD_SD_CONNECT_TIMEOUT_MS`, `ETCD_SD_REQUEST_TIMEOUT_MS`, `ETCD_SD_TTL` (seconds) and
+/// `ETCD_SD_WAIT_FOR_ETCD` (1 or 0). The compat headers call it, so a program built against
+/// them is tuned without code changes. (`ETCD_SD_LOG` sets the log level.)
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` naming the variable whose value is bad; the options are
+/// then unchanged.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_apply_env(opts: *mut etcd_sd_options) -> etcd_sd_result {
+    with_options(opts, |o| o.apply_env())
+}
+
 /// Applies `f` to a copy and stores it only on success, so a failed setter changes nothing.
 fn with_options(
     opts: *mut etcd_sd_options,

@@ -30,6 +30,11 @@ pub enum etcd_sd_result {
     /// certificate, or TLS spoken to a plain port. (Plain HTTP to a TLS port cannot be told
     /// from a failing server: it is `ETCD_SD_UNAVAILABLE`, with a hint in the message.)
     ETCD_SD_TLS = 8,
+    /// The key or lease does not exist: `ETCD_SD_PUT_IF_PRESENT` on a missing key, a revoke
+    /// of an unknown or expired lease.
+    ETCD_SD_NOT_FOUND = 9,
+    /// The key exists: `ETCD_SD_PUT_IF_ABSENT` on a key that is there.
+    ETCD_SD_EXISTS = 10,
 }
 
 impl From<&Error> for etcd_sd_result {
@@ -43,6 +48,8 @@ impl From<&Error> for etcd_sd_result {
             Error::Internal(_) => etcd_sd_result::ETCD_SD_INTERNAL,
             Error::Auth(_) => etcd_sd_result::ETCD_SD_AUTH,
             Error::Tls(_) => etcd_sd_result::ETCD_SD_TLS,
+            Error::NotFound(_) => etcd_sd_result::ETCD_SD_NOT_FOUND,
+            Error::Exists(_) => etcd_sd_result::ETCD_SD_EXISTS,
         }
     }
 }
@@ -83,6 +90,8 @@ pub extern "C" fn etcd_sd_result_name(result: c_int) -> *const c_char {
         6 => b"ETCD_SD_INTERNAL\0",
         7 => b"ETCD_SD_AUTH\0",
         8 => b"ETCD_SD_TLS\0",
+        9 => b"ETCD_SD_NOT_FOUND\0",
+        10 => b"ETCD_SD_EXISTS\0",
         _ => b"unknown\0",
     };
     name.as_ptr().cast()

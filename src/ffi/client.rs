@@ -1,0 +1,240 @@
+//! `etcd_sd_client`: the C face of the general client ([`kv::Client`]): KV and lease calls.
+
+use crate::error::{Error, Result};
+use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::kvs::etcd_sd_kvs;
+use crate::ffi::options::{etcd_sd_options, options_ref};
+use crate::ffi::result::etcd_sd_result;
+use crate::kv::{self, Kvs, PutMode};
+use std::os::raw::c_char;
+
+/// A general etcd client: plain KV and lease calls, keep-alives and watches, over the same
+/// shared connections, retry and failover as registries and discoveries.
+///
+/// Created by `etcd_sd_client_new` (no network I/O), freed by `etcd_sd_client_free`.
+/// Thread-safe: one client may be used from any number of threads at once, including from
+/// inside callbacks. Each call blocks for at most the request timeout (plus, on the first
+/// call of a connection, the time to dial it, at most the connect timeout). Keep-alives and
+/// watches made from a client hold their own reference: they may outlive it.
+pub struct etcd_sd_client {
+    pub(crate) inner: kv::Client,
+}
+
+/// When `etcd_sd_client_put` applies.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum etcd_sd_put_mode {
+    /// Create or replace.
+    ETCD_SD_PUT_ALWAYS = 0,
+    /// Only if the key does not exist; else `ETCD_SD_EXISTS`.
+    ETCD_SD_PUT_IF_ABSENT = 1,
+    /// Only if the key exists; else `ETCD_SD_NOT_FOUND`.
+    ETCD_SD_PUT_IF_PRESENT = 2,
+}
+
+/// Creates a client with the settings of `opts` (which may be freed afterwards) and writes it
+/// to `*out`. Does no network I/O: the connection is dialled by the first call.
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, no endpoints set, unreadable TLS files).
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_new(
+    opts: *const etcd_sd_options,
+    out: *mut *mut etcd_sd_client,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let inner = kv::Client::new(unsafe { options_ref(opts) }?)?;
+        unsafe { write_out(out, etcd_sd_client { inner }) };
+        Ok(())
+    }
+}
+
+/// Frees a client. NULL is a no-op. Keep-alives and watches made from it keep working.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_free(client: *mut etcd_sd_client) {
+    ffi_boundary! {
+        drop(unsafe { take_box(client) });
+    }
+}
+
+/// The client behind a caller's pointer.
+///
+/// # Safety
+/// `c` is NULL or a live client.
+pub(crate) unsafe fn client_ref<'a>(c: *const etcd_sd_client) -> Result<&'a kv::Client> {
+    Ok(&try_ref(c, "client")?.inner)
+}
+
+/// `len` bytes at `p` (NULL allowed when `len` is 0).
+unsafe fn bytes<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    Ok(std::slice::from_raw_parts(p.cast(), len))
+}
+
+/// Writes `kvs` to `*out` when `out` is not NULL.
+fn give(out: *mut *mut etcd_sd_kvs, kvs: Kvs) {
+    if !out.is_null() {
+        unsafe { write_out(out, etcd_sd_kvs::new(kvs)) };
+    }
+}
+
+/// Puts `key -> value` (`value_len` bytes, any content; `value` may be NULL when 0), under
+/// `lease` unless it is 0, when `mode` allows.
+///
+/// On success, and when `out_prev` is not NULL, writes the previous key-value (0 or 1
+/// entries) to `*out_prev` (free it with `etcd_sd_kvs_free`). A lease kept by an
+/// `etcd_sd_keepalive` of this process that was lost and re-granted is translated to its
+/// current id, and the key is put back under each later lease too.
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8), `ETCD_SD_EXISTS`
+/// (`ETCD_SD_PUT_IF_ABSENT` on an existing key), `ETCD_SD_NOT_FOUND` (`ETCD_SD_PUT_IF_PRESENT`
+/// on a missing key, or a lease that does not exist), `ETCD_SD_UNAVAILABLE`,
+/// `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_put(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    value: *const c_char,
+    value_len: usize,
+    lease: i64,
+    mode: etcd_sd_put_mode,
+    out_prev: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { try_str(key, "key") }?;
+        let value = unsafe { bytes(value, value_len, "value") }?;
+        let mode = match mode as i32 {
+            0 => PutMode::Always,
+            1 => PutMode::IfAbsent,
+            2 => PutMode::IfPresent,
+            m => return Err(Error::invalid(format!("unknown put mode {m}"))),
+        };
+        give(out_prev, c.put(key.as_bytes(), value, lease, mode)?);
+        Ok(())
+    }
+}
+
+/// Reads one key into `*out` (0 entries when it does not exist; free with `etcd_sd_kvs_free`).
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT`, `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_get(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    out: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { try_str(key, "key") }?;
+        give(out, c.get(key.as_bytes())?);
+        Ok(())
+    }
+}
+
+/// Reads every key under `prefix` (at most `limit` when `limit > 0`), in key order, at one
+/// revision, into `*out`. Large prefixes are read in pages at that revision.
+///
+/// A full listing (limit 0) is remembered for a minute: an `etcd_sd_watch_new` on the same
+/// prefix with start revision 0 continues right after it, so list-then-watch loses nothing.
+/// Errors: as `etcd_sd_client_get`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_range(
+    client: *const etcd_sd_client,
+    prefix: *const c_char,
+    limit: i64,
+    out: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        let prefix = unsafe { try_str(prefix, "prefix") }?;
+        give(out, c.range(prefix.as_bytes(), limit)?);
+        Ok(())
+    }
+}
+
+/// Deletes `key`, or every key under it when `prefix` is true. When `out_deleted` is not NULL
+/// writes what was deleted to it (0 entries when nothing was). A deleted key is no longer put
+/// back by any keep-alive of this process.
+///
+/// Errors: as `etcd_sd_client_get`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_delete(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    prefix: bool,
+    out_deleted: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { try_str(key, "key") }?;
+        give(out_deleted, c.delete(key.as_bytes(), prefix)?);
+        Ok(())
+    }
+}
+
+/// Grants a lease of `ttl_seconds` and writes its id to `*out_id`. Nothing keeps it alive
+/// (see `etcd_sd_keepalive_new`).
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` (`ttl_seconds <= 0`, NULL), `ETCD_SD_UNAVAILABLE`,
+/// `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_lease_grant(
+    client: *const etcd_sd_client,
+    ttl_seconds: i64,
+    out_id: *mut i64,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        if out_id.is_null() {
+            return Err(Error::invalid("out_id is NULL"));
+        }
+        let c = unsafe { client_ref(client) }?;
+        let id = c.lease_grant(ttl_seconds)?;
+        unsafe { out_id.write(id) };
+        Ok(())
+    }
+}
+
+/// Revokes a lease: every key attached to it is deleted. A lease kept by an
+/// `etcd_sd_keepalive` of this process is revoked under its current id and no longer
+/// recovered.
+///
+/// Errors: `ETCD_SD_NOT_FOUND` (no such lease, or it expired), `ETCD_SD_UNAVAILABLE`,
+/// `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_lease_revoke(client: *const etcd_sd_client, id: i64) -> etcd_sd_result {
+    ffi_boundary! {
+        unsafe { client_ref(client) }?.lease_revoke(id)
+    }
+}
+
+/// Writes the seconds a lease has left to `*out_ttl_left` (-1 when it does not exist or
+/// expired) and the TTL it was granted with to `*out_granted_ttl`; either pointer may be NULL.
+///
+/// Errors: `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_lease_ttl(
+    client: *const etcd_sd_client,
+    id: i64,
+    out_ttl_left: *mut i64,
+    out_granted_ttl: *mut i64,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let (left, granted) = unsafe { client_ref(client) }?.lease_ttl(id)?;
+        unsafe {
+            if !out_ttl_left.is_null() {
+                out_ttl_left.write(left);
+            }
+            if !out_granted_ttl.is_null() {
+                out_granted_ttl.write(granted);
+            }
+        }
+        Ok(())
+    }
+}

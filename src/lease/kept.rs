@@ -1,0 +1,491 @@
+//! A kept lease: a lease the library keeps alive (through the connection's [`Keeper`]) and
+//! recovers. It remembers every key put under it through the library; when etcd loses the
+//! lease (it expired while etcd was unreachable, it was revoked from outside, etcd restarted
+//! past the TTL) it grants a new one, puts every key back under it, and from then on answers
+//! to the old id as well: a put that names the old id goes under the new one.
+//!
+//! Registries of a process share one kept lease per connection settings and TTL (each keeps
+//! its own keys in it); a registry may ask for a lease of its own; each compat `KeepAlive`
+//! has its own, as its API promises. All of them renew through the same stream.
+//!
+//! [`Keeper`]: super::keeper::Keeper
+
+use super::Status;
+use crate::backoff::Backoff;
+use crate::client::{retry, Shared};
+use crate::dispatch::{Mailbox, Sink};
+use crate::error::{Error, Result};
+use crate::kv::{self, Kvs, PutMode};
+use crate::options::Options;
+use crate::runtime;
+use etcd_client::{DeleteOptions, PutOptions, Txn, TxnOp};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+/// Operations per transaction when keys are put back or deleted together (etcd's default
+/// `--max-txn-ops` is 128).
+const TXN_OPS: usize = 128;
+
+static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
+
+/// A tag naming who put a key under a shared lease (a registry), so it can take back its own.
+pub(crate) fn new_tag() -> u64 {
+    NEXT_TAG.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The tag of keys put through the general client.
+pub(crate) const CLIENT_TAG: u64 = 0;
+
+/// Why a kept lease stopped recovering.
+#[derive(Clone, Debug)]
+pub struct GaveUp {
+    pub lease: i64,
+    pub error: Error,
+}
+
+pub(crate) struct KeptInner {
+    conn: Arc<Shared>,
+    ttl: i64,
+    request_timeout: Duration,
+    /// The current lease (0 while none is held).
+    id: AtomicI64,
+    keys: Mutex<BTreeMap<Vec<u8>, (Vec<u8>, u64)>>,
+    status: Mutex<Vec<(u64, Arc<Mailbox<Status>>)>>,
+    give_up: Mutex<Option<Arc<Mailbox<GaveUp>>>>,
+    gave_up: Mutex<Option<Error>>,
+    recovering: AtomicBool,
+    /// Stopped: no renewal, no recovery (revoked through the client, or freed).
+    retired: AtomicBool,
+    /// Revoke the lease when the last user drops it (the shared registry lease).
+    revoke_on_drop: bool,
+    /// Times the lease was lost and restored.
+    pub(crate) losses: AtomicU64,
+    pub(crate) restores: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A lease kept alive and recovered by the library (see the module documentation). Dropping
+/// it stops the renewals; the lease then expires after its TTL (it is not revoked).
+pub struct KeptLease {
+    pub(crate) inner: Arc<KeptInner>,
+}
+
+impl KeptLease {
+    /// Keeps `lease` alive, or a new lease of `ttl` when `lease` is 0 (granted now; with
+    /// `opts.wait_for_etcd` and etcd unreachable, granted in the background instead).
+    pub(crate) fn new(conn: &Arc<Shared>, opts: &Options, ttl: i64, lease: i64) -> Result<Self> {
+        if ttl <= 0 {
+            return Err(Error::invalid(format!("ttl must be > 0 seconds, got {ttl}")));
+        }
+        let inner = KeptInner::start(conn, opts, ttl, lease, false)?;
+        Ok(KeptLease { inner })
+    }
+
+    /// The current lease id (it changes when the lease is lost and re-granted; 0 while none is
+    /// held).
+    pub fn id(&self) -> i64 {
+        self.inner.id()
+    }
+
+    /// `Err` once recovery gave up (etcd refused to grant a lease for good), else `Ok`.
+    pub fn check(&self) -> Result<()> {
+        match lock(&self.inner.gave_up).clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Calls `sink` (on the callback pool) if recovery gives up. Replaces any earlier sink.
+    pub fn set_give_up_sink(&self, sink: Option<Sink<GaveUp>>) {
+        let new = sink.map(Mailbox::new);
+        if let Some(old) = std::mem::replace(&mut *lock(&self.inner.give_up), new) {
+            old.close();
+        }
+    }
+
+    /// Puts a key under this lease (its current id) and keeps it there across recoveries.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Kvs> {
+        self.inner
+            .put(key, value, PutMode::Always, self.inner.request_timeout)
+    }
+}
+
+impl Drop for KeptLease {
+    fn drop(&mut self) {
+        self.inner.retire();
+        self.set_give_up_sink(None);
+    }
+}
+
+impl KeptInner {
+    /// The lease every registry of this connection with this TTL shares, created (and granted)
+    /// when the first one needs it.
+    pub(crate) fn shared(conn: &Arc<Shared>, opts: &Options) -> Result<Arc<Self>> {
+        let ttl = opts.ttl_seconds;
+        let mut shared = lock(&conn.leases.shared);
+        if let Some(l) = shared.get(&ttl).and_then(Weak::upgrade) {
+            if !l.retired.load(Ordering::Acquire) {
+                return Ok(l);
+            }
+        }
+        let l = KeptInner::start(conn, opts, ttl, 0, true)?;
+        shared.insert(ttl, Arc::downgrade(&l));
+        Ok(l)
+    }
+
+    pub(crate) fn start(
+        conn: &Arc<Shared>,
+        opts: &Options,
+        ttl: i64,
+        lease: i64,
+        revoke_on_drop: bool,
+    ) -> Result<Arc<Self>> {
+        let id = if lease != 0 {
+            lease
+        } else {
+            let granted = runtime::block_on(retry(conn, opts.connect_timeout, "lease grant", |c| {
+                kv::grant(c, ttl)
+            }))?
+            .map_err(|e| crate::client::first_contact_error(e, opts));
+            match granted {
+                Ok(id) => id,
+                Err(e) if opts.wait_for_etcd && e.is_transient() => {
+                    log::warn!(target: "etcd_sd", "lease: {e}; will grant it when etcd answers");
+                    0
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let inner = Arc::new(KeptInner {
+            conn: conn.clone(),
+            ttl,
+            request_timeout: opts.request_timeout,
+            id: AtomicI64::new(id),
+            keys: Mutex::default(),
+            status: Mutex::default(),
+            give_up: Mutex::default(),
+            gave_up: Mutex::default(),
+            recovering: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            revoke_on_drop,
+            losses: AtomicU64::new(0),
+            restores: AtomicU64::new(0),
+        });
+        if id != 0 {
+            conn.leases.remember(id, &inner);
+            conn.leases
+                .keeper
+                .add(conn, id, ttl, opts.request_timeout, Arc::downgrade(&inner));
+            log::debug!(target: "etcd_sd", "lease {id:x} kept, ttl {ttl}s");
+        } else {
+            inner.recovering.store(true, Ordering::Release);
+            runtime::spawn(recover(Arc::downgrade(&inner), false));
+        }
+        Ok(inner)
+    }
+
+    pub(crate) fn id(&self) -> i64 {
+        self.id.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn ttl(&self) -> i64 {
+        self.ttl
+    }
+
+    pub(crate) fn conn(&self) -> Arc<Shared> {
+        self.conn.clone()
+    }
+
+    pub(crate) fn key_count(&self, tag: Option<u64>) -> usize {
+        let keys = lock(&self.keys);
+        match tag {
+            None => keys.len(),
+            Some(t) => keys.values().filter(|(_, o)| *o == t).count(),
+        }
+    }
+
+    /// Stops renewing and recovering; returns the current id (for a revoke).
+    pub(crate) fn retire(&self) -> i64 {
+        self.retired.store(true, Ordering::Release);
+        let id = self.id();
+        if id != 0 {
+            self.conn.leases.keeper.remove(id);
+        }
+        id
+    }
+
+    pub(crate) fn set_status(&self, tag: u64, sink: Option<Sink<Status>>) {
+        let mut status = lock(&self.status);
+        if let Some(i) = status.iter().position(|(t, _)| *t == tag) {
+            status.remove(i).1.close();
+        }
+        if let Some(s) = sink {
+            status.push((tag, Mailbox::new(s)));
+        }
+    }
+
+    fn report(&self, s: Status) {
+        let sinks: Vec<_> = lock(&self.status).iter().map(|(_, m)| m.clone()).collect();
+        for m in sinks {
+            m.post([s]);
+        }
+    }
+
+    /// Puts `key` under the current lease (and again under a newer one if the lease changed
+    /// meanwhile), then remembers it for recovery. While no lease is held yet (started with
+    /// `wait_for_etcd`), an unconditional put is only remembered.
+    pub(crate) fn put(&self, key: &[u8], value: &[u8], mode: PutMode, limit: Duration) -> Result<Kvs> {
+        self.put_tagged(key, value, mode, CLIENT_TAG, limit)
+    }
+
+    pub(crate) fn put_tagged(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        mode: PutMode,
+        tag: u64,
+        limit: Duration,
+    ) -> Result<Kvs> {
+        runtime::block_on(async {
+            let deadline = tokio::time::Instant::now() + limit;
+            let mut backoff = Backoff::new();
+            let mut mode = mode;
+            let mut result = None;
+            loop {
+                let id = self.id();
+                if id == 0 && mode == PutMode::Always {
+                    lock(&self.keys).insert(key.to_vec(), (value.to_vec(), tag));
+                    return Ok(result.unwrap_or_default());
+                }
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let put = retry(&self.conn, left.max(Duration::from_millis(1)), "put", |c| {
+                    kv::put_once(c, key, value, id, mode)
+                })
+                .await;
+                match put {
+                    Ok(kvs) => {
+                        lock(&self.keys).insert(key.to_vec(), (value.to_vec(), tag));
+                        result.get_or_insert(kvs);
+                        if self.id() == id {
+                            return Ok(result.unwrap_or_default());
+                        }
+                        // Recovered meanwhile: put it under the new lease too.
+                        mode = PutMode::Always;
+                    }
+                    // The lease is gone and recovery is (or will be) under way: wait for it.
+                    Err(Error::NotFound(m)) if m.starts_with("lease") => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(Error::Timeout(limit, format!("put: {m}")));
+                        }
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        })?
+    }
+
+    /// Forgets `key` (every key under it when `prefix`) whoever put it.
+    pub(crate) fn forget(&self, key: &[u8], prefix: bool) {
+        let mut keys = lock(&self.keys);
+        if prefix {
+            keys.retain(|k, _| !k.starts_with(key));
+        } else {
+            keys.remove(key);
+        }
+    }
+
+    /// Forgets `key` if `tag` put it; returns whether it did.
+    pub(crate) fn forget_own(&self, key: &[u8], tag: u64) -> bool {
+        let mut keys = lock(&self.keys);
+        match keys.get(key) {
+            Some((_, t)) if *t == tag => {
+                keys.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets every key `tag` put and returns them.
+    pub(crate) fn take_own(&self, tag: u64) -> Vec<Vec<u8>> {
+        let mut keys = lock(&self.keys);
+        let own: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|(_, (_, t))| *t == tag)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &own {
+            keys.remove(k);
+        }
+        own
+    }
+
+    /// etcd says lease `id` is gone: start recovering (once), unless retired or already newer.
+    pub(crate) fn lost(self: Arc<Self>, id: i64) {
+        if self.retired.load(Ordering::Acquire) || self.id() != id {
+            return;
+        }
+        if self.recovering.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.losses.fetch_add(1, Ordering::Relaxed);
+        log::warn!(target: "etcd_sd", "lease {id:x} lost; granting a new one and putting its keys back");
+        self.report(Status::Lost);
+        runtime::spawn(recover(Arc::downgrade(&self), true));
+    }
+
+    fn snapshot(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        lock(&self.keys)
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl Drop for KeptInner {
+    fn drop(&mut self) {
+        let id = self.retire();
+        if self.revoke_on_drop && id != 0 && tokio::runtime::Handle::try_current().is_err() {
+            let conn = self.conn.clone();
+            let limit = self.request_timeout;
+            // Its users deleted their keys already; do not make them wait for this.
+            runtime::spawn(async move {
+                let _ = retry(&conn, limit, "lease revoke", |c| kv::revoke(c, id)).await;
+            });
+        }
+    }
+}
+
+/// Grants a new lease and puts every remembered key under it, retrying with backoff until it
+/// works, the lease is retired, or etcd refuses for good (then gives up and says so).
+async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
+    let mut backoff = Backoff::new();
+    loop {
+        let Some(me) = weak.upgrade() else { return };
+        if me.retired.load(Ordering::Acquire) {
+            return;
+        }
+        let attempt = tokio::time::timeout(me.request_timeout * 2, try_recover(&me)).await;
+        let err = match attempt {
+            Ok(Ok((id, n))) => {
+                me.recovering.store(false, Ordering::Release);
+                if was_lost {
+                    me.restores.fetch_add(1, Ordering::Relaxed);
+                }
+                log::warn!(target: "etcd_sd", "lease restored: {n} key(s) under lease {id:x}");
+                me.report(Status::Restored);
+                return;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => Error::Timeout(me.request_timeout * 2, "re-granting the lease".into()),
+        };
+        if matches!(err, Error::Auth(_) | Error::InvalidArgument(_)) {
+            log::error!(target: "etcd_sd", "lease recovery gave up: {err}");
+            *lock(&me.gave_up) = Some(err.clone());
+            let sink = lock(&me.give_up).clone();
+            if let Some(m) = sink {
+                m.post([GaveUp {
+                    lease: me.id(),
+                    error: err,
+                }]);
+            }
+            return;
+        }
+        log::debug!(target: "etcd_sd", "lease recovery: {err}; retrying");
+        drop(me);
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+async fn try_recover(me: &Arc<KeptInner>) -> Result<(i64, usize)> {
+    let member = me.conn.pick().await?;
+    let client = member.client.clone();
+    let keys = me.snapshot();
+    let id = match fill_new_lease(client.clone(), me.ttl, &keys).await {
+        Ok(id) => id,
+        Err(e) => {
+            member.failed(&e).await;
+            return Err(e);
+        }
+    };
+    me.id.store(id, Ordering::Release);
+    me.conn.leases.remember(id, me);
+    me.conn
+        .leases
+        .keeper
+        .add(&me.conn, id, me.ttl, me.request_timeout, Arc::downgrade(me));
+    // Keys put (under the old lease) while this ran: put them under the new one too.
+    let later: BTreeMap<_, _> = me
+        .snapshot()
+        .into_iter()
+        .filter(|(k, v)| keys.get(k) != Some(v))
+        .collect();
+    put_all(client, id, &later).await?;
+    Ok((id, keys.len() + later.len()))
+}
+
+/// Grants a lease and puts `keys` under it; revokes it again if a put fails, so that no
+/// half-filled lease is left behind and the next attempt starts afresh.
+async fn fill_new_lease(
+    client: etcd_client::Client,
+    ttl: i64,
+    keys: &BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Result<i64> {
+    let id = kv::grant(client.clone(), ttl).await?;
+    if let Err(e) = put_all(client.clone(), id, keys).await {
+        let _ = kv::revoke(client, id).await;
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// Puts `keys` under `lease`, `TXN_OPS` per transaction.
+async fn put_all(
+    mut client: etcd_client::Client,
+    lease: i64,
+    keys: &BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Result<()> {
+    let items: Vec<_> = keys.iter().collect();
+    for chunk in items.chunks(TXN_OPS) {
+        let ops: Vec<TxnOp> = chunk
+            .iter()
+            .map(|(k, v)| {
+                TxnOp::put(
+                    k.as_slice(),
+                    v.as_slice(),
+                    Some(PutOptions::new().with_lease(lease)),
+                )
+            })
+            .collect();
+        client
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(|e| Error::from_etcd("put", e))?;
+    }
+    Ok(())
+}
+
+/// Deletes `keys`, `TXN_OPS` per transaction (one request for a registry's usual few keys).
+pub(crate) async fn delete_all(mut client: etcd_client::Client, keys: &[Vec<u8>]) -> Result<()> {
+    for chunk in keys.chunks(TXN_OPS) {
+        let ops: Vec<TxnOp> = chunk
+            .iter()
+            .map(|k| TxnOp::delete(k.as_slice(), None::<DeleteOptions>))
+            .collect();
+        client
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(|e| Error::from_etcd("delete", e))?;
+    }
+    Ok(())
+}

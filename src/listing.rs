@@ -1,0 +1,130 @@
+//! Reading every key under a prefix at one revision: the discovery's initial listing, the
+//! watch's relisting after a compaction, and the general client's `range`.
+
+use crate::error::{Error, Result};
+use crate::kv::KeyValue;
+use etcd_client::GetOptions;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Keys per page of a listing: bounds the size of each reply (and of the memory it needs on
+/// both sides) whatever the size of the prefix.
+pub(crate) const PAGE: i64 = 5_000;
+/// Reply size the listing and the watch accept (etcd-client's default is 4 MiB), for pages
+/// of large values and for catch-up batches of events.
+pub(crate) const MAX_REPLY: usize = 64 << 20;
+
+/// Every key under `prefix` (at most `limit` keys when `limit > 0`), in key order, read page
+/// by page at one revision (`at`, or the first page's revision when `at` is 0), with that
+/// revision.
+pub(crate) async fn list(
+    client: etcd_client::Client,
+    prefix: &[u8],
+    limit: i64,
+    at: i64,
+) -> Result<(Vec<KeyValue>, i64)> {
+    list_range(client, prefix, prefix_end(prefix), limit, at).await
+}
+
+/// Every key in `[from, end)`, as [`list`] does.
+pub(crate) async fn list_range(
+    client: etcd_client::Client,
+    from: &[u8],
+    end: Vec<u8>,
+    limit: i64,
+    at: i64,
+) -> Result<(Vec<KeyValue>, i64)> {
+    let mut kv = client.kv_client().max_decoding_message_size(MAX_REPLY);
+    let mut out = Vec::new();
+    let mut start = from.to_vec();
+    let mut revision = at;
+    loop {
+        let want = if limit > 0 {
+            (limit - out.len() as i64).min(PAGE)
+        } else {
+            PAGE
+        };
+        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(want);
+        if revision != 0 {
+            opts = opts.with_revision(revision);
+        }
+        let mut resp = kv
+            .get(start.clone(), Some(opts))
+            .await
+            .map_err(|e| Error::from_etcd("get", e))?;
+        if revision == 0 {
+            revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+        }
+        let more = resp.more();
+        let kvs = resp.take_kvs();
+        if let Some(last) = kvs.last() {
+            start = last.key().to_vec();
+            start.push(0); // the next key after `last`
+        }
+        out.extend(kvs.into_iter().map(KeyValue::from));
+        if !more || (limit > 0 && out.len() as i64 >= limit) {
+            return Ok((out, revision));
+        }
+    }
+}
+
+/// The end of the key range holding every key that starts with `prefix` (etcd's rule: the
+/// prefix with its last byte below 0xff incremented; "\0" means "to the end").
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// How long a listing stays "recent" for a watch started without a revision.
+pub(crate) const RECENT: Duration = Duration::from_secs(60);
+
+/// The listings made through a connection in the last [`RECENT`] seconds, by key or prefix:
+/// a watch started without a revision on something just listed continues from that listing's
+/// revision, so the list-then-watch pattern (an `ls` followed by a watcher, as every chat
+/// system writes it) loses no change made in between.
+#[derive(Default)]
+pub(crate) struct RecentListings {
+    by_key: Mutex<HashMap<(Vec<u8>, bool), (i64, Instant)>>,
+}
+
+impl RecentListings {
+    /// Records that `key` (a prefix when `prefix`) was read at `revision`.
+    pub(crate) fn record(&self, key: &[u8], prefix: bool, revision: i64) {
+        if revision <= 0 {
+            return;
+        }
+        let mut m = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if m.len() > 1024 {
+            m.retain(|_, (_, at)| now.duration_since(*at) < RECENT);
+        }
+        m.insert((key.to_vec(), prefix), (revision, now));
+    }
+
+    /// The revision `key` was last listed at, if that was less than [`RECENT`] ago.
+    pub(crate) fn recent(&self, key: &[u8], prefix: bool) -> Option<i64> {
+        let m = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&(key.to_vec(), prefix))
+            .filter(|(_, at)| at.elapsed() < RECENT)
+            .map(|(rev, _)| *rev)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_follows_etcd() {
+        assert_eq!(prefix_end(b"/svc"), b"/svd");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
+    }
+}

@@ -1,0 +1,534 @@
+//! The resumable watch: the one watch mechanism under discoveries and the general client's
+//! watches (the compat `Watcher`).
+//!
+//! It keeps a table (key -> value) of what it has reported. A broken stream resumes from the
+//! last seen revision + 1 (nothing lost, nothing twice). When resuming is impossible -- the
+//! revision was compacted, the server cancelled the watch, or etcd was replaced (its cluster id
+//! changed, or its revision went backwards: a cluster restored from a snapshot or recreated on
+//! the same addresses) -- it reads the key or prefix again and reports the difference against
+//! its table as ordinary PUT and DELETE events (with the previous value), flagged with the
+//! compact revision when that was the cause.
+//!
+//! Events are handed, one batch per etcd response, to a `deliver` function on the I/O thread,
+//! which posts them to the owner's callback mailbox.
+
+use crate::backoff::Backoff;
+use crate::client::{retry, Member, Shared};
+use crate::dispatch::{Mailbox, Sink};
+use crate::kv::Client;
+use crate::error::{Error, Result};
+use crate::event::EventKind;
+use crate::kv::KeyValue;
+use crate::listing::{self, MAX_REPLY};
+use crate::runtime;
+use etcd_client::{EventType, WatchOptions};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the watch has reported: key -> value.
+pub(crate) type Table = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// One change. For a delete, `kv` holds the key and the delete's revision (`mod_revision`),
+/// and `prev` the value it had.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    pub kind: EventKind,
+    pub kv: KeyValue,
+    pub prev: Option<KeyValue>,
+}
+
+/// The events of one etcd response, or the difference found by a relisting.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub events: Vec<RawEvent>,
+    /// The store revision the batch brings the watcher to.
+    pub revision: i64,
+    /// Not 0 when the watch's revision was compacted and this batch is the relisted difference.
+    pub compact_revision: i64,
+}
+
+/// What is watched: one key, or every key under a prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Spec {
+    pub key: Vec<u8>,
+    pub prefix: bool,
+}
+
+impl Spec {
+    fn range_end(&self) -> Vec<u8> {
+        if self.prefix {
+            listing::prefix_end(&self.key)
+        } else {
+            let mut end = self.key.clone();
+            end.push(0);
+            end
+        }
+    }
+
+    /// Reads what the spec covers (at `at`, or now when 0), with the revision.
+    pub(crate) async fn read(
+        &self,
+        client: etcd_client::Client,
+        at: i64,
+    ) -> Result<(Vec<KeyValue>, i64)> {
+        listing::list_range(client, &self.key, self.range_end(), 0, at).await
+    }
+}
+
+/// Receives each batch, on the I/O thread; must not block (post to a mailbox).
+pub(crate) type Deliver = Box<dyn FnMut(Batch) + Send>;
+
+/// A running watch; dropping it stops the watch (no batch is delivered afterwards).
+pub(crate) struct Handle {
+    task: JoinHandle<()>,
+    pause: watch::Sender<bool>,
+}
+
+impl Handle {
+    /// Test hook: while paused the stream is closed and not reopened.
+    pub(crate) fn pause(&self, paused: bool) {
+        let _ = self.pause.send(paused);
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts watching `spec` from `next_revision`, with `table` holding what the owner already
+/// knows (the listing it started from). `next_revision` 0: etcd was not reachable yet; the
+/// watch reads the spec first and, if `announce_initial`, reports every key as a PUT.
+pub(crate) fn start(
+    conn: Arc<Shared>,
+    spec: Spec,
+    next_revision: i64,
+    table: Table,
+    announce_initial: bool,
+    deliver: Deliver,
+) -> Handle {
+    let (pause, paused) = watch::channel(false);
+    let w = Watch {
+        conn,
+        spec,
+        next_revision,
+        table,
+        deliver,
+        paused,
+        announce_initial,
+        cluster_id: 0,
+    };
+    Handle {
+        task: runtime::spawn(w.run()),
+        pause,
+    }
+}
+
+/// A watch made from the general client: raw events (with previous values) in batches,
+/// delivered on the callback pool in revision order, never two at once for one watcher.
+pub struct Watcher {
+    mailbox: Arc<Mailbox<Batch>>,
+    _watch: Handle,
+}
+
+impl Watcher {
+    /// Watches `key` (every key under it when `prefix`) from `start_revision`. With
+    /// `start_revision` 0 it starts "now", except that when the same key or prefix was listed
+    /// through a client with the same settings less than a minute ago
+    /// ([`crate::kv::Client::range`], [`crate::kv::Client::get`]) it continues right after that
+    /// listing, so an `ls` followed by a watcher loses nothing in between. Blocks for one read
+    /// of the key or prefix (bounded by the connect timeout): it seeds the table that makes a
+    /// relisting after compaction report exact differences.
+    pub fn new(
+        client: &Client,
+        key: &[u8],
+        prefix: bool,
+        start_revision: i64,
+        sink: Sink<Batch>,
+    ) -> Result<Self> {
+        if key.is_empty() {
+            return Err(Error::invalid("key is empty"));
+        }
+        if start_revision < 0 {
+            return Err(Error::invalid(format!(
+                "start revision must be >= 0, got {start_revision}"
+            )));
+        }
+        let conn = client.conn.clone();
+        let opts = client.options();
+        let spec = Spec {
+            key: key.to_vec(),
+            prefix,
+        };
+        let (table, next_revision) = if start_revision > 0 {
+            (Table::new(), start_revision)
+        } else {
+            let listed_at = conn.listings.recent(key, prefix).unwrap_or(0);
+            let seeded = runtime::block_on(async {
+                let read = retry(&conn, opts.connect_timeout, "watch start", |c| {
+                    spec.read(c, listed_at)
+                })
+                .await;
+                match read {
+                    // That revision was compacted meanwhile: start from now.
+                    Err(Error::InvalidArgument(m)) | Err(Error::Etcd(m))
+                        if listed_at != 0 && m.contains("compacted") =>
+                    {
+                        retry(&conn, opts.connect_timeout, "watch start", |c| spec.read(c, 0))
+                            .await
+                    }
+                    other => other,
+                }
+            })?
+            .map_err(|e| crate::client::first_contact_error(e, opts));
+            match seeded {
+                Ok((kvs, revision)) => (
+                    kvs.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+                    revision + 1,
+                ),
+                Err(e) if opts.wait_for_etcd && e.is_transient() => {
+                    log::warn!(target: "etcd_sd", "watch: {e}; will start when etcd answers");
+                    (Table::new(), 0)
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let mailbox = Mailbox::new(sink);
+        let target = mailbox.clone();
+        let deliver = Box::new(move |batch: Batch| target.post([batch]));
+        let watch = start(conn, spec, next_revision, table, false, deliver);
+        Ok(Watcher {
+            mailbox,
+            _watch: watch,
+        })
+    }
+}
+
+impl Drop for Watcher {
+    /// Stops the watch; on return no callback runs or will run (unless called from inside one
+    /// of this watcher's own callbacks: see [`Mailbox::close`]).
+    fn drop(&mut self) {
+        self.mailbox.close();
+    }
+}
+
+/// Resolves when the test hook pauses the watch; never once the owner is gone.
+async fn paused(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|p| *p).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Silence on a watch stream after which the member is asked for a progress notification,
+/// and how long it then has to answer before the watch moves to another member. The HTTP/2
+/// pings (10 s + 5 s) catch the same failure for the connection as a whole.
+const PROBE_IDLE: Duration = Duration::from_secs(5);
+const PROBE_ANSWER: Duration = Duration::from_secs(3);
+
+/// How long one relisting attempt may take (retrying across members) before starting over.
+const RELIST_LIMIT: Duration = Duration::from_secs(10);
+
+/// How one watch stream ended.
+enum End {
+    /// Resuming is impossible: list again. The compact revision, when that was the cause.
+    Relist(String, i64),
+    /// The stream failed: resume from `next_revision`.
+    Broken(String),
+}
+
+async fn broken(member: &Member<'_>, err: Error) -> End {
+    member.failed(&err).await;
+    End::Broken(err.to_string())
+}
+
+struct Watch {
+    conn: Arc<Shared>,
+    spec: Spec,
+    next_revision: i64,
+    table: Table,
+    deliver: Deliver,
+    paused: watch::Receiver<bool>,
+    announce_initial: bool,
+    /// The cluster id of the etcd this watch has followed (0 until the first answer).
+    cluster_id: u64,
+}
+
+impl Watch {
+    async fn run(mut self) {
+        let mut backoff = Backoff::new();
+        if self.next_revision == 0 {
+            // Started while etcd was down: the initial listing comes now.
+            let announce = self.announce_initial;
+            self.relist(&mut backoff, 0, announce).await;
+        }
+        loop {
+            let _ = self.paused.wait_for(|p| !*p).await;
+            match self.watch_once(&mut backoff).await {
+                End::Relist(why, compacted) => {
+                    log::warn!(target: "etcd_sd", "watch: {why}; reading the keys again");
+                    self.relist(&mut backoff, compacted, true).await;
+                }
+                End::Broken(why) => {
+                    log::warn!(target: "etcd_sd",
+                        "watch interrupted ({why}); resuming at revision {}", self.next_revision);
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+
+    /// True when a response header says this is not the etcd we followed (its cluster id
+    /// changed, or its revision is behind what we saw).
+    fn replaced(&mut self, header: Option<&etcd_client::ResponseHeader>) -> Option<String> {
+        let h = header?;
+        if self.cluster_id == 0 {
+            self.cluster_id = h.cluster_id();
+        } else if h.cluster_id() != self.cluster_id {
+            return Some(format!(
+                "etcd was replaced (cluster id {:x}, was {:x})",
+                h.cluster_id(),
+                self.cluster_id
+            ));
+        }
+        if h.revision() + 1 < self.next_revision {
+            return Some(format!(
+                "etcd's revision went back to {} (we had seen {})",
+                h.revision(),
+                self.next_revision - 1
+            ));
+        }
+        None
+    }
+
+    async fn watch_once(&mut self, backoff: &mut Backoff) -> End {
+        let mut opts = WatchOptions::new()
+            .with_prev_key()
+            .with_progress_notify()
+            .with_start_revision(self.next_revision);
+        opts = if self.spec.prefix {
+            opts.with_prefix()
+        } else {
+            opts
+        };
+        let conn = self.conn.clone();
+        let member = match conn.pick().await {
+            Ok(m) => m,
+            Err(e) => return End::Broken(e.to_string()),
+        };
+        // A catching-up watcher may get many events in one response: allow large ones.
+        let mut client = member
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_REPLY);
+        let (mut requests, mut stream) =
+            match client.watch(self.spec.key.clone(), Some(opts)).await {
+                Ok(s) => s.split(),
+                Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
+            };
+        // A member that stops answering but keeps the connection open would leave the stream
+        // silent; after PROBE_IDLE of silence ask for a progress notification, and give up on
+        // the member if none comes within PROBE_ANSWER.
+        let mut probed = false;
+        loop {
+            let silence = if probed { PROBE_ANSWER } else { PROBE_IDLE };
+            let message = tokio::select! {
+                m = stream.message() => m,
+                _ = paused(&mut self.paused) => return End::Broken("paused".into()),
+                _ = tokio::time::sleep(silence) => {
+                    if probed {
+                        let e = Error::Timeout(PROBE_ANSWER, "watch progress".into());
+                        return broken(&member, e).await;
+                    }
+                    if let Err(e) = requests.request_progress().await {
+                        return broken(&member, Error::from_etcd("watch", e)).await;
+                    }
+                    probed = true;
+                    continue;
+                }
+            };
+            probed = false;
+            let mut resp = match message {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    let closed = Error::Unavailable("watch stream closed by the server".into());
+                    return broken(&member, closed).await;
+                }
+                Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
+            };
+            if let Some(why) = self.replaced(resp.header()) {
+                self.cluster_id = 0;
+                return End::Relist(why, 0);
+            }
+            if resp.created() {
+                backoff.reset();
+            }
+            if resp.canceled() {
+                if resp.compact_revision() > 0 {
+                    let why = format!(
+                        "revision {} was compacted (oldest kept: {})",
+                        self.next_revision,
+                        resp.compact_revision()
+                    );
+                    return End::Relist(why, resp.compact_revision());
+                }
+                let why = format!("watch cancelled by the server: {}", resp.cancel_reason());
+                return End::Relist(why, 0);
+            }
+            let header_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+            let mut events = Vec::with_capacity(resp.0.events.len());
+            for ev in std::mem::take(&mut resp.0.events) {
+                let kind = if ev.r#type == EventType::Delete as i32 {
+                    EventKind::Delete
+                } else {
+                    EventKind::Put
+                };
+                let (kv, prev) = (ev.kv, ev.prev_kv);
+                let Some(kv) = kv.map(KeyValue::from) else {
+                    continue;
+                };
+                self.next_revision = self.next_revision.max(kv.mod_revision + 1);
+                let mut prev = prev.map(KeyValue::from);
+                match kind {
+                    EventKind::Put => {
+                        self.table.insert(kv.key.clone(), kv.value.clone());
+                    }
+                    EventKind::Delete => {
+                        let known = self.table.remove(&kv.key);
+                        if prev.is_none() {
+                            prev = known.map(|value| KeyValue {
+                                key: kv.key.clone(),
+                                value,
+                                ..Default::default()
+                            });
+                        }
+                    }
+                }
+                events.push(RawEvent { kind, kv, prev });
+            }
+            if events.is_empty() {
+                // A progress notification: everything up to the header's revision was seen.
+                self.next_revision = self.next_revision.max(header_rev + 1);
+            } else {
+                (self.deliver)(Batch {
+                    events,
+                    revision: self.next_revision - 1,
+                    compact_revision: 0,
+                });
+            }
+        }
+    }
+
+    /// Reads the spec again and reports the difference against the table (when `announce`).
+    async fn relist(&mut self, backoff: &mut Backoff, compacted: i64, announce: bool) {
+        loop {
+            let spec = &self.spec;
+            let listed = retry(&self.conn, RELIST_LIMIT, "listing", |c| spec.read(c, 0)).await;
+            match listed {
+                Ok((kvs, revision)) => {
+                    let old = std::mem::take(&mut self.table);
+                    let (table, events) = diff(old, kvs, revision);
+                    self.table = table;
+                    self.next_revision = revision + 1;
+                    if announce && (!events.is_empty() || compacted != 0) {
+                        (self.deliver)(Batch {
+                            events,
+                            revision,
+                            compact_revision: compacted,
+                        });
+                    }
+                    return;
+                }
+                Err(e) => log::warn!(target: "etcd_sd", "watch: listing failed: {e}"),
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+}
+
+/// The new table, and the events that turn `old` into it: deletes (with the last known value)
+/// first, then puts for new or changed keys; unchanged keys produce nothing.
+pub(crate) fn diff(mut old: Table, listed: Vec<KeyValue>, revision: i64) -> (Table, Vec<RawEvent>) {
+    let mut table = Table::new();
+    let mut puts = Vec::new();
+    for kv in listed {
+        let prev = old.remove(&kv.key);
+        table.insert(kv.key.clone(), kv.value.clone());
+        if prev.as_ref() != Some(&kv.value) {
+            let prev = prev.map(|value| KeyValue {
+                key: kv.key.clone(),
+                value,
+                ..Default::default()
+            });
+            puts.push(RawEvent {
+                kind: EventKind::Put,
+                kv,
+                prev,
+            });
+        }
+    }
+    let mut events: Vec<RawEvent> = old
+        .into_iter()
+        .map(|(key, value)| RawEvent {
+            kind: EventKind::Delete,
+            kv: KeyValue {
+                key: key.clone(),
+                mod_revision: revision,
+                ..Default::default()
+            },
+            prev: Some(KeyValue {
+                key,
+                value,
+                ..Default::default()
+            }),
+        })
+        .collect();
+    events.extend(puts);
+    (table, events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: v.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn diff_reports_only_changes() {
+        let old: Table = [("a", "1"), ("b", "2"), ("c", "3")]
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        let (table, events) = diff(old, vec![kv("b", "2"), kv("c", "33"), kv("d", "4")], 9);
+        let summary: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.kind,
+                    String::from_utf8_lossy(&e.kv.key).into_owned(),
+                    e.prev.as_ref().map(|p| String::from_utf8_lossy(&p.value).into_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (EventKind::Delete, "a".into(), Some("1".into())),
+                (EventKind::Put, "c".into(), Some("3".into())),
+                (EventKind::Put, "d".into(), None),
+            ]
+        );
+        assert_eq!(table.len(), 3);
+        let (_, none) = diff(table, vec![kv("b", "2"), kv("c", "33"), kv("d", "4")], 10);
+        assert!(none.is_empty());
+    }
+}
