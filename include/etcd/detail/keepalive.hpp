@@ -108,14 +108,7 @@ public:
             k = k_;
             k_ = nullptr;
         }
-        if (state::current() == state_.get()) {
-            // Called from this KeepAlive's own handler: free it once the handler has returned.
-            std::shared_ptr<state> keep = state_;
-            detail::handle_ptr client = handle_;
-            std::thread([k, keep, client]() { etcd_sd_keepalive_free(k); }).detach();
-        } else {
-            etcd_sd_keepalive_free(k);
-        }
+        etcd_sd_keepalive_free(k);  // at once; may be called from the handler itself
     }
 
     /**
@@ -162,11 +155,6 @@ private:
         std::mutex mutex;
         std::function<void(std::exception_ptr)> handler;
         std::exception_ptr error;
-
-        static state *&current() {
-            static thread_local state *in_handler = nullptr;
-            return in_handler;
-        }
     };
 
     KeepAlive(detail::handle_ptr handle, std::function<void(std::exception_ptr)> handler, int ttl,
@@ -202,8 +190,6 @@ private:
                 handler = st->handler;
             }
             if (handler) {
-                state *outer = state::current();
-                state::current() = st;
                 try {
                     handler(e);
                 } catch (std::exception const &ex) {
@@ -211,7 +197,6 @@ private:
                 } catch (...) {
                     detail::report_exception("KeepAlive handler", "unknown exception");
                 }
-                state::current() = outer;
             }
         } catch (...) {
             detail::report_exception("KeepAlive handler", "cannot build the exception");

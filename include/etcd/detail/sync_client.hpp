@@ -438,8 +438,19 @@ private:
             }
             return resp;
         }
-        Response resp = detail::access::error(r, action, start);
-        if (!prev_values.empty()) {  // add() of an existing key: the entry that is there
+        // NOT_FOUND: modify() of a missing key (100), or a lease that does not exist (5).
+        Response resp = detail::access::error(r, action, start,
+                                              mode == ETCD_SD_PUT_IF_PRESENT
+                                                  ? etcdv3::ERROR_KEY_NOT_FOUND
+                                                  : etcdv3::ERROR_GRPC_NOT_FOUND);
+        if (r == ETCD_SD_EXISTS && prev_values.empty()) {  // add(): value() is what is there
+            etcd_sd_kvs *cur = nullptr;
+            if (etcd_sd_client_get(h->get(), key.c_str(), &cur) == ETCD_SD_OK) {
+                detail::kvs_ptr owned(cur);
+                prev_values = detail::access::values_of(owned.get());
+            }
+        }
+        if (!prev_values.empty()) {
             detail::access::set_value(resp, prev_values.front());
             detail::access::set_prev_value(resp, prev_values.front());
         }
