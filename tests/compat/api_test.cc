@@ -346,6 +346,9 @@ void test_kv() {
     CHECK_EQ(r.member_id(), uint64_t{0});
     CHECK_EQ(r.raft_term(), uint64_t{0});
     CHECK(r.duration().count() >= 0);
+    CHECK(etcd::detail::duration_till_now(std::chrono::high_resolution_clock::now()).count() >= 0);
+    etcd::Response blank;
+    CHECK(blank.is_ok() && blank.action().empty() && blank.events().empty());
     CHECK(r.leases().empty());
     CHECK(r.lock_key().empty());
     CHECK(r.name().empty());
@@ -470,6 +473,12 @@ void test_leases() {
             CHECK(k->Lease() != 0);
             k->Check();
         }
+        // user/password forms (the test etcd has no auth: etcd-sd connects without it)
+        etcd::KeepAlive k9(g_ep, "nobody", "secret", 3);
+        etcd::KeepAlive k10(g_ep, "nobody", "secret", handler, 3, 0, 300);
+        CHECK(k9.Lease() != 0 && k10.Lease() != 0);
+        // TLS form: a CA file that does not exist is an error
+        CHECK(throws<std::exception>([&] { etcd::KeepAlive k(g_ep, "/nonexistent/ca.pem", "", "", handler, 3); }));
         k1.set_grpc_timeout(std::chrono::seconds(1));
         CHECK(k1.get_grpc_timeout() == std::chrono::microseconds(1000000));
         k1.Cancel();
@@ -646,6 +655,26 @@ void test_watcher() {
     ws.emplace_back(new etcd::Watcher(g_ep, k, ke, f, wf));
     ws.emplace_back(new etcd::Watcher(g_ep, k, int64_t{0}, f, wf));
     ws.emplace_back(new etcd::Watcher(g_ep, k, ke, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, f));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, f));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, int64_t{0}, f));
+    // (address, username, password, key, range_end, fromIndex, callback[, wait_callback]) has
+    // the parameter types of (address, ca, cert, privkey, key, fromIndex, callback[, ...]):
+    // ambiguous in etcd-cpp-apiv3 too, unless the last defaulted argument is passed.
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, int64_t{0}, f, 300));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, int64_t{0}, f, wf, 300));
+    for (int form = 0; form < 4; form++) {  // TLS forms: a CA file that does not exist
+        CHECK(throws<std::exception>([&] {
+            std::string ca = "/nonexistent/ca.pem";
+            if (form == 0) etcd::Watcher w(g_ep, ca, "", "", k, int64_t{0}, f, false, std::string());
+            if (form == 1) etcd::Watcher w(g_ep, ca, "", "", k, ke, int64_t{0}, f);
+            if (form == 2) etcd::Watcher w(g_ep, ca, "", "", k, int64_t{0}, f, wf, false, std::string());
+            if (form == 3) etcd::Watcher w(g_ep, ca, "", "", k, ke, int64_t{0}, f, wf);
+        }));
+    }
     c.put(k, "all").get();
     for (size_t i = 0; i < ws.size(); i++) {
         CHECK_EQ(all.next_event().kv().as_string(), std::string("all"));
