@@ -1,6 +1,7 @@
 # Tests of the etcd-cpp-apiv3 compatibility headers (include/etcd/, docs/compat.md); included
 # from CMakeLists.txt's tests section.
 #
+#   compat_headers         each header alone in its own TU, linked together (no etcd)
 #   compat_api_test        every implemented function (-Wall -Wextra -Werror), tests/with_etcd.py
 #   compat_samples         the programs written the way etcd-cpp-apiv3's users write them,
 #                          compiled unchanged with -std=c++17 only and linked with
@@ -16,6 +17,15 @@
 file(WRITE "${CMAKE_CURRENT_BINARY_DIR}/etcd_sd_compat/libetcd-cpp-api.so"
      "/* etcd-sd: the etcd-cpp-apiv3 link name; see docs/compat.md */\nINPUT(${ETCD_SD_SONAME})\n")
 set(ETCD_SD_COMPAT_LINK_DIR "${CMAKE_CURRENT_BINARY_DIR}/etcd_sd_compat")
+
+# Each public header alone in its own translation unit, all linked together (ODR); no etcd.
+add_executable(compat_headers tests/compat/headers/main.cc tests/compat/headers/client.cc
+  tests/compat/headers/sync_client.cc tests/compat/headers/keepalive.cc
+  tests/compat/headers/watcher.cc tests/compat/headers/response.cc tests/compat/headers/value.cc)
+target_link_libraries(compat_headers PRIVATE etcd_sd::etcd_sd Threads::Threads)
+target_compile_options(compat_headers PRIVATE -Wall -Wextra -Werror -pedantic)
+add_test(NAME compat_headers COMMAND compat_headers)
+set_tests_properties(compat_headers PROPERTIES TIMEOUT 30)
 
 add_executable(compat_api_test tests/compat/api_test.cc)
 target_link_libraries(compat_api_test PRIVATE etcd_sd::etcd_sd Threads::Threads)

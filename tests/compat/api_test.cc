@@ -213,6 +213,8 @@ void test_constructors() {
     CHECK(throws<std::invalid_argument>([] { etcd::Client c(" , ;"); }));
     CHECK(throws<std::invalid_argument>([] { etcd::SyncClient c("ftp://x:1"); }));
     // A bad environment variable names itself.
+    const char *saved = std::getenv("ETCD_SD_CONNECT_TIMEOUT_MS");
+    std::string saved_value = saved != nullptr ? saved : "";
     setenv("ETCD_SD_CONNECT_TIMEOUT_MS", "soon", 1);
     bool named = false;
     try {
@@ -220,7 +222,11 @@ void test_constructors() {
     } catch (std::invalid_argument const &e) {
         named = std::string(e.what()).find("ETCD_SD_CONNECT_TIMEOUT_MS") != std::string::npos;
     }
-    unsetenv("ETCD_SD_CONNECT_TIMEOUT_MS");
+    if (saved != nullptr) {
+        setenv("ETCD_SD_CONNECT_TIMEOUT_MS", saved_value.c_str(), 1);
+    } else {
+        unsetenv("ETCD_SD_CONNECT_TIMEOUT_MS");
+    }
     CHECK(named);
 }
 
