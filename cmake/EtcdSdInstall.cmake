@@ -64,7 +64,25 @@ install(FILES "${_cfg_dir}/etcd_sdConfig.cmake" "${_cfg_dir}/etcd_sdConfigVersio
               "${_cfg_dir}/etcd_sdTargets.cmake"
         DESTINATION "${ETCD_SD_INSTALL_CMAKEDIR}" COMPONENT dev)
 
-# --- pkg-config: etcd_sd.pc (absolute paths from the configured prefix) ---
+# --- pkg-config: etcd_sd.pc (relocatable: the prefix is found from the file's own place) ---
+# prefix=${pcfiledir}/<back to the prefix>, so a tree installed with `cmake --install --prefix`
+# elsewhere, staged with DESTDIR or unpacked with `dpkg -x` finds its own headers and library
+# (pkg-config and pkgconf both define pcfiledir). Only when the .pc directory is not under the
+# prefix (an absolute ETCD_SD_INSTALL_PKGCONFIGDIR elsewhere) is the prefix written out; an
+# absolute LIBDIR or INCLUDEDIR outside the prefix is written as it is.
+set(_full_pcdir "${CMAKE_INSTALL_PREFIX}/${ETCD_SD_INSTALL_PKGCONFIGDIR}")
+if(IS_ABSOLUTE "${ETCD_SD_INSTALL_PKGCONFIGDIR}")
+  set(_full_pcdir "${ETCD_SD_INSTALL_PKGCONFIGDIR}")
+endif()
+file(RELATIVE_PATH _pc_to_prefix "${_full_pcdir}" "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" _pc_to_prefix "${_pc_to_prefix}")
+if(_pc_to_prefix MATCHES "^(\\.\\./)*\\.\\.$")
+  set(ETCD_SD_PC_PREFIX "\${pcfiledir}/${_pc_to_prefix}")
+elseif(_pc_to_prefix STREQUAL "")
+  set(ETCD_SD_PC_PREFIX "\${pcfiledir}")
+else()
+  set(ETCD_SD_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+endif()
 set(ETCD_SD_PC_LIBDIR "\${exec_prefix}/${CMAKE_INSTALL_LIBDIR}")
 if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
   set(ETCD_SD_PC_LIBDIR "${CMAKE_INSTALL_LIBDIR}")

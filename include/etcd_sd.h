@@ -30,6 +30,11 @@
 
 
 /**
+ * Bytes of an endpoint kept in the stats structs (longer ones are cut, always NUL-terminated).
+ */
+#define ETCD_SD_STATS_MEMBER_LEN 128
+
+/**
  * What an `etcd_sd_*` call returned. Values are fixed; new ones are only ever appended.
  */
 typedef enum etcd_sd_result {
@@ -197,12 +202,16 @@ typedef struct etcd_sd_kvs etcd_sd_kvs;
 typedef struct etcd_sd_options etcd_sd_options;
 
 /**
- * Keeps keys registered in etcd under one lease that the library keeps alive.
+ * Keeps keys registered in etcd under a lease that the library keeps alive.
  *
- * Created by `etcd_sd_registry_new`/`_new_with`, freed by `etcd_sd_registry_free`, which
- * revokes the lease so every key disappears at once. The keep-alive runs on the library's
- * own I/O thread and never waits on user code. A registry may be used from any thread;
- * `_register` and `_unregister` calls on one registry are serialized.
+ * By default every registry of the process with the same connection settings and TTL puts its
+ * keys under one shared lease, renewed once for all (a thousand registries cost one renewal
+ * per second, and a registry made after the first costs no round trip);
+ * `etcd_sd_options_set_own_lease` gives a registry a lease of its own. Created by
+ * `etcd_sd_registry_new`/`_new_with`, freed by `etcd_sd_registry_free`, which deletes the
+ * registry's keys at once (one request; with an own lease, by revoking it). The keep-alive runs on the library's
+ * own I/O thread and never waits on user code. A registry may be used from any thread, by
+ * several at once.
  */
 typedef struct etcd_sd_registry etcd_sd_registry;
 
@@ -286,6 +295,116 @@ typedef void (*etcd_sd_log_fn)(void *user_data,
  * at once for one registry, never on the thread that drives keep-alives.
  */
 typedef void (*etcd_sd_status_fn)(void *user_data, enum etcd_sd_status status);
+
+/**
+ * A registry's state (`etcd_sd_registry_stats_get`).
+ */
+typedef struct etcd_sd_registry_stats {
+  /**
+   * Set to `sizeof(etcd_sd_registry_stats)` before the call; the library writes back how
+   * many bytes it filled.
+   */
+  size_t size;
+  /**
+   * The lease holding the keys (0 while none is held, e.g. waiting for etcd).
+   */
+  int64_t lease_id;
+  /**
+   * The TTL the lease was granted with, in seconds.
+   */
+  int64_t lease_ttl;
+  /**
+   * Milliseconds before the lease expires, as etcd said at the last renewal minus the time
+   * since; -1 when unknown (no lease held yet).
+   */
+  int64_t lease_ttl_left_ms;
+  /**
+   * Keys this registry keeps registered.
+   */
+  uint64_t keys;
+  /**
+   * Times the lease was lost (etcd no longer held the keys).
+   */
+  uint64_t lease_losses;
+  /**
+   * Times a new lease was granted and every key put back.
+   */
+  uint64_t lease_restores;
+  /**
+   * True when the lease is the process's shared one (the default), false for an own lease.
+   */
+  bool shared_lease;
+  /**
+   * The etcd endpoint requests go to now, NUL-terminated.
+   */
+  char member[ETCD_SD_STATS_MEMBER_LEN];
+} etcd_sd_registry_stats;
+
+/**
+ * A discovery's or a watch's state (`etcd_sd_discovery_stats_get`, `etcd_sd_watch_stats_get`).
+ */
+typedef struct etcd_sd_discovery_stats {
+  /**
+   * Set to `sizeof(etcd_sd_discovery_stats)` before the call; the library writes back how
+   * many bytes it filled.
+   */
+  size_t size;
+  /**
+   * The store revision reached: every change up to it has been reported.
+   */
+  int64_t revision;
+  /**
+   * Keys announced and not withdrawn (the discovery's table).
+   */
+  uint64_t keys;
+  /**
+   * Events delivered, the initial listing included.
+   */
+  uint64_t events;
+  /**
+   * Times a broken watch stream was resumed from the last revision.
+   */
+  uint64_t resumes;
+  /**
+   * Times the prefix was read again (compaction, cancelled watch, etcd replaced).
+   */
+  uint64_t relists;
+  /**
+   * Milliseconds since the last event was delivered; -1 if none yet.
+   */
+  int64_t ms_since_last_event;
+  /**
+   * The etcd endpoint the watch uses now, NUL-terminated.
+   */
+  char member[ETCD_SD_STATS_MEMBER_LEN];
+} etcd_sd_discovery_stats;
+
+/**
+ * The process's connections (`etcd_sd_process_stats_get`).
+ */
+typedef struct etcd_sd_process_stats {
+  /**
+   * Set to `sizeof(etcd_sd_process_stats)` before the call; the library writes back how
+   * many bytes it filled.
+   */
+  size_t size;
+  /**
+   * Distinct connection settings in use (objects with the same settings share one).
+   */
+  uint64_t connections;
+  /**
+   * Member connections established.
+   */
+  uint64_t members_connected;
+  /**
+   * Leases kept alive, all renewed through one stream per connection.
+   */
+  uint64_t leases_kept;
+  /**
+   * Requests sent again after a failure since the process started.
+   */
+  uint64_t requests_retried;
+} etcd_sd_process_stats;
 
 /**
  * One change seen by a watch. For a delete, `kv` holds the key and the delete's revision
@@ -582,10 +701,12 @@ enum etcd_sd_result etcd_sd_options_set_request_timeout_ms(struct etcd_sd_option
 
 /**
  * Off by default: `_new` fails with `ETCD_SD_UNAVAILABLE` when etcd does not answer within
- * the connect timeout. On: `_new` succeeds while etcd is down and the object connects in the
- * background: a registry grants its lease and puts the keys registered meanwhile (its status
- * callback reports `ETCD_SD_STATUS_RESTORED`), a discovery delivers its initial listing
- * through the callback threads when etcd comes up. Services need no wait-for-etcd wrapper.
+ * the connect timeout. On: `_new` returns at once, without any round trip, and the object
+ * connects in the background: a registry grants its lease and puts the keys registered
+ * meanwhile (its status callback reports `ETCD_SD_STATUS_RESTORED`), a discovery delivers
+ * its initial listing through the callback threads, a keep-alive grants its lease (its id is
+ * 0 until then), a watch starts from etcd's revision when it first answers. Services need no
+ * wait-for-etcd wrapper.
  */
 enum etcd_sd_result etcd_sd_options_set_wait_for_etcd(struct etcd_sd_options *opts, bool wait);
 
@@ -639,10 +760,11 @@ enum etcd_sd_result etcd_sd_options_set_own_lease(struct etcd_sd_options *opts, 
 enum etcd_sd_result etcd_sd_options_apply_env(struct etcd_sd_options *opts);
 
 /**
- * Connects to `endpoints` (see `etcd_sd_options_set_endpoints`), grants a lease of
- * `ttl_seconds` and starts keeping it alive. On success writes the registry to `*out`.
+ * Connects to `endpoints` (see `etcd_sd_options_set_endpoints`) and joins the process's
+ * shared lease of `ttl_seconds` for these endpoints, granting it first if no registry holds it
+ * yet. On success writes the registry to `*out`.
  *
- * Blocks until etcd answers, at most the connect timeout (5 s here; use `_new_with` to
+ * Blocks until etcd answers when a grant is needed, at most the connect timeout (5 s here; use `_new_with` to
  * change it). Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, bad endpoints, `ttl_seconds <= 0`),
  * `ETCD_SD_UNAVAILABLE` (no endpoint answered in time), `ETCD_SD_ETCD_ERROR`.
  */
@@ -692,8 +814,8 @@ enum etcd_sd_result etcd_sd_registry_set_status_fn(struct etcd_sd_registry *regi
                                                    void *user_data);
 
 /**
- * Stops the keep-alive and revokes the lease, so watchers see every key deleted at once.
- * NULL is a no-op.
+ * Deletes the registry's keys (one request; a registry with its own lease revokes it) and
+ * frees it, so watchers see every key deleted at once. NULL is a no-op.
  *
  * Returns within about the request timeout even when etcd is gone (the keys then expire
  * after the TTL). May be called from any thread, including from a discovery callback.
@@ -719,6 +841,37 @@ const char *etcd_sd_result_name(int result);
  * The library version, e.g. "0.1.0": a static string, never NULL.
  */
 const char *etcd_sd_version(void);
+
+/**
+ * Fills `*out` with the registry's state (set `out->size` first). Does no I/O.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `out->size` too small).
+ */
+enum etcd_sd_result etcd_sd_registry_stats_get(const struct etcd_sd_registry *registry,
+                                               struct etcd_sd_registry_stats *out);
+
+/**
+ * Fills `*out` with the discovery's state (set `out->size` first). Does no I/O.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `out->size` too small).
+ */
+enum etcd_sd_result etcd_sd_discovery_stats_get(const struct etcd_sd_discovery *discovery,
+                                                struct etcd_sd_discovery_stats *out);
+
+/**
+ * Fills `*out` with the watch's state (set `out->size` first). Does no I/O.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `out->size` too small).
+ */
+enum etcd_sd_result etcd_sd_watch_stats_get(const struct etcd_sd_watch *watch,
+                                            struct etcd_sd_discovery_stats *out);
+
+/**
+ * Fills `*out` with the process's connection state (set `out->size` first). Does no I/O.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, `out->size` too small).
+ */
+enum etcd_sd_result etcd_sd_process_stats_get(struct etcd_sd_process_stats *out);
 
 /**
  * Starts watching `key` (every key under it when `prefix` is true) and writes the watch to

@@ -22,7 +22,13 @@
 #   7. runs each of them against a private etcd (register a key, see it come back through a
 #      Discovery); the shared ones must load the installed libetcd_sd.so.<major>, the static
 #      ones must not need it at all
-#   8. dpkg mode: `dpkg --purge` both packages and checks that nothing they installed is left
+#   8. relocated trees: `cmake --install <package build> --prefix <another dir>` and the two
+#      .debs unpacked (`dpkg -x`) into another directory; in each, etcd_sd.pc derives its prefix
+#      from ${pcfiledir} and the CMake package from its own location, and a pkg-config
+#      consumer, a CMake find_package(etcd_sd) consumer and a plain Makefile consumer
+#      (tests/package/Makefile, with pkg-config and with PREFIX=) build against that tree, load
+#      its libetcd_sd.so.<major> and run against the private etcd
+#   9. dpkg mode: `dpkg --purge` both packages and checks that nothing they installed is left
 #      (the `dpkg -L` lists taken before removal) and that ldconfig forgot the library
 #
 # Usage: scripts/package-test.sh        (scripts/test.sh runs it as its last step)
@@ -309,8 +315,8 @@ pc=(pkg-config)
 cc_dirs=()
 if [ "$mode" = extract ]; then
     cmake_args+=(-DCMAKE_PREFIX_PATH="$root/usr")
+    # No --define-variable=prefix: etcd_sd.pc finds its tree from ${pcfiledir} by itself.
     export PKG_CONFIG_PATH="$libdir/pkgconfig"
-    pc+=(--define-variable=prefix="$root/usr")
     cc_dirs=(-I"$root/usr/include" -L"$libdir")
     export LD_LIBRARY_PATH="$libdir"
 fi
@@ -390,6 +396,64 @@ for app in "${apps[@]}"; do
     *) fail "$name printed no ok line: $out" ;;
     esac
 done
+
+# relocated_consumers LABEL PREFIX: the tree under PREFIX (include/, lib[/<multiarch>]/) was
+# installed or unpacked somewhere else than its configured prefix (/usr). Checks that its .pc
+# and CMake package point into PREFIX, then builds the pkg-config, CMake and Makefile consumers
+# against it and runs them against the private etcd, loading PREFIX's library.
+relocated_consumers() {
+    local label="$1" prefix="$2" rpc rlibdir rso out app name resolved inc
+    rpc="$(find "$prefix" -name etcd_sd.pc -print -quit)"
+    [ -n "$rpc" ] || fail "$label: no etcd_sd.pc under $prefix"
+    rlibdir="$(dirname "$(dirname "$rpc")")"
+    rso="$rlibdir/libetcd_sd.so.$version"
+    # shellcheck disable=SC2016 # the literal ${pcfiledir}
+    grep -q '^prefix=${pcfiledir}/' "$rpc" || fail "$label: $rpc does not derive its prefix: $(head -n 1 "$rpc")"
+    inc="$(PKG_CONFIG_PATH="$(dirname "$rpc")" pkg-config --variable=includedir etcd_sd)"
+    [ "$(realpath "$inc")" = "$(realpath "$prefix/include")" ] ||
+        fail "$label: etcd_sd.pc says includedir=$inc, not $prefix/include"
+    out="$TMP/reloc-$label"
+    mkdir -p "$out"
+    cmake -S tests/package -B "$out/cmake" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DETCD_SD_EXPECTED_VERSION="$version" \
+        >"$out/configure.log" 2>&1 || { cat "$out/configure.log"; fail "$label: configuring tests/package failed"; }
+    [ "$(realpath "$(sed -n 's/^etcd_sd_DIR:PATH=//p' "$out/cmake/CMakeCache.txt")")" = \
+        "$(realpath "$rlibdir/cmake/etcd_sd")" ] || fail "$label: find_package(etcd_sd) did not use $prefix"
+    cmake --build "$out/cmake" -j2 --target app_shared app_c >"$out/build.log" 2>&1 ||
+        { cat "$out/build.log"; fail "$label: building the CMake consumers failed"; }
+    # shellcheck disable=SC2046 # pkg-config prints several words on purpose
+    g++ -std=c++17 -Wall -Wextra -Werror tests/package/app.cc \
+        $(PKG_CONFIG_PATH="$(dirname "$rpc")" pkg-config --cflags --libs etcd_sd) -o "$out/app_pkgconfig"
+    mkdir -p "$out/make-pc" "$out/make-prefix"
+    PKG_CONFIG_PATH="$(dirname "$rpc")" make -s -f tests/package/Makefile OUT="$out/make-pc" ||
+        fail "$label: the Makefile consumer (pkg-config) failed"
+    make -s -f tests/package/Makefile OUT="$out/make-prefix" PREFIX="$prefix" LIBDIR="$rlibdir" \
+        "$out/make-prefix/app_make_c" || fail "$label: the Makefile consumer (PREFIX=) failed"
+    for app in "$out/cmake/app_shared" "$out/cmake/app_c" "$out/app_pkgconfig" \
+        "$out/make-pc/app_make_c" "$out/make-pc/app_make_cc" "$out/make-prefix/app_make_c"; do
+        name="$label/${app#"$out"/}"
+        resolved="$(LD_LIBRARY_PATH="$rlibdir" ldd "$app" | awk -v s="$soname" '$1 == s { print $3 }')"
+        [ "$(realpath "$resolved")" = "$(realpath "$rso")" ] ||
+            fail "$name loads '$resolved', not $rso"
+        app_out="$(LD_LIBRARY_PATH="$rlibdir" timeout 60 "$app" "$ETCD_ENDPOINTS" \
+            "/etcd-sd-package-test/reloc/$name/instance-1" "127.0.0.1:$((9000 + RANDOM % 1000))" 2>&1)" ||
+            fail "$name failed: $app_out"
+        case "$app_out" in
+        ok:*) log "$name: $app_out" ;;
+        *) fail "$name printed no ok line: $app_out" ;;
+        esac
+    done
+}
+
+step "relocated trees: cmake --install --prefix elsewhere, and the .debs unpacked elsewhere"
+pkg_build="${ETCD_SD_PACKAGE_BUILD_DIR:-$REPO_ROOT/build/deb}"
+cmake --install "$pkg_build" --prefix "$TMP/elsewhere/opt/etcd-sd" >"$TMP/reloc-install.log" 2>&1 ||
+    { cat "$TMP/reloc-install.log"; fail "cmake --install $pkg_build --prefix ... failed"; }
+relocated_consumers install "$TMP/elsewhere/opt/etcd-sd"
+mkdir -p "$TMP/unpacked"
+dpkg -x "$runtime_deb" "$TMP/unpacked"
+dpkg -x "$dev_deb" "$TMP/unpacked"
+relocated_consumers deb "$TMP/unpacked/usr"
 
 if [ "$mode" = dpkg ]; then
     step "remove the packages"

@@ -6,6 +6,7 @@
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::options::{Credentials, Options};
+use crate::outage::{human, FailureKind, OutageLog};
 use crate::tls::TlsMaterial;
 use etcd_client::{Client, ConnectOptions};
 use once_cell::sync::Lazy;
@@ -46,6 +47,9 @@ pub(crate) struct Shared {
     pub(crate) leases: crate::lease::Leases,
     /// Recent listings, for watches that continue from them.
     pub(crate) listings: crate::listing::RecentListings,
+    /// The connection's own log: one INFO line when requests start failing, one when etcd
+    /// answers again (the objects above log their own view at WARN).
+    outage: Mutex<OutageLog>,
 }
 
 /// One member's client, as picked for a request.
@@ -82,6 +86,7 @@ impl Shared {
             Err(e) => {
                 if e.is_transient() {
                     self.advance(idx);
+                    self.note_failure(&e);
                 }
                 Err(e)
             }
@@ -105,8 +110,54 @@ impl Shared {
             .is_ok()
             && next != idx
         {
-            log::info!(target: "etcd_sd", "switching to etcd member {}", self.endpoints[next]);
+            // The first switch of an outage is news; the rounds that follow while every
+            // member is down are not.
+            let level = match self.outage.lock() {
+                Ok(o) if !o.in_outage() => log::Level::Info,
+                _ => log::Level::Debug,
+            };
+            log::log!(target: "etcd_sd", level, "switching to etcd member {}", self.endpoints[next]);
         }
+    }
+
+    /// Records a request that failed for want of an answer (see [`OutageLog`]).
+    pub(crate) fn note_failure(&self, err: &Error) {
+        if let Ok(mut o) = self.outage.lock() {
+            o.failed(err);
+        }
+    }
+
+    /// Records that etcd answered a request: ends an outage of this connection (one INFO line).
+    /// Cheap when there was none (an uncontended lock).
+    pub(crate) fn answered(&self) {
+        if let Ok(mut o) = self.outage.lock() {
+            o.recovered();
+        }
+    }
+}
+
+impl Shared {
+    /// The endpoint requests currently go to.
+    pub(crate) fn current_endpoint(&self) -> String {
+        self.endpoints[self.current.load(Ordering::Acquire) % self.endpoints.len()].clone()
+    }
+
+    fn members_connected(&self) -> usize {
+        self.members.iter().filter(|m| m.initialized()).count()
+    }
+}
+
+/// Connections, members and kept leases of the whole process.
+pub(crate) fn process_stats() -> crate::stats::ProcessStats {
+    let live: Vec<Arc<Shared>> = CACHE
+        .lock()
+        .map(|c| c.values().filter_map(Weak::upgrade).collect())
+        .unwrap_or_default();
+    crate::stats::ProcessStats {
+        connections: live.len() as u64,
+        members_connected: live.iter().map(|s| s.members_connected() as u64).sum(),
+        leases_kept: live.iter().map(|s| s.leases.keeper.len() as u64).sum(),
+        requests_retried: crate::stats::RETRIED.load(Ordering::Relaxed),
     }
 }
 
@@ -126,6 +177,7 @@ impl Member<'_> {
         }
         if err.is_transient() {
             self.shared.advance(self.idx);
+            self.shared.note_failure(err);
             return true;
         }
         false
@@ -175,6 +227,10 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         current: AtomicUsize::new(0),
         leases: Default::default(),
         listings: Default::default(),
+        outage: Mutex::new(OutageLog::new(
+            format!("etcd connection to {}", short_list(&key.endpoints)),
+            log::Level::Info,
+        )),
     });
     cache.insert(key, Arc::downgrade(&shared));
     Ok(shared)
@@ -185,9 +241,8 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
 pub(crate) fn first_contact_error(e: Error, opts: &Options) -> Error {
     let endpoints = opts.endpoints.join(",");
     match e {
-        Error::Timeout(d, _) => Error::Unavailable(format!(
-            "no etcd endpoint answered within {d:?} ({endpoints})"
-        )),
+        // `retry`'s message already says how long and what each endpoint did.
+        Error::Timeout(_, msg) => Error::Unavailable(format!("{msg} ({endpoints})")),
         // With TLS 1.3 a server that rejects the client certificate does so after the
         // handshake, so the client may only see the connection dropped.
         Error::Unavailable(msg)
@@ -212,10 +267,103 @@ pub(crate) fn first_contact_error(e: Error, opts: &Options) -> Error {
     }
 }
 
+/// "10.0.0.1:2379,10.0.0.2:2379": endpoints without their scheme, for log lines and errors.
+fn short_list(endpoints: &[String]) -> String {
+    endpoints
+        .iter()
+        .map(|e| short(e))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn short(endpoint: &str) -> &str {
+    endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+}
+
+/// What each endpoint last answered during one [`retry`]: the text of its give-up error.
+struct Tried<'a> {
+    endpoints: &'a [String],
+    last: Vec<Option<Error>>,
+}
+
+impl<'a> Tried<'a> {
+    fn new(endpoints: &'a [String]) -> Self {
+        Tried {
+            endpoints,
+            last: vec![None; endpoints.len()],
+        }
+    }
+
+    fn record(&mut self, idx: usize, err: &Error) {
+        if let Some(slot) = self.last.get_mut(idx) {
+            *slot = Some(err.clone());
+        }
+    }
+
+    fn refused(e: &Option<Error>) -> bool {
+        matches!(e, Some(e) if FailureKind::of(e) == FailureKind::Refused)
+    }
+
+    /// Every endpoint refused the connection, the last time it was tried: a definite answer.
+    fn all_refused(&self) -> bool {
+        self.last.iter().all(Self::refused)
+    }
+
+    fn untried(&self) -> bool {
+        self.last.iter().any(Option::is_none)
+    }
+
+    /// "127.0.0.1:1 refused the connection; 10.0.0.9:2379 timed out"
+    fn details(&self) -> String {
+        let mut parts = Vec::with_capacity(self.endpoints.len());
+        for (ep, last) in self.endpoints.iter().zip(&self.last) {
+            let ep = short(ep);
+            parts.push(match last {
+                None => format!("{ep} not tried"),
+                Some(e) => match FailureKind::of(e) {
+                    FailureKind::Refused => format!("{ep} refused the connection"),
+                    FailureKind::TimedOut => format!("{ep} timed out"),
+                    _ => format!("{ep}: {e}"),
+                },
+            });
+        }
+        parts.join("; ")
+    }
+
+    /// The error a [`retry`] gives up with: the variant of the last failure (so a request
+    /// that timed out is still `Timeout`), the message naming every endpoint and what it did.
+    fn give_up(&self, what: &str, elapsed: Duration, last: Error) -> Error {
+        let details = self.details();
+        if self.all_refused() {
+            return Error::Unavailable(format!(
+                "{what}: no etcd endpoint answered (after {}): {details}",
+                human(elapsed)
+            ));
+        }
+        let msg = format!(
+            "{what}: no etcd endpoint answered within {}: {details}",
+            human(elapsed)
+        );
+        match last {
+            Error::Timeout(..) => Error::Timeout(elapsed, msg),
+            Error::Unavailable(_) => Error::Unavailable(msg),
+            other => other,
+        }
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails for good, or `limit` has passed, retrying errors
 /// that may go away (no connection yet, a member just died: the channel picks another one;
-/// a stale auth token: authenticate again) with backoff. Only for idempotent requests. When
-/// time runs out the last error is returned.
+/// a stale auth token: authenticate again) with backoff. Only for idempotent requests.
+///
+/// A refused connection is a definite answer, a timeout is not: when every endpoint refused
+/// the connection the last time it was tried (with one endpoint: as soon as it refuses), the
+/// call fails at once with `Unavailable` instead of waiting out `limit`; a refusing endpoint
+/// is followed by the next untried one without a backoff pause. Timeouts, "no leader" and
+/// dropped connections are retried until `limit`. The error given up with names each
+/// endpoint and what it last did, and the time really spent.
 ///
 /// Each attempt gets a third of `limit` (at least a second): a request forwarded to a leader
 /// that just died hangs on the follower until etcd's own timeout (7 s), while the same request
@@ -230,12 +378,14 @@ where
     F: FnMut(Client) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
+    let start = tokio::time::Instant::now();
+    let deadline = start + limit;
     let per_attempt = (limit / 3).max(Duration::from_secs(1));
     let mut backoff = Backoff::new();
-    let mut last = None;
+    let mut tried = Tried::new(&conn.endpoints);
     loop {
-        let until = deadline.min(tokio::time::Instant::now() + per_attempt);
+        let attempt_start = tokio::time::Instant::now();
+        let until = deadline.min(attempt_start + per_attempt);
         let used = AtomicUsize::new(0);
         let outcome = tokio::time::timeout_at(until, async {
             // Recorded before `pick`, so that a member too slow even to connect is left too.
@@ -248,11 +398,16 @@ where
             }
         })
         .await;
+        let idx = used.load(Ordering::Relaxed);
         let err = match outcome {
-            Ok(Ok(v)) => return Ok(v),
+            Ok(Ok(v)) => {
+                conn.answered();
+                return Ok(v);
+            }
             Ok(Err((e, member))) => {
                 let again = match &member {
                     Some(m) => m.failed(&e).await,
+                    // `pick` already left the member and noted the failure.
                     None => e.is_transient(),
                 };
                 if !again {
@@ -262,19 +417,28 @@ where
             }
             Err(_) => {
                 // No answer in time: leave this member for the next one.
-                conn.advance(used.load(Ordering::Relaxed));
-                Error::Timeout(per_attempt, what.to_owned())
+                conn.advance(idx);
+                let e = Error::Timeout(until - attempt_start, what.to_owned());
+                conn.note_failure(&e);
+                e
             }
         };
-        let delay = backoff.next_delay();
-        if tokio::time::Instant::now() + delay >= deadline {
-            return Err(match (&err, last) {
-                (Error::Timeout(..), Some(prev)) => prev,
-                _ => err,
-            });
+        tried.record(idx, &err);
+        let now = tokio::time::Instant::now();
+        if tried.all_refused() {
+            return Err(tried.give_up(what, now - start, err));
+        }
+        let refused = FailureKind::of(&err) == FailureKind::Refused;
+        let delay = if refused && tried.untried() {
+            Duration::ZERO
+        } else {
+            backoff.next_delay()
+        };
+        if now + delay >= deadline {
+            return Err(tried.give_up(what, now - start, err));
         }
         log::debug!(target: "etcd_sd", "{what}: {err}; retrying");
-        last = Some(err);
+        crate::stats::RETRIED.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(delay).await;
     }
 }

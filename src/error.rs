@@ -13,7 +13,7 @@ pub enum Error {
     #[error("etcd unavailable: {0}")]
     Unavailable(String),
     /// An endpoint was reached but did not answer in time.
-    #[error("timed out after {0:?}: {1}")]
+    #[error("timed out after {}: {}", crate::outage::human(*.0), .1)]
     Timeout(Duration, String),
     /// etcd answered with an error (permission, lease not found, ...).
     #[error("etcd error: {0}")]

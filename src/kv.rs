@@ -13,9 +13,7 @@ use crate::lease::KeptLease;
 use crate::listing;
 use crate::options::Options;
 use crate::runtime;
-use etcd_client::{
-    Compare, CompareOp, DeleteOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
-};
+use etcd_client::{Compare, CompareOp, DeleteOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use std::sync::Arc;
 
 /// One key as etcd stores it.
@@ -185,12 +183,7 @@ impl Client {
 
     /// (TTL left, granted TTL) of a lease in seconds; TTL left is -1 when it does not exist.
     pub fn lease_ttl(&self, id: i64) -> Result<(i64, i64)> {
-        let id = self
-            .conn
-            .leases
-            .lookup(id)
-            .map(|k| k.id())
-            .unwrap_or(id);
+        let id = self.conn.leases.lookup(id).map(|k| k.id()).unwrap_or(id);
         self.run("lease time-to-live", |mut c| async move {
             let resp = c
                 .lease_time_to_live(id, None)
@@ -232,7 +225,11 @@ pub(crate) async fn put_once(
             .await
             .map_err(|e| put_error(e, lease))?;
         let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-        let kvs = resp.take_prev_key().map(KeyValue::from).into_iter().collect();
+        let kvs = resp
+            .take_prev_key()
+            .map(KeyValue::from)
+            .into_iter()
+            .collect();
         return Ok(Kvs { revision, kvs });
     }
     // create_revision == 0 means "the key does not exist".

@@ -19,6 +19,7 @@ pub mod log;
 pub mod options;
 pub mod registry;
 pub mod runtime;
+pub mod stats;
 mod tls;
 pub mod watch;
 
@@ -28,5 +29,11 @@ pub use event::{Event, EventKind, EventSink};
 pub use options::Options;
 pub use registry::{Registry, Status};
 
+/// Connections, members and kept leases of the whole process, and requests retried.
+pub fn process_stats() -> stats::ProcessStats {
+    client::process_stats()
+}
+
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+mod outage;

@@ -172,9 +172,11 @@ impl Options {
         let num = |name: &str| -> Result<Option<u64>> {
             match var(name) {
                 None => Ok(None),
-                Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
-                    Error::invalid(format!("{name}={v:?} is not a whole number"))
-                }),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| Error::invalid(format!("{name}={v:?} is not a whole number"))),
             }
         };
         if let Some(ms) = num("ETCD_SD_CONNECT_TIMEOUT_MS")? {

@@ -15,6 +15,8 @@ use crate::kv::PutMode;
 use crate::lease::kept::{self, KeptInner};
 use crate::options::Options;
 use crate::runtime;
+use crate::stats::RegistryStats;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,6 +100,21 @@ impl Registry {
         self.lease.key_count(Some(self.tag))
     }
 
+    /// What the registry is doing: lease, TTL left, keys, losses and restores, member in use.
+    pub fn stats(&self) -> RegistryStats {
+        let l = &self.lease;
+        RegistryStats {
+            lease_id: l.id(),
+            lease_ttl: l.ttl(),
+            lease_ttl_left: l.ttl_left(),
+            keys: self.key_count() as u64,
+            lease_losses: l.losses.load(Ordering::Relaxed),
+            lease_restores: l.restores.load(Ordering::Relaxed),
+            shared_lease: l.is_shared(),
+            member: l.conn().current_endpoint(),
+        }
+    }
+
     /// Calls `sink` (on the callback pool, never two at once) when the registration is lost
     /// and when it is restored. Replaces any earlier sink; after drop none runs.
     pub fn set_status_sink(&self, sink: Option<Sink<Status>>) {
@@ -130,7 +147,8 @@ impl Registry {
                     Err(Error::NotFound(_)) => Ok(()),
                     other => other,
                 }
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
+            })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
         } else {
             let keys = self.lease.take_own(self.tag);
             if keys.is_empty() || self.lease.id() == 0 {

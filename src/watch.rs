@@ -15,14 +15,17 @@
 use crate::backoff::Backoff;
 use crate::client::{retry, Member, Shared};
 use crate::dispatch::{Mailbox, Sink};
-use crate::kv::Client;
 use crate::error::{Error, Result};
 use crate::event::EventKind;
+use crate::kv::Client;
 use crate::kv::KeyValue;
 use crate::listing::{self, MAX_REPLY};
+use crate::outage::OutageLog;
 use crate::runtime;
+use crate::stats::{DiscoveryStats, WatchCounters};
 use etcd_client::{EventType, WatchOptions};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -85,9 +88,16 @@ pub(crate) type Deliver = Box<dyn FnMut(Batch) + Send>;
 pub(crate) struct Handle {
     task: JoinHandle<()>,
     pause: watch::Sender<bool>,
+    counters: Arc<WatchCounters>,
+    conn: Arc<Shared>,
 }
 
 impl Handle {
+    /// What the watch is doing.
+    pub(crate) fn stats(&self) -> DiscoveryStats {
+        self.counters.snapshot(self.conn.current_endpoint())
+    }
+
     /// Test hook: while paused the stream is closed and not reopened.
     pub(crate) fn pause(&self, paused: bool) {
         let _ = self.pause.send(paused);
@@ -112,8 +122,21 @@ pub(crate) fn start(
     deliver: Deliver,
 ) -> Handle {
     let (pause, paused) = watch::channel(false);
+    let table_known = !table.is_empty();
+    let counters = Arc::new(WatchCounters::default());
+    counters.keys.store(table.len() as u64, Ordering::Relaxed);
+    counters
+        .revision
+        .store(next_revision - 1, Ordering::Relaxed);
+    let subject = format!(
+        "watch {}{}",
+        String::from_utf8_lossy(&spec.key),
+        if spec.prefix { "*" } else { "" }
+    );
     let w = Watch {
-        conn,
+        outage: OutageLog::new(subject, log::Level::Warn),
+        conn: conn.clone(),
+        counters: counters.clone(),
         spec,
         next_revision,
         table,
@@ -121,10 +144,14 @@ pub(crate) fn start(
         paused,
         announce_initial,
         cluster_id: 0,
+        // A watch that starts from a listing has seen that listing's revision.
+        seen_revision: if table_known { next_revision - 1 } else { 0 },
     };
     Handle {
         task: runtime::spawn(w.run()),
         pause,
+        counters,
+        conn,
     }
 }
 
@@ -132,10 +159,15 @@ pub(crate) fn start(
 /// delivered on the callback pool in revision order, never two at once for one watcher.
 pub struct Watcher {
     mailbox: Arc<Mailbox<Batch>>,
-    _watch: Handle,
+    watch: Handle,
 }
 
 impl Watcher {
+    /// What the watch is doing (revision reached, keys known, resumes, relistings...).
+    pub fn stats(&self) -> DiscoveryStats {
+        self.watch.stats()
+    }
+
     /// Watches `key` (every key under it when `prefix`) from `start_revision`. With
     /// `start_revision` 0 it starts "now", except that when the same key or prefix was listed
     /// through a client with the same settings less than a minute ago
@@ -166,6 +198,9 @@ impl Watcher {
         };
         let (table, next_revision) = if start_revision > 0 {
             (Table::new(), start_revision)
+        } else if opts.wait_for_etcd {
+            // Never blocks: the watch reads the key or prefix when etcd answers.
+            (Table::new(), 0)
         } else {
             let listed_at = conn.listings.recent(key, prefix).unwrap_or(0);
             let seeded = runtime::block_on(async {
@@ -178,8 +213,10 @@ impl Watcher {
                     Err(Error::InvalidArgument(m)) | Err(Error::Etcd(m))
                         if listed_at != 0 && m.contains("compacted") =>
                     {
-                        retry(&conn, opts.connect_timeout, "watch start", |c| spec.read(c, 0))
-                            .await
+                        retry(&conn, opts.connect_timeout, "watch start", |c| {
+                            spec.read(c, 0)
+                        })
+                        .await
                     }
                     other => other,
                 }
@@ -201,10 +238,7 @@ impl Watcher {
         let target = mailbox.clone();
         let deliver = Box::new(move |batch: Batch| target.post([batch]));
         let watch = start(conn, spec, next_revision, table, false, deliver);
-        Ok(Watcher {
-            mailbox,
-            _watch: watch,
-        })
+        Ok(Watcher { mailbox, watch })
     }
 }
 
@@ -237,16 +271,19 @@ enum End {
     /// Resuming is impossible: list again. The compact revision, when that was the cause.
     Relist(String, i64),
     /// The stream failed: resume from `next_revision`.
-    Broken(String),
+    Broken(Error),
 }
 
 async fn broken(member: &Member<'_>, err: Error) -> End {
     member.failed(&err).await;
-    End::Broken(err.to_string())
+    End::Broken(err)
 }
 
 struct Watch {
     conn: Arc<Shared>,
+    /// One log line per outage, one when the watch is back.
+    outage: OutageLog,
+    counters: Arc<WatchCounters>,
     spec: Spec,
     next_revision: i64,
     table: Table,
@@ -255,6 +292,8 @@ struct Watch {
     announce_initial: bool,
     /// The cluster id of the etcd this watch has followed (0 until the first answer).
     cluster_id: u64,
+    /// The highest store revision etcd has shown this watch.
+    seen_revision: i64,
 }
 
 impl Watch {
@@ -269,22 +308,27 @@ impl Watch {
             let _ = self.paused.wait_for(|p| !*p).await;
             match self.watch_once(&mut backoff).await {
                 End::Relist(why, compacted) => {
+                    self.counters.relists.fetch_add(1, Ordering::Relaxed);
                     log::warn!(target: "etcd_sd", "watch: {why}; reading the keys again");
                     self.relist(&mut backoff, compacted, true).await;
                 }
-                End::Broken(why) => {
-                    log::warn!(target: "etcd_sd",
-                        "watch interrupted ({why}); resuming at revision {}", self.next_revision);
+                End::Broken(err) => {
+                    self.counters.resumes.fetch_add(1, Ordering::Relaxed);
+                    self.outage.failed(&err);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
     }
 
-    /// True when a response header says this is not the etcd we followed (its cluster id
-    /// changed, or its revision is behind what we saw).
+    /// Why a response header says this is not the etcd we followed: its cluster id changed, or
+    /// its revision is behind one it already showed us. Headers without a revision (a
+    /// cancellation) say nothing.
     fn replaced(&mut self, header: Option<&etcd_client::ResponseHeader>) -> Option<String> {
         let h = header?;
+        if h.revision() <= 0 || h.cluster_id() == 0 {
+            return None;
+        }
         if self.cluster_id == 0 {
             self.cluster_id = h.cluster_id();
         } else if h.cluster_id() != self.cluster_id {
@@ -294,13 +338,14 @@ impl Watch {
                 self.cluster_id
             ));
         }
-        if h.revision() + 1 < self.next_revision {
+        if h.revision() < self.seen_revision {
             return Some(format!(
-                "etcd's revision went back to {} (we had seen {})",
+                "etcd's revision went back to {} (it was {})",
                 h.revision(),
-                self.next_revision - 1
+                self.seen_revision
             ));
         }
+        self.seen_revision = h.revision();
         None
     }
 
@@ -317,18 +362,18 @@ impl Watch {
         let conn = self.conn.clone();
         let member = match conn.pick().await {
             Ok(m) => m,
-            Err(e) => return End::Broken(e.to_string()),
+            Err(e) => return End::Broken(e),
         };
         // A catching-up watcher may get many events in one response: allow large ones.
         let mut client = member
             .client
             .watch_client()
             .max_decoding_message_size(MAX_REPLY);
-        let (mut requests, mut stream) =
-            match client.watch(self.spec.key.clone(), Some(opts)).await {
-                Ok(s) => s.split(),
-                Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
-            };
+        let (mut requests, mut stream) = match client.watch(self.spec.key.clone(), Some(opts)).await
+        {
+            Ok(s) => s.split(),
+            Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
+        };
         // A member that stops answering but keeps the connection open would leave the stream
         // silent; after PROBE_IDLE of silence ask for a progress notification, and give up on
         // the member if none comes within PROBE_ANSWER.
@@ -337,7 +382,7 @@ impl Watch {
             let silence = if probed { PROBE_ANSWER } else { PROBE_IDLE };
             let message = tokio::select! {
                 m = stream.message() => m,
-                _ = paused(&mut self.paused) => return End::Broken("paused".into()),
+                _ = paused(&mut self.paused) => return End::Broken(Error::Closed("paused".into())),
                 _ = tokio::time::sleep(silence) => {
                     if probed {
                         let e = Error::Timeout(PROBE_ANSWER, "watch progress".into());
@@ -359,12 +404,9 @@ impl Watch {
                 }
                 Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
             };
-            if let Some(why) = self.replaced(resp.header()) {
-                self.cluster_id = 0;
-                return End::Relist(why, 0);
-            }
             if resp.created() {
                 backoff.reset();
+                self.outage.recovered();
             }
             if resp.canceled() {
                 if resp.compact_revision() > 0 {
@@ -376,6 +418,11 @@ impl Watch {
                     return End::Relist(why, resp.compact_revision());
                 }
                 let why = format!("watch cancelled by the server: {}", resp.cancel_reason());
+                return End::Relist(why, 0);
+            }
+            if let Some(why) = self.replaced(resp.header()) {
+                self.cluster_id = 0;
+                self.seen_revision = 0;
                 return End::Relist(why, 0);
             }
             let header_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
@@ -413,12 +460,19 @@ impl Watch {
                 // A progress notification: everything up to the header's revision was seen.
                 self.next_revision = self.next_revision.max(header_rev + 1);
             } else {
+                self.counters.delivered(events.len());
+                self.counters
+                    .keys
+                    .store(self.table.len() as u64, Ordering::Relaxed);
                 (self.deliver)(Batch {
                     events,
                     revision: self.next_revision - 1,
                     compact_revision: 0,
                 });
             }
+            self.counters
+                .revision
+                .store(self.next_revision - 1, Ordering::Relaxed);
         }
     }
 
@@ -433,6 +487,14 @@ impl Watch {
                     let (table, events) = diff(old, kvs, revision);
                     self.table = table;
                     self.next_revision = revision + 1;
+                    self.seen_revision = self.seen_revision.max(revision);
+                    self.counters.revision.store(revision, Ordering::Relaxed);
+                    self.counters
+                        .keys
+                        .store(self.table.len() as u64, Ordering::Relaxed);
+                    if announce {
+                        self.counters.delivered(events.len());
+                    }
                     if announce && (!events.is_empty() || compacted != 0) {
                         (self.deliver)(Batch {
                             events,
@@ -442,7 +504,7 @@ impl Watch {
                     }
                     return;
                 }
-                Err(e) => log::warn!(target: "etcd_sd", "watch: listing failed: {e}"),
+                Err(e) => self.outage.failed(&e),
             }
             tokio::time::sleep(backoff.next_delay()).await;
         }
@@ -515,7 +577,9 @@ mod tests {
                 (
                     e.kind,
                     String::from_utf8_lossy(&e.kv.key).into_owned(),
-                    e.prev.as_ref().map(|p| String::from_utf8_lossy(&p.value).into_owned()),
+                    e.prev
+                        .as_ref()
+                        .map(|p| String::from_utf8_lossy(&p.value).into_owned()),
                 )
             })
             .collect();

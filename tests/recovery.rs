@@ -321,3 +321,76 @@ fn black_holed_member_is_detected_in_bounded_time() {
     );
     assert_eq!(reg.lease_id(), lease);
 }
+
+/// The registry's 20 keys are back and the discovery's table equals etcd within `limit` of a
+/// replaced etcd answering; returns how long it took.
+fn assert_back_after_replace(rec: &Recorder, etcd: &Etcd, limit: Duration) -> Duration {
+    let back = Instant::now();
+    loop {
+        let truth = etcd.get_prefix("/rp/");
+        let registered = truth.keys().filter(|k| k.starts_with("/rp/reg/")).count();
+        if registered == 20 && rec.table() == truth {
+            return back.elapsed();
+        }
+        assert!(
+            back.elapsed() < limit,
+            "not back: {registered}/20 keys; announced {:?} vs etcd {truth:?}",
+            rec.table()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn replaced_etcd_gets_the_keys_back_and_the_table_follows() {
+    let mut etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 3)).unwrap();
+    for i in 0..20 {
+        reg.register(&format!("/rp/reg/{i:02}"), "10.0.0.1:9000")
+            .unwrap();
+    }
+    // History, so the old revision is well above what the fresh etcd will have.
+    for i in 0..30 {
+        etcd.put("/rp/churn", &i.to_string());
+    }
+    let rec = Recorder::default();
+    let _d = Discovery::new(&opts(&etcd.endpoint(), 3), "/rp/", rec.sink()).unwrap();
+    // Wiped and recreated on the same addresses, holding other keys.
+    etcd.wipe();
+    etcd.wait_healthy();
+    etcd.put("/rp/other/x", "1");
+    let took = assert_back_after_replace(&rec, &etcd, Duration::from_secs(2));
+    eprintln!("replaced etcd: keys and table back {took:?} after it answered");
+    assert!(
+        !rec.table().contains_key("/rp/churn"),
+        "stale key announced"
+    );
+}
+
+#[test]
+fn replaced_cluster_gets_the_keys_back_and_the_table_follows() {
+    let mut cluster = Cluster::start();
+    let eps = cluster.endpoints();
+    let reg = Registry::new(&opts(&eps, 3)).unwrap();
+    for i in 0..20 {
+        reg.register(&format!("/rp/reg/{i:02}"), "10.0.0.1:9000")
+            .unwrap();
+    }
+    for i in 0..30 {
+        cluster.members[0].put("/rp/churn", &i.to_string());
+    }
+    let rec = Recorder::default();
+    let _d = Discovery::new(&opts(&eps, 3), "/rp/", rec.sink()).unwrap();
+    for m in &mut cluster.members {
+        m.kill();
+    }
+    for m in &mut cluster.members {
+        m.wipe();
+    }
+    for m in &cluster.members {
+        m.wait_healthy();
+    }
+    cluster.members[1].put("/rp/other/y", "2");
+    let took = assert_back_after_replace(&rec, &cluster.members[0], Duration::from_secs(2));
+    eprintln!("replaced cluster: keys and table back {took:?} after it answered");
+}

@@ -16,6 +16,7 @@ const FAST: Duration = Duration::from_secs(3);
 /// certificate, and a second, unrelated CA; all PEM files in `dir`.
 struct Pki {
     ca: PathBuf,
+    ca_key: PathBuf,
     other_ca: PathBuf,
     server_cert: PathBuf,
     server_key: PathBuf,
@@ -73,6 +74,7 @@ impl Pki {
         let expired = make_leaf(&[], ExtendedKeyUsagePurpose::ClientAuth, &ca, true);
         Pki {
             ca: write(dir, "ca.pem", ca.0.pem()),
+            ca_key: write(dir, "ca-key.pem", ca.1.serialize_pem()),
             other_ca: write(dir, "other-ca.pem", other.0.pem()),
             server_cert: write(dir, "server.pem", server.0),
             server_key: write(dir, "server-key.pem", server.1),
@@ -82,6 +84,56 @@ impl Pki {
             expired_key: write(dir, "expired-key.pem", expired.1),
         }
     }
+}
+
+/// A client certificate signed by the test CA the way many openssl recipes make it:
+/// `openssl x509 -req` without extensions, i.e. X.509 v1 (rcgen makes only v3). None when the
+/// openssl CLI is missing or makes v3 anyway (OpenSSL 3.2+ may add extensions by default).
+fn v1_client_cert(dir: &Path, pki: &Pki) -> Option<(PathBuf, PathBuf)> {
+    let key = write(
+        dir,
+        "v1-key.pem",
+        KeyPair::generate().unwrap().serialize_pem(),
+    );
+    let (csr, cert) = (dir.join("v1.csr"), dir.join("v1.pem"));
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &s(&key),
+        "-subj",
+        "/CN=v1",
+        "-out",
+        &s(&csr),
+    ])?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&pki.ca),
+        "-CAkey",
+        &s(&pki.ca_key),
+        "-set_serial",
+        "42",
+        "-days",
+        "2",
+        "-out",
+        &s(&cert),
+    ])?;
+    let text = openssl(&["x509", "-in", &s(&cert), "-noout", "-text"])?;
+    String::from_utf8_lossy(&text.stdout)
+        .contains("Version: 1 (0x0)")
+        .then_some((cert, key))
 }
 
 fn s(p: &Path) -> String {
@@ -168,7 +220,7 @@ fn https_to_a_plain_port_fails_fast() {
 
 #[test]
 fn mutual_tls() {
-    let (etcd, pki, _dir) = tls_etcd(true);
+    let (etcd, pki, dir) = tls_etcd(true);
     let mut o = tls_opts(&etcd, &pki);
     o.set_client_cert(&s(&pki.client_cert), &s(&pki.client_key))
         .unwrap();
@@ -186,6 +238,20 @@ fn mutual_tls() {
     expect_fast_err(&expired, "expired client certificate", |e| {
         matches!(e, Error::Tls(_))
     });
+
+    // X.509 v1: etcd would take it, rustls on our side does not; say so, naming the file.
+    match v1_client_cert(dir.path(), &pki) {
+        Some((cert, key)) => {
+            let mut v1 = tls_opts(&etcd, &pki);
+            v1.set_client_cert(&s(&cert), &s(&key)).unwrap();
+            let err = expect_fast_err(&v1, "X.509 v1 client certificate", |e| {
+                matches!(e, Error::Tls(_))
+            });
+            let msg = err.to_string();
+            assert!(msg.contains(&s(&cert)) && msg.contains("X.509 v1"), "{msg}");
+        }
+        None => eprintln!("no openssl CLI making v1 certificates: v1 case skipped"),
+    }
 
     let mut mismatched = tls_opts(&etcd, &pki);
     mismatched

@@ -33,6 +33,10 @@ passed on (PEM files; keys are unencrypted PKCS#8):
   ETCD_SD_TEST_CLIENT_CERT, ETCD_SD_TEST_CLIENT_KEY     a client certificate (clientAuth)
   ETCD_SD_TEST_EXPIRED_CERT, ETCD_SD_TEST_EXPIRED_KEY   a client certificate that expired in
                                                         2001 (valid 2000-01-01..2001-01-01)
+  ETCD_SD_TEST_V1_CERT, ETCD_SD_TEST_V1_KEY             a valid client certificate that is
+                                                        X.509 v1 (`openssl x509 -req` without
+                                                        extensions); not set if this openssl
+                                                        adds extensions by default
 
 and with --auth also ETCD_SD_TEST_USER=svc, ETCD_SD_TEST_PASSWORD=S3cret-pw,
 ETCD_SD_TEST_ROOT_USER=root, ETCD_SD_TEST_ROOT_PASSWORD=rootpw. The matching etcdctl
@@ -224,8 +228,20 @@ def make_pki(pki):
     leaf("ca", "client", "etcd-sd test client", "client_ext", ["-days", "30"])
     leaf("ca", "expired", "etcd-sd expired client", "client_ext",
          ["-startdate", "20000101000000Z", "-enddate", "20010101000000Z"])
+    # The X.509 v1 client certificate the way many recipes make it: no extensions at all.
+    key("client-v1")
+    openssl(pki, "req", "-config", "ca.cnf", "-new", "-key", "client-v1-key.pem",
+            "-subj", "/CN=etcd-sd v1 client", "-out", "client-v1.csr")
+    openssl(pki, "x509", "-req", "-in", "client-v1.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+            "-set_serial", "4242", "-days", "30", "-sha256", "-out", "client-v1.pem")
+    text = subprocess.run(["openssl", "x509", "-in", "client-v1.pem", "-noout", "-text"],
+                          cwd=pki, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    is_v1 = b"Version: 1 (0x0)" in text
+    if not is_v1:
+        log("this openssl made client-v1.pem as v3: no ETCD_SD_TEST_V1_CERT")
     path = lambda name: os.path.join(pki, name)  # noqa: E731
-    return {
+    v1 = {"V1_CERT": path("client-v1.pem"), "V1_KEY": path("client-v1-key.pem")} if is_v1 else {}
+    return dict(v1, **{
         "CA": path("ca.pem"),
         "OTHER_CA": path("other-ca.pem"),
         "SERVER_CERT": path("server.pem"),
@@ -234,7 +250,7 @@ def make_pki(pki):
         "CLIENT_KEY": path("client-key.pem"),
         "EXPIRED_CERT": path("expired.pem"),
         "EXPIRED_KEY": path("expired-key.pem"),
-    }
+    })
 
 
 def enable_auth(etcdctl, endpoint, ctl_flags):

@@ -208,7 +208,10 @@ pub extern "C" fn etcd_sd_client_lease_grant(
 /// Errors: `ETCD_SD_NOT_FOUND` (no such lease, or it expired), `ETCD_SD_UNAVAILABLE`,
 /// `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
 #[no_mangle]
-pub extern "C" fn etcd_sd_client_lease_revoke(client: *const etcd_sd_client, id: i64) -> etcd_sd_result {
+pub extern "C" fn etcd_sd_client_lease_revoke(
+    client: *const etcd_sd_client,
+    id: i64,
+) -> etcd_sd_result {
     ffi_boundary! {
         unsafe { client_ref(client) }?.lease_revoke(id)
     }

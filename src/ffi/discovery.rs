@@ -34,13 +34,19 @@ pub type etcd_sd_event_fn = Option<
 /// `etcd_sd_discovery_free` on its own discovery (see there).
 pub struct etcd_sd_discovery {
     /// Held for its `Drop`, which stops the watch and the callbacks.
-    _inner: Discovery,
+    pub(crate) inner: Discovery,
 }
 
 struct CallbackSink {
     on_put: etcd_sd_event_fn,
     on_del: etcd_sd_event_fn,
     user_data: UserData,
+}
+
+thread_local! {
+    /// The buffer each callback's key and value are copied into (key, NUL, value, NUL),
+    /// reused across callbacks on this thread: no allocation per event.
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl EventSink for CallbackSink {
@@ -50,23 +56,35 @@ impl EventSink for CallbackSink {
             EventKind::Delete => self.on_del,
         };
         let Some(f) = f else { return };
-        // One buffer: key, NUL, value, NUL.
-        let (k, v) = (&event.key, &event.value);
-        let mut buf = Vec::with_capacity(k.len() + v.len() + 2);
-        buf.extend_from_slice(k);
-        buf.push(0);
-        buf.extend_from_slice(v);
-        buf.push(0);
-        let (key, value) = buf.split_at(k.len() + 1);
-        unsafe {
-            f(
-                self.user_data.get(),
-                key.as_ptr().cast(),
-                k.len(),
-                value.as_ptr().cast(),
-                v.len(),
-            )
+        let call = |buf: &mut Vec<u8>| {
+            let (k, v) = (&event.key, &event.value);
+            buf.clear();
+            buf.extend_from_slice(k);
+            buf.push(0);
+            buf.extend_from_slice(v);
+            buf.push(0);
+            let (key, value) = buf.split_at(k.len() + 1);
+            unsafe {
+                f(
+                    self.user_data.get(),
+                    key.as_ptr().cast(),
+                    k.len(),
+                    value.as_ptr().cast(),
+                    v.len(),
+                )
+            };
         };
+        BUF.with(|b| match b.try_borrow_mut() {
+            Ok(mut buf) => {
+                call(&mut buf);
+                // Do not keep a huge value's buffer around for good.
+                if buf.capacity() > 64 << 10 {
+                    *buf = Vec::new();
+                }
+            }
+            // A callback that creates a discovery delivers its listing on this same thread.
+            Err(_) => call(&mut Vec::new()),
+        });
     }
 }
 
@@ -129,7 +147,7 @@ fn new_discovery(
         user_data: UserData::new(user_data),
     };
     let inner = Discovery::new(opts, prefix, sink)?;
-    unsafe { write_out(out, etcd_sd_discovery { _inner: inner }) };
+    unsafe { write_out(out, etcd_sd_discovery { inner }) };
     Ok(())
 }
 

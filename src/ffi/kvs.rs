@@ -82,7 +82,11 @@ pub extern "C" fn etcd_sd_kvs_revision(kvs: *const etcd_sd_kvs) -> i64 {
 /// valid until `kvs` is freed. Returns false (and leaves `*out` alone) when `kvs` or `out` is
 /// NULL or `index` is out of range.
 #[no_mangle]
-pub extern "C" fn etcd_sd_kvs_at(kvs: *const etcd_sd_kvs, index: usize, out: *mut etcd_sd_kv) -> bool {
+pub extern "C" fn etcd_sd_kvs_at(
+    kvs: *const etcd_sd_kvs,
+    index: usize,
+    out: *mut etcd_sd_kv,
+) -> bool {
     ffi_boundary! {
         match (unsafe { kvs.as_ref() }, out.is_null()) {
             (Some(k), false) => match k.kvs.get(index) {

@@ -22,6 +22,7 @@ pub mod log;
 pub mod options;
 pub mod registry;
 pub mod result;
+pub mod stats;
 pub mod watch;
 
 pub use client::*;
@@ -32,4 +33,5 @@ pub use log::*;
 pub use options::*;
 pub use registry::*;
 pub use result::*;
+pub use stats::*;
 pub use watch::*;

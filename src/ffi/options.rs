@@ -91,10 +91,12 @@ pub extern "C" fn etcd_sd_options_set_request_timeout_ms(
 }
 
 /// Off by default: `_new` fails with `ETCD_SD_UNAVAILABLE` when etcd does not answer within
-/// the connect timeout. On: `_new` succeeds while etcd is down and the object connects in the
-/// background: a registry grants its lease and puts the keys registered meanwhile (its status
-/// callback reports `ETCD_SD_STATUS_RESTORED`), a discovery delivers its initial listing
-/// through the callback threads when etcd comes up. Services need no wait-for-etcd wrapper.
+/// the connect timeout. On: `_new` returns at once, without any round trip, and the object
+/// connects in the background: a registry grants its lease and puts the keys registered
+/// meanwhile (its status callback reports `ETCD_SD_STATUS_RESTORED`), a discovery delivers
+/// its initial listing through the callback threads, a keep-alive grants its lease (its id is
+/// 0 until then), a watch starts from etcd's revision when it first answers. Services need no
+/// wait-for-etcd wrapper.
 #[no_mangle]
 pub extern "C" fn etcd_sd_options_set_wait_for_etcd(
     opts: *mut etcd_sd_options,

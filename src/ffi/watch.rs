@@ -58,7 +58,7 @@ pub type etcd_sd_watch_fn = Option<
 /// this watch waits) and may call any `etcd_sd_*` function, including `etcd_sd_watch_free` on
 /// its own watch.
 pub struct etcd_sd_watch {
-    _inner: Watcher,
+    pub(crate) inner: Watcher,
 }
 
 /// Starts watching `key` (every key under it when `prefix` is true) and writes the watch to
@@ -93,7 +93,7 @@ pub extern "C" fn etcd_sd_watch_new(
             }
         });
         let inner = Watcher::new(c, key.as_bytes(), prefix, start_revision, sink)?;
-        unsafe { write_out(out, etcd_sd_watch { _inner: inner }) };
+        unsafe { write_out(out, etcd_sd_watch { inner }) };
         Ok(())
     }
 }

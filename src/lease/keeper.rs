@@ -13,6 +13,7 @@ use super::kept::KeptInner;
 use crate::backoff::Backoff;
 use crate::client::{Member, Shared};
 use crate::error::Error;
+use crate::outage::OutageLog;
 use crate::runtime;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -44,6 +45,8 @@ struct Entry {
     answer_by: Option<Instant>,
     answer_within: Duration,
     owner: Weak<KeptInner>,
+    /// etcd's last answer: seconds left, and when it said so.
+    left: Option<(i64, Instant)>,
 }
 
 impl Keeper {
@@ -73,6 +76,7 @@ impl Keeper {
                     answer_by: None,
                     answer_within,
                     owner,
+                    left: Some((ttl, Instant::now())),
                 },
             );
             !std::mem::replace(&mut st.running, true)
@@ -87,6 +91,12 @@ impl Keeper {
     pub(crate) fn remove(&self, id: i64) {
         self.lock().leases.remove(&id);
         self.wake.notify_one();
+    }
+
+    /// Time left before `id` expires, by etcd's last answer.
+    pub(crate) fn ttl_left(&self, id: i64) -> Option<Duration> {
+        let (secs, at) = self.lock().leases.get(&id)?.left?;
+        Some(Duration::from_secs(secs.max(0) as u64).saturating_sub(at.elapsed()))
     }
 
     /// Number of leases kept through this connection.
@@ -110,13 +120,14 @@ enum End {
     /// Reopen at once (the lease used to open it was gone).
     Again,
     /// The stream failed or an answer was late: reopen after a backoff.
-    Broken(String),
+    Broken(Error),
 }
 
 async fn run(conn: Arc<Shared>) {
     let mut backoff = Backoff::new();
+    let mut outage = OutageLog::new("lease keep-alive", log::Level::Warn);
     loop {
-        match session(&conn, &mut backoff).await {
+        match session(&conn, &mut backoff, &mut outage).await {
             End::Empty => {
                 let mut st = conn.leases.keeper.lock();
                 if st.leases.is_empty() {
@@ -125,22 +136,22 @@ async fn run(conn: Arc<Shared>) {
                 }
             }
             End::Again => {}
-            End::Broken(why) => {
-                log::warn!(target: "etcd_sd", "lease keep-alive interrupted: {why}; reopening");
+            End::Broken(err) => {
+                outage.failed(&err);
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
 }
 
-async fn session(conn: &Arc<Shared>, backoff: &mut Backoff) -> End {
+async fn session(conn: &Arc<Shared>, backoff: &mut Backoff, outage: &mut OutageLog) -> End {
     let keeper = &conn.leases.keeper;
     let Some(first) = keeper.lock().leases.keys().next().copied() else {
         return End::Empty;
     };
     let member = match conn.pick().await {
         Ok(m) => m,
-        Err(e) => return End::Broken(e.to_string()),
+        Err(e) => return End::Broken(e),
     };
     let mut leases = member.client.lease_client();
     let (mut sender, mut stream) = match tokio::time::timeout(OPEN_WITHIN, leases.keep_alive(first))
@@ -155,6 +166,7 @@ async fn session(conn: &Arc<Shared>, backoff: &mut Backoff) -> End {
         Err(_) => return broken(&member, Error::Timeout(OPEN_WITHIN, "keep-alive".into())).await,
     };
     backoff.reset();
+    outage.recovered();
     {
         // Opening renewed `first`; renew every other lease now (they may have waited).
         let now = Instant::now();
@@ -214,6 +226,7 @@ async fn session(conn: &Arc<Shared>, backoff: &mut Backoff) -> End {
                     if let Some(e) = keeper.lock().leases.get_mut(&resp.id()) {
                         e.answer_by = None;
                         e.due = Some(Instant::now() + renew_interval(e.ttl, resp.ttl()));
+                        e.left = Some((resp.ttl(), Instant::now()));
                     }
                 }
                 Ok(None) => {
@@ -229,7 +242,7 @@ async fn session(conn: &Arc<Shared>, backoff: &mut Backoff) -> End {
 /// Hands the failure to the member (switching members, refreshing the token) and says why.
 async fn broken(member: &Member<'_>, err: Error) -> End {
     member.failed(&err).await;
-    End::Broken(err.to_string())
+    End::Broken(err)
 }
 
 /// Renew no later than a third of the TTL and no later than half of the time left.

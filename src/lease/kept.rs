@@ -17,6 +17,7 @@ use crate::dispatch::{Mailbox, Sink};
 use crate::error::{Error, Result};
 use crate::kv::{self, Kvs, PutMode};
 use crate::options::Options;
+use crate::outage::OutageLog;
 use crate::runtime;
 use etcd_client::{DeleteOptions, PutOptions, Txn, TxnOp};
 use std::collections::BTreeMap;
@@ -45,13 +46,16 @@ pub struct GaveUp {
     pub error: Error,
 }
 
+/// key -> (value, tag of who put it).
+type Keys = BTreeMap<Vec<u8>, (Vec<u8>, u64)>;
+
 pub(crate) struct KeptInner {
     conn: Arc<Shared>,
     ttl: i64,
     request_timeout: Duration,
     /// The current lease (0 while none is held).
     id: AtomicI64,
-    keys: Mutex<BTreeMap<Vec<u8>, (Vec<u8>, u64)>>,
+    keys: Mutex<Keys>,
     status: Mutex<Vec<(u64, Arc<Mailbox<Status>>)>>,
     give_up: Mutex<Option<Arc<Mailbox<GaveUp>>>>,
     gave_up: Mutex<Option<Error>>,
@@ -80,7 +84,9 @@ impl KeptLease {
     /// `opts.wait_for_etcd` and etcd unreachable, granted in the background instead).
     pub(crate) fn new(conn: &Arc<Shared>, opts: &Options, ttl: i64, lease: i64) -> Result<Self> {
         if ttl <= 0 {
-            return Err(Error::invalid(format!("ttl must be > 0 seconds, got {ttl}")));
+            return Err(Error::invalid(format!(
+                "ttl must be > 0 seconds, got {ttl}"
+            )));
         }
         let inner = KeptInner::start(conn, opts, ttl, lease, false)?;
         Ok(KeptLease { inner })
@@ -147,11 +153,15 @@ impl KeptInner {
     ) -> Result<Arc<Self>> {
         let id = if lease != 0 {
             lease
+        } else if opts.wait_for_etcd {
+            // Never blocks: granted in the background (Status::Restored says when).
+            0
         } else {
-            let granted = runtime::block_on(retry(conn, opts.connect_timeout, "lease grant", |c| {
-                kv::grant(c, ttl)
-            }))?
-            .map_err(|e| crate::client::first_contact_error(e, opts));
+            let granted =
+                runtime::block_on(retry(conn, opts.connect_timeout, "lease grant", |c| {
+                    kv::grant(c, ttl)
+                }))?
+                .map_err(|e| crate::client::first_contact_error(e, opts));
             match granted {
                 Ok(id) => id,
                 Err(e) if opts.wait_for_etcd && e.is_transient() => {
@@ -201,6 +211,19 @@ impl KeptInner {
         self.ttl
     }
 
+    /// Whether this is the registries' shared lease.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.revoke_on_drop
+    }
+
+    /// Time left before the current lease expires, by etcd's last renewal answer.
+    pub(crate) fn ttl_left(&self) -> Option<Duration> {
+        match self.id() {
+            0 => None,
+            id => self.conn.leases.keeper.ttl_left(id),
+        }
+    }
+
     pub(crate) fn conn(&self) -> Arc<Shared> {
         self.conn.clone()
     }
@@ -243,7 +266,13 @@ impl KeptInner {
     /// Puts `key` under the current lease (and again under a newer one if the lease changed
     /// meanwhile), then remembers it for recovery. While no lease is held yet (started with
     /// `wait_for_etcd`), an unconditional put is only remembered.
-    pub(crate) fn put(&self, key: &[u8], value: &[u8], mode: PutMode, limit: Duration) -> Result<Kvs> {
+    pub(crate) fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        mode: PutMode,
+        limit: Duration,
+    ) -> Result<Kvs> {
         self.put_tagged(key, value, mode, CLIENT_TAG, limit)
     }
 
@@ -370,6 +399,7 @@ impl Drop for KeptInner {
 /// works, the lease is retired, or etcd refuses for good (then gives up and says so).
 async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
     let mut backoff = Backoff::new();
+    let mut outage = OutageLog::new("lease recovery", log::Level::Warn);
     loop {
         let Some(me) = weak.upgrade() else { return };
         if me.retired.load(Ordering::Acquire) {
@@ -378,11 +408,12 @@ async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
         let attempt = tokio::time::timeout(me.request_timeout * 2, try_recover(&me)).await;
         let err = match attempt {
             Ok(Ok((id, n))) => {
+                outage.recovered();
                 me.recovering.store(false, Ordering::Release);
                 if was_lost {
                     me.restores.fetch_add(1, Ordering::Relaxed);
                 }
-                log::warn!(target: "etcd_sd", "lease restored: {n} key(s) under lease {id:x}");
+                log::info!(target: "etcd_sd", "lease restored: {n} key(s) under lease {id:x}");
                 me.report(Status::Restored);
                 return;
             }
@@ -401,7 +432,7 @@ async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
             }
             return;
         }
-        log::debug!(target: "etcd_sd", "lease recovery: {err}; retrying");
+        outage.failed(&err);
         drop(me);
         tokio::time::sleep(backoff.next_delay()).await;
     }

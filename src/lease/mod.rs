@@ -56,7 +56,10 @@ impl Leases {
 
     /// A key (or prefix) was deleted through the client: no kept lease puts it back.
     pub(crate) fn forget(&self, key: &[u8], prefix: bool) {
-        let kept: Vec<Arc<KeptInner>> = lock(&self.book).values().filter_map(Weak::upgrade).collect();
+        let kept: Vec<Arc<KeptInner>> = lock(&self.book)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
         let mut seen: Vec<*const KeptInner> = Vec::new();
         for k in kept {
             let p = Arc::as_ptr(&k);

@@ -143,6 +143,14 @@ impl Etcd {
         self.spawn("existing");
     }
 
+    /// Stops the member, deletes its data and starts a fresh, empty one on the same ports (an
+    /// etcd wiped and recreated by an operator: revisions start again low). Does not wait.
+    pub fn wipe(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(self.data_dir());
+        self.spawn("new");
+    }
+
     pub fn etcdctl(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
         Command::new(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into()))
             .env("ETCDCTL_API", "3")

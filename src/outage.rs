@@ -1,0 +1,282 @@
+//! One log line per outage instead of one per retry.
+//!
+//! A loop that retries against etcd every few hundred milliseconds would log every failure; an
+//! outage of 13 s with three objects made 85 WARN lines and nothing when etcd came back.
+//! [`OutageLog`] keeps the state of one such loop (or one connection) and decides what is worth
+//! a line:
+//!
+//! - the first failure of an outage: one line at the level chosen (WARN for an object, INFO for
+//!   the connection layer underneath), e.g.
+//!   `registry 7f3a: etcd unavailable: ...: connection refused; retrying`;
+//! - further failures of the same kind (refused, timed out, no leader, TLS, ...): counted, not
+//!   logged (DEBUG only);
+//! - a failure of another kind: one line at the same level, with the count so far
+//!   (`registry 7f3a: now timed out after ...: ... (3 failed attempts so far)`);
+//! - the first success after an outage: one INFO line with the outage's duration and the number
+//!   of failures not logged (`registry 7f3a: etcd answers again after 13.2 s (41 failed
+//!   attempts not logged)`);
+//! - successes outside an outage: nothing.
+//!
+//! Usage in a retry loop (the type is plain data: keep it where the loop keeps its state, or
+//! behind a `Mutex` when several tasks share it):
+//!
+//! ```ignore
+//! let mut outage = OutageLog::new(format!("discovery {prefix}"), log::Level::Warn);
+//! loop {
+//!     match watch_once().await {
+//!         Ok(()) => outage.recovered(),
+//!         Err(e) => outage.failed(&e),
+//!     }
+//!     sleep(backoff.next_delay()).await;
+//! }
+//! ```
+
+use crate::error::Error;
+use log::Level;
+use std::time::{Duration, Instant};
+
+/// The log state of one retrying loop or connection; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct OutageLog {
+    subject: String,
+    level: Level,
+    current: Option<Outage>,
+}
+
+#[derive(Debug)]
+struct Outage {
+    since: Instant,
+    kind: FailureKind,
+    /// Failures since the outage began, the logged ones included.
+    failures: u64,
+    /// Failures that were not logged.
+    suppressed: u64,
+}
+
+/// What sort of failure an error is, as far as the log is concerned: a change of kind during
+/// an outage is news, another failure of the same kind is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// The endpoint refused the TCP connection (nothing listens there).
+    Refused,
+    /// No answer in time.
+    TimedOut,
+    /// A member answered that it has no leader.
+    NoLeader,
+    /// Any other "no etcd to talk to" (reset, closed, unreachable).
+    Unavailable,
+    Tls,
+    Auth,
+    /// etcd answered with an error (or anything else).
+    Other,
+}
+
+impl FailureKind {
+    pub(crate) fn of(err: &Error) -> FailureKind {
+        match err {
+            Error::Timeout(..) => FailureKind::TimedOut,
+            Error::Unavailable(m) if is_refused_message(m) => FailureKind::Refused,
+            Error::Unavailable(m) if m.contains("no leader") => FailureKind::NoLeader,
+            Error::Unavailable(_) => FailureKind::Unavailable,
+            Error::Tls(_) => FailureKind::Tls,
+            Error::Auth(_) => FailureKind::Auth,
+            _ => FailureKind::Other,
+        }
+    }
+}
+
+/// True when an error message says the TCP connection was refused. Matched on the errno that
+/// Rust's `io::Error` always prints (`(os error 111)`), not on the text before it, which
+/// `strerror` may translate when the program set a locale.
+pub(crate) fn is_refused_message(msg: &str) -> bool {
+    msg.contains(&format!("(os error {})", libc::ECONNREFUSED))
+}
+
+/// "850 ms", "13.2 s", "2 min 5 s": durations as a person reads them in a log.
+pub(crate) fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 120_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+impl OutageLog {
+    /// `subject` starts every line ("registry 7f3a", "etcd connection to 10.0.0.1:2379");
+    /// `level` is the level of the lines that report failures (recovery is always INFO).
+    pub(crate) fn new(subject: impl Into<String>, level: Level) -> Self {
+        OutageLog {
+            subject: subject.into(),
+            level,
+            current: None,
+        }
+    }
+
+    /// True between a failure and the next success.
+    pub(crate) fn in_outage(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Records a failed attempt; logs it if it begins an outage or changes its kind.
+    pub(crate) fn failed(&mut self, err: &Error) {
+        let (level, line) = self.failed_at(err, Instant::now());
+        log::log!(target: "etcd_sd", level, "{line}");
+    }
+
+    /// Records a successful attempt; logs the end of the outage if there was one.
+    pub(crate) fn recovered(&mut self) {
+        if let Some(line) = self.recovered_at(Instant::now()) {
+            log::info!(target: "etcd_sd", "{line}");
+        }
+    }
+
+    /// [`failed`](Self::failed) without the logging: the level and the line to log.
+    fn failed_at(&mut self, err: &Error, now: Instant) -> (Level, String) {
+        let kind = FailureKind::of(err);
+        match &mut self.current {
+            None => {
+                self.current = Some(Outage {
+                    since: now,
+                    kind,
+                    failures: 1,
+                    suppressed: 0,
+                });
+                (self.level, format!("{}: {err}; retrying", self.subject))
+            }
+            Some(o) if o.kind == kind => {
+                o.failures += 1;
+                o.suppressed += 1;
+                (
+                    Level::Debug,
+                    format!("{}: {err}; retrying (failure {})", self.subject, o.failures),
+                )
+            }
+            Some(o) => {
+                o.kind = kind;
+                o.failures += 1;
+                let line = format!(
+                    "{}: now {err}; retrying ({} failed attempts in {} so far)",
+                    self.subject,
+                    o.failures,
+                    human(now.saturating_duration_since(o.since))
+                );
+                (self.level, line)
+            }
+        }
+    }
+
+    /// [`recovered`](Self::recovered) without the logging: the INFO line, if any.
+    fn recovered_at(&mut self, now: Instant) -> Option<String> {
+        let o = self.current.take()?;
+        let not_logged = match o.suppressed {
+            0 => String::new(),
+            1 => " (1 failed attempt not logged)".to_owned(),
+            n => format!(" ({n} failed attempts not logged)"),
+        };
+        Some(format!(
+            "{}: etcd answers again after {}{not_logged}",
+            self.subject,
+            human(now.saturating_duration_since(o.since))
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> Error {
+        Error::Unavailable(format!(
+            "lease grant: tcp connect error: Connection refused (os error {})",
+            libc::ECONNREFUSED
+        ))
+    }
+
+    #[test]
+    fn one_line_per_outage_and_per_change_of_kind() {
+        let t0 = Instant::now();
+        let mut log = OutageLog::new("registry r1", Level::Warn);
+        assert!(!log.in_outage());
+        assert_eq!(log.recovered_at(t0), None, "no outage, nothing to say");
+
+        let (level, line) = log.failed_at(&refused(), t0);
+        assert_eq!(level, Level::Warn);
+        assert!(
+            line.starts_with("registry r1: etcd unavailable: "),
+            "{line}"
+        );
+        assert!(log.in_outage());
+
+        for i in 1..=40 {
+            let (level, _) = log.failed_at(&refused(), t0 + Duration::from_millis(300 * i));
+            assert_eq!(level, Level::Debug, "same kind: not logged");
+        }
+
+        let timeout = Error::Timeout(Duration::from_secs(1), "keep-alive".into());
+        let (level, line) = log.failed_at(&timeout, t0 + Duration::from_secs(13));
+        assert_eq!(level, Level::Warn, "a new kind of failure is news");
+        assert!(line.contains("now timed out"), "{line}");
+        assert!(line.contains("42 failed attempts in 13.0 s"), "{line}");
+
+        let line = log
+            .recovered_at(t0 + Duration::from_millis(13_240))
+            .unwrap();
+        assert_eq!(
+            line,
+            "registry r1: etcd answers again after 13.2 s (40 failed attempts not logged)"
+        );
+        assert!(!log.in_outage());
+        assert_eq!(log.recovered_at(t0 + Duration::from_secs(14)), None);
+
+        // The next outage starts afresh.
+        let (level, _) = log.failed_at(&timeout, t0 + Duration::from_secs(20));
+        assert_eq!(level, Level::Warn);
+        let line = log
+            .recovered_at(t0 + Duration::from_millis(20_100))
+            .unwrap();
+        assert!(line.ends_with("after 100 ms"), "{line}");
+    }
+
+    #[test]
+    fn the_failure_level_is_the_callers() {
+        let mut log = OutageLog::new("etcd connection", Level::Info);
+        assert_eq!(log.failed_at(&refused(), Instant::now()).0, Level::Info);
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(FailureKind::of(&refused()), FailureKind::Refused);
+        let no_leader = Error::Unavailable("put: Unavailable: etcdserver: no leader".into());
+        assert_eq!(FailureKind::of(&no_leader), FailureKind::NoLeader);
+        let reset = Error::Unavailable("watch: connection reset by peer".into());
+        assert_eq!(FailureKind::of(&reset), FailureKind::Unavailable);
+        assert_eq!(
+            FailureKind::of(&Error::Timeout(Duration::ZERO, "x".into())),
+            FailureKind::TimedOut
+        );
+        assert_eq!(FailureKind::of(&Error::Tls("x".into())), FailureKind::Tls);
+        assert_eq!(FailureKind::of(&Error::Auth("x".into())), FailureKind::Auth);
+        assert_eq!(
+            FailureKind::of(&Error::Etcd("x".into())),
+            FailureKind::Other
+        );
+        // The number, not the (translatable) words.
+        assert!(!is_refused_message("Connection refused"));
+        assert!(is_refused_message(&format!(
+            "Verbindungsaufbau abgelehnt (os error {})",
+            libc::ECONNREFUSED
+        )));
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_millis(3)), "3 ms");
+        assert_eq!(human(Duration::from_millis(999)), "999 ms");
+        assert_eq!(human(Duration::from_millis(1000)), "1.0 s");
+        assert_eq!(human(Duration::from_millis(4_960)), "5.0 s");
+        assert_eq!(human(Duration::from_secs(125)), "2 min 5 s");
+    }
+}

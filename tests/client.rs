@@ -1,0 +1,306 @@
+//! The general client (KV, leases, kept leases, raw watches) against a real etcd: the layer
+//! under the C client ABI and the etcd-cpp-apiv3 compatibility headers.
+
+mod common;
+
+use common::{opts, Etcd};
+use etcd_sd::kv::{Client, PutMode};
+use etcd_sd::watch::{Batch, Watcher};
+use etcd_sd::{Error, EventKind, Registry};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn client(etcd: &Etcd) -> Client {
+    Client::new(&opts(&etcd.endpoint(), 2)).unwrap()
+}
+
+fn s(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn kv_calls_carry_revisions_and_previous_values() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    let put = c.put(b"/kv/a", b"1", 0, PutMode::Always).unwrap();
+    assert!(put.kvs.is_empty() && put.revision > 0);
+    let put = c.put(b"/kv/a", b"2", 0, PutMode::Always).unwrap();
+    assert_eq!(s(&put.kvs[0].value), "1", "previous value");
+    let got = c.get(b"/kv/a").unwrap();
+    let kv = &got.kvs[0];
+    assert_eq!((s(&kv.value), kv.version), ("2".into(), 2));
+    assert!(kv.create_revision < kv.mod_revision);
+    assert!(c.get(b"/kv/none").unwrap().kvs.is_empty());
+
+    assert!(matches!(
+        c.put(b"/kv/a", b"3", 0, PutMode::IfAbsent),
+        Err(Error::Exists(_))
+    ));
+    assert!(matches!(
+        c.put(b"/kv/b", b"3", 0, PutMode::IfPresent),
+        Err(Error::NotFound(_))
+    ));
+    c.put(b"/kv/b", b"x", 0, PutMode::IfAbsent).unwrap();
+    let prev = c.put(b"/kv/b", b"y", 0, PutMode::IfPresent).unwrap();
+    assert_eq!(s(&prev.kvs[0].value), "x");
+
+    for i in 0..12 {
+        c.put(
+            format!("/kv/dir/{i:02}").as_bytes(),
+            b"v",
+            0,
+            PutMode::Always,
+        )
+        .unwrap();
+    }
+    let all = c.range(b"/kv/dir/", 0).unwrap();
+    let keys: Vec<String> = all.kvs.iter().map(|kv| s(&kv.key)).collect();
+    assert_eq!(keys.len(), 12);
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "key order");
+    assert_eq!(c.range(b"/kv/dir/", 5).unwrap().kvs.len(), 5);
+
+    let deleted = c.delete(b"/kv/dir/", true).unwrap();
+    assert_eq!(deleted.kvs.len(), 12);
+    assert!(c.range(b"/kv/dir/", 0).unwrap().kvs.is_empty());
+    let one = c.delete(b"/kv/a", false).unwrap();
+    assert_eq!(s(&one.kvs[0].value), "2");
+    assert!(c.delete(b"/kv/a", false).unwrap().kvs.is_empty());
+    assert!(matches!(
+        c.put(b"", b"v", 0, PutMode::Always),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn leases_grant_revoke_and_time_to_live() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    let id = c.lease_grant(30).unwrap();
+    let (left, granted) = c.lease_ttl(id).unwrap();
+    assert_eq!(granted, 30);
+    assert!(left > 25 && left <= 30);
+    c.put(b"/lease/k", b"v", id, PutMode::Always).unwrap();
+    assert_eq!(c.get(b"/lease/k").unwrap().kvs[0].lease, id);
+    c.lease_revoke(id).unwrap();
+    assert!(c.get(b"/lease/k").unwrap().kvs.is_empty(), "revoke deletes");
+    assert_eq!(c.lease_ttl(id).unwrap().0, -1);
+    assert!(matches!(c.lease_revoke(id), Err(Error::NotFound(_))));
+    assert!(matches!(
+        c.put(b"/lease/k", b"v", id, PutMode::Always),
+        Err(Error::NotFound(_))
+    ));
+    assert!(c.lease_grant(0).is_err());
+}
+
+#[test]
+fn kept_lease_recovers_its_keys_and_answers_to_the_old_id() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    let kept = c.keep_alive(2, 0).unwrap();
+    let old = kept.id();
+    assert_ne!(old, 0);
+    c.put(b"/ka/a", b"1", old, PutMode::Always).unwrap();
+    // Kept alive well past the TTL.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(etcd.get_prefix("/ka/").len(), 1);
+
+    // Revoked from outside: a new lease, the key back under it.
+    etcd.ctl(&["lease", "revoke", &format!("{old:x}")]);
+    let t = Instant::now();
+    while kept.id() == old || etcd.get_prefix("/ka/").is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(5), "not recovered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let new = kept.id();
+    assert_eq!(c.get(b"/ka/a").unwrap().kvs[0].lease, new);
+    // A put naming the old id goes under the new one.
+    c.put(b"/ka/b", b"2", old, PutMode::Always).unwrap();
+    assert_eq!(c.get(b"/ka/b").unwrap().kvs[0].lease, new);
+    kept.check().unwrap();
+    // A deleted key is not put back by a later recovery.
+    c.delete(b"/ka/a", false).unwrap();
+    etcd.ctl(&["lease", "revoke", &format!("{new:x}")]);
+    let t = Instant::now();
+    while kept.id() == new || etcd.get_prefix("/ka/").is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(5), "not recovered twice");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        etcd.get_prefix("/ka/").keys().collect::<Vec<_>>(),
+        vec!["/ka/b"]
+    );
+    // Dropping it stops renewals without revoking.
+    let last = kept.id();
+    drop(kept);
+    assert!(c.lease_ttl(last).unwrap().0 > 0);
+}
+
+#[test]
+fn kept_lease_against_a_dead_etcd_fails_within_the_timeout() {
+    let mut etcd = Etcd::start();
+    let c = client(&etcd);
+    etcd.kill();
+    let t = Instant::now();
+    let r = c.keep_alive(3, 0);
+    assert!(r.is_err(), "no keep-alive of lease 0");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+}
+
+#[test]
+fn registries_share_one_lease_and_free_only_their_own_keys() {
+    let etcd = Etcd::start();
+    let o = opts(&etcd.endpoint(), 3);
+    let a = Registry::new(&o).unwrap();
+    let b = Registry::new(&o).unwrap();
+    assert_eq!(a.lease_id(), b.lease_id(), "one lease per settings and TTL");
+    a.register("/shared/a", "1").unwrap();
+    b.register("/shared/b", "2").unwrap();
+    let mut own = o.clone();
+    own.set_own_lease(true);
+    let c = Registry::new(&own).unwrap();
+    assert_ne!(c.lease_id(), a.lease_id());
+    c.register("/shared/c", "3").unwrap();
+    assert_eq!(etcd.get_prefix("/shared/").len(), 3);
+    drop(a);
+    assert_eq!(
+        etcd.get_prefix("/shared/").keys().collect::<Vec<_>>(),
+        vec!["/shared/b", "/shared/c"]
+    );
+    // The shared lease survives the first registry's exit and is lost and restored for both.
+    let lease = b.lease_id();
+    etcd.ctl(&["lease", "revoke", &format!("{lease:x}")]);
+    let t = Instant::now();
+    while etcd.get_prefix("/shared/").len() != 2 || b.lease_id() == lease {
+        assert!(t.elapsed() < Duration::from_secs(5), "not restored");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(c);
+    assert_eq!(etcd.get_prefix("/shared/").len(), 1);
+}
+
+type Seen = Arc<Mutex<Vec<Batch>>>;
+
+fn recording() -> (Seen, etcd_sd::dispatch::Sink<Batch>) {
+    let seen: Seen = Arc::default();
+    let s2 = seen.clone();
+    (
+        seen,
+        Box::new(move |b: &Batch| s2.lock().unwrap().push(b.clone())),
+    )
+}
+
+fn wait_until(what: &str, pred: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !pred() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn watch_delivers_raw_events_with_previous_values() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    c.put(b"/w/a", b"1", 0, PutMode::Always).unwrap();
+    let (seen, sink) = recording();
+    let _w = Watcher::new(&c, b"/w/", true, 0, sink).unwrap();
+    c.put(b"/w/a", b"2", 0, PutMode::Always).unwrap();
+    c.delete(b"/w/a", false).unwrap();
+    wait_until("two events", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.events.len())
+            .sum::<usize>()
+            == 2
+    });
+    let events: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.events.clone())
+        .collect();
+    assert_eq!(events[0].kind, EventKind::Put);
+    assert_eq!(s(&events[0].prev.as_ref().unwrap().value), "1");
+    assert_eq!(events[1].kind, EventKind::Delete);
+    assert_eq!(s(&events[1].prev.as_ref().unwrap().value), "2");
+    assert!(events[1].kv.mod_revision > events[0].kv.mod_revision);
+
+    // From a given revision: replays history.
+    let (seen2, sink2) = recording();
+    let _w2 = Watcher::new(&c, b"/w/a", false, 1, sink2).unwrap();
+    wait_until("replay", || {
+        seen2
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.events.len())
+            .sum::<usize>()
+            >= 3
+    });
+}
+
+#[test]
+fn list_then_watch_loses_nothing_in_between() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    c.put(b"/gap/a", b"1", 0, PutMode::Always).unwrap();
+    let listed = c.range(b"/gap/", 0).unwrap();
+    assert_eq!(listed.kvs.len(), 1);
+    // A change between the listing and the watcher, as in every chat system's Discovery.
+    etcd.put("/gap/b", "2");
+    let (seen, sink) = recording();
+    let _w = Watcher::new(&c, b"/gap/", true, 0, sink).unwrap();
+    wait_until("the put made before the watcher", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.events.iter())
+            .any(|e| e.kv.key == b"/gap/b")
+    });
+}
+
+#[test]
+fn watch_after_compaction_delivers_the_difference() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    c.put(b"/cp/a", b"1", 0, PutMode::Always).unwrap();
+    c.put(b"/cp/b", b"1", 0, PutMode::Always).unwrap();
+    let start = c.get(b"/cp/a").unwrap().revision + 1;
+    // Changes, then compaction past the start revision before the watch starts.
+    c.delete(b"/cp/a", false).unwrap();
+    c.put(b"/cp/c", b"3", 0, PutMode::Always).unwrap();
+    etcd.ctl(&["compact", &etcd.revision().to_string()]);
+    let (tx, rx) = mpsc::channel::<Batch>();
+    let tx = Mutex::new(tx);
+    let _w = Watcher::new(
+        &c,
+        b"/cp/",
+        true,
+        start,
+        Box::new(move |b: &Batch| {
+            let _ = tx.lock().unwrap().send(b.clone());
+        }),
+    )
+    .unwrap();
+    let b = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("relisted batch");
+    assert!(b.compact_revision > 0, "flagged as compacted: {b:?}");
+    // The watch knew nothing (started from a revision): everything present is a put.
+    let keys: Vec<_> = b.events.iter().map(|e| (e.kind, s(&e.kv.key))).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (EventKind::Put, "/cp/b".into()),
+            (EventKind::Put, "/cp/c".into())
+        ]
+    );
+    // And it goes on watching.
+    c.put(b"/cp/d", b"4", 0, PutMode::Always).unwrap();
+    let b = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("later event");
+    assert_eq!(s(&b.events[0].kv.key), "/cp/d");
+}

@@ -1,0 +1,173 @@
+//! Fail fast, and say what happened: a refused connection is a definite answer (the call fails
+//! at once with `Unavailable`), a timeout is not (retried within the connect timeout); the
+//! error names every endpoint with what it last did, and the time really spent.
+//!
+//! The bounds here are generous functional checks (a refused endpoint must not cost the connect
+//! timeout), not performance figures.
+
+mod common;
+
+use common::{Etcd, Recorder};
+use etcd_sd::{Discovery, Error, Options, Registry};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+/// Far below the connect timeout used below (5 s), far above what a refusal takes (ms).
+const AT_ONCE: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A loopback port nobody listens on (bound, then released).
+fn refused_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A loopback port that accepts TCP connections (the kernel completes them) and never
+/// answers, like a black-holed or frozen member. Keep the listener alive while it is used.
+fn silent_port() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+fn options(endpoints: &str) -> Options {
+    let mut o = Options::new(endpoints).unwrap();
+    o.set_connect_timeout(CONNECT_TIMEOUT).unwrap();
+    o.set_request_timeout(Duration::from_secs(3)).unwrap();
+    o
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let v = f();
+    (v, t.elapsed())
+}
+
+#[test]
+fn a_refused_endpoint_fails_at_once_and_says_so() {
+    let port = refused_port();
+    let o = options(&format!("127.0.0.1:{port}"));
+
+    let (r, took) = timed(|| Registry::new(&o));
+    let err = r.err().expect("nothing listens there");
+    eprintln!("registry: {took:?}: {err}");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(took < AT_ONCE, "a refused connection took {took:?}: {err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("127.0.0.1:{port} refused the connection")),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("within 5"),
+        "no timeout was waited for: {msg}"
+    );
+
+    let rec = Recorder::default();
+    let (d, took) = timed(|| Discovery::new(&o, "/ff/", rec.sink()));
+    let err = d.err().expect("nothing listens there");
+    eprintln!("discovery: {took:?}: {err}");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(took < AT_ONCE, "a refused connection took {took:?}: {err}");
+}
+
+#[test]
+fn every_endpoint_refused_fails_at_once_naming_each() {
+    let (a, b, c) = (refused_port(), refused_port(), refused_port());
+    let o = options(&format!("127.0.0.1:{a},127.0.0.1:{b},http://127.0.0.1:{c}"));
+    let (r, took) = timed(|| Registry::new(&o));
+    let err = r.err().expect("nothing listens there");
+    eprintln!("{took:?}: {err}");
+    assert!(took < AT_ONCE, "took {took:?}: {err}");
+    let msg = err.to_string();
+    for p in [a, b, c] {
+        assert!(
+            msg.contains(&format!("127.0.0.1:{p} refused the connection")),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_endpoint_is_skipped_at_once_when_another_answers() {
+    let etcd = Etcd::start();
+    let live = etcd.endpoint();
+    for list in [
+        format!("127.0.0.1:{},{live}", refused_port()),
+        format!(
+            "127.0.0.1:{},127.0.0.1:{},{live}",
+            refused_port(),
+            refused_port()
+        ),
+        format!("{live},127.0.0.1:{}", refused_port()),
+    ] {
+        let o = options(&list);
+        let (r, took) = timed(|| Registry::new(&o));
+        let reg = r.unwrap_or_else(|e| panic!("{list}: {e}"));
+        assert!(took < AT_ONCE, "{list}: took {took:?}");
+        reg.register("/ff/mixed", "1").unwrap();
+        reg.close().unwrap();
+    }
+}
+
+#[test]
+fn refused_and_silent_endpoints_wait_for_the_silent_one_and_report_both() {
+    let (_hold, silent) = silent_port();
+    let refused = refused_port();
+    let mut o = options(&format!("127.0.0.1:{refused},127.0.0.1:{silent}"));
+    o.set_connect_timeout(Duration::from_secs(2)).unwrap();
+    let (r, took) = timed(|| Registry::new(&o));
+    let err = r.err().expect("nobody answers");
+    eprintln!("{took:?}: {err}");
+    // A timeout is not a definite answer: retried until the connect timeout, not beyond.
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(4),
+        "took {took:?}: {err}"
+    );
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("127.0.0.1:{refused} refused the connection")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("127.0.0.1:{silent} timed out")),
+        "{msg}"
+    );
+    // The real time spent, rounded: "2.0 s", never the per-attempt share or a Debug duration.
+    assert!(
+        msg.contains("within 2.0 s") || msg.contains("within 1.9 s"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn wait_for_etcd_returns_at_once_when_the_endpoint_refuses() {
+    let mut o = options(&format!("127.0.0.1:{}", refused_port()));
+    o.set_wait_for_etcd(true);
+    let (r, took) = timed(|| Registry::new(&o));
+    r.expect("wait_for_etcd: the registry connects later");
+    assert!(took < AT_ONCE, "registry took {took:?}");
+    let rec = Recorder::default();
+    let (d, took) = timed(|| Discovery::new(&o, "/ff/", rec.sink()));
+    d.expect("wait_for_etcd: the discovery connects later");
+    assert!(took < AT_ONCE, "discovery took {took:?}");
+}
+
+#[test]
+fn a_call_after_etcd_stopped_fails_at_once() {
+    let mut etcd = Etcd::start();
+    let o = options(&etcd.endpoint());
+    let reg = Registry::new(&o).unwrap();
+    reg.register("/ff/a", "1").unwrap();
+    etcd.kill();
+    let (r, took) = timed(|| reg.register("/ff/b", "2"));
+    let err = r.expect_err("etcd is gone");
+    eprintln!("{took:?}: {err}");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(took < AT_ONCE, "took {took:?}: {err}");
+    assert!(err.to_string().contains("refused the connection"), "{err}");
+}
