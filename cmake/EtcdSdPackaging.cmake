@@ -135,6 +135,8 @@ This package contains the C header etcd_sd.h, the C++17 wrapper
 etcd_sd.hpp, the static library, and the CMake (find_package(etcd_sd))
 and pkg-config (etcd_sd) files.")
 
+include(EtcdSdCompatPackaging)  # libetcd-sd-compat-dev (cmake/EtcdSdCompatPackaging.cmake)
+
 configure_file("${CMAKE_CURRENT_LIST_DIR}/EtcdSdCPackOptions.cmake.in"
                "${CMAKE_CURRENT_BINARY_DIR}/EtcdSdCPackOptions.cmake" @ONLY)
 set(CPACK_PROJECT_CONFIG_FILE "${CMAKE_CURRENT_BINARY_DIR}/EtcdSdCPackOptions.cmake")
