@@ -135,7 +135,9 @@ impl KeptInner {
         let ttl = opts.ttl_seconds;
         let mut shared = lock(&conn.leases.shared);
         if let Some(l) = shared.get(&ttl).and_then(Weak::upgrade) {
-            if !l.retired.load(Ordering::Acquire) {
+            // A lease still waiting for etcd (made for a `wait_for_etcd` registry) is shared
+            // only with registries that also wait; one that must fail fast grants its own.
+            if !l.retired.load(Ordering::Acquire) && (l.id() != 0 || opts.wait_for_etcd) {
                 return Ok(l);
             }
         }
