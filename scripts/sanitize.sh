@@ -38,9 +38,10 @@ done
 for mode in "${modes[@]}"; do
     dir="build/sanitize-${mode//,/-}"
     banner "sanitize: $mode in $dir"
+    mkdir -p "$dir"
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DETCD_SD_SANITIZE="$mode" \
-        -DETCD_SD_INSTALL=OFF >"$dir.configure.log" 2>&1 ||
-        { cat "$dir.configure.log"; die "sanitize: configuring $dir failed"; }
+        -DETCD_SD_INSTALL=OFF >"$dir/sanitize-configure.log" 2>&1 ||
+        { cat "$dir/sanitize-configure.log"; die "sanitize: configuring $dir failed"; }
     cmake --build "$dir" -j2
     case "$mode" in
     thread)
@@ -48,9 +49,9 @@ for mode in "${modes[@]}"; do
         # signal checks are noise with an uninstrumented runtime underneath.
         export TSAN_OPTIONS="halt_on_error=0 exitcode=0 report_signal_unsafe=0 history_size=4 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
         ETCD_SD_TEST_SLOW=1 ctest --test-dir "$dir" --output-on-failure "${ctest_args[@]}" |
-            tee "$dir.ctest.log"
-        races="$(grep -c 'WARNING: ThreadSanitizer' "$dir.ctest.log" || true)"
-        log "sanitize: thread: $races ThreadSanitizer report(s) (see $dir.ctest.log and the note in $0)"
+            tee "$dir/sanitize-ctest.log"
+        races="$(grep -c 'WARNING: ThreadSanitizer' "$dir/sanitize-ctest.log" || true)"
+        log "sanitize: thread: $races ThreadSanitizer report(s) (see $dir/sanitize-ctest.log and the note in $0)"
         ;;
     *)
         export ASAN_OPTIONS="halt_on_error=1 detect_leaks=1 abort_on_error=0 exitcode=66 detect_stack_use_after_return=1 ${ASAN_OPTIONS:-}"
