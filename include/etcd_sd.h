@@ -30,6 +30,11 @@
 
 
 /**
+ * Bytes of an endpoint kept in the stats structs (longer ones are cut, always NUL-terminated).
+ */
+#define ETCD_SD_STATS_MEMBER_LEN 128
+
+/**
  * What an `etcd_sd_*` call returned. Values are fixed; new ones are only ever appended.
  */
 typedef enum etcd_sd_result {
@@ -197,12 +202,16 @@ typedef struct etcd_sd_kvs etcd_sd_kvs;
 typedef struct etcd_sd_options etcd_sd_options;
 
 /**
- * Keeps keys registered in etcd under one lease that the library keeps alive.
+ * Keeps keys registered in etcd under a lease that the library keeps alive.
  *
- * Created by `etcd_sd_registry_new`/`_new_with`, freed by `etcd_sd_registry_free`, which
- * revokes the lease so every key disappears at once. The keep-alive runs on the library's
- * own I/O thread and never waits on user code. A registry may be used from any thread;
- * `_register` and `_unregister` calls on one registry are serialized.
+ * By default every registry of the process with the same connection settings and TTL puts its
+ * keys under one shared lease, renewed once for all (a thousand registries cost one renewal
+ * per second, and a registry made after the first costs no round trip);
+ * `etcd_sd_options_set_own_lease` gives a registry a lease of its own. Created by
+ * `etcd_sd_registry_new`/`_new_with`, freed by `etcd_sd_registry_free`, which deletes the
+ * registry's keys at once (one request; with an own lease, by revoking it). The keep-alive runs on the library's
+ * own I/O thread and never waits on user code. A registry may be used from any thread, by
+ * several at once.
  */
 typedef struct etcd_sd_registry etcd_sd_registry;
 
@@ -749,10 +758,11 @@ enum etcd_sd_result etcd_sd_options_set_own_lease(struct etcd_sd_options *opts, 
 enum etcd_sd_result etcd_sd_options_apply_env(struct etcd_sd_options *opts);
 
 /**
- * Connects to `endpoints` (see `etcd_sd_options_set_endpoints`), grants a lease of
- * `ttl_seconds` and starts keeping it alive. On success writes the registry to `*out`.
+ * Connects to `endpoints` (see `etcd_sd_options_set_endpoints`) and joins the process's
+ * shared lease of `ttl_seconds` for these endpoints, granting it first if no registry holds it
+ * yet. On success writes the registry to `*out`.
  *
- * Blocks until etcd answers, at most the connect timeout (5 s here; use `_new_with` to
+ * Blocks until etcd answers when a grant is needed, at most the connect timeout (5 s here; use `_new_with` to
  * change it). Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, bad endpoints, `ttl_seconds <= 0`),
  * `ETCD_SD_UNAVAILABLE` (no endpoint answered in time), `ETCD_SD_ETCD_ERROR`.
  */
@@ -802,8 +812,8 @@ enum etcd_sd_result etcd_sd_registry_set_status_fn(struct etcd_sd_registry *regi
                                                    void *user_data);
 
 /**
- * Stops the keep-alive and revokes the lease, so watchers see every key deleted at once.
- * NULL is a no-op.
+ * Deletes the registry's keys (one request; a registry with its own lease revokes it) and
+ * frees it, so watchers see every key deleted at once. NULL is a no-op.
  *
  * Returns within about the request timeout even when etcd is gone (the keys then expire
  * after the TTL). May be called from any thread, including from a discovery callback.

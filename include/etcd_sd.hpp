@@ -113,6 +113,15 @@ struct RegistryDeleter {
 // The library version, e.g. "0.1.0".
 inline std::string version() { return std::string(etcd_sd_version()); }
 
+// The process's connections: settings in use, members connected, leases kept, requests
+// retried. No I/O.
+inline etcd_sd_process_stats process_stats() {
+    etcd_sd_process_stats s{};
+    s.size = sizeof s;
+    detail::check(etcd_sd_process_stats_get(&s));
+    return s;
+}
+
 // Most verbose level the library logs (default: $ETCD_SD_LOG, else WARN). Log records go to
 // stderr unless a logger is installed with the C function etcd_sd_set_logger().
 inline void set_log_level(etcd_sd_log_level level) { detail::check(etcd_sd_set_log_level(level)); }
@@ -227,6 +236,21 @@ public:
         return *this;
     }
 
+    // Off (default): every Registry of the process with the same settings and TTL puts its
+    // keys under one shared lease, renewed once; destroying a Registry deletes its own keys.
+    // On: the Registry gets a lease of its own, revoked when it is destroyed.
+    Options &own_lease(bool own = true) {
+        detail::check(etcd_sd_options_set_own_lease(opts_.get(), own));
+        return *this;
+    }
+
+    // Applies ETCD_SD_CONNECT_TIMEOUT_MS, ETCD_SD_REQUEST_TIMEOUT_MS, ETCD_SD_TTL and
+    // ETCD_SD_WAIT_FOR_ETCD from the environment (each only when set).
+    Options &from_env() {
+        detail::check(etcd_sd_options_apply_env(opts_.get()));
+        return *this;
+    }
+
     // The C handle, still owned by this object (nullptr if moved from).
     const etcd_sd_options *capi() const noexcept { return opts_.get(); }
 
@@ -242,10 +266,12 @@ private:
 // ---------------------------------------------------------------------------------------
 // Registry
 
-// Keeps keys registered in etcd under one lease, kept alive by the library's I/O thread
-// (it never waits on your code). Destroying the Registry revokes the lease, so watchers see
-// every key deleted at once (the destructor blocks at most about the request timeout). If
-// the process dies instead, the keys disappear after the TTL.
+// Keeps keys registered in etcd under a lease kept alive by the library's I/O thread (it
+// never waits on your code). By default every Registry of the process with the same settings
+// and TTL shares one lease, renewed once for all of them (Options::own_lease() gives a
+// Registry its own). Destroying the Registry deletes its keys at once (one request; with an
+// own lease, by revoking it), so watchers see them go (the destructor blocks at most about
+// the request timeout). If the process dies instead, the keys disappear after the TTL.
 //
 // registry()/unregister() may be called from any thread; calls on one Registry are
 // serialized by the library. Do not destroy or move a Registry while another thread uses it.
@@ -329,6 +355,15 @@ public:
         int64_t id = 0;
         detail::check(etcd_sd_registry_lease_id(handle_.get(), &id));
         return id;
+    }
+
+    // What the registry is doing (lease, TTL left, keys, losses/restores, member in use); no
+    // I/O. Throws Error if the Registry was moved from.
+    etcd_sd_registry_stats stats() const {
+        etcd_sd_registry_stats s{};
+        s.size = sizeof s;
+        detail::check(etcd_sd_registry_stats_get(handle_.get(), &s));
+        return s;
     }
 
     // The message of the most recent failed registry()/unregister() on this object (from
@@ -491,6 +526,15 @@ public:
 
     // The C handle, still owned by this object (nullptr if moved from).
     etcd_sd_discovery *capi() noexcept { return handle_; }
+
+    // What the discovery is doing (revision reached, keys announced, resumes, relistings,
+    // member, ms since the last event); no I/O. Throws Error if moved from.
+    etcd_sd_discovery_stats stats() const {
+        etcd_sd_discovery_stats s{};
+        s.size = sizeof s;
+        detail::check(etcd_sd_discovery_stats_get(handle_, &s));
+        return s;
+    }
 
 private:
     struct Callbacks {

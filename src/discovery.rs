@@ -3,13 +3,12 @@
 //! [`Mailbox`]. After a compaction or a replaced etcd the watch lists again and the difference
 //! arrives as ordinary puts and deletes.
 
-use crate::client::{self, retry};
+use crate::client;
 use crate::dispatch::Mailbox;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind, EventSink};
 use crate::listing;
 use crate::options::Options;
-use crate::runtime;
 use crate::stats::DiscoveryStats;
 use crate::watch::{self, Batch, RawEvent, Spec, Table};
 use std::sync::Arc;
@@ -35,29 +34,48 @@ impl Discovery {
         }
         let conn = client::connect(opts)?;
         let key = prefix.as_bytes().to_vec();
-        let listed =
-            runtime::block_on(retry(&conn, opts.connect_timeout, "initial listing", |c| {
-                listing::list(c, &key, 0, 0)
-            }))?
-            .map_err(|e| client::first_contact_error(e, opts));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::Internal(
+                "a blocking etcd-sd call was made from inside an async runtime; call it from a plain thread"
+                    .into(),
+            ));
+        }
         let mailbox = Mailbox::new(Box::new(move |e: &Event| sink.on_event(e)));
-        let mut table = Table::new();
-        let next_revision = match listed {
-            Ok((kvs, revision)) => {
-                for kv in kvs {
-                    // Moved into the event and on into the table: no copy per key.
-                    let ev = Event::put(kv.key, kv.value);
-                    mailbox.deliver_now(&ev);
-                    table.insert(ev.key, ev.value);
+        // The pages arrive while the next one is fetched; each key is moved into its event and
+        // on into the table (no copy), and the table is built in one pass at the end.
+        let mut pages = listing::pages(conn.clone(), key.clone(), opts.connect_timeout);
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut next_revision = 0;
+        while let Some(page) = pages.blocking_recv() {
+            match page {
+                Ok(page) => {
+                    rows.reserve(page.kvs.len());
+                    for kv in page.kvs {
+                        let ev = Event::put(kv.key, kv.value);
+                        mailbox.deliver_now(&ev);
+                        rows.push((ev.key, ev.value));
+                    }
+                    next_revision = page.revision + 1;
                 }
-                revision + 1
+                Err(e) if next_revision != 0 => {
+                    // Part of the listing was delivered: the watch reads the prefix again and
+                    // reports the difference.
+                    log::warn!(target: "etcd_sd", "discovery: listing interrupted: {e}; reading it again");
+                    next_revision = 0;
+                    break;
+                }
+                Err(e) => {
+                    let e = client::first_contact_error(e, opts);
+                    if opts.wait_for_etcd && e.is_transient() {
+                        log::warn!(target: "etcd_sd", "discovery: {e}; will list when etcd answers");
+                        break;
+                    }
+                    mailbox.close();
+                    return Err(e);
+                }
             }
-            Err(e) if opts.wait_for_etcd && e.is_transient() => {
-                log::warn!(target: "etcd_sd", "discovery: {e}; will list when etcd answers");
-                0
-            }
-            Err(e) => return Err(e),
-        };
+        }
+        let table: Table = rows.into_iter().collect();
         let target = mailbox.clone();
         let deliver = Box::new(move |batch: Batch| {
             target.post(batch.events.into_iter().map(to_event));

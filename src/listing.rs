@@ -1,10 +1,12 @@
 //! Reading every key under a prefix at one revision: the discovery's initial listing, the
 //! watch's relisting after a compaction, and the general client's `range`.
 
+use crate::client::{retry, Shared};
 use crate::error::{Error, Result};
 use crate::kv::KeyValue;
 use etcd_client::GetOptions;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,73 @@ pub(crate) async fn list(
 ) -> Result<(Vec<KeyValue>, i64)> {
     list_range(client, prefix, prefix_end(prefix), limit, at).await
 }
+
+/// One page of a listing being streamed ([`pages`]).
+pub(crate) struct Page {
+    pub(crate) kvs: Vec<KeyValue>,
+    /// The revision every page of the listing is read at.
+    pub(crate) revision: i64,
+}
+
+/// Streams the listing of `prefix` page by page at one revision: the pages are fetched and
+/// decoded on the I/O thread while the caller consumes the previous one (a discovery's
+/// initial `on_put` calls and its table), so a large prefix costs about the time etcd takes to
+/// serve it rather than that plus the callbacks. The first page gets `first_limit` (retried
+/// across members), later pages `RELIST_PAGE_LIMIT` each. Ends after the last page, or after
+/// an error.
+pub(crate) fn pages(
+    conn: Arc<Shared>,
+    prefix: Vec<u8>,
+    first_limit: Duration,
+) -> tokio::sync::mpsc::Receiver<Result<Page>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    crate::runtime::spawn(async move {
+        let end = prefix_end(&prefix);
+        let mut start = prefix.clone();
+        let mut revision = 0;
+        let mut limit = first_limit;
+        loop {
+            let (from, at) = (&start, revision);
+            let end = &end;
+            let got = retry(&conn, limit, "listing", |c| async move {
+                let mut kv = c.kv_client().max_decoding_message_size(MAX_REPLY);
+                let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+                if at != 0 {
+                    opts = opts.with_revision(at);
+                }
+                kv.get(from.clone(), Some(opts))
+                    .await
+                    .map_err(|e| Error::from_etcd("get", e))
+            })
+            .await;
+            let mut resp = match got {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            if revision == 0 {
+                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            if let Some(last) = kvs.last() {
+                start = last.key().to_vec();
+                start.push(0);
+            }
+            let kvs = kvs.into_iter().map(KeyValue::from).collect();
+            if tx.send(Ok(Page { kvs, revision })).await.is_err() || !more {
+                return;
+            }
+            limit = RELIST_PAGE_LIMIT;
+        }
+    });
+    rx
+}
+
+/// How long each later page of a streamed listing may take (retrying across members).
+const RELIST_PAGE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Every key in `[from, end)`, as [`list`] does.
 pub(crate) async fn list_range(

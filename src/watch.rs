@@ -20,6 +20,7 @@ use crate::event::EventKind;
 use crate::kv::Client;
 use crate::kv::KeyValue;
 use crate::listing::{self, MAX_REPLY};
+use crate::outage::OutageLog;
 use crate::runtime;
 use crate::stats::{DiscoveryStats, WatchCounters};
 use etcd_client::{EventType, WatchOptions};
@@ -127,7 +128,13 @@ pub(crate) fn start(
     counters
         .revision
         .store(next_revision - 1, Ordering::Relaxed);
+    let subject = format!(
+        "watch {}{}",
+        String::from_utf8_lossy(&spec.key),
+        if spec.prefix { "*" } else { "" }
+    );
     let w = Watch {
+        outage: OutageLog::new(subject, log::Level::Warn),
         conn: conn.clone(),
         counters: counters.clone(),
         spec,
@@ -261,16 +268,18 @@ enum End {
     /// Resuming is impossible: list again. The compact revision, when that was the cause.
     Relist(String, i64),
     /// The stream failed: resume from `next_revision`.
-    Broken(String),
+    Broken(Error),
 }
 
 async fn broken(member: &Member<'_>, err: Error) -> End {
     member.failed(&err).await;
-    End::Broken(err.to_string())
+    End::Broken(err)
 }
 
 struct Watch {
     conn: Arc<Shared>,
+    /// One log line per outage, one when the watch is back.
+    outage: OutageLog,
     counters: Arc<WatchCounters>,
     spec: Spec,
     next_revision: i64,
@@ -300,10 +309,9 @@ impl Watch {
                     log::warn!(target: "etcd_sd", "watch: {why}; reading the keys again");
                     self.relist(&mut backoff, compacted, true).await;
                 }
-                End::Broken(why) => {
+                End::Broken(err) => {
                     self.counters.resumes.fetch_add(1, Ordering::Relaxed);
-                    log::warn!(target: "etcd_sd",
-                        "watch interrupted ({why}); resuming at revision {}", self.next_revision);
+                    self.outage.failed(&err);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
@@ -351,7 +359,7 @@ impl Watch {
         let conn = self.conn.clone();
         let member = match conn.pick().await {
             Ok(m) => m,
-            Err(e) => return End::Broken(e.to_string()),
+            Err(e) => return End::Broken(e),
         };
         // A catching-up watcher may get many events in one response: allow large ones.
         let mut client = member
@@ -371,7 +379,7 @@ impl Watch {
             let silence = if probed { PROBE_ANSWER } else { PROBE_IDLE };
             let message = tokio::select! {
                 m = stream.message() => m,
-                _ = paused(&mut self.paused) => return End::Broken("paused".into()),
+                _ = paused(&mut self.paused) => return End::Broken(Error::Closed("paused".into())),
                 _ = tokio::time::sleep(silence) => {
                     if probed {
                         let e = Error::Timeout(PROBE_ANSWER, "watch progress".into());
@@ -395,6 +403,7 @@ impl Watch {
             };
             if resp.created() {
                 backoff.reset();
+                self.outage.recovered();
             }
             if resp.canceled() {
                 if resp.compact_revision() > 0 {
@@ -492,7 +501,7 @@ impl Watch {
                     }
                     return;
                 }
-                Err(e) => log::warn!(target: "etcd_sd", "watch: listing failed: {e}"),
+                Err(e) => self.outage.failed(&e),
             }
             tokio::time::sleep(backoff.next_delay()).await;
         }

@@ -43,6 +43,12 @@ struct CallbackSink {
     user_data: UserData,
 }
 
+thread_local! {
+    /// The buffer each callback's key and value are copied into (key, NUL, value, NUL),
+    /// reused across callbacks on this thread: no allocation per event.
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl EventSink for CallbackSink {
     fn on_event(&self, event: &Event) {
         let f = match event.kind {
@@ -50,23 +56,35 @@ impl EventSink for CallbackSink {
             EventKind::Delete => self.on_del,
         };
         let Some(f) = f else { return };
-        // One buffer: key, NUL, value, NUL.
-        let (k, v) = (&event.key, &event.value);
-        let mut buf = Vec::with_capacity(k.len() + v.len() + 2);
-        buf.extend_from_slice(k);
-        buf.push(0);
-        buf.extend_from_slice(v);
-        buf.push(0);
-        let (key, value) = buf.split_at(k.len() + 1);
-        unsafe {
-            f(
-                self.user_data.get(),
-                key.as_ptr().cast(),
-                k.len(),
-                value.as_ptr().cast(),
-                v.len(),
-            )
+        let call = |buf: &mut Vec<u8>| {
+            let (k, v) = (&event.key, &event.value);
+            buf.clear();
+            buf.extend_from_slice(k);
+            buf.push(0);
+            buf.extend_from_slice(v);
+            buf.push(0);
+            let (key, value) = buf.split_at(k.len() + 1);
+            unsafe {
+                f(
+                    self.user_data.get(),
+                    key.as_ptr().cast(),
+                    k.len(),
+                    value.as_ptr().cast(),
+                    v.len(),
+                )
+            };
         };
+        BUF.with(|b| match b.try_borrow_mut() {
+            Ok(mut buf) => {
+                call(&mut buf);
+                // Do not keep a huge value's buffer around for good.
+                if buf.capacity() > 64 << 10 {
+                    *buf = Vec::new();
+                }
+            }
+            // A callback that creates a discovery delivers its listing on this same thread.
+            Err(_) => call(&mut Vec::new()),
+        });
     }
 }
 

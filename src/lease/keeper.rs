@@ -13,6 +13,7 @@ use super::kept::KeptInner;
 use crate::backoff::Backoff;
 use crate::client::{Member, Shared};
 use crate::error::Error;
+use crate::outage::OutageLog;
 use crate::runtime;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -119,13 +120,14 @@ enum End {
     /// Reopen at once (the lease used to open it was gone).
     Again,
     /// The stream failed or an answer was late: reopen after a backoff.
-    Broken(String),
+    Broken(Error),
 }
 
 async fn run(conn: Arc<Shared>) {
     let mut backoff = Backoff::new();
+    let mut outage = OutageLog::new("lease keep-alive", log::Level::Warn);
     loop {
-        match session(&conn, &mut backoff).await {
+        match session(&conn, &mut backoff, &mut outage).await {
             End::Empty => {
                 let mut st = conn.leases.keeper.lock();
                 if st.leases.is_empty() {
@@ -134,22 +136,22 @@ async fn run(conn: Arc<Shared>) {
                 }
             }
             End::Again => {}
-            End::Broken(why) => {
-                log::warn!(target: "etcd_sd", "lease keep-alive interrupted: {why}; reopening");
+            End::Broken(err) => {
+                outage.failed(&err);
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
 }
 
-async fn session(conn: &Arc<Shared>, backoff: &mut Backoff) -> End {
+async fn session(conn: &Arc<Shared>, backoff: &mut Backoff, outage: &mut OutageLog) -> End {
     let keeper = &conn.leases.keeper;
     let Some(first) = keeper.lock().leases.keys().next().copied() else {
         return End::Empty;
     };
     let member = match conn.pick().await {
         Ok(m) => m,
-        Err(e) => return End::Broken(e.to_string()),
+        Err(e) => return End::Broken(e),
     };
     let mut leases = member.client.lease_client();
     let (mut sender, mut stream) = match tokio::time::timeout(OPEN_WITHIN, leases.keep_alive(first))
@@ -164,6 +166,7 @@ async fn session(conn: &Arc<Shared>, backoff: &mut Backoff) -> End {
         Err(_) => return broken(&member, Error::Timeout(OPEN_WITHIN, "keep-alive".into())).await,
     };
     backoff.reset();
+    outage.recovered();
     {
         // Opening renewed `first`; renew every other lease now (they may have waited).
         let now = Instant::now();
@@ -239,7 +242,7 @@ async fn session(conn: &Arc<Shared>, backoff: &mut Backoff) -> End {
 /// Hands the failure to the member (switching members, refreshing the token) and says why.
 async fn broken(member: &Member<'_>, err: Error) -> End {
     member.failed(&err).await;
-    End::Broken(err.to_string())
+    End::Broken(err)
 }
 
 /// Renew no later than a third of the TTL and no later than half of the time left.

@@ -17,6 +17,7 @@ use crate::dispatch::{Mailbox, Sink};
 use crate::error::{Error, Result};
 use crate::kv::{self, Kvs, PutMode};
 use crate::options::Options;
+use crate::outage::OutageLog;
 use crate::runtime;
 use etcd_client::{DeleteOptions, PutOptions, Txn, TxnOp};
 use std::collections::BTreeMap;
@@ -395,6 +396,7 @@ impl Drop for KeptInner {
 /// works, the lease is retired, or etcd refuses for good (then gives up and says so).
 async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
     let mut backoff = Backoff::new();
+    let mut outage = OutageLog::new("lease recovery", log::Level::Warn);
     loop {
         let Some(me) = weak.upgrade() else { return };
         if me.retired.load(Ordering::Acquire) {
@@ -403,11 +405,12 @@ async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
         let attempt = tokio::time::timeout(me.request_timeout * 2, try_recover(&me)).await;
         let err = match attempt {
             Ok(Ok((id, n))) => {
+                outage.recovered();
                 me.recovering.store(false, Ordering::Release);
                 if was_lost {
                     me.restores.fetch_add(1, Ordering::Relaxed);
                 }
-                log::warn!(target: "etcd_sd", "lease restored: {n} key(s) under lease {id:x}");
+                log::info!(target: "etcd_sd", "lease restored: {n} key(s) under lease {id:x}");
                 me.report(Status::Restored);
                 return;
             }
@@ -426,7 +429,7 @@ async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
             }
             return;
         }
-        log::debug!(target: "etcd_sd", "lease recovery: {err}; retrying");
+        outage.failed(&err);
         drop(me);
         tokio::time::sleep(backoff.next_delay()).await;
     }
