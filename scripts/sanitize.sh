@@ -48,7 +48,7 @@ for mode in "${modes[@]}"; do
         # History large enough for the long-lived library threads; the second-deadlock and
         # signal checks are noise with an uninstrumented runtime underneath.
         export TSAN_OPTIONS="halt_on_error=0 exitcode=0 report_signal_unsafe=0 history_size=4 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-        ETCD_SD_TEST_SLOW=1 ctest --test-dir "$dir" --output-on-failure "${ctest_args[@]}" |
+        ETCD_SD_TEST_SLOW=1 ctest --test-dir "$dir" --output-on-failure -E memcheck "${ctest_args[@]}" |
             tee "$dir/sanitize-ctest.log"
         races="$(grep -c 'WARNING: ThreadSanitizer' "$dir/sanitize-ctest.log" || true)"
         log "sanitize: thread: $races ThreadSanitizer report(s) (see $dir/sanitize-ctest.log and the note in $0)"
@@ -56,7 +56,7 @@ for mode in "${modes[@]}"; do
     *)
         export ASAN_OPTIONS="halt_on_error=1 detect_leaks=1 abort_on_error=0 exitcode=66 detect_stack_use_after_return=1 ${ASAN_OPTIONS:-}"
         export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 exitcode=66 ${UBSAN_OPTIONS:-}"
-        ctest --test-dir "$dir" --output-on-failure "${ctest_args[@]}"
+        ctest --test-dir "$dir" --output-on-failure -E memcheck "${ctest_args[@]}"
         ;;
     esac
 done
