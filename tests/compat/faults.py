@@ -403,6 +403,8 @@ def run_faults(b, etcd):
     disc.expect(r"^online: /f/svc/after -> a$")
     how = [line for line in disc.err if "compact" in line or "reading the keys again" in line]
     log("compact: the Discovery's log: %r" % how[-3:])
+    if not any("was compacted" in line for line in how):
+        fail("compact: the Discovery did not report the compaction (log: %r)" % how)
     log("compact OK")
 
     # --- etcd dead: destructors are bounded
