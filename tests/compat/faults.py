@@ -252,8 +252,8 @@ def run_samples(b, etcd):
 
     tmpl = Proc("template_app", [b.template_app, ep, "/s/reg/", "/s/reg/t", "10.0.0.2:9000"], env)
     tmpl.expect(r"^online: /s/reg/a -> 10\.0\.0\.1:8080$")
-    tmpl.expect(r"^registered /s/reg/t lease [1-9]\d*$")
-    tmpl.expect(r"^online: /s/reg/t -> 10\.0\.0\.2:9000$")  # its own key, through the watch
+    # its own key, through the watch (the callback thread may print before main does)
+    tmpl.expect_all([r"^registered /s/reg/t lease [1-9]\d*$", r"^online: /s/reg/t -> 10\.0\.0\.2:9000$"])
     disc.expect(r"^online: /s/reg/t -> 10\.0\.0\.2:9000$")
 
     reg.send("")  # the getchar() wait
@@ -403,6 +403,8 @@ def run_faults(b, etcd):
     disc.expect(r"^online: /f/svc/after -> a$")
     how = [line for line in disc.err if "compact" in line or "reading the keys again" in line]
     log("compact: the Discovery's log: %r" % how[-3:])
+    if not any("was compacted" in line for line in how):
+        fail("compact: the Discovery did not report the compaction (log: %r)" % how)
     log("compact OK")
 
     # --- etcd dead: destructors are bounded
