@@ -135,6 +135,7 @@ This package contains the C header etcd_sd.h, the C++17 wrapper
 etcd_sd.hpp, the static library, and the CMake (find_package(etcd_sd))
 and pkg-config (etcd_sd) files.")
 
+include(EtcdSdCompatPackaging)  # libetcd-sd-compat-dev (cmake/EtcdSdCompatPackaging.cmake)
 # --- etcd-sd-tools: the etcd-sd command-line tool (service table, issue 10) ---
 # A package of its own (section utils): /usr/bin/etcd-sd links only the C runtime (the Rust
 # code is in the binary), so it depends on neither library package.

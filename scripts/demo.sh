@@ -3,9 +3,11 @@
 #   1. builds the `registry` and `discovery` examples with CMake (Release, in build/),
 #   2. starts a private etcd on free loopback ports (never the system one on :2379),
 #   3. runs `discovery <endpoints> /service` and two `registry` processes (lease TTL 3 s),
-#   4. stops the first registry with SIGTERM -> it revokes its lease -> `offline:` at once,
-#   5. kills the second with SIGKILL -> its key only vanishes when the lease expires (~TTL),
-#   6. measures both delays and exits non-zero if an expected event does not show up.
+#   4. shows the discovery's introspection figures (stats: revision, keys, resumes, member),
+#   5. stops the first registry with SIGTERM -> it deletes its key -> `offline:` at once,
+#      and prints its own stats (lease, TTL left, keys, losses/restores),
+#   6. kills the second with SIGKILL -> its key only vanishes when the lease expires (~TTL),
+#   7. measures both delays and exits non-zero if an expected event does not show up.
 # Everything it starts is stopped, and its temp dir removed, on exit (also on Ctrl-C).
 # Works from any directory. Needs root or passwordless sudo only if a dependency is missing.
 # Set ETCD_SD_LOG=info (or debug) to see the library's own log lines on the examples' stderr.
@@ -21,7 +23,7 @@ VAL1=127.0.0.1:9001
 KEY2=/service/friend/instance-1
 VAL2=127.0.0.1:9002
 TTL=3
-GRACEFUL_MAX_MS=1500 # a revoked lease must show up as offline well before the TTL
+GRACEFUL_MAX_MS=1500 # a deleted key must show up as offline well before the TTL
 EVENT_TIMEOUT_MS=10000
 
 TAILERS=()
@@ -150,7 +152,14 @@ lib_pid_alive "$R1PID" || fail "registry #1 exited unexpectedly"
 lib_pid_alive "$R2PID" || fail "registry #2 exited unexpectedly"
 
 echo
-say "SIGTERM registry #1 (graceful: it revokes its lease, so the key goes away at once)"
+say "introspection: the discovery's stats (SIGUSR1 makes it print them)"
+kill -USR1 "$DPID"
+wait_for_line "$DLOG" "^stats: " "$EVENT_TIMEOUT_MS" ||
+    fail "discovery did not print its stats"
+sleep 0.2
+
+echo
+say "SIGTERM registry #1 (graceful: it deletes its key at once, then prints its stats)"
 t0=$(now_ms)
 kill -TERM "$R1PID"
 wait_event_since "$t0" "$DLOG" "^offline: $KEY1( |$)" "$EVENT_TIMEOUT_MS" ||
@@ -163,7 +172,7 @@ say "discovery saw $KEY1 go offline ${graceful_ms} ms after SIGTERM (registry #1
 grep -q "^unregistered $KEY1" "$R1LOG" ||
     say "note: registry #1 did not print 'unregistered $KEY1'"
 [ "$graceful_ms" -le "$GRACEFUL_MAX_MS" ] ||
-    fail "graceful stop took ${graceful_ms} ms (> ${GRACEFUL_MAX_MS} ms): the lease was not revoked?"
+    fail "graceful stop took ${graceful_ms} ms (> ${GRACEFUL_MAX_MS} ms): the key was not deleted?"
 
 echo
 say "SIGKILL registry #2 (no chance to revoke: the key lives until its ${TTL} s lease expires)"
