@@ -751,17 +751,44 @@ void test_tasks() {
 
 // Against an endpoint nobody listens on (ETCD_SD_CONNECT_TIMEOUT_MS is set short by CTest):
 // errors, no hang, no lease 0.
+// A loopback port that accepts TCP connections (the kernel's backlog) but never answers.
+struct SilentPort {
+    int fd = -1;
+    int port = 0;
+    SilentPort() {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a;
+        std::memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        CHECK(bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+        CHECK(listen(fd, 64) == 0);
+        socklen_t len = sizeof a;
+        CHECK(getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0);
+        port = ntohs(a.sin_port);
+    }
+    ~SilentPort() { close(fd); }
+};
+
+void dead_endpoint_case(std::string const &dead, const char *kind);
+
 void test_dead_endpoint() {
-    std::string dead = "http://127.0.0.1:" + std::to_string(dead_port());
+    dead_endpoint_case("http://127.0.0.1:" + std::to_string(dead_port()), "refused");
+    SilentPort silent;
+    dead_endpoint_case("http://127.0.0.1:" + std::to_string(silent.port), "silent");
+}
+
+void dead_endpoint_case(std::string const &dead, const char *kind) {
     // Each failing call prints how long it took (a figure, not a check: the bound is the
     // connect/request timeouts set by CTest through the environment).
-    auto timed = [](const char *what, auto f) {
+    auto timed = [kind](const char *what, auto f) {
         auto t0 = std::chrono::steady_clock::now();
         f();
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - t0)
                       .count();
-        std::printf("figure: dead endpoint: %s failed after %lld ms\n", what, static_cast<long long>(ms));
+        std::printf("figure: dead endpoint (%s): %s failed after %lld ms\n", kind, what,
+                    static_cast<long long>(ms));
     };
     etcd::Client c(dead);
     timed("Client::put", [&] {
