@@ -194,3 +194,49 @@ lib_kill_pid "$DPID"
 echo
 say "summary: graceful stop -> offline after ${graceful_ms} ms; SIGKILL -> offline after ${killed_ms} ms (TTL ${TTL} s)"
 say "demo OK"
+
+# --- Service table (issue 10) -------------------------------------------------------------
+# Three echo_table instances register themselves under /service/echo; one client calls them
+# through etcd_sd::ServiceManager + ChannelPool for 12 s, alternately round robin and by
+# consistent hash on a user id. Instance 1 is stopped with SIGTERM (it unregisters, then
+# drains): no call may fail once the DELETE reached the client. Instance 2 is black-holed
+# (SIGUSR1: registered, connected, silent): at most 5 calls (the ejection threshold) fail,
+# then it is ejected and the calls go to the others.
+ECHO_SVC=/service/echo
+TABLE_CALL_S=12
+echo
+say "service table: building the echo_table example"
+cmake --build build -j2 --target echo_table || fail "building echo_table failed (see above)"
+ECHO_TABLE="$(find_bin echo_table)"
+declare -a EPIDS=() EADDRS=()
+for i in 1 2 3; do
+    spawn "echo-$i" "$WORK/echo-$i.log" epid "$ECHO_TABLE" serve "$ETCD_ENDPOINTS" "$ECHO_SVC/instance-$i" 0
+    EPIDS[$i]=$epid
+done
+for i in 1 2 3; do
+    wait_for_line "$WORK/echo-$i.log" "serving " "$EVENT_TIMEOUT_MS" "${EPIDS[$i]}" ||
+        fail "echo instance $i did not register"
+    EADDRS[$i]="$(grep -m1 'serving ' "$WORK/echo-$i.log" | awk '{print $NF}')"
+done
+say "three echo instances: ${EADDRS[1]} ${EADDRS[2]} ${EADDRS[3]}"
+CLOG="$WORK/echo-client.log"
+spawn echo-client "$CLOG" CPID "$ECHO_TABLE" client "$ETCD_ENDPOINTS" "$ECHO_SVC" "$TABLE_CALL_S" 20
+wait_for_line "$CLOG" "instances: [^ ]+ [^ ]+ [^ ]+$" "$EVENT_TIMEOUT_MS" "$CPID" ||
+    fail "the client did not see the three instances"
+sleep 3
+say "SIGTERM echo instance 1 (${EADDRS[1]}): it unregisters, drains 500 ms, stops"
+kill -TERM "${EPIDS[1]}"
+wait_for_line "$CLOG" "instances: ${EADDRS[2]} ${EADDRS[3]}$" "$EVENT_TIMEOUT_MS" ||
+    fail "the client did not see instance 1 leave"
+sleep 3
+say "SIGUSR1 echo instance 2 (${EADDRS[2]}): black-holed, still registered"
+kill -USR1 "${EPIDS[2]}"
+wait "$CPID" || fail "the echo client failed"
+failed1=$(grep -c "to ${EADDRS[1]} FAILED" "$CLOG" || true)
+failed2=$(grep -c "to ${EADDRS[2]} FAILED" "$CLOG" || true)
+sleep 0.2
+say "failed calls to the stopped instance: $failed1 (expected 0); to the black-holed one: $failed2 (expected at most 5)"
+[ "$failed1" -eq 0 ] || fail "calls failed on the instance stopped with SIGTERM"
+[ "$failed2" -le 5 ] || fail "more than 5 calls failed on the black-holed instance"
+for i in 2 3; do lib_kill_pid "${EPIDS[$i]}"; done
+say "service table demo OK"
