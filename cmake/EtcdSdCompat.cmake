@@ -68,8 +68,10 @@ add_test(NAME compat_api_auth COMMAND ${_with_etcd} --auth --env ETCD_SD_TEST_ON
 set(_compat_tests compat_api_test compat_api_tls compat_api_auth compat_samples compat_faults)
 if(VALGRIND_EXECUTABLE)
   add_test(NAME compat_api_memcheck
-    # the default timeouts: under valgrind the first dial alone can take over a second
-    COMMAND ${_with_etcd} --env ETCD_SD_TEST_SLOW=1
+    # long timeouts: under valgrind on a loaded machine the first dial alone can take seconds
+    # (ETCD_SD_TEST_SLOW also skips the silent-endpoint case, whose bounds the plain run checks)
+    COMMAND ${_with_etcd} --env ETCD_SD_TEST_SLOW=1 --env ETCD_SD_CONNECT_TIMEOUT_MS=20000
+            --env ETCD_SD_REQUEST_TIMEOUT_MS=15000
             -- ${_memcheck} "$<TARGET_FILE:compat_api_test>")
   list(APPEND _compat_tests compat_api_memcheck)
 endif()
