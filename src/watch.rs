@@ -262,6 +262,12 @@ async fn paused(rx: &mut watch::Receiver<bool>) {
 /// pings (10 s + 5 s) catch the same failure for the connection as a whole.
 const PROBE_IDLE: Duration = Duration::from_secs(5);
 const PROBE_ANSWER: Duration = Duration::from_secs(3);
+/// The same, for the first seconds of a stream (`FRESH`): a member that has just restarted
+/// may accept a watch and stay silent while it catches up (the restart-storm benchmark saw 8 s
+/// of silence); asking early moves such a watch to a member that answers within about 2 s.
+const FRESH: Duration = Duration::from_secs(10);
+const FRESH_PROBE_IDLE: Duration = Duration::from_secs(1);
+const FRESH_PROBE_ANSWER: Duration = Duration::from_secs(1);
 
 /// How long one relisting attempt may take (retrying across members) before starting over.
 const RELIST_LIMIT: Duration = Duration::from_secs(10);
@@ -378,14 +384,21 @@ impl Watch {
         // silent; after PROBE_IDLE of silence ask for a progress notification, and give up on
         // the member if none comes within PROBE_ANSWER.
         let mut probed = false;
+        let opened = tokio::time::Instant::now();
         loop {
-            let silence = if probed { PROBE_ANSWER } else { PROBE_IDLE };
+            let fresh = opened.elapsed() < FRESH;
+            let silence = match (probed, fresh) {
+                (true, true) => FRESH_PROBE_ANSWER,
+                (true, false) => PROBE_ANSWER,
+                (false, true) => FRESH_PROBE_IDLE,
+                (false, false) => PROBE_IDLE,
+            };
             let message = tokio::select! {
                 m = stream.message() => m,
                 _ = paused(&mut self.paused) => return End::Broken(Error::Closed("paused".into())),
                 _ = tokio::time::sleep(silence) => {
                     if probed {
-                        let e = Error::Timeout(PROBE_ANSWER, "watch progress".into());
+                        let e = Error::Timeout(silence, "watch progress".into());
                         return broken(&member, e).await;
                     }
                     if let Err(e) = requests.request_progress().await {
