@@ -6,9 +6,13 @@
 
 mod capi;
 mod child;
+mod cluster;
+mod metrics;
 mod report;
 mod scenarios;
 mod server;
+mod storm;
+mod storm_child;
 mod util;
 
 use report::Report;
@@ -19,7 +23,7 @@ use util::J;
 
 const USAGE: &str = "usage: scripts/bench.sh [--quick] [--only N[,N...]]
   --quick   idle-CPU window of the fan-out scenario: 5 s instead of 30 s
-  --only    run only these scenarios (0 = footprint, 1-7 as in docs/performance.md)";
+  --only    run only these scenarios (0 = footprint, 1-8 as in docs/performance.md)";
 
 fn main() {
     if let Ok(mode) = std::env::var(child::MODE_VAR) {
@@ -74,7 +78,7 @@ fn main() {
     type Scenario = fn(&Ctx, &mut Report) -> Result<(), String>;
     // The footprint child runs first, on an empty etcd; scenario 1 runs before anything in
     // this process has opened an etcd-sd connection, so its "cold" figure is really cold.
-    let plan: [(&str, Scenario); 8] = [
+    let plan: [(&str, Scenario); 9] = [
         ("0. footprint", scenarios::footprint),
         ("1. register", scenarios::register),
         ("2. put→callback", scenarios::put_callback),
@@ -83,6 +87,7 @@ fn main() {
         ("5. initial sync", scenarios::initial_sync),
         ("6. fan-out 1,000 + 100", scenarios::fan_out),
         ("7. burst", scenarios::burst),
+        ("8. restart storm", storm::restart_storm),
     ];
     for (name, run) in plan {
         let number = name.split('.').next().unwrap_or_default().to_string();
