@@ -98,3 +98,11 @@ install(FILES "${_cfg_dir}/etcd_sd.pc" DESTINATION "${ETCD_SD_INSTALL_PKGCONFIGD
 # --- documentation ---
 install(FILES "${PROJECT_SOURCE_DIR}/README.md" "${PROJECT_SOURCE_DIR}/LICENSE"
         DESTINATION "${CMAKE_INSTALL_DOCDIR}" COMPONENT dev)
+include(EtcdSdCompatInstall)  # cmake/EtcdSdCompatInstall.cmake: the etcd-cpp-apiv3 compat layer (component compat)
+
+# --- the etcd-sd command-line tool (service table, issue 10) ---
+# bin/etcd-sd, component "tools" -> its own Debian package (etcd-sd-tools, see
+# EtcdSdPackaging.cmake), so that runtime packages of two majors stay co-installable.
+if(TARGET etcd_sd_cli)
+  install(PROGRAMS "${ETCD_SD_CLI}" DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT tools)
+endif()

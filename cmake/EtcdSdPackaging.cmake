@@ -135,6 +135,41 @@ This package contains the C header etcd_sd.h, the C++17 wrapper
 etcd_sd.hpp, the static library, and the CMake (find_package(etcd_sd))
 and pkg-config (etcd_sd) files.")
 
+include(EtcdSdCompatPackaging)  # libetcd-sd-compat-dev (cmake/EtcdSdCompatPackaging.cmake)
+# --- etcd-sd-tools: the etcd-sd command-line tool (service table, issue 10) ---
+# A package of its own (section utils): /usr/bin/etcd-sd links only the C runtime (the Rust
+# code is in the binary), so it depends on neither library package.
+if(TARGET etcd_sd_cli)
+  set(ETCD_SD_DEB_TOOLS_PACKAGE "etcd-sd-tools")
+  list(APPEND CPACK_COMPONENTS_ALL tools)
+  install(FILES "${PROJECT_SOURCE_DIR}/packaging/debian/copyright"
+          DESTINATION "${CMAKE_INSTALL_DATAROOTDIR}/doc/${ETCD_SD_DEB_TOOLS_PACKAGE}"
+          COMPONENT tools EXCLUDE_FROM_ALL)
+  if(_changelog)
+    install(FILES "${_changelog}" RENAME changelog.Debian.gz
+            DESTINATION "${CMAKE_INSTALL_DATAROOTDIR}/doc/${ETCD_SD_DEB_TOOLS_PACKAGE}"
+            COMPONENT tools EXCLUDE_FROM_ALL)
+  endif()
+  set(PKG "${ETCD_SD_DEB_TOOLS_PACKAGE}")
+  configure_file("${PROJECT_SOURCE_DIR}/packaging/debian/lintian-overrides.in"
+                 "${_deb_dir}/tools/${PKG}" @ONLY)
+  install(FILES "${_deb_dir}/tools/${PKG}"
+          DESTINATION "${CMAKE_INSTALL_DATAROOTDIR}/lintian/overrides"
+          COMPONENT tools EXCLUDE_FROM_ALL)
+  set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME "${ETCD_SD_DEB_TOOLS_PACKAGE}")
+  set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION "utils")
+  set(CPACK_COMPONENT_TOOLS_DISPLAY_NAME "etcd-sd command-line tool")
+  set(CPACK_COMPONENT_TOOLS_DESCRIPTION
+"service registration and discovery over etcd v3 - command-line tool
+etcd-sd registers service instances in etcd under a kept-alive lease and
+discovers them by key prefix.
+.
+This package contains the etcd-sd tool: list services, instances,
+addresses and lease TTLs (etcd-sd services), follow them live (etcd-sd
+watch), hold a registration for a program that cannot link the library
+(etcd-sd register), and check the etcd endpoints (etcd-sd check).")
+endif()
+
 configure_file("${CMAKE_CURRENT_LIST_DIR}/EtcdSdCPackOptions.cmake.in"
                "${CMAKE_CURRENT_BINARY_DIR}/EtcdSdCPackOptions.cmake" @ONLY)
 set(CPACK_PROJECT_CONFIG_FILE "${CMAKE_CURRENT_BINARY_DIR}/EtcdSdCPackOptions.cmake")

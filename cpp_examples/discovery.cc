@@ -9,6 +9,7 @@
 //   watching <prefix>
 //   online: <key> -> <value>       a key appeared or changed
 //   offline: <key> (was <value>)   a key disappeared (its last value)
+//   stats: ...                     on SIGUSR1: what the library is doing (no I/O)
 
 #include "etcd_sd.hpp"
 
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
     if (argc > 3) {
@@ -66,7 +68,18 @@ int main(int argc, char **argv) {
         say("watching " + prefix);
 
         int sig = 0;
-        while (sigwait(&set, &sig) != 0) {
+        while (sigwait(&set, &sig) != 0 || sig == SIGUSR1) {
+            if (sig != SIGUSR1) continue;
+            const etcd_sd_discovery_stats st = discovery->stats();
+            const etcd_sd_process_stats ps = etcd_sd::process_stats();
+            say("stats: revision " + std::to_string(st.revision) + " keys " +
+                std::to_string(st.keys) + " events " + std::to_string(st.events) + " resumes " +
+                std::to_string(st.resumes) + " relists " + std::to_string(st.relists) +
+                " ms_since_last_event " + std::to_string(st.ms_since_last_event) + " member " +
+                st.member + " | process: connections " + std::to_string(ps.connections) +
+                " leases_kept " + std::to_string(ps.leases_kept) + " requests_retried " +
+                std::to_string(ps.requests_retried));
+            sig = 0;
         }
         discovery.reset();  // no callback runs after this
     } catch (const etcd_sd::Error &e) {

@@ -114,7 +114,13 @@ int main(int argc, char **argv) {
                   << registry->lease_id() << ")" << std::endl;
 
         wait_for_enter_or_signal(sfd);
-        registry.reset();  // revokes the lease: the key is deleted now
+        // What the library did meanwhile (introspection, no I/O).
+        const etcd_sd_registry_stats st = registry->stats();
+        std::cout << "stats: lease " << std::hex << st.lease_id << std::dec << " ttl_left_ms "
+                  << st.lease_ttl_left_ms << " keys " << st.keys << " losses " << st.lease_losses
+                  << " restores " << st.lease_restores << " shared_lease "
+                  << (st.shared_lease ? "yes" : "no") << " member " << st.member << std::endl;
+        registry.reset();  // deletes the key now
         std::cout << "unregistered " << key << std::endl;
     } catch (const etcd_sd::Error &e) {
         std::cerr << "registry: " << e.what() << " (" << e.code_name() << ")\n";

@@ -624,3 +624,4 @@ private:
 }  // namespace etcd_sd
 
 #endif  // ETCD_SD_HPP
+#include "etcd_sd_table.hpp"  // ServiceManager, ChannelPool (service table, load balancing)

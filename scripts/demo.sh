@@ -3,9 +3,11 @@
 #   1. builds the `registry` and `discovery` examples with CMake (Release, in build/),
 #   2. starts a private etcd on free loopback ports (never the system one on :2379),
 #   3. runs `discovery <endpoints> /service` and two `registry` processes (lease TTL 3 s),
-#   4. stops the first registry with SIGTERM -> it revokes its lease -> `offline:` at once,
-#   5. kills the second with SIGKILL -> its key only vanishes when the lease expires (~TTL),
-#   6. measures both delays and exits non-zero if an expected event does not show up.
+#   4. shows the discovery's introspection figures (stats: revision, keys, resumes, member),
+#   5. stops the first registry with SIGTERM -> it deletes its key -> `offline:` at once,
+#      and prints its own stats (lease, TTL left, keys, losses/restores),
+#   6. kills the second with SIGKILL -> its key only vanishes when the lease expires (~TTL),
+#   7. measures both delays and exits non-zero if an expected event does not show up.
 # Everything it starts is stopped, and its temp dir removed, on exit (also on Ctrl-C).
 # Works from any directory. Needs root or passwordless sudo only if a dependency is missing.
 # Set ETCD_SD_LOG=info (or debug) to see the library's own log lines on the examples' stderr.
@@ -21,7 +23,7 @@ VAL1=127.0.0.1:9001
 KEY2=/service/friend/instance-1
 VAL2=127.0.0.1:9002
 TTL=3
-GRACEFUL_MAX_MS=1500 # a revoked lease must show up as offline well before the TTL
+GRACEFUL_MAX_MS=1500 # a deleted key must show up as offline well before the TTL
 EVENT_TIMEOUT_MS=10000
 
 TAILERS=()
@@ -150,7 +152,14 @@ lib_pid_alive "$R1PID" || fail "registry #1 exited unexpectedly"
 lib_pid_alive "$R2PID" || fail "registry #2 exited unexpectedly"
 
 echo
-say "SIGTERM registry #1 (graceful: it revokes its lease, so the key goes away at once)"
+say "introspection: the discovery's stats (SIGUSR1 makes it print them)"
+kill -USR1 "$DPID"
+wait_for_line "$DLOG" "^stats: " "$EVENT_TIMEOUT_MS" ||
+    fail "discovery did not print its stats"
+sleep 0.2
+
+echo
+say "SIGTERM registry #1 (graceful: it deletes its key at once, then prints its stats)"
 t0=$(now_ms)
 kill -TERM "$R1PID"
 wait_event_since "$t0" "$DLOG" "^offline: $KEY1( |$)" "$EVENT_TIMEOUT_MS" ||
@@ -163,7 +172,7 @@ say "discovery saw $KEY1 go offline ${graceful_ms} ms after SIGTERM (registry #1
 grep -q "^unregistered $KEY1" "$R1LOG" ||
     say "note: registry #1 did not print 'unregistered $KEY1'"
 [ "$graceful_ms" -le "$GRACEFUL_MAX_MS" ] ||
-    fail "graceful stop took ${graceful_ms} ms (> ${GRACEFUL_MAX_MS} ms): the lease was not revoked?"
+    fail "graceful stop took ${graceful_ms} ms (> ${GRACEFUL_MAX_MS} ms): the key was not deleted?"
 
 echo
 say "SIGKILL registry #2 (no chance to revoke: the key lives until its ${TTL} s lease expires)"
@@ -185,3 +194,49 @@ lib_kill_pid "$DPID"
 echo
 say "summary: graceful stop -> offline after ${graceful_ms} ms; SIGKILL -> offline after ${killed_ms} ms (TTL ${TTL} s)"
 say "demo OK"
+
+# --- Service table (issue 10) -------------------------------------------------------------
+# Three echo_table instances register themselves under /service/echo; one client calls them
+# through etcd_sd::ServiceManager + ChannelPool for 12 s, alternately round robin and by
+# consistent hash on a user id. Instance 1 is stopped with SIGTERM (it unregisters, then
+# drains): no call may fail once the DELETE reached the client. Instance 2 is black-holed
+# (SIGUSR1: registered, connected, silent): at most 5 calls (the ejection threshold) fail,
+# then it is ejected and the calls go to the others.
+ECHO_SVC=/service/echo
+TABLE_CALL_S=12
+echo
+say "service table: building the echo_table example"
+cmake --build build -j2 --target echo_table || fail "building echo_table failed (see above)"
+ECHO_TABLE="$(find_bin echo_table)"
+declare -a EPIDS=() EADDRS=()
+for i in 1 2 3; do
+    spawn "echo-$i" "$WORK/echo-$i.log" epid "$ECHO_TABLE" serve "$ETCD_ENDPOINTS" "$ECHO_SVC/instance-$i" 0
+    EPIDS[$i]=$epid
+done
+for i in 1 2 3; do
+    wait_for_line "$WORK/echo-$i.log" "serving " "$EVENT_TIMEOUT_MS" "${EPIDS[$i]}" ||
+        fail "echo instance $i did not register"
+    EADDRS[$i]="$(grep -m1 'serving ' "$WORK/echo-$i.log" | awk '{print $NF}')"
+done
+say "three echo instances: ${EADDRS[1]} ${EADDRS[2]} ${EADDRS[3]}"
+CLOG="$WORK/echo-client.log"
+spawn echo-client "$CLOG" CPID "$ECHO_TABLE" client "$ETCD_ENDPOINTS" "$ECHO_SVC" "$TABLE_CALL_S" 20
+wait_for_line "$CLOG" "instances: [^ ]+ [^ ]+ [^ ]+$" "$EVENT_TIMEOUT_MS" "$CPID" ||
+    fail "the client did not see the three instances"
+sleep 3
+say "SIGTERM echo instance 1 (${EADDRS[1]}): it unregisters, drains 500 ms, stops"
+kill -TERM "${EPIDS[1]}"
+wait_for_line "$CLOG" "instances: ${EADDRS[2]} ${EADDRS[3]}$" "$EVENT_TIMEOUT_MS" ||
+    fail "the client did not see instance 1 leave"
+sleep 3
+say "SIGUSR1 echo instance 2 (${EADDRS[2]}): black-holed, still registered"
+kill -USR1 "${EPIDS[2]}"
+wait "$CPID" || fail "the echo client failed"
+failed1=$(grep -c "to ${EADDRS[1]} FAILED" "$CLOG" || true)
+failed2=$(grep -c "to ${EADDRS[2]} FAILED" "$CLOG" || true)
+sleep 0.2
+say "failed calls to the stopped instance: $failed1 (expected 0); to the black-holed one: $failed2 (expected at most 5)"
+[ "$failed1" -eq 0 ] || fail "calls failed on the instance stopped with SIGTERM"
+[ "$failed2" -le 5 ] || fail "more than 5 calls failed on the black-holed instance"
+for i in 2 3; do lib_kill_pid "${EPIDS[$i]}"; done
+say "service table demo OK"

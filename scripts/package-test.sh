@@ -16,6 +16,9 @@
 #        g++ -std=c++17 app.cc $(pkg-config --cflags --libs etcd_sd)
 #        gcc app.c -letcd_sd
 #        g++ app.cc -Wl,-Bstatic -letcd_sd -Wl,-Bdynamic <Libs.private of etcd_sd.pc>
+#      and, for libetcd-sd-compat-dev (the etcd-cpp-apiv3 drop-in, tests/compat/package/):
+#        CMake find_package(etcd-cpp-api) / find_package(etcd-cpp-apiv3), pkg-config
+#        etcd-cpp-api, and a Makefile linking -letcd-cpp-api (the installed linker script)
 #   7. runs each of them against a private etcd (register a key, see it come back through a
 #      Discovery); the shared ones must load the installed libetcd_sd.so.<major>, the static
 #      ones must not need it at all
@@ -117,6 +120,7 @@ arch="$(dpkg --print-architecture)"
 multiarch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)"
 runtime_pkg="libetcd-sd$soversion"
 dev_pkg="libetcd-sd-dev"
+compat_pkg="libetcd-sd-compat-dev"  # the etcd-cpp-apiv3 drop-in (docs/compat.md)
 lib_tmpdir TMP
 
 step "build the packages (scripts/package.sh)"
@@ -131,6 +135,12 @@ if [ "${#dev_debs[@]}" -ne 1 ] || [ ! -f "${dev_debs[0]}" ]; then
 fi
 runtime_deb="${runtime_debs[0]}"
 dev_deb="${dev_debs[0]}"
+# --- compat: libetcd-sd-compat-dev
+compat_debs=(dist/"${compat_pkg}_${version}"-*_"$arch".deb)
+if [ "${#compat_debs[@]}" -ne 1 ] || [ ! -f "${compat_debs[0]}" ]; then
+    fail "expected one ${compat_pkg}_${version}-*_$arch.deb in dist/, got: ${compat_debs[*]}"
+fi
+compat_deb="${compat_debs[0]}"
 debver="$(dpkg-deb -f "$runtime_deb" Version)"
 ls -l "$runtime_deb" "$dev_deb"
 
@@ -138,7 +148,7 @@ step "lintian"
 # --fail-on error: exit status 2 only for E: tags. Overrides shipped in the packages
 # (packaging/debian/*lintian-overrides.in) are printed with their justification.
 lintian_rc=0
-lintian --fail-on error --show-overrides "$runtime_deb" "$dev_deb" >"$TMP/lintian.txt" 2>&1 ||
+lintian --fail-on error --show-overrides "$runtime_deb" "$dev_deb" "$compat_deb" >"$TMP/lintian.txt" 2>&1 ||
     lintian_rc=$?
 grep -v '^running with root privileges' "$TMP/lintian.txt" || true
 if [ "$lintian_rc" -ne 0 ] || grep -q '^E:' "$TMP/lintian.txt"; then
@@ -166,6 +176,15 @@ expect_field "$runtime_deb" Section libs
 expect_field "$dev_deb" Package "$dev_pkg"
 expect_field "$dev_deb" Section libdevel
 expect_field "$dev_deb" Depends "$runtime_pkg (= $debver)"
+# --- compat: its own package, needing the -dev one (etcd_sd.h, libetcd_sd.so)
+expect_field "$compat_deb" Package "$compat_pkg"
+expect_field "$compat_deb" Section libdevel
+expect_field "$compat_deb" Version "$debver"
+expect_field "$compat_deb" Depends "$dev_pkg (= $debver)"
+[ "$(field "$compat_deb" Description | wc -l)" -ge 3 ] || fail "$compat_pkg: no long description"
+if dpkg-deb -c "$dev_deb" | grep -q '/usr/include/etcd/'; then
+    fail "$dev_pkg claims /usr/include/etcd/ (it belongs to $compat_pkg only)"
+fi
 runtime_depends="$(field "$runtime_deb" Depends)"
 # What dpkg-shlibdeps computed from libetcd_sd.so's NEEDED: libc6 and libgcc-s1, nothing else.
 for dep in ${runtime_depends//,/ }; do
@@ -184,7 +203,7 @@ log "$dev_pkg Depends: $(field "$dev_deb" Depends)"
 step "install"
 mode="${ETCD_SD_PACKAGE_TEST_INSTALL:-auto}"
 installed_already=0
-for p in "$runtime_pkg" "$dev_pkg"; do
+for p in "$runtime_pkg" "$dev_pkg" "$compat_pkg"; do
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
         installed_already=1
     fi
@@ -204,8 +223,8 @@ case "$mode" in
 dpkg)
     [ "$(id -u)" -eq 0 ] || fail "ETCD_SD_PACKAGE_TEST_INSTALL=dpkg needs root"
     [ "$installed_already" -eq 0 ] || fail "$runtime_pkg/$dev_pkg installed already; purge them first"
-    PT_INSTALLED=("$dev_pkg" "$runtime_pkg")
-    dpkg -i "$runtime_deb" "$dev_deb"
+    PT_INSTALLED=("$compat_pkg" "$dev_pkg" "$runtime_pkg")
+    dpkg -i "$runtime_deb" "$dev_deb" "$compat_deb"
     root=""
     ;;
 extract)
@@ -213,6 +232,7 @@ extract)
     mkdir -p "$root"
     dpkg -x "$runtime_deb" "$root"
     dpkg -x "$dev_deb" "$root"
+    dpkg -x "$compat_deb" "$root"
     log "extracted into $root"
     ;;
 *) fail "ETCD_SD_PACKAGE_TEST_INSTALL must be dpkg, extract or auto (got '$mode')" ;;
@@ -227,7 +247,14 @@ for f in "$so" "$libdir/$soname" "$libdir/libetcd_sd.so" "$libdir/libetcd_sd.a" 
     "$cmakedir/etcd_sdTargets.cmake" "$root/usr/share/doc/etcd-sd/README.md" \
     "$root/usr/share/doc/etcd-sd/LICENSE" \
     "$root/usr/share/doc/$runtime_pkg/copyright" "$root/usr/share/doc/$dev_pkg/copyright" \
-    "$root/usr/share/doc/$runtime_pkg/changelog.Debian.gz"; do
+    "$root/usr/share/doc/$runtime_pkg/changelog.Debian.gz" \
+    "$root/usr/include/etcd/Client.hpp" "$root/usr/include/etcd/SyncClient.hpp" \
+    "$root/usr/include/etcd/KeepAlive.hpp" "$root/usr/include/etcd/Watcher.hpp" \
+    "$root/usr/include/etcd/Response.hpp" "$root/usr/include/etcd/Value.hpp" \
+    "$libdir/libetcd-cpp-api.so" "$libdir/pkgconfig/etcd-cpp-api.pc" \
+    "$libdir/cmake/etcd-cpp-api/etcd-cpp-api-config.cmake" \
+    "$libdir/cmake/etcd-cpp-apiv3/etcd-cpp-apiv3-config.cmake" \
+    "$root/usr/share/doc/$compat_pkg/copyright" "$root/usr/share/doc/$compat_pkg/compat.md"; do
     [ -e "$f" ] || fail "not installed: $f"
 done
 if [ "$mode" = dpkg ]; then
@@ -310,6 +337,28 @@ gcc -std=c99 -Wall -Wextra -Werror tests/package/app.c "${cc_dirs[@]}" -letcd_sd
 g++ -std=c++17 -Wall -Wextra -Werror tests/package/app.cc "${cc_dirs[@]}" \
     -Wl,-Bstatic -letcd_sd -Wl,-Bdynamic $pc_private -o "$TMP/app_gxx_static"
 apps+=("$TMP/app_pkgconfig" "$TMP/app_gcc" "$TMP/app_gxx_static")
+
+# --- compat: etcd-cpp-apiv3 code built the ways its build files do it (tests/compat/package)
+grep -qx 'INPUT(libetcd_sd.so.'"$soversion"')' "$libdir/libetcd-cpp-api.so" ||
+    fail "libetcd-cpp-api.so is not the linker script INPUT(libetcd_sd.so.$soversion): $(cat "$libdir/libetcd-cpp-api.so")"
+cmake -S tests/compat/package -B "$TMP/compat-consumer" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF ${root:+-DCMAKE_PREFIX_PATH="$root/usr"} \
+    >"$TMP/compat-configure.log" 2>&1 ||
+    { cat "$TMP/compat-configure.log"; fail "configuring tests/compat/package failed"; }
+for pkg in etcd-cpp-api etcd-cpp-apiv3; do
+    found_dir="$(sed -n "s/^${pkg}_DIR:PATH=//p" "$TMP/compat-consumer/CMakeCache.txt")"
+    [ "$(realpath "$found_dir")" = "$(realpath "$libdir/cmake/$pkg")" ] ||
+        fail "find_package($pkg) used $found_dir, not the installed $libdir/cmake/$pkg"
+done
+grep 'etcd-cpp-api' "$TMP/compat-configure.log" || true
+cmake --build "$TMP/compat-consumer" -j2
+# shellcheck disable=SC2046 # pkg-config prints several words on purpose
+g++ -std=c++17 tests/compat/package/app.cc $("${pc[@]}" --cflags --libs etcd-cpp-api) \
+    -o "$TMP/app_compat_pkgconfig"
+make -s -f tests/compat/package/Makefile OUT="$TMP/app_compat_make" \
+    CPPFLAGS="${cc_dirs[*]:0:1}" LDFLAGS="${cc_dirs[*]:1:1}"
+apps+=("$TMP/compat-consumer/app_etcd_cpp_api" "$TMP/compat-consumer/app_etcd_cpp_apiv3"
+    "$TMP/app_compat_pkgconfig" "$TMP/app_compat_make")
 
 for app in "${apps[@]}"; do
     name="$(basename "$app")"
@@ -408,22 +457,22 @@ relocated_consumers deb "$TMP/unpacked/usr"
 
 if [ "$mode" = dpkg ]; then
     step "remove the packages"
-    for p in "$runtime_pkg" "$dev_pkg"; do dpkg -L "$p"; done | sort -u >"$TMP/owned"
+    for p in "$runtime_pkg" "$dev_pkg" "$compat_pkg"; do dpkg -L "$p"; done | sort -u >"$TMP/owned"
     # Directories shared with other packages (/usr, /usr/lib/<triplet>, ...) legitimately stay;
     # anything that is not a directory, or a directory of our own, must go.
     : >"$TMP/must-go"
     while IFS= read -r path; do
         if [ -d "$path" ] && [ ! -L "$path" ]; then
             case "$path" in
-            *etcd_sd* | *etcd-sd*) echo "$path" >>"$TMP/must-go" ;;
+            *etcd_sd* | *etcd-sd* | */include/etcd | */include/etcd/* | *etcd-cpp-api*) echo "$path" >>"$TMP/must-go" ;;
             esac
         else
             echo "$path" >>"$TMP/must-go"
         fi
     done <"$TMP/owned"
-    dpkg --purge "$dev_pkg" "$runtime_pkg"
+    dpkg --purge "$compat_pkg" "$dev_pkg" "$runtime_pkg"
     PT_INSTALLED=()
-    for p in "$runtime_pkg" "$dev_pkg"; do
+    for p in "$runtime_pkg" "$dev_pkg" "$compat_pkg"; do
         if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'installed'; then
             fail "$p still installed after dpkg --purge"
         fi

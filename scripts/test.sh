@@ -7,6 +7,9 @@
 #   cmake     configure + build the C/C++ side (Release) in build/
 #   ctest     ctest --test-dir build --output-on-failure
 #   package   scripts/package-test.sh (only when that script exists)
+#   sanitize  scripts/sanitize.sh address,undefined: ctest again with the C/C++ side under
+#             ASan + UBSan in build/sanitize-address-undefined (about 1.5 min; the Rust
+#             library is the one the cmake step built)
 #
 # Usage: scripts/test.sh [STEP...]     (no argument: all steps; e.g. `scripts/test.sh fmt clippy`)
 # Works from any directory. Needs root or passwordless sudo only if a dependency is missing.
@@ -33,6 +36,7 @@ step_cmake() {
 }
 step_ctest() { ctest --test-dir build --output-on-failure; }
 step_package() { bash scripts/package-test.sh; }
+step_sanitize() { bash scripts/sanitize.sh address,undefined; }
 
 # Steps run in a subshell whose status is tested, so `set -e` does not apply inside them:
 # chain multi-command steps with && (or return on failure) explicitly.
@@ -40,6 +44,7 @@ step_package() { bash scripts/package-test.sh; }
 # The ordered step list. To add a check: write step_<name> above and append <name> here.
 STEPS=(deps fmt clippy test cmake ctest)
 [ -f scripts/package-test.sh ] && STEPS+=(package)
+STEPS+=(sanitize)
 
 describe() {
     case "$1" in
@@ -50,6 +55,7 @@ describe() {
     cmake) echo "cmake configure + build (Release, build/)" ;;
     ctest) echo "ctest --test-dir build --output-on-failure" ;;
     package) echo "scripts/package-test.sh" ;;
+    sanitize) echo "scripts/sanitize.sh address,undefined (ctest under ASan + UBSan)" ;;
     *) echo "$1" ;;
     esac
 }

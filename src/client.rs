@@ -286,6 +286,14 @@ fn short(endpoint: &str) -> &str {
 struct Tried<'a> {
     endpoints: &'a [String],
     last: Vec<Option<Error>>,
+    /// Per endpoint, how many times in a row an https connection was dropped (see `definite`).
+    drops: Vec<u32>,
+}
+
+/// What a connection dropped by the server looks like (reset, broken pipe, closed).
+fn is_drop(e: &Error) -> bool {
+    matches!(e, Error::Unavailable(m)
+        if ["broken pipe", "reset", "closed"].iter().any(|p| m.contains(p)))
 }
 
 impl<'a> Tried<'a> {
@@ -293,22 +301,34 @@ impl<'a> Tried<'a> {
         Tried {
             endpoints,
             last: vec![None; endpoints.len()],
+            drops: vec![0; endpoints.len()],
         }
     }
 
     fn record(&mut self, idx: usize, err: &Error) {
-        if let Some(slot) = self.last.get_mut(idx) {
+        let https = self
+            .endpoints
+            .get(idx)
+            .is_some_and(|e| e.starts_with("https://"));
+        if let (Some(slot), Some(drops)) = (self.last.get_mut(idx), self.drops.get_mut(idx)) {
             *slot = Some(err.clone());
+            *drops = if https && is_drop(err) { *drops + 1 } else { 0 };
         }
     }
 
-    fn refused(e: &Option<Error>) -> bool {
-        matches!(e, Some(e) if FailureKind::of(e) == FailureKind::Refused)
+    /// The endpoint's last answer is definite: it refused the connection, or (https) it
+    /// dropped the connection twice in a row. With TLS 1.3 a server that rejects our client
+    /// certificate does so after the handshake, and depending on timing the client reads
+    /// the alert (a TLS error, never retried) or only sees the connection dropped.
+    fn definite(&self, idx: usize) -> bool {
+        let refused =
+            matches!(&self.last[idx], Some(e) if FailureKind::of(e) == FailureKind::Refused);
+        refused || self.drops[idx] >= 2
     }
 
-    /// Every endpoint refused the connection, the last time it was tried: a definite answer.
-    fn all_refused(&self) -> bool {
-        self.last.iter().all(Self::refused)
+    /// Every endpoint gave a definite answer the last time it was tried: fail at once.
+    fn all_definite(&self) -> bool {
+        (0..self.last.len()).all(|i| self.definite(i))
     }
 
     fn untried(&self) -> bool {
@@ -336,7 +356,7 @@ impl<'a> Tried<'a> {
     /// that timed out is still `Timeout`), the message naming every endpoint and what it did.
     fn give_up(&self, what: &str, elapsed: Duration, last: Error) -> Error {
         let details = self.details();
-        if self.all_refused() {
+        if self.all_definite() {
             return Error::Unavailable(format!(
                 "{what}: no etcd endpoint answered (after {}): {details}",
                 human(elapsed)
@@ -360,7 +380,8 @@ impl<'a> Tried<'a> {
 ///
 /// A refused connection is a definite answer, a timeout is not: when every endpoint refused
 /// the connection the last time it was tried (with one endpoint: as soon as it refuses), the
-/// call fails at once with `Unavailable` instead of waiting out `limit`; a refusing endpoint
+/// call fails at once with `Unavailable` instead of waiting out `limit` (an https endpoint
+/// that dropped the connection twice in a row counts as refusing: see `Tried::definite`); a refusing endpoint
 /// is followed by the next untried one without a backoff pause. Timeouts, "no leader" and
 /// dropped connections are retried until `limit`. The error given up with names each
 /// endpoint and what it last did, and the time really spent.
@@ -425,7 +446,7 @@ where
         };
         tried.record(idx, &err);
         let now = tokio::time::Instant::now();
-        if tried.all_refused() {
+        if tried.all_definite() {
             return Err(tried.give_up(what, now - start, err));
         }
         let refused = FailureKind::of(&err) == FailureKind::Refused;

@@ -37,3 +37,7 @@ pub fn process_stats() -> stats::ProcessStats {
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 mod outage;
+
+/// The service table with load balancing (issue 10).
+pub mod table;
+pub use table::{ServiceTable, Table};

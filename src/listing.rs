@@ -10,9 +10,12 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Keys per page of a listing: bounds the size of each reply (and of the memory it needs on
-/// both sides) whatever the size of the prefix.
+/// Keys in the first page of a listing: most prefixes fit in it (one request).
 pub(crate) const PAGE: i64 = 5_000;
+/// Keys per later page: larger, since each request costs etcd a fixed overhead, yet bounded
+/// so that the memory a listing needs on both sides stays a few MB whatever the prefix (and
+/// a page fits `MAX_REPLY` with values of up to 2.6 kB on average).
+pub(crate) const LATER_PAGE: i64 = 25_000;
 /// Reply size the listing and the watch accept (etcd-client's default is 4 MiB), for pages
 /// of large values and for catch-up batches of events.
 pub(crate) const MAX_REPLY: usize = 64 << 20;
@@ -58,10 +61,7 @@ pub(crate) fn pages(
             let end = &end;
             let got = retry(&conn, limit, "listing", |c| async move {
                 let mut kv = c.kv_client().max_decoding_message_size(MAX_REPLY);
-                let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
-                if at != 0 {
-                    opts = opts.with_revision(at);
-                }
+                let opts = page_options(end, at);
                 kv.get(from.clone(), Some(opts))
                     .await
                     .map_err(|e| Error::from_etcd("get", e))
@@ -93,6 +93,20 @@ pub(crate) fn pages(
     rx
 }
 
+/// The first page: linearizable (it fixes the revision). Later pages read at that revision,
+/// which makes them consistent without the leader round trip a linearizable read costs etcd
+/// (serializable), and bigger.
+fn page_options(end: &[u8], at: i64) -> GetOptions {
+    let opts = GetOptions::new().with_range(end.to_vec());
+    if at == 0 {
+        opts.with_limit(PAGE)
+    } else {
+        opts.with_limit(LATER_PAGE)
+            .with_revision(at)
+            .with_serializable()
+    }
+}
+
 /// How long each later page of a streamed listing may take (retrying across members).
 const RELIST_PAGE_LIMIT: Duration = Duration::from_secs(10);
 
@@ -109,14 +123,10 @@ pub(crate) async fn list_range(
     let mut start = from.to_vec();
     let mut revision = at;
     loop {
-        let want = if limit > 0 {
-            (limit - out.len() as i64).min(PAGE)
-        } else {
-            PAGE
-        };
-        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(want);
-        if revision != 0 {
-            opts = opts.with_revision(revision);
+        let mut opts = page_options(&end, revision);
+        if limit > 0 {
+            let page = if revision == 0 { PAGE } else { LATER_PAGE };
+            opts = opts.with_limit((limit - out.len() as i64).min(page));
         }
         let mut resp = kv
             .get(start.clone(), Some(opts))

@@ -171,8 +171,19 @@ impl Registry {
     }
 }
 
+/// How long the shared lease outlives the last registry using it, so that a process that
+/// frees and creates registries again reuses it (a new registry then costs no round trip).
+const LINGER: Duration = Duration::from_secs(30);
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.shutdown();
+        if !self.own_lease && Arc::strong_count(&self.lease) == 1 {
+            let lease = self.lease.clone();
+            runtime::spawn(async move {
+                tokio::time::sleep(LINGER).await;
+                drop(lease);
+            });
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! 8. restart storm (issue 11 §2): a whole etcd cluster restarts under a fleet.
+//! 9. restart storm (issue 11 §2): a whole etcd cluster restarts under a fleet.
 //!
 //! A private 3-member loopback cluster; 20 registrant processes × 50 registries × 10 keys
 //! (10,000 keys, TTL 3 s: each process's registries share one lease) and 10 discovery
@@ -36,17 +36,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
-const SC: &str = "8. restart storm";
+const SC: &str = "9. restart storm";
 const PROCS: usize = 20;
 const REGS: usize = 50;
 const KEYS: usize = 10;
 const DISCS: usize = 10;
 const TTL: i64 = 3;
 const DOWN: Duration = Duration::from_secs(5);
-const PREFIX: &str = "/bench/s8/";
+const PREFIX: &str = "/bench/storm/";
 /// The registrants' keys (PREFIX also holds a marker key during an outage's observation).
-const KEYS_PREFIX: &str = "/bench/s8/p";
-const LOAD_PREFIX: &str = "/bench/s8-load/";
+const KEYS_PREFIX: &str = "/bench/storm/p";
+const LOAD_PREFIX: &str = "/bench/storm-load/";
 const TARGET_S: f64 = 3.0;
 /// Timeout of the polling clients' requests.
 const SHORT: Duration = Duration::from_millis(500);

@@ -1,4 +1,4 @@
-//! The restart storm's child processes (scenario 8), through the C ABI as a C program uses it.
+//! The restart storm's child processes (scenario 9), through the C ABI as a C program uses it.
 //!
 //! - `storm-registrant`: BENCH_REGS registries of BENCH_KEYS keys each (TTL BENCH_TTL, so they
 //!   share the process's one lease), says `READY`, then prints
@@ -25,7 +25,7 @@ use std::time::Duration;
 /// The key and value of key `k` of registry `r` of registrant process `p`.
 pub fn key_value(p: usize, r: usize, k: usize) -> (String, String) {
     (
-        format!("/bench/s8/p{p:02}/r{r:02}/k{k}"),
+        format!("/bench/storm/p{p:02}/r{r:02}/k{k}"),
         format!("10.{p}.{r}.{k}:{}", 5000 + k),
     )
 }

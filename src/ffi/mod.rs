@@ -35,3 +35,7 @@ pub use registry::*;
 pub use result::*;
 pub use stats::*;
 pub use watch::*;
+
+// Service table (issue 10).
+pub mod table;
+pub use table::*;

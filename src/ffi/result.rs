@@ -35,6 +35,9 @@ pub enum etcd_sd_result {
     ETCD_SD_NOT_FOUND = 9,
     /// The key exists: `ETCD_SD_PUT_IF_ABSENT` on a key that is there.
     ETCD_SD_EXISTS = 10,
+    /// Service table: the service has no instance to pick (none registered, not declared, or
+    /// every instance gone).
+    ETCD_SD_NO_INSTANCE = 11,
 }
 
 impl From<&Error> for etcd_sd_result {
@@ -65,6 +68,14 @@ pub(crate) fn fail(e: &Error) -> etcd_sd_result {
     e.into()
 }
 
+/// Records `msg` as this thread's last error, for a code with no [`Error`] variant
+/// (`ETCD_SD_NO_INSTANCE`), and returns the code.
+pub(crate) fn fail_code(code: etcd_sd_result, msg: &str) -> etcd_sd_result {
+    let msg = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = msg);
+    code
+}
+
 /// The message of the last call that failed on this thread, or "" if none has.
 ///
 /// The string belongs to the library and stays valid until the next failing `etcd_sd_*` call
@@ -92,6 +103,7 @@ pub extern "C" fn etcd_sd_result_name(result: c_int) -> *const c_char {
         8 => b"ETCD_SD_TLS\0",
         9 => b"ETCD_SD_NOT_FOUND\0",
         10 => b"ETCD_SD_EXISTS\0",
+        11 => b"ETCD_SD_NO_INSTANCE\0",
         _ => b"unknown\0",
     };
     name.as_ptr().cast()

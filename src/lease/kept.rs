@@ -135,7 +135,9 @@ impl KeptInner {
         let ttl = opts.ttl_seconds;
         let mut shared = lock(&conn.leases.shared);
         if let Some(l) = shared.get(&ttl).and_then(Weak::upgrade) {
-            if !l.retired.load(Ordering::Acquire) {
+            // A lease still waiting for etcd (made for a `wait_for_etcd` registry) is shared
+            // only with registries that also wait; one that must fail fast grants its own.
+            if !l.retired.load(Ordering::Acquire) && (l.id() != 0 || opts.wait_for_etcd) {
                 return Ok(l);
             }
         }
@@ -384,7 +386,7 @@ impl KeptInner {
 impl Drop for KeptInner {
     fn drop(&mut self) {
         let id = self.retire();
-        if self.revoke_on_drop && id != 0 && tokio::runtime::Handle::try_current().is_err() {
+        if self.revoke_on_drop && id != 0 {
             let conn = self.conn.clone();
             let limit = self.request_timeout;
             // Its users deleted their keys already; do not make them wait for this.

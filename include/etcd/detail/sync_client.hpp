@@ -1,0 +1,540 @@
+// etcd/detail/sync_client.hpp -- etcd::SyncClient (included by <etcd/SyncClient.hpp> and the
+// other public headers; see there and docs/compat.md).
+
+#ifndef ETCD_SD_COMPAT_SYNC_CLIENT_HPP
+#define ETCD_SD_COMPAT_SYNC_CLIENT_HPP
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <ratio>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "etcd/Response.hpp"
+#include "etcd/detail/capi.hpp"
+#include "etcd/v3/action_constants.hpp"
+
+namespace etcdv3 {
+class Transaction;  // transactions are not implemented (see docs/compat.md)
+}
+
+namespace etcd {
+using etcdv3::ERROR_ACTION_CANCELLED;
+using etcdv3::ERROR_COMPARE_FAILED;
+using etcdv3::ERROR_KEY_ALREADY_EXISTS;
+using etcdv3::ERROR_KEY_NOT_FOUND;
+
+class KeepAlive;
+class Watcher;
+class Client;
+
+/**
+ * SyncClient: the blocking etcd client. Every call returns when etcd has answered, or with an
+ * error Response within the connect timeout (no endpoint answers: error_code() 14) or the
+ * request timeout (error_code() 4); none blocks longer. Calls may be made from any thread,
+ * concurrently; the object is neither copyable nor movable (as in etcd-cpp-apiv3).
+ *
+ * The constructors do no network I/O. They throw std::invalid_argument for a malformed URL or
+ * a bad ETCD_SD_* environment variable (docs/compat.md lists them).
+ */
+class SyncClient {
+public:
+    /**
+     * @param etcd_url "http://127.0.0.1:2379", "127.0.0.1:2379", or several separated by ',' or
+     * ';' (spaces allowed).
+     * @param load_balancer ignored (etcd-sd uses one member at a time and fails over).
+     */
+    SyncClient(std::string const &etcd_url, std::string const &load_balancer = "round_robin")
+        : SyncClient(make_settings(etcd_url, false)) {
+        (void)load_balancer;
+    }
+
+    static SyncClient *WithUrl(std::string const &etcd_url,
+                               std::string const &load_balancer = "round_robin") {
+        return new SyncClient(etcd_url, load_balancer);
+    }
+
+    /**
+     * With etcd authentication. The token is renewed by etcd-sd as needed: auth_token_ttl is
+     * ignored.
+     */
+    SyncClient(std::string const &etcd_url, std::string const &username,
+               std::string const &password, int const auth_token_ttl = 300,
+               std::string const &load_balancer = "round_robin")
+        : SyncClient(make_user_settings(etcd_url, username, password)) {
+        (void)auth_token_ttl;
+        (void)load_balancer;
+    }
+
+    static SyncClient *WithUser(std::string const &etcd_url, std::string const &username,
+                                std::string const &password, int const auth_token_ttl = 300,
+                                std::string const &load_balancer = "round_robin") {
+        return new SyncClient(etcd_url, username, password, auth_token_ttl, load_balancer);
+    }
+
+    /**
+     * With TLS: every endpoint is spoken to over https:// (an "http://" or bare endpoint is
+     * taken as https://). ca: PEM file of the CA (empty: the system's roots); cert/privkey:
+     * client certificate and key for mutual TLS (both or neither); target_name_override: the
+     * name etcd's certificate is checked against (empty: the host of each endpoint).
+     */
+    SyncClient(std::string const &etcd_url, std::string const &ca, std::string const &cert,
+               std::string const &privkey, std::string const &target_name_override,
+               std::string const &load_balancer = "round_robin")
+        : SyncClient(make_tls_settings(etcd_url, ca, cert, privkey, target_name_override)) {
+        (void)load_balancer;
+    }
+
+    static SyncClient *WithSSL(std::string const &etcd_url, std::string const &ca,
+                               std::string const &cert = "", std::string const &privkey = "",
+                               std::string const &target_name_override = "",
+                               std::string const &load_balancer = "round_robin") {
+        return new SyncClient(etcd_url, ca, cert, privkey, target_name_override, load_balancer);
+    }
+
+    SyncClient(SyncClient const &) = delete;
+    SyncClient &operator=(SyncClient const &) = delete;
+
+    ~SyncClient() = default;
+
+    /**
+     * The current revision (index()); cluster_id/member_id/raft_term are 0.
+     */
+    Response head() {
+        auto start = now();
+        auto h = handle();
+        etcd_sd_kvs *raw = nullptr;
+        etcd_sd_result r = etcd_sd_client_get(h->get(), "\x01", &raw);
+        detail::kvs_ptr kvs(raw);
+        if (r != ETCD_SD_OK) {
+            return detail::access::error(r, etcdv3::GET_ACTION, start);
+        }
+        return detail::access::ok(etcdv3::GET_ACTION, etcd_sd_kvs_revision(kvs.get()), start);
+    }
+
+    /**
+     * One key: value(). A missing key: error_code() 100 (etcdv3::ERROR_KEY_NOT_FOUND).
+     */
+    Response get(std::string const &key) {
+        auto start = now();
+        auto h = handle();
+        etcd_sd_kvs *raw = nullptr;
+        etcd_sd_result r = etcd_sd_client_get(h->get(), key.c_str(), &raw);
+        detail::kvs_ptr kvs(raw);
+        if (r != ETCD_SD_OK) {
+            return detail::access::error(r, etcdv3::GET_ACTION, start);
+        }
+        Response resp = detail::access::ok(etcdv3::GET_ACTION, etcd_sd_kvs_revision(kvs.get()), start);
+        auto values = detail::access::values_of(kvs.get());
+        if (values.empty()) {
+            detail::access::set_error(resp, etcdv3::ERROR_KEY_NOT_FOUND, "etcd-sd: key not found");
+        } else {
+            detail::access::set_value(resp, values.front());
+        }
+        return resp;
+    }
+
+    Response get(std::string const &key, int64_t revision) = delete;  // not implemented
+
+    /**
+     * Puts key -> value (creates or replaces), under `leaseId` if not 0. action() "set";
+     * prev_value() is the value replaced, if any.
+     */
+    Response set(std::string const &key, std::string const &value, const int64_t leaseId = 0) {
+        return put_mode(key, value, leaseId, ETCD_SD_PUT_ALWAYS, etcdv3::SET_ACTION);
+    }
+
+    /**
+     * Creates key -> value; if the key exists: error_code() 105 (ERROR_KEY_ALREADY_EXISTS),
+     * nothing changed, value() is the existing entry. action() "create".
+     */
+    Response add(std::string const &key, std::string const &value, const int64_t leaseId = 0) {
+        return put_mode(key, value, leaseId, ETCD_SD_PUT_IF_ABSENT, etcdv3::CREATE_ACTION);
+    }
+
+    /**
+     * Puts key -> value. action() "set" (etcdv3::PUT_ACTION).
+     */
+    Response put(std::string const &key, std::string const &value) {
+        return put_mode(key, value, 0, ETCD_SD_PUT_ALWAYS, etcdv3::PUT_ACTION);
+    }
+
+    /**
+     * Puts key -> value under the lease `leaseId`. If a KeepAlive of this process replaced
+     * that lease after losing it, the key goes under the current lease instead (and is put
+     * back under each later one).
+     */
+    Response put(std::string const &key, std::string const &value, const int64_t leaseId) {
+        return put_mode(key, value, leaseId, ETCD_SD_PUT_ALWAYS, etcdv3::PUT_ACTION);
+    }
+
+    /**
+     * Replaces the value of an existing key; a missing key: error_code() 100, nothing
+     * created. action() "update".
+     */
+    Response modify(std::string const &key, std::string const &value, const int64_t leaseId = 0) {
+        return put_mode(key, value, leaseId, ETCD_SD_PUT_IF_PRESENT, etcdv3::UPDATE_ACTION);
+    }
+
+    Response modify_if(std::string const &key, std::string const &value,
+                       std::string const &old_value, const int64_t leaseId = 0) = delete;
+    Response modify_if(std::string const &key, std::string const &value, int64_t old_index,
+                       const int64_t leaseId = 0) = delete;
+
+    /**
+     * Deletes one key; value() and prev_value() are the deleted entry. A missing key:
+     * error_code() 100. action() "delete".
+     */
+    Response rm(std::string const &key) { return remove(key, false, etcdv3::ERROR_KEY_NOT_FOUND); }
+
+    Response rm_if(std::string const &key, std::string const &old_value) = delete;
+    Response rm_if(std::string const &key, int64_t old_index) = delete;
+
+    /**
+     * recursive: deletes every key starting with `key` (values(): the deleted entries);
+     * otherwise the key itself only. Nothing deleted: error_code() 100.
+     */
+    Response rmdir(std::string const &key, bool recursive = false) {
+        return remove(key, recursive, etcdv3::ERROR_KEY_NOT_FOUND);
+    }
+
+    /**
+     * Deletes [key, range_end). Only the prefix form is supported: range_end must be
+     * etcdv3::detail::string_plus_one(key); any other range: error_code() 12 (UNIMPLEMENTED).
+     */
+    Response rmdir(std::string const &key, const char *range_end) {
+        return rmdir(key, std::string(range_end != nullptr ? range_end : ""));
+    }
+
+    Response rmdir(std::string const &key, std::string const &range_end) {
+        if (range_end != etcdv3::detail::string_plus_one(key)) {
+            return detail::access::error(etcdv3::ERROR_GRPC_UNIMPLEMENTED,
+                                         "etcd-sd: rmdir(key, range_end) supports only the "
+                                         "prefix range (range_end = string_plus_one(key))",
+                                         etcdv3::DELETE_ACTION);
+        }
+        return remove(key, true, etcdv3::ERROR_KEY_NOT_FOUND);
+    }
+
+    /**
+     * Every key starting with `key`, in key order: values(), keys(), value() = the first.
+     * Nothing there: is_ok(), empty. Listing a prefix also lets a Watcher created right
+     * after on the same prefix (with no start revision) begin exactly after this listing, so
+     * no change between the two is lost (see etcd/Watcher.hpp).
+     */
+    Response ls(std::string const &key) { return list(key, 0, false); }
+
+    /**
+     * At most `limit` entries (0: all).
+     */
+    Response ls(std::string const &key, size_t const limit) { return list(key, limit, false); }
+
+    Response ls(std::string const &key, size_t const limit, int64_t revision) = delete;
+
+    /**
+     * Keys in [key, range_end), read as a listing of their longest common prefix, then
+     * filtered.
+     */
+    Response ls(std::string const &key, std::string const &range_end) {
+        return list_range(key, range_end, 0, false);
+    }
+
+    Response ls(std::string const &key, std::string const &range_end, size_t const limit) {
+        return list_range(key, range_end, limit, false);
+    }
+
+    Response ls(std::string const &key, std::string const &range_end, size_t const limit,
+                int64_t revision) = delete;
+
+    /**
+     * Like ls(), with keys() only (values() empty).
+     */
+    Response keys(std::string const &key) { return list(key, 0, true); }
+    Response keys(std::string const &key, size_t const limit) { return list(key, limit, true); }
+    Response keys(std::string const &key, size_t const limit, int64_t revision) = delete;
+    Response keys(std::string const &key, std::string const &range_end) {
+        return list_range(key, range_end, 0, true);
+    }
+    Response keys(std::string const &key, std::string const &range_end, size_t const limit) {
+        return list_range(key, range_end, limit, true);
+    }
+    Response keys(std::string const &key, std::string const &range_end, size_t const limit,
+                  int64_t revision) = delete;
+
+    // One-shot watches (block until the next change): not implemented; use etcd::Watcher.
+    Response watch(std::string const &key, bool recursive = false) = delete;
+    Response watch(std::string const &key, int64_t fromIndex, bool recursive = false) = delete;
+    Response watch(std::string const &key, const char *range_end) = delete;
+    Response watch(std::string const &key, std::string const &range_end) = delete;
+    Response watch(std::string const &key, std::string const &range_end, int64_t fromIndex) = delete;
+
+    /**
+     * Grants a lease of `ttl` seconds: value().lease() is its id, value().ttl() its TTL.
+     * It is not kept alive (see leasekeepalive()).
+     */
+    Response leasegrant(int ttl) {
+        auto start = now();
+        auto h = handle();
+        int64_t id = 0;
+        etcd_sd_result r = etcd_sd_client_lease_grant(h->get(), ttl, &id);
+        if (r != ETCD_SD_OK) {
+            return detail::access::error(r, etcdv3::LEASEGRANT, start);
+        }
+        Response resp = detail::access::ok(etcdv3::LEASEGRANT, 0, start);
+        detail::access::set_value(resp, detail::access::lease_value(id, ttl));
+        return resp;
+    }
+
+    /**
+     * Grants a lease of `ttl` seconds and keeps it alive: see etcd/KeepAlive.hpp. Throws
+     * std::runtime_error (never returns a KeepAlive of lease 0) when etcd does not answer
+     * within the connect timeout or refuses the grant.
+     */
+    std::shared_ptr<KeepAlive> leasekeepalive(int ttl);
+
+    /**
+     * Revokes a lease (its keys are deleted). An unknown or expired lease: error_code() 5
+     * (gRPC NOT_FOUND).
+     */
+    Response leaserevoke(int64_t lease_id) {
+        auto start = now();
+        auto h = handle();
+        etcd_sd_result r = etcd_sd_client_lease_revoke(h->get(), lease_id);
+        if (r != ETCD_SD_OK) {
+            return detail::access::error(r, etcdv3::LEASEREVOKE, start,
+                                         etcdv3::ERROR_GRPC_NOT_FOUND);
+        }
+        return detail::access::ok(etcdv3::LEASEREVOKE, 0, start);
+    }
+
+    /**
+     * value().lease(): the id; value().ttl(): seconds left (-1 once expired or unknown).
+     */
+    Response leasetimetolive(int64_t lease_id) {
+        auto start = now();
+        auto h = handle();
+        int64_t left = -1, granted = 0;
+        etcd_sd_result r = etcd_sd_client_lease_ttl(h->get(), lease_id, &left, &granted);
+        if (r != ETCD_SD_OK) {
+            return detail::access::error(r, etcdv3::LEASETIMETOLIVE, start,
+                                         etcdv3::ERROR_GRPC_NOT_FOUND);
+        }
+        Response resp = detail::access::ok(etcdv3::LEASETIMETOLIVE, 0, start);
+        detail::access::set_value(resp, detail::access::lease_value(lease_id, left));
+        return resp;
+    }
+
+    Response leases() = delete;
+
+    // Locks, transactions and elections: not implemented (docs/compat.md).
+    Response lock(std::string const &key) = delete;
+    Response lock(std::string const &key, int lease_ttl) = delete;
+    Response lock_with_lease(std::string const &key, int64_t lease_id) = delete;
+    Response unlock(std::string const &lock_key) = delete;
+    Response txn(etcdv3::Transaction const &txn) = delete;
+    Response campaign(std::string const &name, int64_t lease_id, std::string const &value) = delete;
+    Response proclaim(std::string const &name, int64_t lease_id, std::string const &key,
+                      int64_t revision, std::string const &value) = delete;
+    Response leader(std::string const &name) = delete;
+    Response resign(std::string const &name, int64_t lease_id, std::string const &key,
+                    int64_t revision) = delete;
+
+    /**
+     * Always "": etcd-sd manages the auth token itself.
+     */
+    const std::string &current_auth_token() const {
+        static const std::string empty;
+        return empty;
+    }
+
+    /**
+     * Sets the bound on each request of this client (default: 3000 ms, or
+     * ETCD_SD_REQUEST_TIMEOUT_MS); zero restores the default. KeepAlives and Watchers already
+     * made keep the bound they were made with.
+     */
+    template <typename Period = std::micro>
+    void set_grpc_timeout(
+        std::chrono::duration<std::chrono::microseconds::rep, Period> const &timeout) {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout);
+        detail::settings s = handle()->config();
+        s.request_timeout_ms = us.count() <= 0 ? 0 : static_cast<uint64_t>((us.count() + 999) / 1000);
+        auto fresh = std::make_shared<detail::client_handle>(std::move(s));
+        std::lock_guard<std::mutex> lock(mutex_);
+        handle_ = std::move(fresh);
+        grpc_timeout_ = us.count() <= 0 ? std::chrono::microseconds::zero() : us;
+    }
+
+    /**
+     * What set_grpc_timeout() last set (zero: the default).
+     */
+    std::chrono::microseconds get_grpc_timeout() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return grpc_timeout_;
+    }
+
+    // (etcd-sd) The C client this object uses; shared with the KeepAlives and Watchers made
+    // from it.
+    detail::handle_ptr handle() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return handle_;
+    }
+
+private:
+    explicit SyncClient(detail::settings s)
+        : handle_(std::make_shared<detail::client_handle>(std::move(s))) {}
+
+    static std::chrono::high_resolution_clock::time_point now() {
+        return std::chrono::high_resolution_clock::now();
+    }
+
+    static detail::settings make_settings(std::string const &url, bool tls) {
+        detail::settings s;
+        s.endpoints = detail::normalize_endpoints(url, tls);
+        if (s.endpoints.empty()) {
+            throw std::invalid_argument("etcd-sd: no etcd endpoint in \"" + url + "\"");
+        }
+        return s;
+    }
+
+    static detail::settings make_user_settings(std::string const &url, std::string const &user,
+                                               std::string const &password) {
+        detail::settings s = make_settings(url, false);
+        s.user = user;
+        s.password = password;
+        return s;
+    }
+
+    static detail::settings make_tls_settings(std::string const &url, std::string const &ca,
+                                              std::string const &cert, std::string const &privkey,
+                                              std::string const &server_name) {
+        detail::settings s = make_settings(url, true);
+        s.ca = ca;
+        s.cert = cert;
+        s.privkey = privkey;
+        s.server_name = server_name;
+        return s;
+    }
+
+    Response put_mode(std::string const &key, std::string const &value, int64_t lease,
+                      etcd_sd_put_mode mode, char const *action) {
+        auto start = now();
+        auto h = handle();
+        etcd_sd_kvs *raw = nullptr;
+        etcd_sd_result r =
+            etcd_sd_client_put(h->get(), key.c_str(), value.data(), value.size(), lease, mode, &raw);
+        detail::kvs_ptr prev(raw);
+        auto prev_values = detail::access::values_of(prev.get());
+        if (r == ETCD_SD_OK) {
+            Response resp = detail::access::ok(action, etcd_sd_kvs_revision(prev.get()), start);
+            Value const *p = prev_values.empty() ? nullptr : &prev_values.front();
+            detail::access::set_value(
+                resp, detail::access::made_value(key, value, lease, resp.index(), p));
+            if (p != nullptr) {
+                detail::access::set_prev_value(resp, *p);
+            }
+            return resp;
+        }
+        // NOT_FOUND: modify() of a missing key (100), or a lease that does not exist (5).
+        Response resp = detail::access::error(r, action, start,
+                                              mode == ETCD_SD_PUT_IF_PRESENT
+                                                  ? etcdv3::ERROR_KEY_NOT_FOUND
+                                                  : etcdv3::ERROR_GRPC_NOT_FOUND);
+        if (r == ETCD_SD_EXISTS && prev_values.empty()) {  // add(): value() is what is there
+            etcd_sd_kvs *cur = nullptr;
+            if (etcd_sd_client_get(h->get(), key.c_str(), &cur) == ETCD_SD_OK) {
+                detail::kvs_ptr owned(cur);
+                prev_values = detail::access::values_of(owned.get());
+            }
+        }
+        if (!prev_values.empty()) {
+            detail::access::set_value(resp, prev_values.front());
+            detail::access::set_prev_value(resp, prev_values.front());
+        }
+        return resp;
+    }
+
+    Response remove(std::string const &key, bool prefix, int not_found) {
+        auto start = now();
+        auto h = handle();
+        etcd_sd_kvs *raw = nullptr;
+        etcd_sd_result r = etcd_sd_client_delete(h->get(), key.c_str(), prefix, &raw);
+        detail::kvs_ptr deleted(raw);
+        if (r != ETCD_SD_OK) {
+            return detail::access::error(r, etcdv3::DELETE_ACTION, start, not_found);
+        }
+        Response resp =
+            detail::access::ok(etcdv3::DELETE_ACTION, etcd_sd_kvs_revision(deleted.get()), start);
+        auto values = detail::access::values_of(deleted.get());
+        if (values.empty()) {
+            detail::access::set_error(resp, not_found, "etcd-sd: key not found");
+            return resp;
+        }
+        detail::access::set_prev_value(resp, values.front());
+        detail::access::set_values(resp, std::move(values));
+        return resp;
+    }
+
+    Response list(std::string const &prefix, size_t limit, bool keys_only) {
+        auto start = now();
+        auto h = handle();
+        etcd_sd_kvs *raw = nullptr;
+        etcd_sd_result r =
+            etcd_sd_client_range(h->get(), prefix.c_str(), static_cast<int64_t>(limit), &raw);
+        detail::kvs_ptr kvs(raw);
+        if (r != ETCD_SD_OK) {
+            return detail::access::error(r, etcdv3::GET_ACTION, start);
+        }
+        Response resp = detail::access::ok(etcdv3::GET_ACTION, etcd_sd_kvs_revision(kvs.get()), start);
+        detail::access::set_values(resp, detail::access::values_of(kvs.get()), keys_only);
+        return resp;
+    }
+
+    Response list_range(std::string const &key, std::string const &range_end, size_t limit,
+                        bool keys_only) {
+        if (range_end == etcdv3::detail::string_plus_one(key)) {
+            return list(key, limit, keys_only);
+        }
+        size_t common = 0;
+        while (common < key.size() && common < range_end.size() && key[common] == range_end[common]) {
+            common++;
+        }
+        std::string prefix = key.substr(0, common);
+        if (prefix.empty()) {
+            return detail::access::error(etcdv3::ERROR_GRPC_UNIMPLEMENTED,
+                                         "etcd-sd: a range whose ends share no prefix is not "
+                                         "supported",
+                                         etcdv3::GET_ACTION);
+        }
+        Response all = list(prefix, 0, false);
+        if (!all.is_ok()) {
+            return all;
+        }
+        std::vector<Value> in;
+        for (auto const &v : all.values()) {
+            if (v.key() >= key && (range_end.empty() || range_end == etcdv3::NUL || v.key() < range_end)) {
+                in.push_back(v);
+                if (limit > 0 && in.size() == limit) {
+                    break;
+                }
+            }
+        }
+        detail::access::set_values(all, std::move(in), keys_only);
+        return all;
+    }
+
+    mutable std::mutex mutex_;
+    detail::handle_ptr handle_;
+    std::chrono::microseconds grpc_timeout_ = std::chrono::microseconds::zero();
+
+    friend class KeepAlive;
+    friend class Watcher;
+    friend class Client;
+};
+
+}  // namespace etcd
+
+#endif  // ETCD_SD_COMPAT_SYNC_CLIENT_HPP

@@ -1,0 +1,374 @@
+// etcd_sd_table.hpp -- header-only C++17 service table and channel pool over etcd_sd.h.
+//
+// What every chat system's channel.hpp writes by hand, done once: a live table of the
+// services under a prefix (kept by the library from an etcd watch), a load-balanced pick per
+// call, outlier ejection from reported call results, and a pool of one channel per address.
+//
+//   etcd_sd::ServiceManager::ptr mgr =
+//       std::make_shared<etcd_sd::ServiceManager>("http://127.0.0.1:2379", "/service");
+//   mgr->declared("/service/user_service");            // keep only the services you use
+//   std::string addr = mgr->choose("/service/user_service");          // round robin
+//   std::string same = mgr->choose("/service/user_service", user_id);  // consistent hash
+//   if (addr.empty()) { /* no instance */ }
+//   mgr->report("/service/user_service", addr, call_ok);  // 5 failures in a row: ejected
+//
+//   etcd_sd::ChannelPool<brpc::Channel> pool(mgr, [](const std::string &addr) {
+//       auto ch = std::make_shared<brpc::Channel>();
+//       if (ch->Init(addr.c_str(), nullptr) != 0) return std::shared_ptr<brpc::Channel>();
+//       return ch;
+//   });
+//   std::shared_ptr<brpc::Channel> ch = pool.choose("/service/user_service");
+//
+// Keys and values: a key /service/user_service/instance-1 is an instance of service
+// /service/user_service (the key up to its last '/'). Its value is "host:port" (optionally
+// followed by " WEIGHT" or " weight=N") or the JSON Go's etcd naming/endpoints writes,
+// {"Op":0,"Addr":"host:port","Metadata":...} (weight: Metadata.weight). See etcd_sd.h,
+// etcd_sd_table.
+//
+// Threads: every member function of ServiceManager and ChannelPool may be called from any
+// thread at once. choose() reads an immutable snapshot without taking a lock the watch
+// holds; ChannelPool::choose() takes the pool's own mutex only to find the channel.
+// Errors: constructors throw etcd_sd::Error (see etcd_sd.hpp); choose() returns "" / nullptr
+// when the service has no instance; the rest never throws except on a moved-from object.
+
+#ifndef ETCD_SD_TABLE_HPP
+#define ETCD_SD_TABLE_HPP
+
+#include "etcd_sd.hpp"
+
+#include <cstddef>
+#include <map>
+#include <set>
+#include <vector>
+
+namespace etcd_sd {
+
+// How choose() without a hash key picks (etcd_sd_policy).
+enum class Policy : uint32_t {
+    RoundRobin = ETCD_SD_POLICY_ROUND_ROBIN,
+    Random = ETCD_SD_POLICY_RANDOM,
+    WeightedRoundRobin = ETCD_SD_POLICY_WEIGHTED_ROUND_ROBIN,
+    ConsistentHash = ETCD_SD_POLICY_CONSISTENT_HASH,
+};
+
+// One instance, as ServiceManager::instances() returns it (a copy).
+struct Instance {
+    std::string key;
+    std::string address;
+    std::string metadata;  // JSON text of Metadata, "" when none
+    uint32_t weight = 1;
+    uint32_t consecutive_failures = 0;
+    bool ejected = false;
+};
+
+namespace detail {
+struct TableDeleter {
+    void operator()(etcd_sd_table *t) const noexcept { etcd_sd_table_free(t); }
+};
+struct InstancesDeleter {
+    void operator()(etcd_sd_instances *i) const noexcept { etcd_sd_instances_free(i); }
+};
+}  // namespace detail
+
+// The live service table. Move-only; share it through `ptr`.
+class ServiceManager {
+public:
+    using ptr = std::shared_ptr<ServiceManager>;
+    // Told the name of a service whose instance set changed, on a library callback thread
+    // ("etcd-sd-cb"), after the change is visible to choose()/instances(), never two at
+    // once for one ServiceManager. An exception it throws is reported on stderr and dropped.
+    using ChangedCallback = std::function<void(const std::string &service)>;
+
+    // Lists `prefix` and follows it (blocks at most the connect timeout; throws Error).
+    ServiceManager(const std::string &endpoints, const std::string &prefix,
+                   Policy policy = Policy::RoundRobin)
+        : ServiceManager(Options().endpoints(endpoints), prefix, policy) {}
+
+    ServiceManager(const Options &opts, const std::string &prefix,
+                   Policy policy = Policy::RoundRobin)
+        : listeners_(new Listeners) {
+        etcd_sd_table *raw = nullptr;
+        detail::check(etcd_sd_table_new(opts.capi(), prefix.c_str(),
+                                        static_cast<uint32_t>(policy), &raw));
+        table_.reset(raw);
+        detail::check(etcd_sd_table_set_changed_fn(table_.get(), &ServiceManager::on_changed,
+                                                   listeners_.get()));
+    }
+
+    ServiceManager(ServiceManager &&) noexcept = default;
+    ServiceManager &operator=(ServiceManager &&other) noexcept {
+        if (this != &other) {
+            table_.reset();  // no callback runs after this
+            listeners_ = std::move(other.listeners_);
+            table_ = std::move(other.table_);
+        }
+        return *this;
+    }
+    ServiceManager(const ServiceManager &) = delete;
+    ServiceManager &operator=(const ServiceManager &) = delete;
+
+    // Frees the table first (after which no callback runs), then the listeners.
+    ~ServiceManager() { table_.reset(); }
+
+    // Keep only declared services (once any is declared). Instances of a service declared
+    // after construction are available at once.
+    void declared(const std::string &name) {
+        detail::check(etcd_sd_table_declare(table_.get(), name.c_str()));
+    }
+
+    // The address of an instance of `name` by the table's policy; "" when there is none.
+    std::string choose(const std::string &name) const { return pick(name, nullptr, 0); }
+
+    // By consistent hashing on `hash_key`: the same key reaches the same instance while it
+    // lives; when one of N instances leaves, only about 1/N of the keys move.
+    std::string choose(const std::string &name, const std::string &hash_key) const {
+        return pick(name, hash_key.data(), hash_key.size());
+    }
+
+    // A snapshot of `name`'s instances, in key order (empty when unknown).
+    std::vector<Instance> instances(const std::string &name) const {
+        etcd_sd_instances *raw = nullptr;
+        std::vector<Instance> out;
+        if (etcd_sd_table_instances(table_.get(), name.c_str(), &raw) != ETCD_SD_OK) {
+            return out;
+        }
+        std::unique_ptr<etcd_sd_instances, detail::InstancesDeleter> snap(raw);
+        size_t n = etcd_sd_instances_len(raw);
+        out.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
+            etcd_sd_instance v;
+            if (!etcd_sd_instances_at(raw, i, &v)) break;
+            Instance inst;
+            inst.key.assign(v.key, v.key_len);
+            inst.address.assign(v.address, v.address_len);
+            if (v.metadata != nullptr) inst.metadata.assign(v.metadata, v.metadata_len);
+            inst.weight = v.weight;
+            inst.consecutive_failures = v.consecutive_failures;
+            inst.ejected = v.ejected;
+            out.push_back(std::move(inst));
+        }
+        return out;
+    }
+
+    // Reports one call's result for `address` of `name`. After 5 failures in a row (default)
+    // the instance is skipped for 30 s, doubling on repeats up to 300 s; never more than
+    // half of a service's instances at once. An address that has left is ignored.
+    void report(const std::string &name, const std::string &address, bool ok) const {
+        etcd_sd_table_report(table_.get(), name.c_str(), address.c_str(), ok);
+    }
+
+    // Changes the ejection settings (see etcd_sd_table_set_ejection). Throws Error.
+    void set_ejection(uint32_t consecutive_failures, std::chrono::milliseconds base,
+                      std::chrono::milliseconds max, uint32_t max_ejected_percent = 50) {
+        detail::check(etcd_sd_table_set_ejection(
+            table_.get(), consecutive_failures, static_cast<uint64_t>(base.count()),
+            static_cast<uint64_t>(max.count()), max_ejected_percent));
+    }
+
+    // Adds a listener told of every changed service; returns its id for unsubscribe().
+    // Listeners must not call subscribe()/unsubscribe() themselves.
+    size_t subscribe(ChangedCallback cb) {
+        std::lock_guard<std::mutex> lock(listeners_->mu);
+        size_t id = ++listeners_->next_id;
+        listeners_->fns.emplace(id, std::move(cb));
+        return id;
+    }
+
+    // Removes a listener; when it returns the listener is not running and will not run.
+    void unsubscribe(size_t id) {
+        if (!listeners_) return;
+        std::lock_guard<std::mutex> lock(listeners_->mu);
+        listeners_->fns.erase(id);
+    }
+
+    // The C handle, still owned by this object.
+    etcd_sd_table *capi() const noexcept { return table_.get(); }
+
+private:
+    struct Listeners {
+        std::mutex mu;  // held while listeners run: unsubscribe() waits for a running one
+        size_t next_id = 0;
+        std::map<size_t, ChangedCallback> fns;
+    };
+
+    std::string pick(const std::string &name, const void *key, size_t key_len) const {
+        char buf[128];
+        size_t len = 0;
+        etcd_sd_result rc =
+            etcd_sd_table_pick(table_.get(), name.c_str(), key, key_len, buf, sizeof buf, &len);
+        if (rc == ETCD_SD_OK) return std::string(buf, len);
+        if (rc == ETCD_SD_INVALID_ARGUMENT && len >= sizeof buf) {
+            // A long address: it changed or left in between only if this one fails too.
+            std::string big(len + 1, '\0');
+            size_t len2 = 0;
+            if (etcd_sd_table_pick(table_.get(), name.c_str(), key, key_len, &big[0],
+                                   big.size(), &len2) == ETCD_SD_OK) {
+                big.resize(len2);
+                return big;
+            }
+        }
+        return std::string();
+    }
+
+    static void on_changed(void *user_data, const char *service, size_t len) noexcept {
+        Listeners *l = static_cast<Listeners *>(user_data);
+        try {
+            std::string name(service, len);
+            std::lock_guard<std::mutex> lock(l->mu);
+            for (auto &entry : l->fns) {
+                try {
+                    entry.second(name);
+                } catch (const std::exception &e) {
+                    detail::report_exception("ServiceManager changed", e.what());
+                } catch (...) {
+                    detail::report_exception("ServiceManager changed", "unknown exception");
+                }
+            }
+        } catch (...) {
+            detail::report_exception("ServiceManager changed", "unknown exception");
+        }
+    }
+
+    // Declared before table_ so that it is destroyed after it.
+    std::unique_ptr<Listeners> listeners_;
+    std::unique_ptr<etcd_sd_table, detail::TableDeleter> table_;
+};
+
+// One channel per instance address, created once by `factory` (on the first choose() that
+// picks the address) and dropped when the address leaves its service or the instance moves
+// to another address. A repeated PUT of the same value changes nothing, so it never leaks a
+// channel. Channels still held by callers stay alive (shared_ptr) until they let go.
+//
+// A factory that returns nullptr or throws means "no channel now": choose() then returns
+// nullptr (and tries the factory again next time).
+template <class Channel>
+class ChannelPool {
+public:
+    using ChannelPtr = std::shared_ptr<Channel>;
+    using Factory = std::function<ChannelPtr(const std::string &address)>;
+
+    struct Picked {
+        std::string address;  // "" when there was no instance
+        ChannelPtr channel;   // nullptr when no instance, or the factory gave none
+    };
+
+    ChannelPool(ServiceManager::ptr manager, Factory factory)
+        : manager_(std::move(manager)), state_(std::make_shared<State>()) {
+        state_->factory = std::move(factory);
+        std::weak_ptr<State> weak = state_;
+        ServiceManager *mgr = manager_.get();
+        subscription_ = manager_->subscribe([weak, mgr](const std::string &service) {
+            if (auto s = weak.lock()) s->reconcile(*mgr, service);
+        });
+    }
+
+    ChannelPool(const ChannelPool &) = delete;
+    ChannelPool &operator=(const ChannelPool &) = delete;
+
+    // Unsubscribes (waiting for a running notification), then drops the pool's channels.
+    ~ChannelPool() { manager_->unsubscribe(subscription_); }
+
+    // The channel of an instance of `name` (round robin or the manager's policy).
+    ChannelPtr choose(const std::string &name) { return pick(name).channel; }
+    // The channel of the instance owning `hash_key` (consistent hashing).
+    ChannelPtr choose(const std::string &name, const std::string &hash_key) {
+        return pick(name, &hash_key).channel;
+    }
+
+    // The channel and its address, for report().
+    Picked pick(const std::string &name, const std::string *hash_key = nullptr) {
+        uint64_t gen = state_->generation.load(std::memory_order_acquire);
+        Picked p;
+        p.address = hash_key ? manager_->choose(name, *hash_key) : manager_->choose(name);
+        if (p.address.empty()) return p;
+        {
+            std::lock_guard<std::mutex> lock(state_->mu);
+            auto svc = state_->channels.find(name);
+            if (svc != state_->channels.end()) {
+                auto it = svc->second.find(p.address);
+                if (it != svc->second.end()) {
+                    p.channel = it->second;
+                    return p;
+                }
+            }
+        }
+        try {
+            p.channel = state_->factory(p.address);
+        } catch (const std::exception &e) {
+            detail::report_exception("ChannelPool factory", e.what());
+        } catch (...) {
+            detail::report_exception("ChannelPool factory", "unknown exception");
+        }
+        if (!p.channel) return p;
+        std::lock_guard<std::mutex> lock(state_->mu);
+        // Cache it only if no change was applied since the pick: otherwise the address may
+        // already have left, and caching would leak a channel to a host that is gone.
+        if (state_->generation.load(std::memory_order_acquire) == gen) {
+            auto &per = state_->channels[name];
+            auto ins = per.emplace(p.address, p.channel);
+            p.channel = ins.first->second;  // another thread may have created it first
+            state_->created += ins.second ? 1 : 0;
+        }
+        return p;
+    }
+
+    // Reports a call's result for ejection (see ServiceManager::report).
+    void report(const std::string &name, const std::string &address, bool ok) {
+        manager_->report(name, address, ok);
+    }
+
+    // Channels the pool holds now, over all services.
+    size_t size() const {
+        std::lock_guard<std::mutex> lock(state_->mu);
+        size_t n = 0;
+        for (const auto &svc : state_->channels) n += svc.second.size();
+        return n;
+    }
+
+    // Channels the factory made and the pool kept, since construction.
+    size_t created() const {
+        std::lock_guard<std::mutex> lock(state_->mu);
+        return state_->created;
+    }
+
+    const ServiceManager::ptr &manager() const noexcept { return manager_; }
+
+private:
+    struct State {
+        Factory factory;
+        mutable std::mutex mu;
+        std::map<std::string, std::map<std::string, ChannelPtr>> channels;  // service -> addr
+        std::atomic<uint64_t> generation{0};
+        size_t created = 0;
+
+        // Drops the channels of `service` whose address is no longer an instance.
+        void reconcile(const ServiceManager &mgr, const std::string &service) {
+            std::set<std::string> live;
+            for (const Instance &i : mgr.instances(service)) live.insert(i.address);
+            std::vector<ChannelPtr> dropped;  // destroyed outside the lock
+            {
+                std::lock_guard<std::mutex> lock(mu);
+                generation.fetch_add(1, std::memory_order_acq_rel);
+                auto svc = channels.find(service);
+                if (svc == channels.end()) return;
+                for (auto it = svc->second.begin(); it != svc->second.end();) {
+                    if (live.count(it->first) == 0) {
+                        dropped.push_back(std::move(it->second));
+                        it = svc->second.erase(it);
+                    } else {
+                        ++it;
+                    }
+                }
+                if (svc->second.empty()) channels.erase(svc);
+            }
+        }
+    };
+
+    ServiceManager::ptr manager_;
+    std::shared_ptr<State> state_;
+    size_t subscription_ = 0;
+};
+
+}  // namespace etcd_sd
+
+#endif  // ETCD_SD_TABLE_HPP

@@ -1,0 +1,158 @@
+//! What an instance's value says: its address, its weight and any metadata.
+//!
+//! Accepted values (surrounding whitespace is ignored):
+//!
+//! - Plain text, as the chat systems write it: `host:port`, optionally followed by whitespace
+//!   and a weight, either bare (`10.0.0.5:9000 3`, brpc's "server tag" convention) or named
+//!   (`10.0.0.5:9000 weight=3`). The address is the first whitespace-separated token, taken
+//!   as is (so `unix:/run/x.sock` or `http://h:80` work too); anything else after it makes the
+//!   value invalid.
+//! - JSON, as Go's etcd `naming/endpoints` manager writes it: an object with a string `Addr`
+//!   (`{"Addr":"10.0.0.5:9000","Metadata":{...}}`), also the older grpc-naming form with
+//!   `"Op":0` (`{"Op":0,"Addr":...,"Metadata":...}`). `Op` other than 0 (a delete record)
+//!   means "not an instance". The weight is `Metadata.weight` (or `Metadata.Weight`), a
+//!   number or a numeric string, when `Metadata` is an object. `Metadata` is kept as its JSON
+//!   text.
+//!
+//! Weights are integers from 1 to [`MAX_WEIGHT`]; an absent weight is 1. A weight out of
+//! range or not an integer makes the value invalid (the key is then not an instance, and a
+//! warning is logged), rather than silently turning a mistake into a weight of 1.
+
+/// The largest weight accepted.
+pub const MAX_WEIGHT: u32 = 10_000;
+
+/// A parsed instance value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: String,
+    pub weight: u32,
+    /// The JSON text of `Metadata` (JSON values only; `null` is dropped).
+    pub metadata: Option<String>,
+}
+
+/// Parses an instance value; the error says why it is not one.
+pub fn parse(value: &[u8]) -> Result<Endpoint, String> {
+    let text = std::str::from_utf8(value).map_err(|_| "value is not UTF-8".to_string())?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("value is empty".into());
+    }
+    if text.starts_with('{') {
+        parse_json(text)
+    } else {
+        parse_plain(text)
+    }
+}
+
+fn parse_plain(text: &str) -> Result<Endpoint, String> {
+    let mut parts = text.split_whitespace();
+    let addr = parts.next().unwrap_or_default().to_string();
+    let weight = match parts.next() {
+        None => 1,
+        Some(w) => weight_from_str(w.strip_prefix("weight=").unwrap_or(w))?,
+    };
+    if let Some(extra) = parts.next() {
+        return Err(format!("unexpected {extra:?} after the address and weight"));
+    }
+    Ok(Endpoint {
+        addr,
+        weight,
+        metadata: None,
+    })
+}
+
+fn parse_json(text: &str) -> Result<Endpoint, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let obj = v.as_object().ok_or("JSON value is not an object")?;
+    if let Some(op) = obj.get("Op") {
+        if op.as_i64() != Some(0) {
+            return Err(format!("Op is {op}, not 0 (add)"));
+        }
+    }
+    let addr = obj
+        .get("Addr")
+        .and_then(|a| a.as_str())
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .ok_or("JSON object has no non-empty string \"Addr\"")?;
+    let meta = obj.get("Metadata").filter(|m| !m.is_null());
+    let weight = match meta
+        .and_then(|m| m.as_object())
+        .and_then(|m| m.get("weight").or_else(|| m.get("Weight")))
+    {
+        None => 1,
+        Some(serde_json::Value::String(s)) => weight_from_str(s)?,
+        Some(serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(w) => check_weight(w)?,
+            None => return Err(format!("weight {n} is not a positive integer")),
+        },
+        Some(other) => return Err(format!("weight {other} is not a number")),
+    };
+    Ok(Endpoint {
+        addr: addr.to_string(),
+        weight,
+        metadata: meta.map(|m| m.to_string()),
+    })
+}
+
+fn weight_from_str(s: &str) -> Result<u32, String> {
+    let w: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("weight {s:?} is not a positive integer"))?;
+    check_weight(w)
+}
+
+fn check_weight(w: u64) -> Result<u32, String> {
+    if (1..=MAX_WEIGHT as u64).contains(&w) {
+        Ok(w as u32)
+    } else {
+        Err(format!("weight {w} is outside 1..={MAX_WEIGHT}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(v: &str) -> Endpoint {
+        parse(v.as_bytes()).unwrap_or_else(|e| panic!("{v:?}: {e}"))
+    }
+
+    #[test]
+    fn plain_address_and_weights() {
+        assert_eq!(ok("10.0.0.5:9000").addr, "10.0.0.5:9000");
+        assert_eq!(ok(" 10.0.0.5:9000\n").weight, 1);
+        assert_eq!(ok("10.0.0.5:9000 3").weight, 3);
+        assert_eq!(ok("10.0.0.5:9000 weight=7").weight, 7);
+        assert_eq!(ok("[::1]:80").addr, "[::1]:80");
+        assert!(parse(b"").is_err());
+        assert!(parse(b"  ").is_err());
+        assert!(parse(b"h:1 0").is_err());
+        assert!(parse(b"h:1 x").is_err());
+        assert!(parse(b"h:1 2 3").is_err());
+        assert!(parse(b"h:1 10001").is_err());
+        assert!(parse(b"\xff").is_err());
+    }
+
+    #[test]
+    fn go_naming_json() {
+        let e = ok(r#"{"Op":0,"Addr":"10.0.0.5:9000","Metadata":null}"#);
+        assert_eq!(
+            (e.addr.as_str(), e.weight, e.metadata),
+            ("10.0.0.5:9000", 1, None)
+        );
+        let e = ok(r#"{"Addr":"h:1","Metadata":{"weight":4,"zone":"a"}}"#);
+        assert_eq!(e.weight, 4);
+        assert_eq!(e.metadata.as_deref(), Some(r#"{"weight":4,"zone":"a"}"#));
+        assert_eq!(ok(r#"{"Addr":"h:1","Metadata":{"Weight":"5"}}"#).weight, 5);
+        assert_eq!(ok(r#"{"Addr":"h:1","Metadata":"x"}"#).weight, 1);
+        assert!(parse(br#"{"Op":1,"Addr":"h:1"}"#).is_err());
+        assert!(parse(br#"{"Addr":""}"#).is_err());
+        assert!(parse(br#"{"addr":"h:1"}"#).is_err());
+        assert!(parse(br#"{"Addr":"h:1""#).is_err());
+        assert!(parse(br#"{"Addr":"h:1","Metadata":{"weight":-1}}"#).is_err());
+        assert!(parse(br#"{"Addr":"h:1","Metadata":{"weight":1.5}}"#).is_err());
+    }
+}

@@ -1,0 +1,748 @@
+//! The service table: a discovery's keys grouped by service, with a pick per call.
+//!
+//! A key `/service/user/instance-1` belongs to service `/service/user` (the key up to its last
+//! `/`); its value is the instance's address (formats in [`address`]). The table keeps, per
+//! service, an immutable [`Instances`] snapshot in key order, in a directory of all services
+//! that is replaced as a whole (RCU: one `ArcSwap`, so a pick is one atomic load, a hash
+//! lookup and a counter increment) each time the watch changes a service. Readers — [`Table::pick_with`],
+//! [`Table::instances`], [`Table::report`] — take no lock a writer holds and allocate nothing;
+//! the writer (the discovery's callback, in revision order) builds the next snapshot and swaps
+//! it in. A pick that starts after the swap of a DELETE can no longer return that instance.
+//!
+//! [`Table`] is the core without etcd (fed with [`Table::apply`]); [`ServiceTable`] is a
+//! `Table` fed by a [`Discovery`] on a prefix.
+//!
+//! Choices where the issue is silent:
+//! - A PUT with the same address, weight and metadata changes nothing (no snapshot, no
+//!   notification). A PUT that changes only the weight or metadata keeps the instance's
+//!   ejection record; one that changes the address makes a new instance.
+//! - A value that is not a valid instance (see [`address`]) removes the key's instance, with a
+//!   warning in the log.
+//! - With no service declared, every service under the prefix is kept. Once one is declared,
+//!   only declared services are kept (undeclared keys are still tracked, so declaring a
+//!   service later makes its instances available at once). A service name is matched
+//!   exactly, ignoring one trailing `/`.
+//! - A service whose last instance left stays known while declared (with no instance); an
+//!   undeclared one is forgotten. Either way its changed-notification fires.
+
+pub mod address;
+pub mod eject;
+pub mod pick;
+
+pub use address::Endpoint;
+pub use eject::Ejection;
+pub use pick::Policy;
+
+use crate::discovery::Discovery;
+use crate::dispatch::{Mailbox, Sink};
+use crate::error::Result;
+use crate::event::{Event, EventKind};
+use crate::options::Options;
+use arc_swap::ArcSwap;
+use eject::{Health, Outcome};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+/// How a table picks and ejects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub policy: Policy,
+    pub ejection: Ejection,
+}
+
+/// The service a key belongs to: the key up to its last `/` (without it).
+pub fn service_of(key: &str) -> &str {
+    key.rfind('/').map_or("", |i| &key[..i])
+}
+
+fn normalize(service: &str) -> &str {
+    service.strip_suffix('/').unwrap_or(service)
+}
+
+/// One instance of a service. Strings are stored NUL-terminated for the C layer.
+#[derive(Debug)]
+pub struct Instance {
+    key: Box<str>,
+    addr: Box<str>,
+    weight: u32,
+    metadata: Option<Box<str>>,
+    health: Arc<Health>,
+}
+
+fn with_nul(s: &str) -> Box<str> {
+    let mut v = String::with_capacity(s.len() + 1);
+    v.push_str(s);
+    v.push('\0');
+    v.into_boxed_str()
+}
+
+fn without_nul(s: &str) -> &str {
+    &s[..s.len() - 1]
+}
+
+impl Instance {
+    /// The etcd key.
+    pub fn key(&self) -> &str {
+        without_nul(&self.key)
+    }
+    /// The address from the value.
+    pub fn address(&self) -> &str {
+        without_nul(&self.addr)
+    }
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+    /// The JSON text of `Metadata`, for JSON values that have one.
+    pub fn metadata(&self) -> Option<&str> {
+        self.metadata.as_deref().map(without_nul)
+    }
+    /// Consecutive failures reported since the last success or ejection.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.health.failures()
+    }
+    pub(crate) fn key_c(&self) -> &str {
+        &self.key
+    }
+    pub(crate) fn address_c(&self) -> &str {
+        &self.addr
+    }
+    pub(crate) fn metadata_c(&self) -> Option<&str> {
+        self.metadata.as_deref()
+    }
+    fn same_endpoint(&self, e: &Endpoint) -> bool {
+        self.address() == e.addr
+            && self.weight == e.weight
+            && self.metadata() == e.metadata.as_deref()
+    }
+}
+
+/// One immutable version of a service's instance list.
+#[derive(Default)]
+struct ServiceSet {
+    /// In key order.
+    instances: Box<[Arc<Instance>]>,
+    /// Instance indices sorted by address, for `report`.
+    by_address: Box<[u32]>,
+    /// One cycle of the smooth weighted sequence (built by the writer for that policy).
+    sequence: OnceLock<Box<[u32]>>,
+    /// The hash ring (built by the writer once the service has seen a keyed pick).
+    ring: OnceLock<Box<[(u64, u32)]>>,
+}
+
+impl ServiceSet {
+    fn new(instances: Vec<Arc<Instance>>) -> Self {
+        let mut by_address: Vec<u32> = (0..instances.len() as u32).collect();
+        by_address.sort_by(|a, b| {
+            instances[*a as usize]
+                .address()
+                .cmp(instances[*b as usize].address())
+        });
+        ServiceSet {
+            instances: instances.into_boxed_slice(),
+            by_address: by_address.into_boxed_slice(),
+            sequence: OnceLock::new(),
+            ring: OnceLock::new(),
+        }
+    }
+
+    fn sequence(&self) -> &[u32] {
+        self.sequence.get_or_init(|| {
+            let w: Vec<u32> = self.instances.iter().map(|i| i.weight).collect();
+            pick::build_sequence(&w)
+        })
+    }
+
+    fn ring(&self) -> &[(u64, u32)] {
+        self.ring
+            .get_or_init(|| pick::build_ring(self.instances.iter().map(|i| i.address())))
+    }
+
+    /// Indices of the instances with this address.
+    fn with_address<'a>(&'a self, addr: &'a str) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
+        let start = self
+            .by_address
+            .partition_point(|i| self.instances[*i as usize].address() < addr);
+        self.by_address[start..]
+            .iter()
+            .map(|i| &self.instances[*i as usize])
+            .take_while(move |inst| inst.address() == addr)
+    }
+
+    fn ejected_count(&self, now: u64) -> usize {
+        self.instances
+            .iter()
+            .filter(|i| i.health.is_ejected(now))
+            .count()
+    }
+}
+
+/// A service's mutable state: lives as long as the service is known, across snapshots.
+struct Service {
+    /// Round-robin / weighted position (64 bits: never wraps in practice).
+    counter: AtomicU64,
+    /// An ejection may be in force: picks consult health only then.
+    ejecting: AtomicBool,
+    /// Held while deciding an ejection, so the cap is exact.
+    eject_lock: Mutex<()>,
+    /// A keyed pick was seen: the writer builds rings for this service's next snapshots.
+    wants_ring: AtomicBool,
+}
+
+/// One service in the directory: its current snapshot and its state.
+#[derive(Clone)]
+struct Entry {
+    set: Arc<ServiceSet>,
+    svc: Arc<Service>,
+}
+
+/// Every kept service, replaced as a whole on each change (one atomic load per pick).
+type Directory = HashMap<Arc<str>, Entry, BuildHasherDefault<FxHasher>>;
+
+/// The Fx hash (rustc's): service names are short and come from our own etcd, so a fast
+/// non-keyed hash beats SipHash on the pick path.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A snapshot of one service's instances, in key order. Holding it pins that version only.
+pub struct Instances {
+    set: Arc<ServiceSet>,
+    now: u64,
+}
+
+impl Instances {
+    pub fn len(&self) -> usize {
+        self.set.instances.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.set.instances.is_empty()
+    }
+    pub fn get(&self, i: usize) -> Option<&Instance> {
+        self.set.instances.get(i).map(|a| &**a)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Instance> {
+        self.set.instances.iter().map(|a| &**a)
+    }
+    /// Whether instance `i` was ejected when the snapshot was taken.
+    pub fn is_ejected(&self, i: usize) -> bool {
+        self.set
+            .instances
+            .get(i)
+            .is_some_and(|inst| inst.health.is_ejected(self.now))
+    }
+}
+
+/// What the writer knows: every instance under the prefix, declared or not.
+struct Writer {
+    services: HashMap<String, BTreeMap<String, Arc<Instance>>>,
+    declared: Option<BTreeSet<String>>,
+    /// True during a [`ServiceTable`]'s initial listing: keys are recorded, snapshots are
+    /// built once at the end.
+    initializing: bool,
+}
+
+/// The service table core: fed with events, read by any number of threads.
+pub struct Table {
+    policy: Policy,
+    ejection: ArcSwap<Ejection>,
+    directory: ArcSwap<Directory>,
+    writer: Mutex<Writer>,
+    changed: Mutex<Option<Arc<Mailbox<Arc<str>>>>>,
+    epoch: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Table {
+    pub fn new(config: Config) -> Self {
+        Table {
+            policy: config.policy,
+            ejection: ArcSwap::from_pointee(config.ejection),
+            directory: ArcSwap::from_pointee(Directory::default()),
+            writer: Mutex::new(Writer {
+                services: HashMap::new(),
+                declared: None,
+                initializing: false,
+            }),
+            changed: Mutex::new(None),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    pub fn ejection(&self) -> Ejection {
+        **self.ejection.load()
+    }
+
+    /// Replaces the ejection settings (ejections in force keep their end time).
+    pub fn set_ejection(&self, ejection: Ejection) {
+        self.ejection.store(Arc::new(ejection));
+    }
+
+    /// Nanoseconds on the table's clock (never 0).
+    #[doc(hidden)]
+    pub fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64 + 1
+    }
+
+    /// Applies one discovery event.
+    pub fn apply(&self, event: &Event) {
+        let Ok(key) = std::str::from_utf8(&event.key) else {
+            log::warn!(target: "etcd_sd", "service table: key {:?} is not UTF-8; ignored",
+                String::from_utf8_lossy(&event.key));
+            return;
+        };
+        let mut w = lock(&self.writer);
+        let service = service_of(key);
+        let endpoint = match event.kind {
+            EventKind::Delete => None,
+            EventKind::Put => match address::parse(&event.value) {
+                Ok(e) => Some(e),
+                Err(why) => {
+                    log::warn!(target: "etcd_sd",
+                        "service table: {key}: not an instance ({why}); value {:?}",
+                        String::from_utf8_lossy(&event.value));
+                    None
+                }
+            },
+        };
+        let instances = w.services.entry(service.to_string()).or_default();
+        let changed = match endpoint {
+            None => instances.remove(key).is_some(),
+            Some(e) => match instances.get(key) {
+                Some(old) if old.same_endpoint(&e) => false,
+                old => {
+                    let health = match old {
+                        Some(o) if o.address() == e.addr => o.health.clone(),
+                        _ => Arc::default(),
+                    };
+                    let inst = Instance {
+                        key: with_nul(key),
+                        addr: with_nul(&e.addr),
+                        weight: e.weight,
+                        metadata: e.metadata.as_deref().map(with_nul),
+                        health,
+                    };
+                    instances.insert(key.to_string(), Arc::new(inst));
+                    true
+                }
+            },
+        };
+        if instances.is_empty() {
+            w.services.remove(service);
+        }
+        if changed && !w.initializing && kept(&w, service) {
+            self.publish(&w, service);
+        }
+    }
+
+    /// Builds and swaps in `service`'s snapshot, then notifies. Writer lock held.
+    fn publish(&self, w: &Writer, service: &str) {
+        let list: Vec<Arc<Instance>> = w
+            .services
+            .get(service)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let dir = self.directory.load();
+        let mut next: Directory = (**dir).clone();
+        match next.get_mut(service) {
+            Some(e) if !list.is_empty() || is_declared(w, service) => {
+                e.set = Arc::new(self.build_set(&e.svc, list));
+            }
+            Some(_) => {
+                // An undeclared service lost its last instance: forget it.
+                next.remove(service);
+            }
+            None => {
+                if list.is_empty() && !is_declared(w, service) {
+                    return;
+                }
+                let svc = Arc::new(Service {
+                    counter: AtomicU64::new(0),
+                    ejecting: AtomicBool::new(false),
+                    eject_lock: Mutex::new(()),
+                    wants_ring: AtomicBool::new(false),
+                });
+                let set = Arc::new(self.build_set(&svc, list));
+                next.insert(service.into(), Entry { set, svc });
+            }
+        }
+        self.directory.store(Arc::new(next));
+        self.notify(service);
+    }
+
+    fn build_set(&self, svc: &Service, list: Vec<Arc<Instance>>) -> ServiceSet {
+        let set = ServiceSet::new(list);
+        if self.policy == Policy::WeightedRoundRobin {
+            set.sequence();
+        }
+        if self.policy == Policy::ConsistentHash || svc.wants_ring.load(Ordering::Relaxed) {
+            set.ring();
+        }
+        if set
+            .instances
+            .iter()
+            .any(|i| i.health.is_ejected(self.now()))
+        {
+            svc.ejecting.store(true, Ordering::SeqCst);
+        }
+        set
+    }
+
+    fn notify(&self, service: &str) {
+        if let Some(m) = lock(&self.changed).as_ref() {
+            m.post([Arc::from(service)]);
+        }
+    }
+
+    /// Keeps only declared services (once any is declared) and makes `service` known now,
+    /// with whatever instances it already has.
+    pub fn declare(&self, service: &str) {
+        let service = normalize(service);
+        let mut w = lock(&self.writer);
+        let first = w.declared.is_none();
+        if !w
+            .declared
+            .get_or_insert_with(BTreeSet::new)
+            .insert(service.to_string())
+        {
+            return;
+        }
+        if w.initializing {
+            return;
+        }
+        if first {
+            let dir = self.directory.load();
+            let mut next: Directory = (**dir).clone();
+            let dropped: Vec<Arc<str>> =
+                next.keys().filter(|s| &***s != service).cloned().collect();
+            for s in &dropped {
+                next.remove(s);
+            }
+            self.directory.store(Arc::new(next));
+            for s in &dropped {
+                self.notify(s);
+            }
+        }
+        if !self.directory.load().contains_key(service) || first {
+            self.publish(&w, service);
+        }
+    }
+
+    /// The declared services, if any was declared.
+    pub fn declared(&self) -> Option<Vec<String>> {
+        lock(&self.writer)
+            .declared
+            .as_ref()
+            .map(|d| d.iter().cloned().collect())
+    }
+
+    /// Services with at least one instance, plus declared ones, sorted.
+    pub fn services(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .directory
+            .load()
+            .iter()
+            .filter(|(_, e)| !e.set.instances.is_empty())
+            .map(|(k, _)| k.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Picks an instance of `service` and passes it to `f`: by consistent hashing on `key`
+    /// when given, else by the table's policy. `None` when the service has no instance. Takes
+    /// no lock and allocates nothing (except the very first keyed pick of a snapshot, which
+    /// builds its ring when the writer has not).
+    #[inline]
+    pub fn pick_with<R>(
+        &self,
+        service: &str,
+        key: Option<&[u8]>,
+        f: impl FnOnce(&Instance) -> R,
+    ) -> Option<R> {
+        self.pick_inner(service, key, None, f)
+    }
+
+    /// `pick` at a given time on the table's clock. For tests.
+    #[doc(hidden)]
+    pub fn pick_at(&self, service: &str, key: Option<&[u8]>, now: u64) -> Option<String> {
+        self.pick_inner(service, key, Some(now), |i| i.address().to_string())
+    }
+
+    #[inline]
+    fn pick_inner<R>(
+        &self,
+        service: &str,
+        key: Option<&[u8]>,
+        now: Option<u64>,
+        f: impl FnOnce(&Instance) -> R,
+    ) -> Option<R> {
+        let dir = self.directory.load();
+        let name = normalize(service);
+        let Entry { set, svc } = dir.get(name)?;
+        let n = set.instances.len();
+        if n == 0 {
+            return None;
+        }
+        let i = if now.is_some() || svc.ejecting.load(Ordering::Acquire) {
+            self.pick_ejecting(name, svc, set, key, now.unwrap_or_else(|| self.now()))
+        } else {
+            self.choose(svc, set, key, None)
+        };
+        Some(f(&set.instances[i]))
+    }
+
+    /// The address of a picked instance (allocates the string).
+    pub fn pick(&self, service: &str, key: Option<&[u8]>) -> Option<String> {
+        self.pick_with(service, key, |i| i.address().to_string())
+    }
+
+    #[inline]
+    fn choose(
+        &self,
+        svc: &Service,
+        set: &ServiceSet,
+        key: Option<&[u8]>,
+        skip: Option<&dyn Fn(usize) -> bool>,
+    ) -> usize {
+        let n = set.instances.len();
+        match (key, self.policy) {
+            (Some(k), _) => {
+                if !svc.wants_ring.load(Ordering::Relaxed) {
+                    svc.wants_ring.store(true, Ordering::Relaxed);
+                }
+                pick::consistent(set.ring(), k, skip)
+            }
+            (None, Policy::RoundRobin | Policy::ConsistentHash) => {
+                pick::round_robin(&svc.counter, n, skip)
+            }
+            (None, Policy::Random) => pick::random(n, skip),
+            (None, Policy::WeightedRoundRobin) => {
+                pick::weighted(&svc.counter, set.sequence(), skip)
+            }
+        }
+    }
+
+    #[cold]
+    fn pick_ejecting(
+        &self,
+        name: &str,
+        svc: &Service,
+        set: &ServiceSet,
+        key: Option<&[u8]>,
+        now: u64,
+    ) -> usize {
+        let ejected = set.ejected_count(now);
+        if ejected == 0 {
+            // Every ejection ended: back to the fast path, unless one started meanwhile.
+            svc.ejecting.store(false, Ordering::SeqCst);
+            let newest = self.directory.load();
+            if newest
+                .get(name)
+                .is_some_and(|e| e.set.ejected_count(now) != 0)
+            {
+                svc.ejecting.store(true, Ordering::SeqCst);
+            }
+            return self.choose(svc, set, key, None);
+        }
+        if !self
+            .ejection
+            .load()
+            .within_cap(ejected, set.instances.len())
+        {
+            return self.choose(svc, set, key, None);
+        }
+        let skip = |i: usize| set.instances[i].health.is_ejected(now);
+        self.choose(svc, set, key, Some(&skip))
+    }
+
+    /// A snapshot of `service`'s instances (empty when unknown).
+    pub fn instances(&self, service: &str) -> Instances {
+        let set = self
+            .directory
+            .load()
+            .get(normalize(service))
+            .map(|e| e.set.clone())
+            .unwrap_or_default();
+        Instances {
+            set,
+            now: self.now(),
+        }
+    }
+
+    /// Reports the result of a call to `address` of `service`; false when no instance has
+    /// that address (it may have just left: not an error for a caller).
+    pub fn report(&self, service: &str, address: &str, ok: bool) -> bool {
+        self.report_at(service, address, ok, self.now()).is_some()
+    }
+
+    /// `report` at a given time on the table's clock; what the last matching instance's
+    /// record did. For tests.
+    #[doc(hidden)]
+    pub fn report_at(&self, service: &str, address: &str, ok: bool, now: u64) -> Option<Outcome> {
+        let dir = self.directory.load();
+        let name = normalize(service);
+        let Entry { set, svc } = dir.get(name)?;
+        let mut outcome = None;
+        for inst in set.with_address(address) {
+            outcome = Some(Outcome::Counted);
+            if ok {
+                inst.health.succeeded();
+                continue;
+            }
+            let cfg = self.ejection.load();
+            if !inst.health.failed(&cfg, now) {
+                continue;
+            }
+            let _g = lock(&svc.eject_lock);
+            if inst.health.is_ejected(now) {
+                continue;
+            }
+            // Count against the newest snapshot: it is what picks will see.
+            let newest = self.directory.load();
+            let current = newest.get(name).map_or(&**set, |e| &*e.set);
+            if !cfg.within_cap(current.ejected_count(now) + 1, current.instances.len()) {
+                log::info!(target: "etcd_sd",
+                    "service table: {address} ({}) not ejected: at most {} % of {service} may be",
+                    inst.key(), cfg.max_ejected_percent);
+                outcome = Some(Outcome::Capped);
+                continue;
+            }
+            let d = inst.health.eject(&cfg, now);
+            svc.ejecting.store(true, Ordering::SeqCst);
+            log::warn!(target: "etcd_sd",
+                "service table: ejected {address} ({}) of {service} for {d:?} after {} consecutive failures",
+                inst.key(), cfg.consecutive_failures);
+            outcome = Some(Outcome::Ejected(d));
+        }
+        outcome
+    }
+
+    /// Sets (or with `None` removes) the callback told, with the service name, each time a
+    /// service's instance set changed. It runs on the callback pool, after the new snapshot
+    /// is in place, never two at once for one table. When this returns, the previous callback
+    /// is not running and will not run (unless called from inside it).
+    pub fn set_changed(&self, sink: Option<Sink<Arc<str>>>) {
+        let next = sink.map(Mailbox::new);
+        let old = std::mem::replace(&mut *lock(&self.changed), next);
+        if let Some(old) = old {
+            old.close();
+        }
+    }
+
+    /// Ends the initial listing: builds every kept service's snapshot at once.
+    fn finish_initial(&self) {
+        let mut w = lock(&self.writer);
+        w.initializing = false;
+        let mut names: BTreeSet<String> = w.services.keys().cloned().collect();
+        if let Some(d) = &w.declared {
+            names.extend(d.iter().cloned());
+        }
+        for s in names.iter().filter(|s| kept(&w, s)) {
+            self.publish(&w, s);
+        }
+    }
+}
+
+fn kept(w: &Writer, service: &str) -> bool {
+    w.declared.as_ref().map_or(true, |d| d.contains(service))
+}
+
+fn is_declared(w: &Writer, service: &str) -> bool {
+    w.declared.as_ref().is_some_and(|d| d.contains(service))
+}
+
+/// A [`Table`] kept up to date by a [`Discovery`] of a prefix.
+pub struct ServiceTable {
+    // Field order is drop order: the discovery (the only writer) stops first.
+    discovery: Option<Discovery>,
+    table: Arc<Table>,
+}
+
+impl ServiceTable {
+    /// Lists `prefix` (blocking, like [`Discovery::new`]), builds the table, then follows the
+    /// watch. `declared` services, if any, are declared before the listing is applied.
+    pub fn new(opts: &Options, prefix: &str, config: Config, declared: &[&str]) -> Result<Self> {
+        let table = Arc::new(Table::new(config));
+        for d in declared {
+            table.declare(d);
+        }
+        lock(&table.writer).initializing = true;
+        let t = table.clone();
+        let discovery = Discovery::new(opts, prefix, move |e: &Event| t.apply(e))?;
+        table.finish_initial();
+        Ok(ServiceTable {
+            discovery: Some(discovery),
+            table,
+        })
+    }
+
+    /// The table (shared: it outlives this object while the `Arc` lives, frozen).
+    pub fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
+}
+
+impl std::ops::Deref for ServiceTable {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        &self.table
+    }
+}
+
+impl Drop for ServiceTable {
+    /// Stops the watch, then the changed-callback: on return neither runs (unless called from
+    /// inside one of them).
+    fn drop(&mut self) {
+        drop(self.discovery.take());
+        self.table.set_changed(None);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,442 @@
+/* The service table from C (etcd_sd_table_*), against the etcd started by with_etcd.py.
+ * Every case works under its own prefix, /t_<case>/, with its own registry and table. */
+#include "test_util.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+static const char *endpoints;
+
+static etcd_sd_options *opts(void) {
+    etcd_sd_options *o = NULL;
+    CHECK_OK(etcd_sd_options_new(&o));
+    CHECK_OK(etcd_sd_options_set_endpoints(o, endpoints));
+    return o;
+}
+
+static etcd_sd_table *new_table(const char *prefix, uint32_t policy) {
+    etcd_sd_options *o = opts();
+    etcd_sd_table *t = NULL;
+    CHECK_OK(etcd_sd_table_new(o, prefix, policy, &t));
+    etcd_sd_options_free(o);
+    return t;
+}
+
+static etcd_sd_registry *new_registry(void) {
+    etcd_sd_registry *r = NULL;
+    CHECK_OK(etcd_sd_registry_new(endpoints, 10, &r));
+    return r;
+}
+
+static size_t count(const etcd_sd_table *t, const char *service) {
+    etcd_sd_instances *s = NULL;
+    size_t n;
+    CHECK_OK(etcd_sd_table_instances(t, service, &s));
+    n = etcd_sd_instances_len(s);
+    etcd_sd_instances_free(s);
+    return n;
+}
+
+/* Waits until `service` has `n` instances. */
+static void wait_count(const etcd_sd_table *t, const char *service, size_t n) {
+    long long t0 = now_ms();
+    while (count(t, service) != n) {
+        CHECK_MSG(now_ms() - t0 < bound(5000), "%s: %zu instances, want %zu", service,
+                  count(t, service), n);
+        sleep_ms(5);
+    }
+}
+
+static void reg(etcd_sd_registry *r, const char *key, const char *value) {
+    CHECK_OK(etcd_sd_registry_register(r, key, value));
+}
+
+/* Picks into a string; "" for no instance. */
+static const char *pick(const etcd_sd_table *t, const char *service, const char *hash) {
+    static char buf[128]; /* main thread only */
+    size_t len = 0;
+    etcd_sd_result rc = etcd_sd_table_pick(t, service, hash, hash ? strlen(hash) : 0, buf,
+                                           sizeof buf, &len);
+    if (rc == ETCD_SD_NO_INSTANCE) return "";
+    CHECK_MSG(rc == ETCD_SD_OK, "pick: %s", etcd_sd_result_name((int)rc));
+    CHECK(strlen(buf) == len);
+    return buf;
+}
+
+static void test_invalid_arguments(void) {
+    etcd_sd_options *o = opts();
+    etcd_sd_table *t = NULL;
+    char buf[8];
+    size_t len = 0;
+    CHECK(strcmp(etcd_sd_result_name(ETCD_SD_NO_INSTANCE), "ETCD_SD_NO_INSTANCE") == 0);
+    CHECK(strcmp(etcd_sd_result_name(ETCD_SD_NOT_FOUND), "ETCD_SD_NOT_FOUND") == 0);
+    CHECK(strcmp(etcd_sd_result_name(ETCD_SD_EXISTS), "ETCD_SD_EXISTS") == 0);
+    CHECK_INVALID(etcd_sd_table_new(NULL, "/t/", 0, &t), "options");
+    CHECK_INVALID(etcd_sd_table_new(o, NULL, 0, &t), "prefix");
+    CHECK_INVALID(etcd_sd_table_new(o, "/t/", 0, NULL), "out");
+    CHECK_INVALID(etcd_sd_table_new(o, "/t/", 7, &t), "policy");
+    CHECK_INVALID(etcd_sd_table_new(o, "", 0, &t), "prefix");
+    CHECK(t == NULL);
+    CHECK_OK(etcd_sd_table_new(o, "/t_invalid/", ETCD_SD_POLICY_RANDOM, &t));
+    CHECK_INVALID(etcd_sd_table_pick(NULL, "/s", NULL, 0, buf, sizeof buf, &len), "table");
+    CHECK_INVALID(etcd_sd_table_pick(t, NULL, NULL, 0, buf, sizeof buf, &len), "service");
+    CHECK_INVALID(etcd_sd_table_pick(t, "/s", NULL, 0, NULL, 0, &len), "buf");
+    CHECK_INVALID(etcd_sd_table_pick(t, "\xff", NULL, 0, buf, sizeof buf, &len), "UTF-8");
+    CHECK_RC(etcd_sd_table_pick(t, "/none", NULL, 0, buf, sizeof buf, NULL),
+             ETCD_SD_NO_INSTANCE);
+    CHECK(strstr(etcd_sd_last_error(), "/none") != NULL);
+    CHECK_INVALID(etcd_sd_table_set_ejection(t, 5, 0, 10, 50), "base_ms");
+    CHECK_INVALID(etcd_sd_table_set_ejection(t, 5, 20, 10, 50), "max_ms");
+    CHECK_INVALID(etcd_sd_table_set_ejection(t, 5, 10, 10, 101), "percent");
+    CHECK_INVALID(etcd_sd_table_declare(t, NULL), "service");
+    CHECK_INVALID(etcd_sd_table_report(t, "/s", NULL, true), "address");
+    CHECK_RC(etcd_sd_table_report(t, "/s", "h:1", true), ETCD_SD_NO_INSTANCE);
+    CHECK(etcd_sd_instances_len(NULL) == 0);
+    CHECK(!etcd_sd_instances_at(NULL, 0, NULL));
+    etcd_sd_instances_free(NULL);
+    etcd_sd_table_free(NULL);
+    etcd_sd_table_free(t);
+    etcd_sd_options_free(o);
+}
+
+static void test_round_robin_even(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    int counts[3] = {0, 0, 0};
+    int i;
+    reg(r, "/t_rr/echo/a", "127.0.0.1:7001");
+    t = new_table("/t_rr/", ETCD_SD_POLICY_ROUND_ROBIN);
+    CHECK(count(t, "/t_rr/echo") == 1); /* the listing is in when _new returns */
+    reg(r, "/t_rr/echo/b", "127.0.0.1:7002");
+    reg(r, "/t_rr/echo/c", "127.0.0.1:7003");
+    wait_count(t, "/t_rr/echo", 3);
+    for (i = 0; i < 3000; i++) {
+        const char *a = pick(t, "/t_rr/echo", NULL);
+        CHECK(strncmp(a, "127.0.0.1:700", 13) == 0);
+        counts[a[13] - '1']++;
+    }
+    CHECK_MSG(counts[0] == 1000 && counts[1] == 1000 && counts[2] == 1000, "%d %d %d",
+              counts[0], counts[1], counts[2]);
+    /* The last instance leaving: NO_INSTANCE, never a crash. */
+    etcd_sd_registry_free(r);
+    wait_count(t, "/t_rr/echo", 0);
+    CHECK(strcmp(pick(t, "/t_rr/echo", NULL), "") == 0);
+    etcd_sd_table_free(t);
+}
+
+static void test_buffer_and_snapshot(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    etcd_sd_instances *s = NULL;
+    etcd_sd_instance v;
+    char small[4];
+    size_t len = 0;
+    reg(r, "/t_snap/svc/1", "{\"Op\":0,\"Addr\":\"127.0.0.1:7101\",\"Metadata\":{\"weight\":3}}");
+    reg(r, "/t_snap/svc/2", "127.0.0.1:7102 weight=2");
+    reg(r, "/t_snap/svc/3", "not an address at all");
+    t = new_table("/t_snap/", ETCD_SD_POLICY_ROUND_ROBIN);
+    CHECK_RC(etcd_sd_table_pick(t, "/t_snap/svc", NULL, 0, small, sizeof small, &len),
+             ETCD_SD_INVALID_ARGUMENT);
+    CHECK(len == strlen("127.0.0.1:7101"));
+    CHECK(strstr(etcd_sd_last_error(), "too small") != NULL);
+    CHECK_OK(etcd_sd_table_instances(t, "/t_snap/svc/", &s));
+    CHECK(etcd_sd_instances_len(s) == 2); /* the invalid value is not an instance */
+    CHECK(etcd_sd_instances_at(s, 0, &v));
+    CHECK(strcmp(v.key, "/t_snap/svc/1") == 0 && v.key_len == 13);
+    CHECK(strcmp(v.address, "127.0.0.1:7101") == 0 && v.address_len == 14);
+    CHECK(v.weight == 3 && !v.ejected && v.consecutive_failures == 0);
+    CHECK(v.metadata != NULL && strcmp(v.metadata, "{\"weight\":3}") == 0);
+    CHECK(etcd_sd_instances_at(s, 1, &v));
+    CHECK(strcmp(v.address, "127.0.0.1:7102") == 0 && v.weight == 2 && v.metadata == NULL);
+    CHECK(!etcd_sd_instances_at(s, 2, &v));
+    /* The snapshot outlives changes and even the table. */
+    CHECK_OK(etcd_sd_registry_unregister(r, "/t_snap/svc/1"));
+    wait_count(t, "/t_snap/svc", 1);
+    etcd_sd_table_free(t);
+    CHECK(etcd_sd_instances_len(s) == 2);
+    CHECK(etcd_sd_instances_at(s, 0, &v) && strcmp(v.address, "127.0.0.1:7101") == 0);
+    etcd_sd_instances_free(s);
+    etcd_sd_registry_free(r);
+}
+
+static void test_weighted(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    const int weights[4] = {1, 2, 3, 4};
+    int counts[4] = {0, 0, 0, 0};
+    int i;
+    char key[64], value[64];
+    for (i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "/t_wrr/svc/%d", i);
+        snprintf(value, sizeof value, "127.0.0.1:720%d %d", i, weights[i]);
+        reg(r, key, value);
+    }
+    t = new_table("/t_wrr/", ETCD_SD_POLICY_WEIGHTED_ROUND_ROBIN);
+    for (i = 0; i < 100000; i++) counts[pick(t, "/t_wrr/svc", NULL)[13] - '0']++;
+    for (i = 0; i < 4; i++) {
+        double got = counts[i] / 100000.0, want = weights[i] / 10.0;
+        CHECK_MSG(got >= want * 0.98 && got <= want * 1.02, "instance %d: %f, want %f", i, got,
+                  want);
+    }
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+}
+
+#define HASH_KEYS 10000
+static char before_pick[HASH_KEYS][24];
+
+static void test_consistent_hash(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    int i, moved = 0;
+    char key[64], value[64], hk[32];
+    for (i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "/t_hash/svc/%d", i);
+        snprintf(value, sizeof value, "127.0.0.1:73%02d", i);
+        reg(r, key, value);
+    }
+    t = new_table("/t_hash/", ETCD_SD_POLICY_CONSISTENT_HASH);
+    for (i = 0; i < HASH_KEYS; i++) {
+        snprintf(hk, sizeof hk, "user-%d", i);
+        copy_str(before_pick[i], sizeof before_pick[i], pick(t, "/t_hash/svc", hk), 23);
+    }
+    CHECK_OK(etcd_sd_registry_unregister(r, "/t_hash/svc/7"));
+    wait_count(t, "/t_hash/svc", 9);
+    for (i = 0; i < HASH_KEYS; i++) {
+        const char *now;
+        snprintf(hk, sizeof hk, "user-%d", i);
+        now = pick(t, "/t_hash/svc", hk);
+        if (strcmp(now, before_pick[i]) != 0) {
+            moved++;
+            CHECK_MSG(strcmp(before_pick[i], "127.0.0.1:7307") == 0,
+                      "key %s moved from %s (still there) to %s", hk, before_pick[i], now);
+        }
+    }
+    printf("    %d of %d keys moved when 1 of 10 instances left\n", moved, HASH_KEYS);
+    CHECK_MSG(moved > 0 && moved <= HASH_KEYS / 10 + HASH_KEYS / 20, "%d keys moved", moved);
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+}
+
+/* True when `addr` is among the next `n` round-robin picks. */
+static bool picked_within(const etcd_sd_table *t, const char *svc, const char *addr, int n) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (strcmp(pick(t, svc, NULL), addr) == 0) return true;
+    return false;
+}
+
+static void test_ejection_and_readmission(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    const char *svc = "/t_eject/svc", *bad = "127.0.0.1:7401";
+    long long t0;
+    int i;
+    reg(r, "/t_eject/svc/0", "127.0.0.1:7400");
+    reg(r, "/t_eject/svc/1", bad);
+    reg(r, "/t_eject/svc/2", "127.0.0.1:7402");
+    reg(r, "/t_eject/svc/3", "127.0.0.1:7403");
+    t = new_table("/t_eject/", ETCD_SD_POLICY_ROUND_ROBIN);
+    CHECK_OK(etcd_sd_table_set_ejection(t, 5, bound(400), bound(4000), 50));
+    for (i = 0; i < 4; i++) CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
+    CHECK(picked_within(t, svc, bad, 4)); /* 4 failures: still in */
+    CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
+    t0 = now_ms();
+    CHECK(!picked_within(t, svc, bad, 40));
+    sleep_ms(bound(400) + 100);
+    CHECK_MSG(picked_within(t, svc, bad, 4), "not re-admitted after %lld ms", now_ms() - t0);
+    /* Fails 5 times again: ejected for twice as long. */
+    for (i = 0; i < 5; i++) CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
+    t0 = now_ms();
+    sleep_ms(bound(400) + 100);
+    if (now_ms() - t0 < bound(800) - 50) CHECK(!picked_within(t, svc, bad, 40));
+    sleep_ms(bound(400));
+    CHECK(picked_within(t, svc, bad, 4));
+    /* A success resets the count. */
+    for (i = 0; i < 4; i++) CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
+    CHECK_OK(etcd_sd_table_report(t, svc, bad, true));
+    CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
+    CHECK(picked_within(t, svc, bad, 4));
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+}
+
+static void test_half_ejected_cap(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    etcd_sd_instances *s = NULL;
+    etcd_sd_instance v;
+    char key[64], value[64];
+    int i, j, ejected = 0;
+    for (i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "/t_cap/svc/%d", i);
+        snprintf(value, sizeof value, "127.0.0.1:750%d", i);
+        reg(r, key, value);
+    }
+    t = new_table("/t_cap/", ETCD_SD_POLICY_ROUND_ROBIN);
+    for (i = 0; i < 4; i++) {
+        snprintf(value, sizeof value, "127.0.0.1:750%d", i);
+        for (j = 0; j < 5; j++) CHECK_OK(etcd_sd_table_report(t, "/t_cap/svc", value, false));
+    }
+    CHECK_OK(etcd_sd_table_instances(t, "/t_cap/svc", &s));
+    for (i = 0; etcd_sd_instances_at(s, (size_t)i, &v); i++) ejected += v.ejected;
+    etcd_sd_instances_free(s);
+    CHECK_MSG(ejected == 2, "%d of 4 ejected", ejected);
+    /* Picks go to the two still admitted. */
+    CHECK(!picked_within(t, "/t_cap/svc", "127.0.0.1:7500", 20));
+    CHECK(!picked_within(t, "/t_cap/svc", "127.0.0.1:7501", 20));
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    int calls;
+    char last[64];
+} changed_log;
+
+static void on_changed(void *ud, const char *service, size_t len) {
+    changed_log *l = ud;
+    CHECK(strlen(service) == len);
+    pthread_mutex_lock(&l->mu);
+    l->calls++;
+    copy_str(l->last, sizeof l->last, service, len);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static int calls(changed_log *l) {
+    int n;
+    pthread_mutex_lock(&l->mu);
+    n = l->calls;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+static void test_changed_and_declared(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t = new_table("/t_chg/", ETCD_SD_POLICY_ROUND_ROBIN);
+    changed_log l;
+    long long t0;
+    pthread_mutex_init(&l.mu, NULL);
+    l.calls = 0;
+    l.last[0] = '\0';
+    CHECK_OK(etcd_sd_table_set_changed_fn(t, on_changed, &l));
+    reg(r, "/t_chg/a/1", "127.0.0.1:7601");
+    t0 = now_ms();
+    while (calls(&l) < 1) {
+        CHECK(now_ms() - t0 < bound(5000));
+        sleep_ms(5);
+    }
+    CHECK(strcmp(l.last, "/t_chg/a") == 0);
+    CHECK(strcmp(pick(t, "/t_chg/a", NULL), "127.0.0.1:7601") == 0);
+    /* The same value again: no change, no call. */
+    reg(r, "/t_chg/a/1", "127.0.0.1:7601");
+    reg(r, "/t_chg/b/1", "127.0.0.1:7602");
+    wait_count(t, "/t_chg/b", 1);
+    sleep_ms(100);
+    CHECK_MSG(calls(&l) == 2, "%d calls", calls(&l));
+    /* Declared: only /t_chg/b is kept. */
+    CHECK_OK(etcd_sd_table_declare(t, "/t_chg/b"));
+    CHECK(strcmp(pick(t, "/t_chg/a", NULL), "") == 0);
+    CHECK(strcmp(pick(t, "/t_chg/b", NULL), "127.0.0.1:7602") == 0);
+    CHECK_OK(etcd_sd_table_declare(t, "/t_chg/a/"));
+    CHECK(strcmp(pick(t, "/t_chg/a", NULL), "127.0.0.1:7601") == 0);
+    /* Removed: no call after set_changed_fn(NULL) returns. */
+    CHECK_OK(etcd_sd_table_set_changed_fn(t, NULL, NULL));
+    t0 = calls(&l);
+    reg(r, "/t_chg/b/2", "127.0.0.1:7603");
+    wait_count(t, "/t_chg/b", 2);
+    sleep_ms(100);
+    CHECK(calls(&l) == t0);
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+    pthread_mutex_destroy(&l.mu);
+}
+
+/* 8 threads pick while a registry adds and removes instances. */
+typedef struct {
+    const etcd_sd_table *t;
+    volatile int *stop;
+    long picks;
+} picker_arg;
+
+static void *picker(void *p) {
+    picker_arg *a = p;
+    char buf[128], hk[32];
+    size_t len;
+    while (!*a->stop) {
+        etcd_sd_result rc;
+        snprintf(hk, sizeof hk, "k%ld", a->picks);
+        rc = etcd_sd_table_pick(a->t, "/t_mt/svc", (a->picks & 1) ? hk : NULL, strlen(hk), buf,
+                                sizeof buf, &len);
+        CHECK(rc == ETCD_SD_OK || rc == ETCD_SD_NO_INSTANCE);
+        if (rc == ETCD_SD_OK) CHECK(strncmp(buf, "127.0.0.1:77", 12) == 0 && len == 14);
+        a->picks++;
+        if (slow) sleep_ms(1); /* under valgrind: leave the registry room */
+    }
+    return NULL;
+}
+
+static void test_threads_and_churn(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t = new_table("/t_mt/", ETCD_SD_POLICY_ROUND_ROBIN);
+    pthread_t th[8];
+    picker_arg args[8];
+    volatile int stop = 0;
+    long long t0 = now_ms();
+    long total = 0;
+    int i, changes = 0;
+    char key[64], value[64];
+    for (i = 0; i < 8; i++) {
+        args[i].t = t;
+        args[i].stop = &stop;
+        args[i].picks = 0;
+        CHECK(pthread_create(&th[i], NULL, picker, &args[i]) == 0);
+    }
+    while (now_ms() - t0 < 2000) {
+        int k = changes % 6;
+        snprintf(key, sizeof key, "/t_mt/svc/%d", k);
+        if ((changes / 6) % 2 == 0) {
+            snprintf(value, sizeof value, "127.0.0.1:77%02d", changes % 100);
+            reg(r, key, value);
+        } else {
+            CHECK_OK(etcd_sd_registry_unregister(r, key));
+        }
+        changes++;
+    }
+    stop = 1;
+    for (i = 0; i < 8; i++) {
+        CHECK(pthread_join(th[i], NULL) == 0);
+        total += args[i].picks;
+    }
+    printf("    %d changes, %ld picks\n", changes, total);
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+}
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+int main(void) {
+    static const test_case cases[] = {
+        {"invalid_arguments", test_invalid_arguments},
+        {"round_robin_even", test_round_robin_even},
+        {"buffer_and_snapshot", test_buffer_and_snapshot},
+        {"weighted", test_weighted},
+        {"consistent_hash", test_consistent_hash},
+        {"ejection_and_readmission", test_ejection_and_readmission},
+        {"half_ejected_cap", test_half_ejected_cap},
+        {"changed_and_declared", test_changed_and_declared},
+        {"threads_and_churn", test_threads_and_churn},
+    };
+    size_t i;
+    int ran = 0;
+    test_begin();
+    endpoints = need_env("ETCD_SD_TEST_ENDPOINTS");
+    printf("etcd at %s%s\n", endpoints, slow ? " (slow mode: relaxed time bounds)" : "");
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) ran += run_case(cases[i].name, cases[i].fn);
+    return test_end(ran);
+}

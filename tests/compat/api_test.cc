@@ -1,0 +1,836 @@
+// API test of the etcd-cpp-apiv3 compatibility headers (include/etcd/): every implemented
+// function of Client, SyncClient, KeepAlive, Watcher, Response, Value, Event and pplx::task,
+// against the etcd started by tests/with_etcd.py. Built with -Wall -Wextra -Werror.
+//
+// Environment: ETCD_SD_TEST_ENDPOINTS (required); ETCD_SD_TEST_SLOW=1 (valgrind: longer
+// waits); ETCD_SD_TEST_ONLY=<substring> runs the matching cases only.
+
+#include <etcd/Client.hpp>
+#include <etcd/KeepAlive.hpp>
+#include <etcd/Response.hpp>
+#include <etcd/SyncClient.hpp>
+#include <etcd/Value.hpp>
+#include <etcd/Watcher.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+std::string g_case;
+std::string g_ep;
+bool g_slow = false;
+
+[[noreturn]] void fail(const char *file, int line, const std::string &what) {
+    std::fprintf(stderr, "%s:%d: [%s] FAILED: %s\n", file, line, g_case.c_str(), what.c_str());
+    std::fflush(stderr);
+    std::fflush(stdout);
+    _Exit(1);  // library threads may be inside a callback: no destructors
+}
+
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(" #cond ")");                             \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                         \
+    do {                                                                                       \
+        auto _a = (a);                                                                         \
+        auto _b = (b);                                                                         \
+        if (!(_a == _b)) {                                                                     \
+            std::ostringstream _os;                                                            \
+            _os << "CHECK_EQ(" #a ", " #b "): " << _a << " != " << _b;                         \
+            fail(__FILE__, __LINE__, _os.str());                                               \
+        }                                                                                      \
+    } while (0)
+
+#define CHECK_OK(resp)                                                                         \
+    do {                                                                                       \
+        etcd::Response _r = (resp);                                                            \
+        if (!_r.is_ok()) {                                                                     \
+            fail(__FILE__, __LINE__,                                                           \
+                 "CHECK_OK(" #resp "): " + std::to_string(_r.error_code()) + " " +             \
+                     _r.error_message());                                                      \
+        }                                                                                      \
+    } while (0)
+
+template <typename E, typename F>
+bool throws(F f) {
+    try {
+        f();
+    } catch (E const &) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+    return false;
+}
+
+// A unique key prefix for each case.
+std::string prefix() {
+    static int n = 0;
+    return "/compat-api/" + std::to_string(getpid()) + "/" + std::to_string(++n) + "/";
+}
+
+int wait_ms(int ms) { return g_slow ? ms * 8 : ms; }
+
+// A loopback port nothing listens on.
+int dead_port() {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a;
+    std::memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    CHECK(bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    CHECK(getsockname(s, reinterpret_cast<sockaddr *>(&a), &len) == 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+// Collects watch Responses from a callback thread.
+struct Inbox {
+    std::mutex m;
+    std::condition_variable cv;
+    std::deque<etcd::Response> items;
+
+    void push(etcd::Response r) {
+        {
+            std::lock_guard<std::mutex> l(m);
+            items.push_back(std::move(r));
+        }
+        cv.notify_all();
+    }
+
+    // The next Response, or fail after `ms`.
+    etcd::Response pop(int ms = 5000) {
+        std::unique_lock<std::mutex> l(m);
+        if (!cv.wait_for(l, std::chrono::milliseconds(wait_ms(ms)), [&] { return !items.empty(); })) {
+            fail(__FILE__, __LINE__, "no watch event within " + std::to_string(ms) + " ms");
+        }
+        etcd::Response r = std::move(items.front());
+        items.pop_front();
+        return r;
+    }
+
+    // Next event (one Response may carry several).
+    std::deque<etcd::Event> pending;
+    etcd::Event next_event(int ms = 5000) {
+        while (pending.empty()) {
+            etcd::Response r = pop(ms);
+            for (auto const &e : r.events()) {
+                pending.push_back(e);
+            }
+        }
+        etcd::Event e = pending.front();
+        pending.pop_front();
+        return e;
+    }
+
+    bool empty_for(int ms) {
+        std::unique_lock<std::mutex> l(m);
+        return !cv.wait_for(l, std::chrono::milliseconds(ms), [&] { return !items.empty(); });
+    }
+};
+
+// --- cases ---------------------------------------------------------------------------------
+
+void test_constructors() {
+    std::string hostport = g_ep.substr(g_ep.find("://") + 3);
+    {
+        etcd::Client c(g_ep);
+        CHECK_OK(c.put(prefix() + "k", "v").get());
+    }
+    {
+        etcd::Client c(hostport, "round_robin");  // no scheme
+        CHECK_OK(c.head().get());
+    }
+    {
+        // several URLs, ',' and ';' with spaces; the first is dead
+        std::string urls = "http://127.0.0.1:" + std::to_string(dead_port()) + " ; " + g_ep + " ,";
+        etcd::Client c(urls);
+        CHECK_OK(c.head().get());
+    }
+    {
+        std::unique_ptr<etcd::Client> c(etcd::Client::WithUrl(g_ep));
+        CHECK_OK(c->head().get());
+        std::unique_ptr<etcd::SyncClient> s(etcd::SyncClient::WithUrl(g_ep, "pick_first"));
+        CHECK_OK(s->head());
+        std::unique_ptr<etcd::Client> borrowed(etcd::Client::WithClient(s.get()));
+        CHECK(borrowed->sync_client() == s.get());
+        etcd::Client borrowed2(s.get());
+        CHECK_OK(borrowed2.head().get());
+    }
+    {
+        // user/password: no I/O in the constructor; against an etcd without auth the call
+        // fails or succeeds, but returns.
+        etcd::Client c(g_ep, "nobody", "secret");
+        etcd::Client c2(g_ep, "nobody", "secret", 300, "round_robin");
+        std::unique_ptr<etcd::Client> c3(etcd::Client::WithUser(g_ep, "nobody", "secret"));
+        (void)c.head().get();
+        etcd::SyncClient s(g_ep, "nobody", "secret");
+        std::unique_ptr<etcd::SyncClient> s2(etcd::SyncClient::WithUser(g_ep, "nobody", "secret"));
+    }
+    // TLS constructor: an unreadable CA file is an error at construction or at the first call.
+    {
+        bool threw = throws<std::exception>([] {
+            etcd::Client c(g_ep, "/nonexistent/ca.pem", "", "", "");
+            etcd::Response r = c.head().get();
+            if (!r.is_ok()) {
+                throw std::runtime_error(r.error_message());
+            }
+        });
+        CHECK(threw);
+        CHECK(throws<std::exception>([] {
+            std::unique_ptr<etcd::Client> c(etcd::Client::WithSSL(g_ep, "/nonexistent/ca.pem"));
+            etcd::Response r = c->head().get();
+            if (!r.is_ok()) {
+                throw std::runtime_error(r.error_message());
+            }
+        }));
+        CHECK(throws<std::exception>([] {
+            std::unique_ptr<etcd::SyncClient> c(etcd::SyncClient::WithSSL(g_ep, "/nonexistent/ca.pem"));
+            etcd::Response r = c->head();
+            if (!r.is_ok()) {
+                throw std::runtime_error(r.error_message());
+            }
+        }));
+    }
+    CHECK(throws<std::invalid_argument>([] { etcd::Client c(" , ;"); }));
+    CHECK(throws<std::invalid_argument>([] { etcd::SyncClient c("ftp://x:1"); }));
+    // A bad environment variable names itself.
+    const char *saved = std::getenv("ETCD_SD_CONNECT_TIMEOUT_MS");
+    std::string saved_value = saved != nullptr ? saved : "";
+    setenv("ETCD_SD_CONNECT_TIMEOUT_MS", "soon", 1);
+    bool named = false;
+    try {
+        etcd::Client c(g_ep);
+    } catch (std::invalid_argument const &e) {
+        named = std::string(e.what()).find("ETCD_SD_CONNECT_TIMEOUT_MS") != std::string::npos;
+    }
+    if (saved != nullptr) {
+        setenv("ETCD_SD_CONNECT_TIMEOUT_MS", saved_value.c_str(), 1);
+    } else {
+        unsetenv("ETCD_SD_CONNECT_TIMEOUT_MS");
+    }
+    CHECK(named);
+}
+
+void test_kv() {
+    etcd::Client c(g_ep);
+    std::string p = prefix();
+
+    etcd::Response r = c.get(p + "missing").get();
+    CHECK(!r.is_ok());
+    CHECK_EQ(r.error_code(), etcd::ERROR_KEY_NOT_FOUND);
+    CHECK_EQ(r.error_code(), etcdv3::ERROR_KEY_NOT_FOUND);
+    CHECK_EQ(r.action(), std::string("get"));
+    CHECK(!r.error_message().empty());
+
+    r = c.put(p + "a", "1").get();
+    CHECK_OK(r);
+    CHECK_EQ(r.action(), std::string(etcdv3::PUT_ACTION));
+    CHECK(r.index() > 0);
+    int64_t rev_a = r.index();
+
+    r = c.get(p + "a").get();
+    CHECK_OK(r);
+    CHECK_EQ(r.value().key(), p + "a");
+    CHECK_EQ(r.value().as_string(), std::string("1"));
+    CHECK_EQ(r.value().version(), int64_t{1});
+    CHECK_EQ(r.value().created_index(), rev_a);
+    CHECK_EQ(r.value().modified_index(), rev_a);
+    CHECK_EQ(r.value().lease(), int64_t{0});
+    CHECK(!r.value().is_dir());
+    CHECK(r.index() >= rev_a);
+    CHECK_EQ(r.action(), std::string("get"));
+
+    r = c.set(p + "a", "2").get();
+    CHECK_OK(r);
+    CHECK_EQ(r.action(), std::string("set"));
+    CHECK_EQ(r.prev_value().as_string(), std::string("1"));
+    CHECK_EQ(r.value().as_string(), std::string("2"));
+
+    r = c.add(p + "a", "3").get();
+    CHECK(!r.is_ok());
+    CHECK_EQ(r.error_code(), etcd::ERROR_KEY_ALREADY_EXISTS);
+    CHECK_EQ(r.action(), std::string("create"));
+    CHECK_EQ(r.value().as_string(), std::string("2"));
+    r = c.add(p + "b", "b1").get();
+    CHECK_OK(r);
+    CHECK_EQ(r.action(), std::string("create"));
+
+    r = c.modify(p + "nothere", "x").get();
+    CHECK_EQ(r.error_code(), etcdv3::ERROR_KEY_NOT_FOUND);
+    CHECK(c.get(p + "nothere").get().error_code() == 100);  // modify created nothing
+    r = c.modify(p + "b", "b2").get();
+    CHECK_OK(r);
+    CHECK_EQ(r.action(), std::string("update"));
+    CHECK_EQ(r.prev_value().as_string(), std::string("b1"));
+
+    // binary value
+    std::string bin("x\0y\xff", 4);
+    CHECK_OK(c.put(p + "bin", bin).get());
+    CHECK(c.get(p + "bin").get().value().as_string() == bin);
+
+    // ls / keys
+    CHECK_OK(c.put(p + "dir/1", "one").get());
+    CHECK_OK(c.put(p + "dir/2", "two").get());
+    CHECK_OK(c.put(p + "dir/3", "three").get());
+    r = c.ls(p + "dir/").get();
+    CHECK_OK(r);
+    CHECK_EQ(r.values().size(), size_t{3});
+    CHECK_EQ(r.keys().size(), size_t{3});
+    CHECK_EQ(r.key(0), p + "dir/1");
+    CHECK_EQ(r.value(2).as_string(), std::string("three"));
+    CHECK_EQ(r.value().as_string(), std::string("one"));
+    CHECK_EQ(r.action(), std::string("get"));
+    r = c.ls(p + "dir/", 2).get();
+    CHECK_EQ(r.keys().size(), size_t{2});
+    r = c.ls(p + "empty/").get();
+    CHECK_OK(r);
+    CHECK(r.values().empty());
+    r = c.ls(p + "dir/2", p + "dir/4").get();  // [dir/2, dir/4)
+    CHECK_EQ(r.keys().size(), size_t{2});
+    CHECK_EQ(r.key(0), p + "dir/2");
+    r = c.ls(p + "dir/1", p + "dir/3", 1).get();
+    CHECK_EQ(r.keys().size(), size_t{1});
+    r = c.keys(p + "dir/").get();
+    CHECK_EQ(r.keys().size(), size_t{3});
+    CHECK(r.values().empty());
+    CHECK_EQ(c.keys(p + "dir/", 1).get().keys().size(), size_t{1});
+    CHECK_EQ(c.keys(p + "dir/1", p + "dir/3").get().keys().size(), size_t{2});
+    CHECK_EQ(c.keys(p + "dir/1", p + "dir/3", 1).get().keys().size(), size_t{1});
+
+    // rm / rmdir
+    r = c.rm(p + "nothere").get();
+    CHECK_EQ(r.error_code(), 100);
+    r = c.rm(p + "a").get();
+    CHECK_OK(r);
+    CHECK_EQ(r.action(), std::string("delete"));
+    CHECK_EQ(r.prev_value().as_string(), std::string("2"));
+    CHECK_EQ(r.value().key(), p + "a");
+    r = c.rmdir(p + "dir/1").get();  // not recursive: the key itself
+    CHECK_OK(r);
+    CHECK_EQ(r.values().size(), size_t{1});
+    r = c.rmdir(p + "dir/", true).get();
+    CHECK_OK(r);
+    CHECK_EQ(r.values().size(), size_t{2});
+    CHECK_EQ(r.keys().size(), size_t{2});
+    CHECK_EQ(c.rmdir(p + "dir/", true).get().error_code(), 100);
+    CHECK_OK(c.put(p + "r/1", "x").get());
+    r = c.rmdir(p + "r/", etcdv3::detail::string_plus_one(p + "r/")).get();
+    CHECK_OK(r);
+    CHECK_EQ(r.values().size(), size_t{1});
+    CHECK_OK(c.put(p + "r/1", "x").get());
+    r = c.rmdir(p + "r/", (etcdv3::detail::string_plus_one(p + "r/")).c_str()).get();
+    CHECK_OK(r);
+    r = c.rmdir(p + "r/", "zzz").get();
+    CHECK_EQ(r.error_code(), etcdv3::ERROR_GRPC_UNIMPLEMENTED);
+
+    CHECK_EQ(etcdv3::detail::string_plus_one("/a/"), std::string("/a0"));
+    CHECK_EQ(etcdv3::detail::string_plus_one(std::string("\xff", 1)), etcdv3::NUL);
+
+    r = c.head().get();
+    CHECK_OK(r);
+    CHECK(r.index() > 0);
+    CHECK_EQ(r.cluster_id(), uint64_t{0});
+    CHECK_EQ(r.member_id(), uint64_t{0});
+    CHECK_EQ(r.raft_term(), uint64_t{0});
+    CHECK(r.duration().count() >= 0);
+    CHECK(etcd::detail::duration_till_now(std::chrono::high_resolution_clock::now()).count() >= 0);
+    etcd::Response blank;
+    CHECK(blank.is_ok() && blank.action().empty() && blank.events().empty());
+    CHECK(r.leases().empty());
+    CHECK(r.lock_key().empty());
+    CHECK(r.name().empty());
+    CHECK_EQ(r.compact_revision(), int64_t{-1});
+    CHECK_EQ(r.watch_id(), int64_t{-1});
+    CHECK(!r.is_network_unavailable());
+    CHECK(!r.is_grpc_timeout());
+
+    // Value / Event printing
+    std::ostringstream os;
+    os << c.get(p + "b").get().value();
+    CHECK(os.str().find("b2") != std::string::npos);
+
+    // set_grpc_timeout / get_grpc_timeout
+    CHECK(c.get_grpc_timeout().count() == 0);
+    c.set_grpc_timeout(std::chrono::milliseconds(2500));
+    CHECK(c.get_grpc_timeout() == std::chrono::microseconds(2500000));
+    CHECK_OK(c.get(p + "b").get());
+    c.set_grpc_timeout(std::chrono::seconds(0));
+    CHECK(c.get_grpc_timeout().count() == 0);
+    CHECK(c.current_auth_token().empty());
+}
+
+void test_sync_client() {
+    etcd::SyncClient s(g_ep);
+    std::string p = prefix();
+    CHECK_OK(s.put(p + "x", "1"));
+    CHECK_EQ(s.get(p + "x").value().as_string(), std::string("1"));
+    CHECK_OK(s.set(p + "x", "2"));
+    CHECK_EQ(s.add(p + "x", "3").error_code(), 105);
+    CHECK_OK(s.modify(p + "x", "4"));
+    CHECK_EQ(s.ls(p).keys().size(), size_t{1});
+    CHECK_EQ(s.ls(p, 1).keys().size(), size_t{1});
+    CHECK_EQ(s.ls(p + "x", p + "y").keys().size(), size_t{1});
+    CHECK_EQ(s.ls(p + "x", p + "y", 1).keys().size(), size_t{1});
+    CHECK_EQ(s.keys(p).keys().size(), size_t{1});
+    CHECK_EQ(s.keys(p, 1).keys().size(), size_t{1});
+    CHECK_EQ(s.keys(p + "x", p + "y").keys().size(), size_t{1});
+    CHECK_EQ(s.keys(p + "x", p + "y", 1).keys().size(), size_t{1});
+    CHECK_OK(s.rm(p + "x"));
+    CHECK_OK(s.put(p + "y/1", "1"));
+    CHECK_OK(s.rmdir(p + "y/", true));
+    CHECK_OK(s.put(p + "y/1", "1"));
+    CHECK_OK(s.rmdir(p + "y/", etcdv3::detail::string_plus_one(p + "y/")));
+    CHECK_OK(s.put(p + "y/1", "1"));
+    CHECK_OK(s.rmdir(p + "y/", etcdv3::detail::string_plus_one(p + "y/").c_str()));
+    CHECK_OK(s.head());
+    s.set_grpc_timeout(std::chrono::seconds(2));
+    CHECK(s.get_grpc_timeout() == std::chrono::microseconds(2000000));
+    CHECK(s.current_auth_token().empty());
+
+    etcd::Response g = s.leasegrant(5);
+    CHECK_OK(g);
+    CHECK_EQ(g.action(), std::string("leasegrant"));
+    int64_t lease = g.value().lease();
+    CHECK(lease != 0);
+    CHECK_EQ(g.value().ttl(), 5);
+    CHECK_OK(s.put(p + "l", "v", lease));
+    CHECK_EQ(s.get(p + "l").value().lease(), lease);
+    etcd::Response t = s.leasetimetolive(lease);
+    CHECK_OK(t);
+    CHECK_EQ(t.action(), std::string("leasetimetolive"));
+    CHECK_EQ(t.value().lease(), lease);
+    CHECK(t.value().ttl() > 0 && t.value().ttl() <= 5);
+    etcd::Response rv = s.leaserevoke(lease);
+    CHECK_OK(rv);
+    CHECK_EQ(rv.action(), std::string("leaserevoke"));
+    CHECK_EQ(s.get(p + "l").error_code(), 100);
+    CHECK_EQ(s.leaserevoke(lease).error_code(), etcdv3::ERROR_GRPC_NOT_FOUND);
+    CHECK_EQ(s.leasetimetolive(lease).value().ttl(), -1);
+
+    auto ka = s.leasekeepalive(3);
+    CHECK(ka->Lease() != 0);
+    CHECK_OK(s.put(p + "ka", "v", ka->Lease()));
+    ka->Check();
+    ka->Cancel();
+    ka->Cancel();
+}
+
+void test_leases() {
+    etcd::Client c(g_ep);
+    std::string p = prefix();
+
+    // put with the lease held in a uint64_t, as most callers do
+    auto keepalive = c.leasekeepalive(3).get();
+    uint64_t lease_id = keepalive->Lease();
+    CHECK(lease_id != 0);
+    CHECK_OK(c.put(p + "k", "v", lease_id).get());
+    CHECK_OK(c.set(p + "k2", "v", lease_id).get());
+    CHECK_OK(c.add(p + "k3", "v", lease_id).get());
+    CHECK_OK(c.modify(p + "k3", "v2", lease_id).get());
+    CHECK_EQ(static_cast<uint64_t>(c.get(p + "k").get().value().lease()), lease_id);
+    etcd::Response t = c.leasetimetolive(lease_id).get();
+    CHECK_OK(t);
+    CHECK(t.value().ttl() > 0);
+
+    // leaserevoke without .get(): the request is still made
+    int64_t g = c.leasegrant(10).get().value().lease();
+    CHECK(g != 0);
+    CHECK_OK(c.put(p + "g", "v", g).get());
+    c.leaserevoke(g);
+    CHECK_EQ(c.get(p + "g").get().error_code(), 100);
+    CHECK_EQ(c.leaserevoke(g).get().error_code(), 5);
+
+    // the KeepAlive constructors
+    etcd::SyncClient s(g_ep);
+    std::atomic<int> handler_calls{0};
+    auto handler = [&](std::exception_ptr) { handler_calls++; };
+    {
+        etcd::KeepAlive k1(c, 3);
+        etcd::KeepAlive k2(s, 3);
+        etcd::KeepAlive k3(g_ep, 3);
+        etcd::KeepAlive k4(c, handler, 3);
+        etcd::KeepAlive k5(s, handler, 3);
+        etcd::KeepAlive k6(g_ep, handler, 3);
+        int64_t given = c.leasegrant(3).get().value().lease();
+        etcd::KeepAlive k7(c, handler, 3, given);
+        CHECK_EQ(k7.Lease(), given);
+        etcd::KeepAlive k8(s, 3, given);
+        CHECK_EQ(k8.Lease(), given);
+        for (auto *k : {&k1, &k2, &k3, &k4, &k5, &k6}) {
+            CHECK(k->Lease() != 0);
+            k->Check();
+        }
+        // user/password forms (the test etcd has no auth: etcd-sd connects without it)
+        etcd::KeepAlive k9(g_ep, "nobody", "secret", 3);
+        etcd::KeepAlive k10(g_ep, "nobody", "secret", handler, 3, 0, 300);
+        CHECK(k9.Lease() != 0 && k10.Lease() != 0);
+        // TLS form: a CA file that does not exist is an error
+        CHECK(throws<std::exception>([&] { etcd::KeepAlive k(g_ep, "/nonexistent/ca.pem", "", "", handler, 3); }));
+        k1.set_grpc_timeout(std::chrono::seconds(1));
+        CHECK(k1.get_grpc_timeout() == std::chrono::microseconds(1000000));
+        k1.Cancel();
+        int64_t last = k1.Lease();
+        CHECK(last != 0);
+        k1.Check();
+        // the kept lease outlives its TTL
+        std::this_thread::sleep_for(std::chrono::milliseconds(4000));
+        CHECK(c.leasetimetolive(k7.Lease()).get().value().ttl() > 0);
+        CHECK(c.leasetimetolive(k2.Lease()).get().value().ttl() > 0);
+    }
+    CHECK_EQ(handler_calls.load(), 0);
+    keepalive->Cancel();
+}
+
+void test_watcher() {
+    etcd::Client c(g_ep);
+    etcd::SyncClient s(g_ep);
+    std::string p = prefix();
+    Inbox in;
+
+    // (client, key, callback taking Response const&, recursive)
+    auto cb = [&](etcd::Response const &r) { in.push(r); };
+    etcd::Watcher w(c, p, cb, true);
+    CHECK(!w.Cancelled());
+    etcd::Response put1 = c.put(p + "a", "1").get();
+    etcd::Response r = in.pop();
+    CHECK_OK(r);
+    CHECK_EQ(r.action(), std::string("create"));
+    CHECK_EQ(r.events().size(), size_t{1});
+    CHECK(r.events()[0].event_type() == etcd::Event::EventType::PUT);
+    CHECK(r.events()[0].has_kv());
+    CHECK(!r.events()[0].has_prev_kv());
+    CHECK_EQ(r.events()[0].kv().key(), p + "a");
+    CHECK_EQ(r.value().as_string(), std::string("1"));
+    CHECK_EQ(r.index(), put1.index());
+    CHECK(r.watch_id() > 0);
+    CHECK_EQ(r.compact_revision(), int64_t{-1});
+
+    c.put(p + "a", "2").get();
+    r = in.pop();
+    CHECK_EQ(r.action(), std::string("set"));
+    CHECK(r.events()[0].has_prev_kv());
+    CHECK_EQ(r.events()[0].prev_kv().as_string(), std::string("1"));
+    CHECK_EQ(r.prev_value().as_string(), std::string("1"));
+
+    c.rm(p + "a").get();
+    r = in.pop();
+    CHECK_EQ(r.action(), std::string("delete"));
+    CHECK(r.events()[0].event_type() == etcd::Event::EventType::DELETE_);
+    CHECK_EQ(r.events()[0].prev_kv().as_string(), std::string("2"));
+    CHECK_EQ(r.events()[0].kv().key(), p + "a");
+    std::ostringstream os;
+    os << r.events()[0] << " " << r.events()[0].event_type();
+    CHECK(os.str().find("DELETE") != std::string::npos);
+
+    // not recursive: only the key itself
+    Inbox one;
+    etcd::Watcher w1(s, p + "k", [&](etcd::Response &&resp) { one.push(std::move(resp)); });
+    c.put(p + "k2", "x").get();
+    c.put(p + "k", "y").get();
+    etcd::Event e = one.next_event();
+    CHECK_EQ(e.kv().key(), p + "k");
+
+    // from a start revision: history is delivered
+    Inbox hist;
+    int64_t from = put1.index();
+    etcd::Watcher w2(g_ep, p + "a", from, [&](etcd::Response resp) { hist.push(resp); });
+    e = hist.next_event();
+    CHECK_EQ(e.kv().as_string(), std::string("1"));
+    e = hist.next_event();
+    CHECK_EQ(e.kv().as_string(), std::string("2"));
+    e = hist.next_event();
+    CHECK(e.event_type() == etcd::Event::EventType::DELETE_);
+
+    // a [key, range_end) watch
+    Inbox range;
+    etcd::Watcher w3(c, p + "m", p + "o", [&](etcd::Response resp) { range.push(resp); });
+    c.put(p + "l", "out").get();
+    c.put(p + "p", "out").get();
+    c.put(p + "n", "in").get();
+    e = range.next_event();
+    CHECK_EQ(e.kv().key(), p + "n");
+
+    // Wait(callback): true once cancelled; a second one is refused
+    std::atomic<int> waited{0};
+    std::mutex wm;
+    std::condition_variable wcv;
+    etcd::Watcher *w4 = new etcd::Watcher(s, p + "q", [](etcd::Response) {}, true);
+    CHECK(w4->Wait([&](bool cancelled) {
+        if (cancelled) {
+            std::lock_guard<std::mutex> l(wm);
+            waited++;
+        }
+        wcv.notify_all();
+    }));
+    CHECK(!w4->Wait([](bool) {}));
+    CHECK(w4->Cancel());
+    CHECK(w4->Cancelled());
+    CHECK(w4->Cancel());
+    {
+        std::unique_lock<std::mutex> l(wm);
+        CHECK(wcv.wait_for(l, std::chrono::milliseconds(wait_ms(5000)), [&] { return waited == 1; }));
+    }
+    delete w4;
+
+    // wait_callback given to the constructor; Wait() returns once Cancel()ed from another thread
+    std::atomic<bool> got_wait{false};
+    {
+        etcd::Watcher w5(c, p + "r", [](etcd::Response) {}, [&](bool b) { got_wait = b; }, true);
+        std::thread t([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            w5.Cancel();
+        });
+        CHECK(w5.Wait());
+        t.join();
+    }
+    for (int i = 0; i < wait_ms(100) && !got_wait; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(got_wait);
+
+    // A callback that destroys its own Watcher
+    std::atomic<bool> destroyed{false};
+    std::shared_ptr<etcd::Watcher> self;
+    std::mutex sm;
+    {
+        std::lock_guard<std::mutex> l(sm);
+        self = std::make_shared<etcd::Watcher>(c, p + "s", [&](etcd::Response) {
+            std::lock_guard<std::mutex> l2(sm);
+            self.reset();
+            destroyed = true;
+        });
+    }
+    c.put(p + "s", "x").get();
+    for (int i = 0; i < wait_ms(100) && !destroyed; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(destroyed);
+
+    // std::bind with a member function, as the template code bases do
+    Inbox bound;
+    struct Listener {
+        Inbox *inbox;
+        void on(etcd::Response const &resp) { inbox->push(resp); }
+    } listener{&bound};
+    etcd::Watcher w6(c, p + "t", std::bind(&Listener::on, &listener, std::placeholders::_1), true);
+    c.put(p + "t/1", "x").get();
+    CHECK_EQ(bound.next_event().kv().key(), p + "t/1");
+
+    // every other constructor form, each seeing one put
+    std::vector<std::unique_ptr<etcd::Watcher>> ws;
+    Inbox all;
+    auto f = [&](etcd::Response resp) { all.push(resp); };
+    std::function<void(bool)> wf = [](bool) {};  // a captureless lambda would also convert to bool (ambiguous, as in the original)
+    std::string k = p + "u";
+    std::string ke = etcdv3::detail::string_plus_one(k);
+    ws.emplace_back(new etcd::Watcher(s, k, ke, f));
+    ws.emplace_back(new etcd::Watcher(c, k, int64_t{0}, f, false));
+    ws.emplace_back(new etcd::Watcher(s, k, int64_t{0}, f));
+    ws.emplace_back(new etcd::Watcher(c, k, ke, int64_t{0}, f));
+    ws.emplace_back(new etcd::Watcher(s, k, ke, int64_t{0}, f));
+    ws.emplace_back(new etcd::Watcher(g_ep, k, f));
+    ws.emplace_back(new etcd::Watcher(g_ep, k, ke, f));
+    ws.emplace_back(new etcd::Watcher(g_ep, k, ke, int64_t{0}, f));
+    ws.emplace_back(new etcd::Watcher(s, k, f, wf));
+    ws.emplace_back(new etcd::Watcher(c, k, ke, f, wf));
+    ws.emplace_back(new etcd::Watcher(s, k, ke, f, wf));
+    ws.emplace_back(new etcd::Watcher(c, k, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(s, k, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(c, k, ke, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(s, k, ke, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, k, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, k, ke, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, k, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, k, ke, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, f));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, f));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, int64_t{0}, f));
+    // (address, username, password, key, range_end, fromIndex, callback[, wait_callback]) has
+    // the parameter types of (address, ca, cert, privkey, key, fromIndex, callback[, ...]):
+    // ambiguous in etcd-cpp-apiv3 too, unless the last defaulted argument is passed.
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, int64_t{0}, f, 300));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, int64_t{0}, f, wf, 300));
+    for (int form = 0; form < 4; form++) {  // TLS forms: a CA file that does not exist
+        CHECK(throws<std::exception>([&] {
+            std::string ca = "/nonexistent/ca.pem";
+            if (form == 0) etcd::Watcher w(g_ep, ca, "", "", k, int64_t{0}, f, false, std::string());
+            if (form == 1) etcd::Watcher w(g_ep, ca, "", "", k, ke, int64_t{0}, f);
+            if (form == 2) etcd::Watcher w(g_ep, ca, "", "", k, int64_t{0}, f, wf, false, std::string());
+            if (form == 3) etcd::Watcher w(g_ep, ca, "", "", k, ke, int64_t{0}, f, wf);
+        }));
+    }
+    c.put(k, "all").get();
+    for (size_t i = 0; i < ws.size(); i++) {
+        CHECK_EQ(all.next_event().kv().as_string(), std::string("all"));
+    }
+    CHECK(all.empty_for(200));
+    ws.clear();
+}
+
+// ls(prefix) then a Watcher on the same prefix: a change made in between is delivered.
+void test_list_then_watch() {
+    etcd::Client c(g_ep);
+    etcd::Client other(g_ep);
+    std::string p = prefix();
+    c.put(p + "before", "0").get();
+    etcd::Response l = c.ls(p).get();
+    CHECK_EQ(l.keys().size(), size_t{1});
+    other.put(p + "between", "1").get();  // after the listing, before the watch
+    Inbox in;
+    auto w = std::make_shared<etcd::Watcher>(c, p, [&](etcd::Response r) { in.push(r); }, true);
+    etcd::Event e = in.next_event();
+    CHECK_EQ(e.kv().key(), p + "between");
+    w->Cancel();
+}
+
+void test_tasks() {
+    etcd::Client c(g_ep);
+    std::string p = prefix();
+    // value-based continuation
+    int got = 0;
+    c.put(p + "t", "1").then([&](etcd::Response r) { got = r.is_ok() ? 1 : -1; }).wait();
+    CHECK_EQ(got, 1);
+    // task-based continuation returning a value
+    pplx::task<etcd::Response> t = c.get(p + "t");
+    std::string v = t.then([](pplx::task<etcd::Response> prev) { return prev.get().value().as_string(); }).get();
+    CHECK_EQ(v, std::string("1"));
+    // a continuation returning a task is unwrapped
+    pplx::task<etcd::Response> chained =
+        c.put(p + "u", "2").then([&](etcd::Response) { return c.get(p + "u"); });
+    CHECK_EQ(chained.get().value().as_string(), std::string("2"));
+    CHECK(chained.is_done());
+    CHECK(chained.wait() == pplx::completed);
+    // exceptions: stored, skipped by value-based continuations, seen by task-based ones
+    pplx::task<int> bad = pplx::create_task([]() -> int { throw std::runtime_error("boom"); });
+    CHECK(throws<std::runtime_error>([&] { bad.get(); }));
+    bool ran = false;
+    pplx::task<void> skipped = bad.then([&](int) { ran = true; });
+    CHECK(!ran);
+    CHECK(throws<std::runtime_error>([&] { skipped.get(); }));
+    bool seen = bad.then([](pplx::task<int> prev) {
+                       try {
+                           prev.get();
+                       } catch (std::runtime_error const &) {
+                           return true;
+                       }
+                       return false;
+                   }).get();
+    CHECK(seen);
+    CHECK_EQ(pplx::task_from_result(7).get(), 7);
+    pplx::task_from_result().get();
+    CHECK(throws<std::logic_error>([] { pplx::task_from_exception<int>(std::logic_error("x")).get(); }));
+    pplx::task<etcd::Response> empty;
+    CHECK(throws<pplx::invalid_operation>([&] { empty.get(); }));
+    pplx::task<int> explicit_task([] { return 3; });
+    CHECK_EQ(explicit_task.get(), 3);
+    pplx::task<void> v2([] {});
+    v2.then([] {}).wait();
+}
+
+// Against an endpoint nobody listens on (ETCD_SD_CONNECT_TIMEOUT_MS is set short by CTest):
+// errors, no hang, no lease 0.
+void test_dead_endpoint() {
+    std::string dead = "http://127.0.0.1:" + std::to_string(dead_port());
+    // Each failing call prints how long it took (a figure, not a check: the bound is the
+    // connect/request timeouts set by CTest through the environment).
+    auto timed = [](const char *what, auto f) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t0)
+                      .count();
+        std::printf("figure: dead endpoint: %s failed after %lld ms\n", what, static_cast<long long>(ms));
+    };
+    etcd::Client c(dead);
+    timed("Client::put", [&] {
+        etcd::Response r = c.put("/compat-api/dead", "x").get();
+        CHECK(!r.is_ok());
+        CHECK(r.is_network_unavailable() || r.is_grpc_timeout());
+    });
+    timed("Client::leasekeepalive", [&] {
+        bool no_lease_zero = true;
+        try {
+            auto ka = c.leasekeepalive(3).get();
+            no_lease_zero = ka->Lease() != 0;
+            fail(__FILE__, __LINE__, "leasekeepalive succeeded against a dead endpoint");
+        } catch (std::runtime_error const &e) {
+            CHECK(std::string(e.what()).find("leasekeepalive") != std::string::npos);
+        }
+        CHECK(no_lease_zero);
+    });
+    timed("KeepAlive()", [&] { CHECK(throws<std::runtime_error>([&] { etcd::KeepAlive k(c, 3); })); });
+    timed("Watcher()", [&] {
+        CHECK(throws<std::runtime_error>([&] { etcd::Watcher w(c, "/compat-api/dead", [](etcd::Response) {}); }));
+    });
+    etcd::SyncClient s(dead);
+    timed("SyncClient::ls", [&] {
+        etcd::Response r = s.ls("/x");
+        CHECK(r.is_network_unavailable() || r.is_grpc_timeout());
+    });
+    timed("SyncClient::leasegrant", [&] { CHECK(!s.leasegrant(3).is_ok()); });
+}
+
+struct Case {
+    const char *name;
+    void (*fn)();
+};
+
+}  // namespace
+
+int main() {
+    const char *ep = std::getenv("ETCD_SD_TEST_ENDPOINTS");
+    if (ep == nullptr || *ep == '\0') {
+        std::fprintf(stderr, "ETCD_SD_TEST_ENDPOINTS is not set\n");
+        return 2;
+    }
+    g_ep = ep;
+    const char *slow = std::getenv("ETCD_SD_TEST_SLOW");
+    g_slow = slow != nullptr && *slow != '\0' && std::strcmp(slow, "0") != 0;
+    const char *only = std::getenv("ETCD_SD_TEST_ONLY");
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    const Case cases[] = {
+        {"constructors", test_constructors}, {"kv", test_kv},
+        {"sync_client", test_sync_client},   {"leases", test_leases},
+        {"watcher", test_watcher},           {"list_then_watch", test_list_then_watch},
+        {"tasks", test_tasks},               {"dead_endpoint", test_dead_endpoint},
+    };
+    int ran = 0;
+    for (auto const &c : cases) {
+        if (only != nullptr && *only != '\0' && std::strstr(c.name, only) == nullptr) {
+            continue;
+        }
+        g_case = c.name;
+        std::printf("[ RUN  ] %s\n", c.name);
+        c.fn();
+        std::printf("[  OK  ] %s\n", c.name);
+        ran++;
+    }
+    if (ran == 0) {
+        std::fprintf(stderr, "no case matched ETCD_SD_TEST_ONLY=%s\n", only != nullptr ? only : "");
+        return 1;
+    }
+    std::printf("compat api: %d case(s) OK\n", ran);
+    return 0;
+}

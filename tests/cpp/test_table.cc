@@ -1,0 +1,263 @@
+// ServiceManager and ChannelPool (etcd_sd_table.hpp) against a real etcd, with real TCP echo
+// servers and channels (cpp_examples/echo_channel.hpp) standing in for brpc.
+//
+// Environment: ETCD_SD_TEST_ENDPOINTS (required), ETCD_SD_TEST_SLOW=1, ETCD_SD_TEST_ONLY=name.
+
+#include "etcd_sd_table.hpp"
+
+#include "echo_channel.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Pool = etcd_sd::ChannelPool<echo::EchoChannel>;
+
+namespace {
+
+std::string endpoints;
+bool slow = false;
+const char *current_case = "";
+
+[[noreturn]] void fail(const char *file, int line, const std::string &what) {
+    std::fprintf(stderr, "%s:%d: [%s] FAILED: %s\n    etcd_sd_last_error(): \"%s\"\n", file,
+                 line, current_case, what.c_str(), etcd_sd_last_error());
+    std::fflush(stderr);
+    std::fflush(stdout);
+    std::_Exit(1);
+}
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(" #cond ")");                         \
+    } while (0)
+
+#define CHECK_MSG(cond, msg)                                                               \
+    do {                                                                                   \
+        if (!(cond)) fail(__FILE__, __LINE__, (msg));                                      \
+    } while (0)
+
+std::chrono::milliseconds bound(std::chrono::milliseconds ms) { return slow ? ms * 8 : ms; }
+
+template <class Pred>
+void wait_for(const char *what, Pred pred, std::chrono::milliseconds limit = 5000ms) {
+    auto deadline = Clock::now() + bound(limit);
+    while (!pred()) {
+        CHECK_MSG(Clock::now() < deadline, std::string("timed out waiting for ") + what);
+        std::this_thread::sleep_for(5ms);
+    }
+}
+
+etcd_sd::ServiceManager::ptr manager(const std::string &prefix,
+                                     etcd_sd::Policy p = etcd_sd::Policy::RoundRobin) {
+    return std::make_shared<etcd_sd::ServiceManager>(endpoints, prefix, p);
+}
+
+Pool::Factory factory() {
+    return [](const std::string &addr) { return std::make_shared<echo::EchoChannel>(addr); };
+}
+
+void test_manager() {
+    etcd_sd::Registry reg(endpoints, 10);
+    CHECK(reg.registry("/tm/user/1", "127.0.0.1:8101"));
+    auto mgr = manager("/tm/");
+    CHECK(mgr->choose("/tm/user") == "127.0.0.1:8101");
+    CHECK(mgr->choose("/tm/none").empty());
+    CHECK(reg.registry("/tm/user/2", "127.0.0.1:8102 weight=4"));
+    wait_for("2 instances", [&] { return mgr->instances("/tm/user").size() == 2; });
+    std::map<std::string, int> counts;
+    for (int i = 0; i < 200; i++) counts[mgr->choose("/tm/user")]++;
+    CHECK(counts.size() == 2 && counts["127.0.0.1:8101"] == 100);
+    std::string a = mgr->choose("/tm/user", "user-42");
+    for (int i = 0; i < 20; i++) CHECK(mgr->choose("/tm/user", "user-42") == a);
+    auto list = mgr->instances("/tm/user/");
+    CHECK(list[1].key == "/tm/user/2" && list[1].weight == 4 && !list[1].ejected);
+    mgr->set_ejection(3, 60000ms, 60000ms, 50);
+    for (int i = 0; i < 3; i++) mgr->report("/tm/user", "127.0.0.1:8102", false);
+    CHECK(mgr->instances("/tm/user")[1].ejected);
+    for (int i = 0; i < 10; i++) CHECK(mgr->choose("/tm/user") == "127.0.0.1:8101");
+    mgr->report("/tm/user", "10.9.9.9:1", false);  // unknown: ignored
+    mgr->declared("/tm/other");
+    CHECK(mgr->choose("/tm/user").empty());
+    bool threw = false;
+    try {
+        etcd_sd::ServiceManager bad(endpoints, "");
+    } catch (const etcd_sd::Error &e) {
+        threw = e.code() == ETCD_SD_INVALID_ARGUMENT;
+    }
+    CHECK(threw);
+}
+
+void test_channel_pool_lifecycle() {
+    echo::EchoServer s1(0, "s1"), s2(0, "s2"), s3(0, "s3");
+    etcd_sd::Registry reg(endpoints, 10);
+    CHECK(reg.registry("/tp/echo/1", s1.address()));
+    CHECK(reg.registry("/tp/echo/2", s2.address()));
+    auto mgr = manager("/tp/");
+    int alive_before = echo::EchoChannel::instances().load();
+    {
+        Pool pool(mgr, factory());
+        std::set<std::string> names;
+        for (int i = 0; i < 10; i++) {
+            auto p = pool.pick("/tp/echo");
+            CHECK(p.channel != nullptr);
+            std::string reply;
+            CHECK(p.channel->call("hi", &reply, 2000));
+            names.insert(reply.substr(0, 2));
+            pool.report("/tp/echo", p.address, true);
+        }
+        CHECK(names == (std::set<std::string>{"s1", "s2"}));
+        CHECK(pool.size() == 2 && pool.created() == 2);
+        // Repeated PUTs of the same value: nothing changes, no channel made or leaked.
+        for (int i = 0; i < 5; i++) CHECK(reg.registry("/tp/echo/1", s1.address()));
+        std::this_thread::sleep_for(200ms);
+        for (int i = 0; i < 10; i++) CHECK(pool.choose("/tp/echo") != nullptr);
+        CHECK(pool.size() == 2 && pool.created() == 2);
+        // Instance 1 moves to s3's address: its old channel is dropped, a new one made.
+        std::weak_ptr<echo::EchoChannel> old;
+        for (int i = 0; i < 4 && old.expired(); i++) {
+            auto p = pool.pick("/tp/echo");
+            if (p.address == s1.address()) old = p.channel;
+        }
+        CHECK(!old.expired());
+        CHECK(reg.registry("/tp/echo/1", s3.address()));
+        wait_for("s1's channel dropped", [&] { return old.expired(); });
+        std::set<std::string> addrs;
+        for (int i = 0; i < 10; i++) addrs.insert(pool.pick("/tp/echo").address);
+        CHECK(addrs == (std::set<std::string>{s2.address(), s3.address()}));
+        CHECK(pool.size() == 2 && pool.created() == 3);
+        // The instance leaves: its channel goes; the last one leaving: none, nullptr.
+        CHECK(reg.unregister("/tp/echo/2"));
+        wait_for("s2's channel dropped", [&] { return pool.size() == 1; });
+        CHECK(reg.unregister("/tp/echo/1"));
+        wait_for("no channel", [&] { return pool.size() == 0; });
+        CHECK(pool.choose("/tp/echo") == nullptr);
+    }
+    CHECK(echo::EchoChannel::instances().load() == alive_before);
+}
+
+void test_hash_and_black_hole() {
+    echo::EchoServer s1(0, "s1"), s2(0, "s2"), s3(0, "s3");
+    etcd_sd::Registry reg(endpoints, 10);
+    CHECK(reg.registry("/th/echo/1", s1.address()));
+    CHECK(reg.registry("/th/echo/2", s2.address()));
+    CHECK(reg.registry("/th/echo/3", s3.address()));
+    auto mgr = manager("/th/");
+    Pool pool(mgr, factory());
+    // The same user keeps reaching the same instance.
+    std::map<std::string, std::string> home;
+    for (int u = 0; u < 30; u++) {
+        std::string key = "user-" + std::to_string(u);
+        home[key] = pool.pick("/th/echo", &key).address;
+    }
+    for (auto &h : home) CHECK(pool.pick("/th/echo", &h.first).address == h.second);
+    // s2 is black-holed: calls time out; after 5 failures it is skipped.
+    s2.pause(true);
+    int failed = 0;
+    for (int i = 0; i < 60; i++) {
+        auto p = pool.pick("/th/echo");
+        std::string reply;
+        bool ok = p.channel->call("x", &reply, 100);
+        if (!ok) failed++;
+        pool.report("/th/echo", p.address, ok);
+    }
+    CHECK_MSG(failed == 5, "failed calls: " + std::to_string(failed));
+    CHECK(mgr->instances("/th/echo")[1].ejected);
+    s2.pause(false);
+}
+
+void test_threads_and_churn() {
+    echo::EchoServer s1(0, "s1"), s2(0, "s2");
+    etcd_sd::Registry reg(endpoints, 10);
+    CHECK(reg.registry("/tc/echo/a", s1.address()));
+    auto mgr = manager("/tc/");
+    auto pool = std::make_shared<Pool>(mgr, factory());
+    std::atomic<bool> stop{false};
+    std::atomic<long> picks{0};
+    std::vector<std::thread> threads;
+    // Under valgrind (slow) everything runs ~50x slower: fewer, gentler pickers, so the
+    // registry's requests still fit in their timeout.
+    const int n_threads = slow ? 2 : 8;
+    for (int t = 0; t < n_threads; t++) {
+        threads.emplace_back([&, t] {
+            long n = 0;
+            while (!stop.load()) {
+                std::string key = "u" + std::to_string(n);
+                auto p = (t % 2) ? pool->pick("/tc/echo", &key) : pool->pick("/tc/echo");
+                if (p.channel) CHECK(p.channel->address() == p.address);
+                n++;
+                if (slow) std::this_thread::sleep_for(1ms);
+            }
+            picks += n;
+        });
+    }
+    auto t0 = Clock::now();
+    int changes = 0;
+    while (Clock::now() - t0 < 2s) {
+        const std::string &addr = (changes % 2) ? s1.address() : s2.address();
+        CHECK(reg.registry("/tc/echo/b", addr));
+        if (changes % 3 == 0) CHECK(reg.unregister("/tc/echo/b"));
+        changes++;
+    }
+    stop = true;
+    for (auto &t : threads) t.join();
+    std::printf("    %d changes, %ld picks\n", changes, picks.load());
+    // Settled: exactly one channel per live address, nothing leaked.
+    CHECK(reg.registry("/tc/echo/b", s2.address()));
+    wait_for("2 instances", [&] { return mgr->instances("/tc/echo").size() == 2; });
+    for (int i = 0; i < 10; i++) pool->choose("/tc/echo");
+    std::this_thread::sleep_for(200ms);
+    for (int i = 0; i < 10; i++) pool->choose("/tc/echo");
+    CHECK_MSG(pool->size() == 2, "pool holds " + std::to_string(pool->size()));
+    pool.reset();
+}
+
+struct Case {
+    const char *name;
+    void (*fn)();
+};
+
+}  // namespace
+
+int main() {
+    const char *ep = std::getenv("ETCD_SD_TEST_ENDPOINTS");
+    if (ep == nullptr || *ep == '\0') {
+        std::fprintf(stderr, "ETCD_SD_TEST_ENDPOINTS is not set (run me through tests/with_etcd.py)\n");
+        return 2;
+    }
+    endpoints = ep;
+    const char *s = std::getenv("ETCD_SD_TEST_SLOW");
+    slow = s != nullptr && *s != '\0' && std::strcmp(s, "0") != 0;
+    const char *only = std::getenv("ETCD_SD_TEST_ONLY");
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    const Case cases[] = {
+        {"manager", test_manager},
+        {"channel_pool_lifecycle", test_channel_pool_lifecycle},
+        {"hash_and_black_hole", test_hash_and_black_hole},
+        {"threads_and_churn", test_threads_and_churn},
+    };
+    int ran = 0;
+    for (const Case &c : cases) {
+        if (only != nullptr && std::strstr(c.name, only) == nullptr) continue;
+        current_case = c.name;
+        std::printf("[ RUN  ] %s\n", c.name);
+        auto t0 = Clock::now();
+        c.fn();
+        std::printf("[  OK  ] %s (%lld ms)\n", c.name,
+                    static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               Clock::now() - t0)
+                                               .count()));
+        ran++;
+    }
+    std::printf("%d cases passed\n", ran);
+    return ran > 0 ? 0 : 1;
+}
