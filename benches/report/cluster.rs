@@ -126,6 +126,21 @@ impl Cluster {
         text[cut..].to_string()
     }
 
+    /// Lines of every member's log (all its runs) that contain `what`.
+    pub fn log_lines_with(&self, what: &str) -> usize {
+        self.members
+            .iter()
+            .map(|m| {
+                let path = self.dir.path().join(format!("{}.log", m.name));
+                std::fs::read_to_string(path)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains(what))
+                    .count()
+            })
+            .sum()
+    }
+
     /// The clients' endpoint list: "http://127.0.0.1:a,http://127.0.0.1:b,...".
     pub fn endpoints(&self) -> String {
         self.client_urls().join(",")

@@ -19,6 +19,7 @@ struct Scrape {
     handled: f64,
     handled_err: f64,
     received: f64,
+    sent: f64,
     by_method: BTreeMap<String, f64>,
 }
 
@@ -32,6 +33,8 @@ pub struct Sample {
     pub handled_err: f64,
     /// `grpc_server_msg_received_total` (stream messages included: keep-alives, watch creates).
     pub received: f64,
+    /// `grpc_server_msg_sent_total` (stream messages included: watch responses).
+    pub sent: f64,
     pub by_method: BTreeMap<String, f64>,
     /// Members that answered this scrape.
     pub members_up: usize,
@@ -100,6 +103,7 @@ fn parse(body: &str) -> Scrape {
                 }
             }
             "grpc_server_msg_received_total" => s.received += v,
+            "grpc_server_msg_sent_total" => s.sent += v,
             "process_start_time_seconds" => s.start_time = v,
             _ => {}
         }
@@ -125,6 +129,7 @@ fn delta(before: &Option<Scrape>, now: &Scrape) -> Scrape {
         handled: d(now.handled, b.handled),
         handled_err: d(now.handled_err, b.handled_err),
         received: d(now.received, b.received),
+        sent: d(now.sent, b.sent),
         by_method,
     }
 }
@@ -160,6 +165,7 @@ impl Sampler {
                             s.total.handled += d.handled;
                             s.total.handled_err += d.handled_err;
                             s.total.received += d.received;
+                            s.total.sent += d.sent;
                             for (m, v) in d.by_method {
                                 *s.total.by_method.entry(m).or_default() += v;
                             }

@@ -293,6 +293,10 @@ struct Outcome {
     peak_err_rate: f64,
     requests: f64,
     requests_failed: f64,
+    /// Stream messages etcd sent (watch responses, keep-alive answers).
+    stream_sent: f64,
+    /// etcd log lines "took too long" (slow applies, waits for the applied index).
+    slow_lines: usize,
     by_method: BTreeMap<String, f64>,
     final_ok: bool,
     /// (seconds from the cluster answering, handled requests/s over the second before).
@@ -352,6 +356,7 @@ fn outage(
         .iter()
         .map(|v| v.last().map_or((0, 0), |r| (r.2, r.3)))
         .unzip();
+    let slow_before = cl.log_lines_with("took too long");
     let t_kill = Instant::now();
     cl.kill_all();
     if expire {
@@ -514,6 +519,8 @@ fn outage(
         peak_err_rate: peak_err,
         requests: last.handled - first.handled,
         requests_failed: last.handled_err - first.handled_err,
+        stream_sent: last.sent - first.sent,
+        slow_lines: cl.log_lines_with("took too long") - slow_before,
         by_method: metrics::methods_between(&first, &last),
         final_ok,
         rate_series,
@@ -759,13 +766,15 @@ pub fn restart_storm(_ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             SC,
             &format!("{who}: peak requests in 1 s after the restart (sampled every 100 ms)"),
             format!(
-                "{:.0}/s = {:.0} % of sustained, at +{:.1} s; {:.0} requests in all ({}), {:.0} failed",
+                "{:.0}/s = {:.0} % of sustained, at +{:.1} s; {:.0} requests in all ({}), {:.0} failed; {:.0} stream messages sent; {} etcd log lines \"took too long\"",
                 o.peak_rate,
                 o.peak_rate / sustained * 100.0,
                 o.peak_rate_at_s,
                 o.requests,
                 top.join(", "),
-                o.requests_failed
+                o.requests_failed,
+                o.stream_sent,
+                o.slow_lines
             ),
             "≤ sustained",
             o.peak_rate <= sustained,
@@ -805,6 +814,8 @@ pub fn restart_storm(_ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
                 ("peak_failed_per_s", J::Num(round3(o.peak_err_rate))),
                 ("requests", J::Num(o.requests)),
                 ("requests_failed", J::Num(o.requests_failed)),
+                ("stream_messages_sent", J::Num(o.stream_sent)),
+                ("etcd_log_took_too_long", J::Num(o.slow_lines as f64)),
                 (
                     "requests_by_method",
                     J::Obj(
