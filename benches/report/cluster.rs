@@ -192,5 +192,10 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
+        // Keep the members' logs for a look afterwards: target/bench-storm-<member>.log.
+        for m in &self.members {
+            let from = self.dir.path().join(format!("{}.log", m.name));
+            let _ = std::fs::copy(from, format!("target/bench-storm-{}.log", m.name));
+        }
     }
 }
