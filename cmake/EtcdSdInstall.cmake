@@ -106,3 +106,6 @@ include(EtcdSdCompatInstall)  # cmake/EtcdSdCompatInstall.cmake: the etcd-cpp-ap
 if(TARGET etcd_sd_cli)
   install(PROGRAMS "${ETCD_SD_CLI}" DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT tools)
 endif()
+# The C++ service table header: etcd_sd.hpp includes it, so it ships with it (dev).
+install(FILES "${ETCD_SD_INCLUDE_DIR}/etcd_sd_table.hpp"
+        DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" COMPONENT dev)

@@ -12,7 +12,7 @@
 // 500 ms more (calls already on their way), then stop; SIGUSR1 black-holes the instance
 // (it keeps its registration and its connections but never answers), SIGUSR2 ends that.
 // client: one call every interval_ms (default 20), alternately round robin and by hash on
-// "user-<n % 5>"; each call has a 200 ms timeout. Prints one line per failed call and per
+// "user-<n % 5>"; each call has a 300 ms timeout. Prints one line per failed call and per
 // change of the set ("instances: ..."), and a summary at the end:
 //   calls N ok N failed N; per address: <addr> ok N failed N ...
 // Exit code 0, or 1 on a setup error. scripts/demo.sh runs three instances and one client,
@@ -124,7 +124,7 @@ int client(const std::string &endpoints, const std::string &service, int seconds
             none++;
         } else {
             std::string reply;
-            bool ok = picked.channel->call("call " + std::to_string(calls), &reply, 200);
+            bool ok = picked.channel->call("call " + std::to_string(calls), &reply, 300);
             pool.report(service, picked.address, ok);
             Tally &t = per_address[picked.address];
             (ok ? t.ok : t.failed)++;
