@@ -244,6 +244,11 @@ impl Registry {
         ))
     }
 
+    /// The handle, for calls this wrapper does not cover.
+    pub fn raw(&self) -> *const etcd_sd_registry {
+        self.ptr
+    }
+
     pub fn lease_id(&self) -> Result<i64, String> {
         let mut id = 0i64;
         check(etcd_sd_registry_lease_id(self.ptr, &mut id))?;

@@ -73,6 +73,8 @@ pub fn main(mode: &str) {
         "footprint" => footprint(),
         "sync" => sync(),
         "fanout" => fanout(),
+        "storm-registrant" => crate::storm_child::registrant(),
+        "storm-discovery" => crate::storm_child::discovery(),
         other => Err(format!("unknown child mode {other}")),
     };
     if let Err(e) = r {

@@ -6,9 +6,13 @@
 
 mod capi;
 mod child;
+mod cluster;
+mod metrics;
 mod report;
 mod scenarios;
 mod server;
+mod storm;
+mod storm_child;
 mod table;
 mod util;
 
@@ -20,7 +24,7 @@ use util::J;
 
 const USAGE: &str = "usage: scripts/bench.sh [--quick] [--only N[,N...]]
   --quick   idle-CPU window of the fan-out scenario: 5 s instead of 30 s
-  --only    run only these scenarios (0 = footprint, 1-8 as in docs/performance.md)";
+  --only    run only these scenarios (0 = footprint, 1-9 as in docs/performance.md)";
 
 fn main() {
     if let Ok(mode) = std::env::var(child::MODE_VAR) {
@@ -75,7 +79,7 @@ fn main() {
     type Scenario = fn(&Ctx, &mut Report) -> Result<(), String>;
     // The footprint child runs first, on an empty etcd; scenario 1 runs before anything in
     // this process has opened an etcd-sd connection, so its "cold" figure is really cold.
-    let plan: [(&str, Scenario); 9] = [
+    let plan: [(&str, Scenario); 10] = [
         ("0. footprint", scenarios::footprint),
         ("1. register", scenarios::register),
         ("2. put→callback", scenarios::put_callback),
@@ -85,6 +89,7 @@ fn main() {
         ("6. fan-out 1,000 + 100", scenarios::fan_out),
         ("7. burst", scenarios::burst),
         ("8. service table", table::run),
+        ("9. restart storm", storm::restart_storm),
     ];
     for (name, run) in plan {
         let number = name.split('.').next().unwrap_or_default().to_string();

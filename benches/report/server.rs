@@ -15,7 +15,7 @@ pub struct Etcd {
     pub data_location: String,
 }
 
-fn etcd_bin() -> String {
+pub fn etcd_bin() -> String {
     std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".into())
 }
 
@@ -46,7 +46,7 @@ fn is_tmpfs(p: &Path) -> bool {
 }
 
 /// A temp dir for etcd's data: /dev/shm when it exists and is writable, else $TMPDIR.
-fn data_dir() -> (TempDir, String) {
+pub fn data_dir() -> (TempDir, String) {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         if let Ok(d) = tempfile::Builder::new()
@@ -149,7 +149,7 @@ impl Drop for Etcd {
     }
 }
 
-fn wait_healthy(child: &mut Child, endpoint: &str, limit: Duration) -> bool {
+pub fn wait_healthy(child: &mut Child, endpoint: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {

@@ -444,7 +444,7 @@ async fn try_recover(me: &Arc<KeptInner>) -> Result<(i64, usize)> {
     let member = me.conn.pick().await?;
     let client = member.client.clone();
     let keys = me.snapshot();
-    let id = match fill_new_lease(client.clone(), me.ttl, &keys).await {
+    let id = match fill_new_lease(me, client.clone(), &keys).await {
         Ok(id) => id,
         Err(e) => {
             member.failed(&e).await;
@@ -453,6 +453,8 @@ async fn try_recover(me: &Arc<KeptInner>) -> Result<(i64, usize)> {
     };
     me.id.store(id, Ordering::Release);
     me.conn.leases.remember(id, me);
+    // Again: if the keeper dropped it during the fill (a TTL-0 answer while it was not the
+    // current id yet), it is kept again, and a real loss is now reported as one.
     me.conn
         .leases
         .keeper
@@ -463,30 +465,73 @@ async fn try_recover(me: &Arc<KeptInner>) -> Result<(i64, usize)> {
         .into_iter()
         .filter(|(k, v)| keys.get(k) != Some(v))
         .collect();
-    put_all(client, id, &later).await?;
+    put_all(client, id, &later, per_attempt(me)).await?;
     Ok((id, keys.len() + later.len()))
 }
 
-/// Grants a lease and puts `keys` under it; revokes it again if a put fails, so that no
-/// half-filled lease is left behind and the next attempt starts afresh.
-async fn fill_new_lease(
+/// How long one request of a recovery may take before the member is left for the next one
+/// (as `client::retry` does): a member that has just restarted may hold a request for
+/// seconds before it errs.
+fn per_attempt(me: &KeptInner) -> Duration {
+    (me.request_timeout / 3).max(Duration::from_secs(1))
+}
+
+/// A lease granted for a recovery and not filled yet: dropped armed (the fill failed, or was
+/// cancelled by the timeout in `recover`), it stops renewing the lease and revokes it.
+struct Unfilled {
+    me: Arc<KeptInner>,
     client: etcd_client::Client,
-    ttl: i64,
+    id: i64,
+    armed: bool,
+}
+
+impl Drop for Unfilled {
+    fn drop(&mut self) {
+        if self.armed {
+            self.me.conn.leases.keeper.remove(self.id);
+            let (client, id) = (self.client.clone(), self.id);
+            runtime::spawn(async move {
+                let _ = kv::revoke(client, id).await;
+            });
+        }
+    }
+}
+
+/// Grants a lease and puts `keys` under it; revokes it again if a put fails, so that no
+/// half-filled lease is left behind and the next attempt starts afresh. The lease is kept
+/// alive from the grant on: on a cluster busy after a restart, putting the keys back can take
+/// longer than the TTL, and the lease must not expire under the fill.
+async fn fill_new_lease(
+    me: &Arc<KeptInner>,
+    client: etcd_client::Client,
     keys: &BTreeMap<Vec<u8>, Vec<u8>>,
 ) -> Result<i64> {
-    let id = kv::grant(client.clone(), ttl).await?;
-    if let Err(e) = put_all(client.clone(), id, keys).await {
-        let _ = kv::revoke(client, id).await;
-        return Err(e);
-    }
+    let limit = per_attempt(me);
+    let id = match tokio::time::timeout(limit, kv::grant(client.clone(), me.ttl)).await {
+        Ok(r) => r?,
+        Err(_) => return Err(Error::Timeout(limit, "lease grant".into())),
+    };
+    let mut unfilled = Unfilled {
+        me: me.clone(),
+        client: client.clone(),
+        id,
+        armed: true,
+    };
+    me.conn
+        .leases
+        .keeper
+        .add(&me.conn, id, me.ttl, me.request_timeout, Arc::downgrade(me));
+    put_all(client, id, keys, limit).await?;
+    unfilled.armed = false;
     Ok(id)
 }
 
-/// Puts `keys` under `lease`, `TXN_OPS` per transaction.
+/// Puts `keys` under `lease`, `TXN_OPS` per transaction, each within `limit`.
 async fn put_all(
     mut client: etcd_client::Client,
     lease: i64,
     keys: &BTreeMap<Vec<u8>, Vec<u8>>,
+    limit: Duration,
 ) -> Result<()> {
     let items: Vec<_> = keys.iter().collect();
     for chunk in items.chunks(TXN_OPS) {
@@ -500,10 +545,10 @@ async fn put_all(
                 )
             })
             .collect();
-        client
-            .txn(Txn::new().and_then(ops))
-            .await
-            .map_err(|e| Error::from_etcd("put", e))?;
+        match tokio::time::timeout(limit, client.txn(Txn::new().and_then(ops))).await {
+            Ok(r) => r.map_err(|e| Error::from_etcd("put", e))?,
+            Err(_) => return Err(Error::Timeout(limit, "put".into())),
+        };
     }
     Ok(())
 }
