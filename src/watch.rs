@@ -278,6 +278,9 @@ enum End {
     Relist(String, i64),
     /// The stream failed: resume from `next_revision`.
     Broken(Error),
+    /// The member showed a revision below one already seen: it lags (just restarted), or etcd
+    /// was wiped and recreated with the same cluster id. A linearizable read tells which.
+    Behind(String),
 }
 
 async fn broken(member: &Member<'_>, err: Error) -> End {
@@ -323,14 +326,53 @@ impl Watch {
                     self.outage.failed(&err);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
+                End::Behind(why) => {
+                    match store_revision(self.conn.clone(), self.spec.key.clone()).await {
+                        Ok(rev) if rev < self.seen_revision => {
+                            self.counters.relists.fetch_add(1, Ordering::Relaxed);
+                            log::warn!(target: "etcd_sd",
+                            "watch: {why} and the cluster agrees ({rev}): etcd was replaced; reading the keys again");
+                            self.cluster_id = 0;
+                            self.seen_revision = 0;
+                            self.relist(&mut backoff, 0, true).await;
+                        }
+                        other => {
+                            // A lagging member: resume on another one (it was left already).
+                            self.counters.resumes.fetch_add(1, Ordering::Relaxed);
+                            if let Err(e) = other {
+                                self.outage.failed(&e);
+                            }
+                            log::debug!(target: "etcd_sd", "watch: {why}; the member lags, resuming elsewhere");
+                            tokio::time::sleep(backoff.next_delay()).await;
+                        }
+                    }
+                }
             }
         }
     }
+}
 
-    /// Why a response header says this is not the etcd we followed: its cluster id changed, or
-    /// its revision is behind one it already showed us. Headers without a revision (a
-    /// cancellation) say nothing.
-    fn replaced(&mut self, header: Option<&etcd_client::ResponseHeader>) -> Option<String> {
+/// The store's revision by a linearizable read (the leader's view).
+async fn store_revision(conn: Arc<Shared>, key: Vec<u8>) -> Result<i64> {
+    retry(&conn, RELIST_LIMIT, "revision check", |mut c| {
+        let key = key.clone();
+        async move {
+            let opts = etcd_client::GetOptions::new().with_count_only();
+            let resp = c
+                .get(key, Some(opts))
+                .await
+                .map_err(|e| Error::from_etcd("get", e))?;
+            Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
+        }
+    })
+    .await
+}
+
+impl Watch {
+    /// Why a response header says this may not be the etcd we followed: its cluster id changed
+    /// (`Relist`), or its revision is behind one it already showed us (`Behind`). Headers
+    /// without a revision (a cancellation) say nothing.
+    fn replaced(&mut self, header: Option<&etcd_client::ResponseHeader>) -> Option<End> {
         let h = header?;
         if h.revision() <= 0 || h.cluster_id() == 0 {
             return None;
@@ -338,18 +380,21 @@ impl Watch {
         if self.cluster_id == 0 {
             self.cluster_id = h.cluster_id();
         } else if h.cluster_id() != self.cluster_id {
-            return Some(format!(
+            let why = format!(
                 "etcd was replaced (cluster id {:x}, was {:x})",
                 h.cluster_id(),
                 self.cluster_id
-            ));
+            );
+            self.cluster_id = 0;
+            self.seen_revision = 0;
+            return Some(End::Relist(why, 0));
         }
         if h.revision() < self.seen_revision {
-            return Some(format!(
-                "etcd's revision went back to {} (it was {})",
+            return Some(End::Behind(format!(
+                "a member showed revision {} (we had seen {})",
                 h.revision(),
                 self.seen_revision
-            ));
+            )));
         }
         self.seen_revision = h.revision();
         None
@@ -433,10 +478,14 @@ impl Watch {
                 let why = format!("watch cancelled by the server: {}", resp.cancel_reason());
                 return End::Relist(why, 0);
             }
-            if let Some(why) = self.replaced(resp.header()) {
-                self.cluster_id = 0;
-                self.seen_revision = 0;
-                return End::Relist(why, 0);
+            if let Some(end) = self.replaced(resp.header()) {
+                if matches!(end, End::Behind(_)) {
+                    // Leave this member whatever the verdict.
+                    member
+                        .failed(&Error::Unavailable("member behind".into()))
+                        .await;
+                }
+                return end;
             }
             let header_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
             let mut events = Vec::with_capacity(resp.0.events.len());
