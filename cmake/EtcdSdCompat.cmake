@@ -3,6 +3,7 @@
 #
 #   compat_headers         each header alone in its own TU, linked together (no etcd)
 #   compat_api_test        every implemented function (-Wall -Wextra -Werror), tests/with_etcd.py
+#   compat_api_tls/_auth   its TLS (with_etcd.py --mtls) and user/password (--auth) cases
 #   compat_samples         the programs written the way etcd-cpp-apiv3's users write them,
 #                          compiled unchanged with -std=c++17 only and linked with
 #                          -letcd-cpp-api (the linker script below), run once each
@@ -59,11 +60,18 @@ add_test(NAME compat_samples
 add_test(NAME compat_faults
   COMMAND "${Python3_EXECUTABLE}" "${CMAKE_CURRENT_SOURCE_DIR}/tests/compat/faults.py"
           --etcd "${ETCD_EXECUTABLE}" --etcdctl "${ETCDCTL_EXECUTABLE}" --only faults ${_compat_bins})
-set(_compat_tests compat_api_test compat_samples compat_faults)
+# The TLS and user/password constructors, against etcds that need them.
+add_test(NAME compat_api_tls COMMAND ${_with_etcd} --mtls --env ETCD_SD_TEST_ONLY=tls
+         -- "$<TARGET_FILE:compat_api_test>")
+add_test(NAME compat_api_auth COMMAND ${_with_etcd} --auth --env ETCD_SD_TEST_ONLY=auth
+         -- "$<TARGET_FILE:compat_api_test>")
+set(_compat_tests compat_api_test compat_api_tls compat_api_auth compat_samples compat_faults)
 if(VALGRIND_EXECUTABLE)
   add_test(NAME compat_api_memcheck
-    # the default timeouts: under valgrind the first dial alone can take over a second
-    COMMAND ${_with_etcd} --env ETCD_SD_TEST_SLOW=1
+    # long timeouts: under valgrind on a loaded machine the first dial alone can take seconds
+    # (ETCD_SD_TEST_SLOW also skips the silent-endpoint case, whose bounds the plain run checks)
+    COMMAND ${_with_etcd} --env ETCD_SD_TEST_SLOW=1 --env ETCD_SD_CONNECT_TIMEOUT_MS=20000
+            --env ETCD_SD_REQUEST_TIMEOUT_MS=15000
             -- ${_memcheck} "$<TARGET_FILE:compat_api_test>")
   list(APPEND _compat_tests compat_api_memcheck)
 endif()

@@ -67,23 +67,14 @@ pub(crate) fn pages(
                     .map_err(|e| Error::from_etcd("get", e))
             })
             .await;
-            let mut resp = match got {
+            let resp = match got {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
                     return;
                 }
             };
-            if revision == 0 {
-                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-            }
-            let more = resp.more();
-            let kvs = resp.take_kvs();
-            if let Some(last) = kvs.last() {
-                start = last.key().to_vec();
-                start.push(0);
-            }
-            let kvs = kvs.into_iter().map(KeyValue::from).collect();
+            let (kvs, more) = advance(resp, &mut start, &mut revision);
             if tx.send(Ok(Page { kvs, revision })).await.is_err() || !more {
                 return;
             }
@@ -107,6 +98,25 @@ fn page_options(end: &[u8], at: i64) -> GetOptions {
     }
 }
 
+/// Takes a page's keys and whether more follow; moves `start` past the last key and sets
+/// `revision` from the first page's header.
+fn advance(
+    mut resp: etcd_client::GetResponse,
+    start: &mut Vec<u8>,
+    revision: &mut i64,
+) -> (Vec<KeyValue>, bool) {
+    if *revision == 0 {
+        *revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+    }
+    let more = resp.more();
+    let kvs = resp.take_kvs();
+    if let Some(last) = kvs.last() {
+        *start = last.key().to_vec();
+        start.push(0); // the next key after `last`
+    }
+    (kvs.into_iter().map(KeyValue::from).collect(), more)
+}
+
 /// How long each later page of a streamed listing may take (retrying across members).
 const RELIST_PAGE_LIMIT: Duration = Duration::from_secs(10);
 
@@ -128,20 +138,12 @@ pub(crate) async fn list_range(
             let page = if revision == 0 { PAGE } else { LATER_PAGE };
             opts = opts.with_limit((limit - out.len() as i64).min(page));
         }
-        let mut resp = kv
+        let resp = kv
             .get(start.clone(), Some(opts))
             .await
             .map_err(|e| Error::from_etcd("get", e))?;
-        if revision == 0 {
-            revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-        }
-        let more = resp.more();
-        let kvs = resp.take_kvs();
-        if let Some(last) = kvs.last() {
-            start = last.key().to_vec();
-            start.push(0); // the next key after `last`
-        }
-        out.extend(kvs.into_iter().map(KeyValue::from));
+        let (kvs, more) = advance(resp, &mut start, &mut revision);
+        out.extend(kvs);
         if !more || (limit > 0 && out.len() as i64 >= limit) {
             return Ok((out, revision));
         }

@@ -1061,11 +1061,6 @@ static void test_thread_count(void) {
 
 /* ---------------------------------------------------------------------------------------- */
 
-typedef struct {
-    const char *name;
-    void (*fn)(void);
-} test_case;
-
 int main(void) {
     static const test_case cases[] = {
         {"version", test_version},
@@ -1084,14 +1079,10 @@ int main(void) {
         {"logger", test_logger},
         {"thread_count", test_thread_count},
     };
-    size_t i;
-    int ran = 0;
 
     test_begin();
     endpoints = need_env("ETCD_SD_TEST_ENDPOINTS");
     printf("etcd at %s%s\n", endpoints, slow ? " (slow mode: relaxed time bounds)" : "");
 
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        ran += run_case(cases[i].name, cases[i].fn);
-    return test_end(ran);
+    return run_cases(cases, sizeof cases / sizeof cases[0]);
 }

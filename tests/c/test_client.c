@@ -284,11 +284,6 @@ static void test_stats(void) {
     etcd_sd_registry_free(b);
 }
 
-typedef struct {
-    const char *name;
-    void (*fn)(void);
-} test_case;
-
 int main(void) {
     static const test_case cases[] = {
         {"kv", test_kv},
@@ -297,11 +292,8 @@ int main(void) {
         {"watch", test_watch},
         {"stats", test_stats},
     };
-    size_t i;
-    int ran = 0;
 
     test_begin();
     endpoints = need_env("ETCD_SD_TEST_ENDPOINTS");
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) ran += run_case(cases[i].name, cases[i].fn);
-    return test_end(ran);
+    return run_cases(cases, sizeof cases / sizeof cases[0]);
 }

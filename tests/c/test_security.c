@@ -604,10 +604,10 @@ typedef struct {
     const char *name;
     const char *needs; /* the ETCD_SD_TEST_MODE word the case needs, NULL: any */
     void (*fn)(void);
-} test_case;
+} security_case;
 
 int main(void) {
-    static const test_case cases[] = {
+    static const security_case cases[] = {
         {"setters", NULL, test_setters},
         {"tls_round_trip", "tls", test_tls_round_trip},
         {"tls_server_name", "tls", test_tls_server_name},

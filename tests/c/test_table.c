@@ -415,11 +415,6 @@ static void test_threads_and_churn(void) {
     etcd_sd_registry_free(r);
 }
 
-typedef struct {
-    const char *name;
-    void (*fn)(void);
-} test_case;
-
 int main(void) {
     static const test_case cases[] = {
         {"invalid_arguments", test_invalid_arguments},
@@ -432,11 +427,8 @@ int main(void) {
         {"changed_and_declared", test_changed_and_declared},
         {"threads_and_churn", test_threads_and_churn},
     };
-    size_t i;
-    int ran = 0;
     test_begin();
     endpoints = need_env("ETCD_SD_TEST_ENDPOINTS");
     printf("etcd at %s%s\n", endpoints, slow ? " (slow mode: relaxed time bounds)" : "");
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) ran += run_case(cases[i].name, cases[i].fn);
-    return test_end(ran);
+    return run_cases(cases, sizeof cases / sizeof cases[0]);
 }

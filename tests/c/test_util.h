@@ -158,4 +158,18 @@ static int test_end(int ran) {
     return ran > 0 ? 0 : 1;
 }
 
+/* One case of a test program. */
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+/* Runs every case in order (see run_case) and returns main's exit status. */
+static inline int run_cases(const test_case *cases, size_t n) {
+    size_t i;
+    int ran = 0;
+    for (i = 0; i < n; i++) ran += run_case(cases[i].name, cases[i].fn);
+    return test_end(ran);
+}
+
 #endif /* ETCD_SD_TEST_UTIL_H */

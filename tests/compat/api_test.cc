@@ -751,17 +751,47 @@ void test_tasks() {
 
 // Against an endpoint nobody listens on (ETCD_SD_CONNECT_TIMEOUT_MS is set short by CTest):
 // errors, no hang, no lease 0.
+// A loopback port that accepts TCP connections (the kernel's backlog) but never answers.
+struct SilentPort {
+    int fd = -1;
+    int port = 0;
+    SilentPort() {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a;
+        std::memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        CHECK(bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+        CHECK(listen(fd, 64) == 0);
+        socklen_t len = sizeof a;
+        CHECK(getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0);
+        port = ntohs(a.sin_port);
+    }
+    ~SilentPort() { close(fd); }
+};
+
+void dead_endpoint_case(std::string const &dead, const char *kind);
+
 void test_dead_endpoint() {
-    std::string dead = "http://127.0.0.1:" + std::to_string(dead_port());
+    dead_endpoint_case("http://127.0.0.1:" + std::to_string(dead_port()), "refused");
+    if (g_slow) {
+        return;  // valgrind runs with long timeouts; the bounds are checked by the plain run
+    }
+    SilentPort silent;
+    dead_endpoint_case("http://127.0.0.1:" + std::to_string(silent.port), "silent");
+}
+
+void dead_endpoint_case(std::string const &dead, const char *kind) {
     // Each failing call prints how long it took (a figure, not a check: the bound is the
     // connect/request timeouts set by CTest through the environment).
-    auto timed = [](const char *what, auto f) {
+    auto timed = [kind](const char *what, auto f) {
         auto t0 = std::chrono::steady_clock::now();
         f();
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - t0)
                       .count();
-        std::printf("figure: dead endpoint: %s failed after %lld ms\n", what, static_cast<long long>(ms));
+        std::printf("figure: dead endpoint (%s): %s failed after %lld ms\n", kind, what,
+                    static_cast<long long>(ms));
     };
     etcd::Client c(dead);
     timed("Client::put", [&] {
@@ -792,6 +822,99 @@ void test_dead_endpoint() {
     timed("SyncClient::leasegrant", [&] { CHECK(!s.leasegrant(3).is_ok()); });
 }
 
+std::string env_or_empty(const char *name) {
+    const char *v = std::getenv(name);
+    return v != nullptr ? v : "";
+}
+
+bool mode_has(const char *what) { return env_or_empty("ETCD_SD_TEST_MODE").find(what) != std::string::npos; }
+
+// The TLS constructors against an etcd that requires client certificates
+// (with_etcd.py --mtls; CTest compat_api_tls). Skipped against a plain etcd.
+void test_tls() {
+    if (!mode_has("tls")) {
+        std::printf("    (skipped: etcd is not TLS)\n");
+        return;
+    }
+    std::string ca = env_or_empty("ETCD_SD_TEST_CA");
+    std::string cert = env_or_empty("ETCD_SD_TEST_CLIENT_CERT");
+    std::string key = env_or_empty("ETCD_SD_TEST_CLIENT_KEY");
+    std::string hostport = g_ep.substr(g_ep.find("://") + 3);
+    std::string p = prefix();
+    {
+        etcd::Client c(g_ep, ca, cert, key, "");
+        CHECK_OK(c.put(p + "a", "1").get());
+        CHECK_EQ(c.get(p + "a").get().value().as_string(), std::string("1"));
+    }
+    {
+        // a bare host:port is spoken to over https; the certificate checked against a
+        // name of its SANs
+        etcd::Client c(hostport, ca, cert, key, "etcd.test", "round_robin");
+        CHECK_OK(c.get(p + "a").get());
+        std::unique_ptr<etcd::Client> c2(etcd::Client::WithSSL(g_ep, ca, cert, key));
+        CHECK_OK(c2->head().get());
+        etcd::SyncClient s(g_ep, ca, cert, key, "");
+        CHECK_OK(s.put(p + "b", "2"));
+        std::unique_ptr<etcd::SyncClient> s2(etcd::SyncClient::WithSSL(g_ep, ca, cert, key));
+        CHECK_OK(s2->head());
+    }
+    // without the client certificate, etcd refuses
+    {
+        etcd::Client c(g_ep, ca, "", "", "");
+        CHECK(!c.get(p + "a").get().is_ok());
+    }
+    std::atomic<int> handler_calls{0};
+    etcd::KeepAlive ka(g_ep, ca, cert, key, [&](std::exception_ptr) { handler_calls++; }, 3);
+    CHECK(ka.Lease() != 0);
+    Inbox in;
+    auto f = [&](etcd::Response r) { in.push(r); };
+    std::function<void(bool)> wf = [](bool) {};
+    etcd::Watcher w1(g_ep, ca, cert, key, p, int64_t{0}, f, true);
+    etcd::Watcher w2(g_ep, ca, cert, key, p + "c", etcdv3::detail::string_plus_one(p + "c"), int64_t{0}, f);
+    etcd::Watcher w3(g_ep, ca, cert, key, p, int64_t{0}, f, wf, true, std::string());
+    etcd::Watcher w4(g_ep, ca, cert, key, p + "c", etcdv3::detail::string_plus_one(p + "c"), int64_t{0}, f, wf);
+    etcd::Client c(g_ep, ca, cert, key, "");
+    CHECK_OK(c.put(p + "c", "x", ka.Lease()).get());
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(in.next_event().kv().key(), p + "c");
+    }
+    CHECK_EQ(handler_calls.load(), 0);
+}
+
+// The user/password constructors against an etcd with auth (with_etcd.py --auth: user svc may
+// read and write /service/ only; CTest compat_api_auth). Skipped against a plain etcd.
+void test_auth() {
+    if (!mode_has("auth")) {
+        std::printf("    (skipped: etcd has no auth)\n");
+        return;
+    }
+    std::string user = env_or_empty("ETCD_SD_TEST_USER");
+    std::string password = env_or_empty("ETCD_SD_TEST_PASSWORD");
+    std::string p = "/service/compat-" + std::to_string(getpid()) + "/";
+    etcd::Client c(g_ep, user, password);
+    CHECK_OK(c.put(p + "a", "1").get());
+    CHECK_EQ(c.ls(p).get().keys().size(), size_t{1});
+    etcd::Response denied = c.put("/elsewhere/compat", "x").get();
+    CHECK(!denied.is_ok());
+    CHECK_EQ(denied.error_code(), etcdv3::ERROR_GRPC_UNAUTHENTICATED);
+    etcd::Client wrong(g_ep, user, "not-the-password");
+    CHECK(!wrong.get(p + "a").get().is_ok());
+    std::unique_ptr<etcd::Client> c2(etcd::Client::WithUser(g_ep, user, password));
+    CHECK_OK(c2->get(p + "a").get());
+    etcd::SyncClient s(g_ep, user, password, 300, "round_robin");
+    CHECK_OK(s.get(p + "a"));
+
+    etcd::KeepAlive ka(g_ep, user, password, 3);
+    etcd::KeepAlive kb(g_ep, user, password, [](std::exception_ptr) {}, 3);
+    CHECK(ka.Lease() != 0 && kb.Lease() != 0);
+    Inbox in;
+    auto f = [&](etcd::Response r) { in.push(r); };
+    etcd::Watcher w(g_ep, user, password, p, f, true);
+    CHECK_OK(c.put(p + "b", "2", ka.Lease()).get());
+    CHECK_EQ(in.next_event().kv().key(), p + "b");
+    CHECK_OK(c.rmdir(p, true).get());
+}
+
 struct Case {
     const char *name;
     void (*fn)();
@@ -815,6 +938,7 @@ int main() {
         {"sync_client", test_sync_client},   {"leases", test_leases},
         {"watcher", test_watcher},           {"list_then_watch", test_list_then_watch},
         {"tasks", test_tasks},               {"dead_endpoint", test_dead_endpoint},
+        {"tls", test_tls},                   {"auth", test_auth},
     };
     int ran = 0;
     for (auto const &c : cases) {

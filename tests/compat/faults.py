@@ -425,9 +425,21 @@ def run_faults(b, etcd):
     reg.kill()
     disc.kill()
 
-    # --- programs pointed at a dead endpoint
-    dead = "http://127.0.0.1:%d" % with_etcd.free_port()
+    # --- programs pointed at a dead endpoint: refused, and silent (accepts TCP, never answers)
     env = env_for(REQUEST_TIMEOUT_MS)
+    import socket
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    try:
+        for kind, port in (("refused", with_etcd.free_port()), ("silent", silent.getsockname()[1])):
+            run_dead(b, env, kind, "http://127.0.0.1:%d" % port)
+    finally:
+        silent.close()
+    log("dead endpoint OK")
+
+
+def run_dead(b, env, kind, dead):
     for name, argv in (
             ("registry_sample", [b.registry_sample, dead, "/d/r", "x"]),
             ("template_app", [b.template_app, dead, "/d/", "/d/t", "x"]),
@@ -441,7 +453,7 @@ def run_faults(b, etcd):
         took = time.monotonic() - t0
         time.sleep(0.05)  # let the reader threads drain
         out = list(p.seen) + list(p.lines.queue)
-        figure("dead endpoint: %s exited %s after %.2f s" % (name, rc, took))
+        figure("dead endpoint (%s): %s exited %s after %.2f s" % (kind, name, rc, took))
         if rc == 0:
             fail("%s succeeded against a dead endpoint: %r" % (name, out))
         if any(re.search(r"lease 0\b", line) for line in out):
@@ -457,7 +469,6 @@ def run_faults(b, etcd):
             # its Discovery (made first) could not create its Watcher: std::runtime_error
             if not any("etcd-sd: Watcher on" in line for line in p.err):
                 fail("%s: no Watcher error on stderr: %r" % (name, p.err))
-    log("dead endpoint OK")
 
 
 def main():

@@ -35,7 +35,7 @@ inline std::string last_error(etcd_sd_result r) {
 // etcd-sd result -> the error code etcd-cpp-apiv3 would have put in its Response.
 // `not_found` is the code for ETCD_SD_NOT_FOUND (100 for keys, gRPC NOT_FOUND for leases).
 inline int error_code_of(etcd_sd_result r, int not_found = etcdv3::ERROR_KEY_NOT_FOUND) {
-    switch (static_cast<int>(r)) {
+    switch (r) {
     case ETCD_SD_OK:
         return 0;
     case ETCD_SD_INVALID_ARGUMENT:
@@ -52,9 +52,9 @@ inline int error_code_of(etcd_sd_result r, int not_found = etcdv3::ERROR_KEY_NOT
         return etcdv3::ERROR_GRPC_UNAUTHENTICATED;
     case ETCD_SD_TLS:
         return etcdv3::ERROR_GRPC_UNAVAILABLE;
-    case 9:  // ETCD_SD_NOT_FOUND
+    case ETCD_SD_NOT_FOUND:
         return not_found;
-    case 10:  // ETCD_SD_EXISTS
+    case ETCD_SD_EXISTS:
         return etcdv3::ERROR_KEY_ALREADY_EXISTS;
     default:  // ETCD_SD_ETCD_ERROR and anything newer
         return etcdv3::ERROR_GRPC_UNKNOWN;
