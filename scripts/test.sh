@@ -8,8 +8,9 @@
 #   ctest     ctest --test-dir build --output-on-failure
 #   package   scripts/package-test.sh (only when that script exists)
 #   sanitize  scripts/sanitize.sh address,undefined: ctest again with the C/C++ side under
-#             ASan + UBSan in build/sanitize-address-undefined (about 1.5 min; the Rust
-#             library is the one the cmake step built)
+#             ASan + UBSan in build/sanitize-address-undefined (C/C++ build + ctest about
+#             2 min; plus a release relink of the library whenever an earlier step left
+#             target/release built with other cargo arguments, e.g. the CLI's `cargo build`)
 #
 # Usage: scripts/test.sh [STEP...]     (no argument: all steps; e.g. `scripts/test.sh fmt clippy`)
 # Works from any directory. Needs root or passwordless sudo only if a dependency is missing.
