@@ -123,6 +123,14 @@ dev_pkg="libetcd-sd-dev"
 compat_pkg="libetcd-sd-compat-dev"  # the etcd-cpp-apiv3 drop-in (docs/compat.md)
 lib_tmpdir TMP
 
+# What rustc says the crate's staticlib needs, for the drift check further down: the same
+# cargo command as the CMake build, run before the package build (which also builds the
+# etcd-sd tool with a plain `cargo build --bin`, after which this command would rebuild the
+# library instead of replaying its note).
+cargo_note="$(CARGO_TARGET_DIR="$REPO_ROOT/target" cargo rustc --release --lib \
+    --crate-type cdylib,staticlib -- "-Clink-arg=-Wl,-soname,$soname" \
+    --print native-static-libs 2>&1 | sed -n 's/.*native-static-libs: //p' | tail -n 1)"
+
 step "build the packages (scripts/package.sh)"
 bash scripts/package.sh
 runtime_debs=(dist/"${runtime_pkg}_${version}"-*_"$arch".deb)
@@ -293,11 +301,8 @@ log "NEEDED: $(tr '\n' ' ' <"$TMP/needed")"
 file -L "$so" | grep -q ', stripped' || fail "$so is not stripped: $(file -L "$so")"
 log "size: $(stat -c %s "$so") bytes (stripped) for $(basename "$so")"
 
-# Drift check: what rustc says the real crate's staticlib needs (the same cargo command as the
-# CMake build, so cargo only replays its note) against what the installed files hand out.
-cargo_note="$(CARGO_TARGET_DIR="$REPO_ROOT/target" cargo rustc --release --lib \
-    --crate-type cdylib,staticlib -- "-Clink-arg=-Wl,-soname,$soname" \
-    --print native-static-libs 2>&1 | sed -n 's/.*native-static-libs: //p' | tail -n 1)"
+# Drift check (read above, before the package build): what rustc says the real crate's
+# staticlib needs against what the installed files hand out.
 [ -n "$cargo_note" ] || fail "cargo did not report native-static-libs"
 pc_private="$(sed -n 's/^Libs\.private: *//p' "$pcfile")"
 [ "$pc_private" = "$cargo_note" ] ||
