@@ -160,6 +160,24 @@ impl Etcd {
             .output()
     }
 
+    /// Every key under `prefix`, or `None` when etcdctl fails (e.g. no leader for a moment
+    /// after a member was killed).
+    pub fn try_get_prefix(&self, prefix: &str) -> Option<BTreeMap<String, String>> {
+        let o = self.etcdctl(&["get", "--prefix", prefix]).ok()?;
+        if !o.status.success() {
+            return None;
+        }
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let lines: Vec<&str> = out.lines().collect();
+        Some(
+            lines
+                .chunks(2)
+                .filter(|c| c.len() == 2)
+                .map(|c| (c[0].to_string(), c[1].to_string()))
+                .collect(),
+        )
+    }
+
     /// `etcdctl` that must succeed; returns its stdout.
     pub fn ctl(&self, args: &[&str]) -> String {
         let o = self.etcdctl(args).expect("run etcdctl");
