@@ -473,7 +473,9 @@ typedef struct etcd_sd_watch_event {
   enum etcd_sd_watch_event_type type;
   struct etcd_sd_kv kv;
   /**
-   * Whether `prev_kv` is set: the key's previous value (watches always ask for it).
+   * Whether `prev_kv` is set: the key's previous value, as the watch last reported it (false
+   * for a PUT that created the key). It comes from the watch's own table, not from etcd, so
+   * only its key and value are set (revisions, version and lease are 0).
    */
   bool has_prev_kv;
   struct etcd_sd_kv prev_kv;

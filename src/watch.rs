@@ -35,7 +35,8 @@ use tokio::task::JoinHandle;
 pub(crate) type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// One change. For a delete, `kv` holds the key and the delete's revision (`mod_revision`),
-/// and `prev` the value it had.
+/// and `prev` the value it had. `prev` comes from the watch's table (what it reported last):
+/// key and value only, the other fields 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawEvent {
     pub kind: EventKind,
@@ -401,8 +402,10 @@ impl Watch {
     }
 
     async fn watch_once(&mut self, backoff: &mut Backoff) -> End {
+        // No `prev_kv`: etcd would read each event's previous version from its backend, once
+        // per event and watcher (a discovery catching up 20,000 events after a restart storm
+        // kept the members busy for seconds). The table knows the previous value.
         let mut opts = WatchOptions::new()
-            .with_prev_key()
             .with_progress_notify()
             .with_start_revision(self.next_revision);
         opts = if self.spec.prefix {
@@ -495,27 +498,19 @@ impl Watch {
                 } else {
                     EventKind::Put
                 };
-                let (kv, prev) = (ev.kv, ev.prev_kv);
-                let Some(kv) = kv.map(KeyValue::from) else {
+                let Some(kv) = ev.kv.map(KeyValue::from) else {
                     continue;
                 };
                 self.next_revision = self.next_revision.max(kv.mod_revision + 1);
-                let mut prev = prev.map(KeyValue::from);
-                match kind {
-                    EventKind::Put => {
-                        self.table.insert(kv.key.clone(), kv.value.clone());
-                    }
-                    EventKind::Delete => {
-                        let known = self.table.remove(&kv.key);
-                        if prev.is_none() {
-                            prev = known.map(|value| KeyValue {
-                                key: kv.key.clone(),
-                                value,
-                                ..Default::default()
-                            });
-                        }
-                    }
-                }
+                let known = match kind {
+                    EventKind::Put => self.table.insert(kv.key.clone(), kv.value.clone()),
+                    EventKind::Delete => self.table.remove(&kv.key),
+                };
+                let prev = known.map(|value| KeyValue {
+                    key: kv.key.clone(),
+                    value,
+                    ..Default::default()
+                });
                 events.push(RawEvent { kind, kv, prev });
             }
             if events.is_empty() {

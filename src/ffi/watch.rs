@@ -23,7 +23,9 @@ pub enum etcd_sd_watch_event_type {
 pub struct etcd_sd_watch_event {
     pub r#type: etcd_sd_watch_event_type,
     pub kv: etcd_sd_kv,
-    /// Whether `prev_kv` is set: the key's previous value (watches always ask for it).
+    /// Whether `prev_kv` is set: the key's previous value, as the watch last reported it (false
+    /// for a PUT that created the key). It comes from the watch's own table, not from etcd, so
+    /// only its key and value are set (revisions, version and lease are 0).
     pub has_prev_kv: bool,
     pub prev_kv: etcd_sd_kv,
 }
