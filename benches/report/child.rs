@@ -169,6 +169,27 @@ fn sync() -> Result<(), String> {
 }
 
 /// 100 discoveries + 1,000 registries of one key each, then an idle window.
+/// `n` sequential bare puts under the fan-out's groups, from a runtime of this process.
+fn floor_puts(endpoint: &str, n: usize, groups: usize) -> Result<Duration, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(async {
+        let mut cl = etcd_client::Client::connect([endpoint], None)
+            .await
+            .map_err(|e| format!("floor connect: {e}"))?;
+        let t0 = Instant::now();
+        for i in 0..n {
+            let key = format!("/bench/fan/g{}/floor-{i:04}", i % groups);
+            cl.put(key, "10.0.0.1:5000", None)
+                .await
+                .map_err(|e| format!("floor put: {e}"))?;
+        }
+        Ok(t0.elapsed())
+    })
+}
+
 fn fanout() -> Result<(), String> {
     let ep = c(&var("BENCH_ENDPOINT"));
     let idle: u64 = var("BENCH_IDLE_S")
@@ -246,6 +267,11 @@ fn fanout() -> Result<(), String> {
         format!("{:.2}", pct_ns(etcd1.saturating_sub(etcd0))),
     );
     emit("rss_after_idle_kb", rss_kb());
+
+    // The floor: 1,000 sequential bare etcd-client puts of the same keys' shape (each seen by
+    // 10 discoveries, as a registration is), on an open connection.
+    let floor = floor_puts(&var("BENCH_ENDPOINT"), n_reg, groups)?;
+    emit("floor_puts_ms", format!("{:.1}", ms(floor)));
 
     let t0 = Instant::now();
     drop(regs);

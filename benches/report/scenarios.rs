@@ -106,9 +106,10 @@ fn since(t0: Instant, t1: Instant) -> Duration {
 
 pub fn register(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     const SC: &str = "1. register";
-    let (runs, warmup) = (200, 5);
+    // 1,000 runs: a p99 from 200 is the second worst sample.
+    let (runs, warmup) = (1000, 5);
     let value = c("10.0.0.1:5000");
-    let measure = |warm: bool| -> Result<[Vec<Duration>; 3], String> {
+    let measure = |warm: bool| -> Result<[Vec<Duration>; 4], String> {
         // With an object alive, a new registry reuses its connection (the library shares one
         // per endpoint list); without, each registry dials etcd itself.
         let _holder = if warm {
@@ -120,7 +121,7 @@ pub fn register(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         } else {
             None
         };
-        let (mut total, mut new, mut reg) = (vec![], vec![], vec![]);
+        let (mut total, mut new, mut reg, mut floor) = (vec![], vec![], vec![], vec![]);
         for i in 0..runs + warmup {
             let key = c(&format!("/bench/s1/{warm}/k{i:04}"));
             let t0 = Instant::now();
@@ -129,18 +130,25 @@ pub fn register(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             r.register(&key, &value)?;
             let t2 = Instant::now();
             drop(r);
+            // The floor, interleaved: a bare etcd-client put on an open connection.
+            let t3 = Instant::now();
+            ctx.put(&format!("/bench/s1/floor/k{i:04}"), "10.0.0.1:5000")?;
+            let t4 = Instant::now();
             if i >= warmup {
                 total.push(t2 - t0);
                 new.push(t1 - t0);
                 reg.push(t2 - t1);
+                floor.push(t4 - t3);
             }
         }
-        Ok([total, new, reg])
+        Ok([total, new, reg, floor])
     };
     let cold = measure(false)?;
     let warm = measure(true)?;
-    let [ct, cn, cr] = cold.map(|v| stats(&v));
-    let [wt, wn, wr] = warm.map(|v| stats(&v));
+    let floors: Vec<Duration> = cold[3].iter().chain(&warm[3]).copied().collect();
+    let sf = stats(&floors);
+    let [ct, cn, cr, _] = cold.map(|v| stats(&v));
+    let [wt, wn, wr, _] = warm.map(|v| stats(&v));
     stats_row(
         rep,
         SC,
@@ -159,6 +167,13 @@ pub fn register(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     );
     stats_row(rep, SC, "… of which `_new` / `_register` p50", &wt, None);
     rep.rows.last_mut().expect("row").value = format!("{} / {} ms", fmt_ms(wn.p50), fmt_ms(wr.p50));
+    stats_row(
+        rep,
+        SC,
+        "(floor) bare etcd-client put, connection open, interleaved with the runs above, p50/p90/p99",
+        &sf,
+        None,
+    );
     rep.detail(
         SC,
         J::obj(vec![
@@ -169,6 +184,7 @@ pub fn register(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             ("warm_total", wt.json()),
             ("warm_new", wn.json()),
             ("warm_register", wr.json()),
+            ("floor_put", sf.json()),
         ]),
     );
     ctx.clear("/bench/s1")
@@ -226,8 +242,8 @@ impl FloorWatch {
                     return;
                 }
             };
-            // The same request the library makes (prefix + previous value).
-            let opts = WatchOptions::new().with_prefix().with_prev_key();
+            // The same request the library makes (prefix, no previous value).
+            let opts = WatchOptions::new().with_prefix();
             let mut stream = match client.watch(prefix, Some(opts)).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -400,13 +416,18 @@ pub fn put_callback(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
 
 pub fn graceful_offline(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     const SC: &str = "3. graceful offline";
-    let (runs, warmup) = (200, 3);
+    // 1,000 runs: a p99 from 200 is the second worst sample.
+    let (runs, warmup) = (1000, 3);
     let probe = Probe::new(true);
-    let watcher = Discovery::new(&ctx.ep, "/bench/s3/", probe.clone())?;
+    let watcher = Discovery::new(&ctx.ep, "/bench/s3/ours/", probe.clone())?;
+    // The floor, interleaved: a bare delete seen by a bare etcd-client watch.
+    let floor_probe = Probe::new(true);
+    let floor = FloorWatch::start(ctx, "/bench/s3/floor/", floor_probe.clone(), false)?;
     let value = c("10.0.0.1:5000");
-    let (mut lat, mut ret) = (vec![], vec![]);
+    let (mut lat, mut ret, mut fl) = (vec![], vec![], vec![]);
+    let mut cl = ctx.client.clone();
     for i in 0..runs + warmup {
-        let key = format!("/bench/s3/k{i:04}");
+        let key = format!("/bench/s3/ours/k{i:04}");
         let r = Registry::new(&ctx.ep, 3)?;
         r.register(&c(&key), &value)?;
         probe
@@ -418,19 +439,40 @@ pub fn graceful_offline(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         let t1 = probe
             .wait_del(&key, Duration::from_secs(10))
             .ok_or_else(|| format!("no on_del for {key} within 10 s"))?;
+
+        let fkey = format!("/bench/s3/floor/k{i:04}");
+        ctx.put(&fkey, "10.0.0.1:5000")?;
+        floor_probe
+            .wait_put(&fkey, Duration::from_secs(5))
+            .ok_or_else(|| format!("floor: no put for {fkey}"))?;
+        let t2 = Instant::now();
+        ctx.rt
+            .block_on(cl.delete(fkey.as_str(), None))
+            .map_err(|e| format!("delete {fkey}: {e}"))?;
+        let t3 = floor_probe
+            .wait_del(&fkey, Duration::from_secs(10))
+            .ok_or_else(|| format!("floor: no delete for {fkey} within 10 s"))?;
         if i >= warmup {
             lat.push(since(t0, t1));
             ret.push(returned);
+            fl.push(since(t2, t3));
         }
     }
-    drop(watcher);
-    let (sl, sr) = (stats(&lat), stats(&ret));
+    drop((watcher, floor));
+    let (sl, sr, sf) = (stats(&lat), stats(&ret), stats(&fl));
     stats_row(
         rep,
         SC,
         "`etcd_sd_registry_free` → `on_del` at a watcher, p50/p90/p99 (etcd-cpp-apiv3: p99 1.14 ms)",
         &sl,
         Some(("p50 ≤ 5 ms, p99 ≤ 2 ms", sl.p50 <= 5.0 && sl.p99 <= 2.0)),
+    );
+    stats_row(
+        rep,
+        SC,
+        "(floor) bare etcd-client delete → bare watch event, interleaved, p50/p90/p99",
+        &sf,
+        None,
     );
     stats_row(
         rep,
@@ -443,6 +485,7 @@ pub fn graceful_offline(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         SC,
         J::obj(vec![
             ("free_to_on_del", sl.json()),
+            ("floor_delete_to_event", sf.json()),
             ("free_returns", sr.json()),
         ]),
     );
@@ -808,6 +851,11 @@ pub fn fan_out(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         ),
         "≤ 0.4 s",
         all_ms <= 400.0,
+    );
+    rep.info(
+        SC,
+        "(floor) 1,000 sequential bare etcd-client puts of the same shape, discoveries alive",
+        format!("{:.0} ms", get(&r, "floor_puts_ms")),
     );
     rep.info(
         SC,
