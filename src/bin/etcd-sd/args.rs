@@ -1,7 +1,8 @@
 //! The command line: options, the command and its arguments, and what they make of the
 //! endpoints and the library's options.
 
-use crate::{usage, Failure};
+use crate::security::{Security, SecurityFlags};
+use crate::{bad_setting, usage, Failure};
 use etcd_sd::Options;
 use std::time::Duration;
 
@@ -24,6 +25,19 @@ Options:
   -h, --help             this help
   -V, --version          the version
 
+TLS and auth (as etcdctl's; each defaults to its variable, an empty one counting as unset):
+      --cacert FILE      PEM file of the CA(s) that signed etcd's certificate; default
+                         $ETCD_SD_CACERT, else the system's roots. TLS needs https:// endpoints.
+      --cert FILE        client certificate (PEM, X.509 v3) for mutual TLS; $ETCD_SD_CERT
+      --key FILE         its private key (PEM); $ETCD_SD_KEY. --cert and --key go together.
+      --user NAME[:PASSWORD]
+                         etcd user, when etcd has auth enabled; $ETCD_SD_USER. Splits at the
+                         first ':'; without one the password is --password or $ETCD_SD_PASSWORD
+      --password PASSWORD
+                         the user's password; with it, --user is the whole name (':' and all).
+                         $ETCD_SD_PASSWORD keeps it out of `ps` and the shell history.
+Options taking a value also take it as --name=VALUE.
+
 A service is a key up to its last '/': /service/user/instance-1 is an instance of
 /service/user. Values: \"host:port\" (optionally \" WEIGHT\" or \" weight=N\"), or Go naming
 JSON {\"Addr\":\"host:port\",\"Metadata\":...}.
@@ -36,6 +50,7 @@ pub(crate) struct Args {
     pub(crate) timeout: Duration,
     pub(crate) ttl: i64,
     pub(crate) positional: Vec<String>,
+    pub(crate) security: Security,
 }
 
 pub(crate) fn parse_args(raw: Vec<String>) -> Result<Option<Args>, Failure> {
@@ -45,14 +60,39 @@ pub(crate) fn parse_args(raw: Vec<String>) -> Result<Option<Args>, Failure> {
         timeout: Duration::from_millis(3000),
         ttl: 3,
         positional: vec![],
+        security: Security::default(),
     };
+    let mut security = SecurityFlags::default();
     let mut it = raw.into_iter();
-    while let Some(arg) = it.next() {
+    while let Some(raw_arg) = it.next() {
+        // "--name=VALUE" is "--name VALUE".
+        let (arg, mut inline) = match raw_arg.split_once('=') {
+            Some((name, v)) if name.starts_with("--") => (name.to_string(), Some(v.to_string())),
+            _ => (raw_arg, None),
+        };
+        if inline.is_some() && matches!(arg.as_str(), "--help" | "--version") {
+            return Err(usage(format!("{arg} takes no value")));
+        }
         let mut value = |name: &str| {
-            it.next()
+            inline
+                .take()
+                .or_else(|| it.next())
                 .ok_or_else(|| usage(format!("{name} needs a value")))
         };
+        // A file or a user name cannot be empty; a password can.
+        let mut non_empty = |name: &str| {
+            let v = value(name)?;
+            if v.is_empty() {
+                return Err(usage(format!("{name} needs a value")));
+            }
+            Ok(Some(v))
+        };
         match arg.as_str() {
+            "--cacert" => security.cacert = non_empty(&arg)?,
+            "--cert" => security.cert = non_empty(&arg)?,
+            "--key" => security.key = non_empty(&arg)?,
+            "--user" => security.user = non_empty(&arg)?,
+            "--password" => security.password = Some(value(&arg)?),
             "-h" | "--help" => return Ok(None),
             "-V" | "--version" => {
                 println!("etcd-sd {}", etcd_sd::VERSION);
@@ -85,6 +125,7 @@ pub(crate) fn parse_args(raw: Vec<String>) -> Result<Option<Args>, Failure> {
     if a.command.is_empty() {
         return Err(usage("no command given"));
     }
+    a.security = security.resolve(|name| std::env::var(name).ok())?;
     Ok(Some(a))
 }
 
@@ -120,12 +161,16 @@ impl Args {
     }
 
     pub(crate) fn options(&self, endpoints: &str) -> Result<Options, Failure> {
-        let mut o = Options::new(endpoints).map_err(|e| usage(e.to_string()))?;
-        o.set_connect_timeout(self.timeout)
-            .map_err(|e| usage(e.to_string()))?;
-        o.set_request_timeout(self.timeout)
-            .map_err(|e| usage(e.to_string()))?;
-        o.set_ttl(self.ttl).map_err(|e| usage(e.to_string()))?;
+        let mut o = Options::new(endpoints).map_err(bad_setting)?;
+        o.set_connect_timeout(self.timeout).map_err(bad_setting)?;
+        o.set_request_timeout(self.timeout).map_err(bad_setting)?;
+        o.set_ttl(self.ttl).map_err(bad_setting)?;
+        self.security.apply(&mut o)?;
+        // Creating a client does no I/O but reads and checks the TLS files and checks the
+        // endpoints against TLS: a missing, unreadable or non-PEM file, an X.509 v1 client
+        // certificate or TLS files with http:// endpoints are usage errors, before any
+        // connection is tried.
+        etcd_sd::kv::Client::new(&o).map_err(bad_setting)?;
         Ok(o)
     }
 }

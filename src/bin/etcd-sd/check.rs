@@ -1,7 +1,7 @@
 //! `etcd-sd check [ENDPOINTS]`: whether each endpoint answers, how fast, and its status.
 
 use crate::args::Args;
-use crate::direct::{connect, parse_endpoints, runtime};
+use crate::direct::{runtime, Direct};
 use crate::{etcd, usage, Failure, Outcome};
 use std::time::Instant;
 
@@ -13,18 +13,19 @@ pub(crate) fn check(args: &mut Args) -> Outcome {
     if let Some(e) = positional.into_iter().next() {
         args.endpoints = Some(e);
     }
-    let eps = parse_endpoints(&args.endpoints())?;
+    let direct = Direct::new(args, &args.endpoints())?;
+    let eps = &direct.endpoints;
     let timeout = args.timeout;
     let rt = runtime()?;
     let mut failed = 0;
-    for ep in &eps {
+    for ep in eps {
         let t = Instant::now();
         let r = rt.block_on(async {
-            let mut c = connect(std::slice::from_ref(ep), timeout).await?;
+            let mut c = direct.connect(std::slice::from_ref(ep)).await?;
             tokio::time::timeout(timeout, c.status())
                 .await
                 .map_err(|_| etcd(format!("no answer within {timeout:?}")))?
-                .map_err(etcd)
+                .map_err(|e| etcd(direct.describe("status", e)))
         });
         let ms = t.elapsed().as_secs_f64() * 1e3;
         match r {

@@ -13,6 +13,7 @@ mod check;
 mod clock;
 mod direct;
 mod register;
+mod security;
 mod services;
 mod signals;
 mod watch;
@@ -34,6 +35,14 @@ pub(crate) fn usage(msg: impl Into<String>) -> Failure {
 
 pub(crate) fn etcd(msg: impl std::fmt::Display) -> Failure {
     Failure::Etcd(msg.to_string())
+}
+
+/// A setting the library refused (endpoints, timeouts, TLS files, user): bad usage.
+pub(crate) fn bad_setting(e: etcd_sd::Error) -> Failure {
+    match e {
+        etcd_sd::Error::InvalidArgument(m) => usage(m),
+        other => usage(other.to_string()),
+    }
 }
 
 fn main() -> ExitCode {

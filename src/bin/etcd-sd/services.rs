@@ -2,7 +2,7 @@
 //! addresses, weights and lease TTL left.
 
 use crate::args::Args;
-use crate::direct::{connect, parse_endpoints, runtime};
+use crate::direct::{runtime, Direct};
 use crate::{etcd, Failure, Outcome};
 use etcd_client::GetOptions;
 use etcd_sd::table::{address, service_of};
@@ -19,15 +19,19 @@ struct Row {
 
 pub(crate) fn services(args: &mut Args) -> Outcome {
     let (endpoints, prefix) = args.endpoints_and_prefix("/service")?;
-    let eps = parse_endpoints(&endpoints)?;
-    let timeout = args.timeout;
+    let direct = Direct::new(args, &endpoints)?;
     let rt = runtime()?;
     let (revision, rows) = rt.block_on(async {
-        let mut c = connect(&eps, timeout).await?;
+        let mut c = direct.connect(&direct.endpoints).await?;
         let resp = c
             .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix()))
             .await
-            .map_err(|e| etcd(format!("listing {prefix:?} at {endpoints}: {e}")))?;
+            .map_err(|e| {
+                etcd(format!(
+                    "listing {prefix:?} at {endpoints}: {}",
+                    direct.describe("get", e)
+                ))
+            })?;
         let revision = resp.header().map_or(0, |h| h.revision());
         let mut ttls: BTreeMap<i64, String> = BTreeMap::new();
         let mut rows: BTreeMap<String, Vec<Row>> = BTreeMap::new();
