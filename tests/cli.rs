@@ -102,6 +102,16 @@ fn help_and_usage_errors() {
     for cmd in ["services", "watch", "register", "check"] {
         assert!(stdout(&o).contains(cmd));
     }
+    for opt in [
+        "--cacert",
+        "--cert",
+        "--key",
+        "--user",
+        "--password",
+        "$ETCD_SD_USER",
+    ] {
+        assert!(stdout(&o).contains(opt), "{opt}");
+    }
     let o = run(&[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no command"));

@@ -36,6 +36,7 @@ TLS and auth (as etcdctl's; each defaults to its variable, an empty one counting
       --password PASSWORD
                          the user's password; with it, --user is the whole name (':' and all).
                          $ETCD_SD_PASSWORD keeps it out of `ps` and the shell history.
+A role granted on /service/ does not cover the default PREFIX /service: give /service/.
 Options taking a value also take it as --name=VALUE.
 
 A service is a key up to its last '/': /service/user/instance-1 is an instance of

@@ -5,6 +5,8 @@
 //!   etcd-sd register [--ttl N] KEY VALUE       keep KEY registered until killed (a sidecar)
 //!   etcd-sd check [ENDPOINTS]                  does each endpoint answer, and how fast
 //!
+//! TLS and auth: `--cacert`, `--cert`, `--key`, `--user`, `--password` (see `security.rs`).
+//!
 //! Exit codes: 0 success; 1 etcd unreachable or refused the request (for `check`: an endpoint
 //! did not answer); 2 bad usage. Errors go to stderr as one line starting with "etcd-sd:".
 
