@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::secure::{auth_etcd, s, tls_etcd, Pki};
 use common::Etcd;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -9,12 +10,36 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_etcd-sd");
 
+/// The variables the tool reads; the tests set them explicitly or not at all.
+const VARS: [&str; 6] = [
+    "ETCD_SD_ENDPOINTS",
+    "ETCD_SD_CACERT",
+    "ETCD_SD_CERT",
+    "ETCD_SD_KEY",
+    "ETCD_SD_USER",
+    "ETCD_SD_PASSWORD",
+];
+
+/// Variables to set, as (name, value).
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+/// `etcd-sd` with only the given ones of [`VARS`] set.
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    for v in VARS {
+        c.env_remove(v);
+    }
+    c.envs(env.iter().copied());
+    c
+}
+
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("ETCD_SD_ENDPOINTS")
-        .output()
-        .expect("run etcd-sd")
+    run_env(args, &[])
+}
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(args, env).output().expect("run etcd-sd")
 }
 
 fn stdout(o: &Output) -> String {
@@ -27,8 +52,11 @@ fn stderr(o: &Output) -> String {
 
 /// Starts a long-running command; its stdout lines come through the returned reader.
 fn spawn(args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .args(args)
+    spawn_env(args, &[])
+}
+
+fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = command(args, env)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -73,6 +101,16 @@ fn help_and_usage_errors() {
     assert!(o.status.success());
     for cmd in ["services", "watch", "register", "check"] {
         assert!(stdout(&o).contains(cmd));
+    }
+    for opt in [
+        "--cacert",
+        "--cert",
+        "--key",
+        "--user",
+        "--password",
+        "$ETCD_SD_USER",
+    ] {
+        assert!(stdout(&o).contains(opt), "{opt}");
     }
     let o = run(&[]);
     assert_eq!(o.status.code(), Some(2));
@@ -177,4 +215,286 @@ fn check_services_watch_register() {
 
     signal(&watch, "-INT");
     assert!(watch.wait().unwrap().success());
+}
+
+/// Exit code 1 (etcd refused or unreachable), an `etcd-sd:` line on stderr, and `needle` in
+/// what was said (`check` says why on stdout, per endpoint). Returns stdout and stderr.
+fn expect_refused(o: &Output, what: &str, needle: &str) -> String {
+    let said = format!("{}{}", stdout(o), stderr(o));
+    assert_eq!(o.status.code(), Some(1), "{what}: {said}");
+    assert!(stderr(o).starts_with("etcd-sd: "), "{what}: {said}");
+    assert!(said.contains(needle), "{what}: {said}");
+    said
+}
+
+/// Exit code 2 (bad usage), the message naming `needle`.
+fn expect_usage(o: &Output, what: &str, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+    assert!(err.contains(needle), "{what}: {err}");
+}
+
+/// `extra` (TLS or auth options), then `args`.
+fn with<'a>(extra: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+    extra.iter().chain(args).copied().collect()
+}
+
+/// Registers `key` with `register`, sees it come and go with `watch` and listed with a lease
+/// by `services`, all with the same extra options and environment.
+fn round_trip(ep: &str, key: &str, extra: &[&str], env: &[(&str, &str)]) {
+    let (mut watch, wrx) = spawn_env(&with(extra, &["watch", ep, "/service/"]), env);
+    expect_line(&wrx, "watching /service/");
+    let (mut reg, rrx) = spawn_env(
+        &with(extra, &["-e", ep, "register", key, "127.0.0.1:9001"]),
+        env,
+    );
+    expect_line(&rrx, &format!("registered {key}"));
+    expect_line(&wrx, &format!("online  {key} -> 127.0.0.1:9001"));
+
+    let o = run_env(&with(extra, &["services", ep, "/service/"]), env);
+    assert!(o.status.success(), "services: {}", stderr(&o));
+    let text = stdout(&o);
+    let row = text.lines().find(|l| l.contains(key)).expect(&text);
+    assert!(
+        row.contains("127.0.0.1:9001") && row.ends_with(" s"),
+        "{row}"
+    );
+
+    signal(&reg, "-TERM");
+    expect_line(&rrx, &format!("unregistered {key}"));
+    assert!(reg.wait().unwrap().success());
+    expect_line(&wrx, &format!("offline {key}"));
+    signal(&watch, "-INT");
+    assert!(watch.wait().unwrap().success());
+}
+
+#[test]
+fn mutual_tls_by_options_and_by_environment() {
+    let (etcd, pki, _dir) = tls_etcd(true);
+    let ep = etcd.endpoint();
+    let (ca, cert, key) = (s(&pki.ca), s(&pki.client_cert), s(&pki.client_key));
+    let tls = ["--cacert", &ca, "--cert", &cert, "--key", &key];
+
+    let o = run(&with(&tls, &["check", &ep]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(" ok "), "{}", stdout(&o));
+    etcd.put("/service/ext/e1", "10.0.0.2:80");
+    let o = run(&with(&tls, &["services", &ep]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("/service/ext/e1"), "{}", stdout(&o));
+
+    round_trip(&ep, "/service/user/flags", &tls, &[]);
+    let (ca_eq, cert_eq, key_eq) = (
+        format!("--cacert={ca}"),
+        format!("--cert={cert}"),
+        format!("--key={key}"),
+    );
+    round_trip(&ep, "/service/user/eq", &[&ca_eq, &cert_eq, &key_eq], &[]);
+    let env = [
+        ("ETCD_SD_CACERT", ca.as_str()),
+        ("ETCD_SD_CERT", cert.as_str()),
+        ("ETCD_SD_KEY", key.as_str()),
+        ("ETCD_SD_ENDPOINTS", ep.as_str()),
+    ];
+    round_trip(&ep, "/service/user/env", &[], &env);
+    let o = run_env(&["check"], &env);
+    assert!(o.status.success(), "check with ETCD_SD_*: {}", stderr(&o));
+
+    // etcd refuses, or we refuse etcd: exit code 1, saying it is TLS.
+    for cmd in ["check", "services"] {
+        let o = run(&[cmd, "--cacert", &ca, &ep]);
+        expect_refused(&o, &format!("{cmd} without a client certificate"), "TLS");
+        let other = s(&pki.other_ca);
+        let o = run(&with(
+            &["--cacert", &other, "--cert", &cert, "--key", &key],
+            &[cmd, &ep],
+        ));
+        expect_refused(&o, &format!("{cmd} trusting another CA"), "TLS");
+        let o = run(&[cmd, &ep.replace("https://", "http://")]);
+        assert_eq!(o.status.code(), Some(1), "{cmd} over http: {}", stderr(&o));
+    }
+    let (expired, expired_key) = (s(&pki.expired_cert), s(&pki.expired_key));
+    let o = run(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        &expired,
+        "--key",
+        &expired_key,
+        "-t",
+        "2000",
+        "-e",
+        &ep,
+        "register",
+        "/service/x/1",
+        "h:1",
+    ]);
+    expect_refused(&o, "register with an expired certificate", "TLS");
+    let o = run(&["--cacert", &ca, "-t", "2000", "watch", &ep]);
+    expect_refused(&o, "watch without a client certificate", "TLS");
+}
+
+#[test]
+fn bad_tls_and_auth_settings_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (ca, cert, key) = (s(&pki.ca), s(&pki.client_cert), s(&pki.client_key));
+    // Nothing listens there: every case must fail before connecting.
+    let port = portpicker::pick_unused_port().unwrap();
+    let ep = format!("https://127.0.0.1:{port}");
+    let http = format!("http://127.0.0.1:{port}");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "just text\n").unwrap();
+    let not_pem = s(&not_pem);
+    for cmd in ["services", "watch", "check", "register"] {
+        let tail: Vec<&str> = if cmd == "register" {
+            vec!["-e", &ep, "register", "/service/x/1", "h:1"]
+        } else {
+            vec![cmd, &ep]
+        };
+        let case = |what: &str, opts: &[&str], env: &[(&str, &str)], needle: &str| {
+            let o = run_env(&with(opts, &tail), env);
+            expect_usage(&o, &format!("{cmd}: {what}"), needle);
+            assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        };
+        case(
+            "missing CA file",
+            &["--cacert", "/nonexistent/ca.pem"],
+            &[],
+            "/nonexistent/ca.pem",
+        );
+        case("CA not PEM", &["--cacert", &not_pem], &[], "not PEM");
+        case("certificate without key", &["--cert", &cert], &[], "--key");
+        case(
+            "key without certificate",
+            &[],
+            &[("ETCD_SD_KEY", &key)],
+            "--cert",
+        );
+        case(
+            "missing key file",
+            &[
+                "--cacert",
+                &ca,
+                "--cert",
+                &cert,
+                "--key",
+                "/nonexistent/key.pem",
+            ],
+            &[],
+            "/nonexistent/key.pem",
+        );
+        case(
+            "key not PEM",
+            &["--cert", &cert, "--key", &not_pem],
+            &[],
+            &not_pem,
+        );
+        case(
+            "empty --cacert",
+            &["--cacert="],
+            &[],
+            "--cacert needs a value",
+        );
+        case(
+            "user without password",
+            &["--user", "svc"],
+            &[],
+            "ETCD_SD_PASSWORD",
+        );
+        case(
+            "password without user",
+            &["--password", "pw"],
+            &[],
+            "--user",
+        );
+        case(
+            "empty user name",
+            &["--user", ":pw"],
+            &[],
+            "user name is empty",
+        );
+        expect_usage(&run(&with(&tail, &["--key"])), cmd, "--key needs a value");
+        let http_tail: Vec<&str> = tail
+            .iter()
+            .map(|a| if *a == ep { http.as_str() } else { a })
+            .collect();
+        let o = run(&with(&["--cacert", &ca], &http_tail));
+        expect_usage(&o, &format!("{cmd}: TLS with http://"), "https://");
+    }
+}
+
+#[test]
+fn auth_by_options_and_by_environment() {
+    let etcd = auth_etcd();
+    let ep = etcd.endpoint();
+    etcd.put("/service/ext/e1", "10.0.0.2:80");
+
+    let forms: [(&[&str], Env); 4] = [
+        (&["--user", "svc:S3cret-pw"], &[]),
+        (&["--user", "svc", "--password", "S3cret-pw"], &[]),
+        (&["--user=svc", "--password=S3cret-pw"], &[]),
+        (
+            &[],
+            &[("ETCD_SD_USER", "svc"), ("ETCD_SD_PASSWORD", "S3cret-pw")],
+        ),
+    ];
+    for (opts, env) in forms {
+        // A role on /service/ does not cover the default prefix /service.
+        let o = run_env(&with(opts, &["services", &ep, "/service/"]), env);
+        assert!(o.status.success(), "{opts:?} {env:?}: {}", stderr(&o));
+        assert!(stdout(&o).contains("/service/ext/e1"), "{}", stdout(&o));
+        let o = run_env(&with(opts, &["check", &ep]), env);
+        assert!(o.status.success(), "{opts:?} {env:?}: {}", stderr(&o));
+    }
+    round_trip(&ep, "/service/user/a1", &["--user", "svc:S3cret-pw"], &[]);
+    round_trip(
+        &ep,
+        "/service/user/a2",
+        &[],
+        &[("ETCD_SD_USER", "svc:S3cret-pw")],
+    );
+
+    // Refused: exit code 1, an auth error, and never the password.
+    let wrong = ["--user", "svc:wrong-Passw0rd"];
+    for (what, args) in [
+        ("services", with(&wrong, &["services", &ep, "/service/"])),
+        ("check", with(&wrong, &["check", &ep])),
+        ("watch", with(&wrong, &["-t", "2000", "watch", &ep])),
+        (
+            "register",
+            with(
+                &wrong,
+                &["-t", "2000", "-e", &ep, "register", "/service/x/1", "h:1"],
+            ),
+        ),
+    ] {
+        let err = expect_refused(&run(&args), &format!("{what}, wrong password"), "auth");
+        assert!(!err.contains("wrong-Passw0rd"), "{err}");
+    }
+    let err = expect_refused(
+        &run(&["services", &ep, "/service/"]),
+        "services, no user",
+        "auth",
+    );
+    assert!(err.contains("user name is empty"), "{err}");
+    // svc may not touch /other.
+    let err = expect_refused(
+        &run(&["--user", "svc:S3cret-pw", "services", &ep, "/other"]),
+        "services outside the role's prefix",
+        "permission denied",
+    );
+    assert!(!err.contains("S3cret-pw"), "{err}");
+}
+
+#[test]
+fn credentials_before_auth_is_enabled_are_accepted() {
+    // Like etcdctl (and the library): etcd says auth is not enabled, carry on without.
+    let etcd = Etcd::start();
+    let ep = etcd.endpoint();
+    for cmd in ["services", "check"] {
+        let o = run(&["--user", "svc:pw", cmd, &ep]);
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    }
+    round_trip(&ep, "/service/user/noauth", &["--user", "svc:pw"], &[]);
 }

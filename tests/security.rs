@@ -3,88 +3,15 @@
 
 mod common;
 
+use common::secure::{auth_etcd, s, tls_etcd, write, Pki};
 use common::{opts, Etcd, Recorder};
 use etcd_sd::{Discovery, Error, EventKind, Options, Registry};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::KeyPair;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FAST: Duration = Duration::from_secs(3);
-
-/// A CA, a server certificate for 127.0.0.1/localhost, a client certificate, an expired client
-/// certificate, and a second, unrelated CA; all PEM files in `dir`.
-struct Pki {
-    ca: PathBuf,
-    ca_key: PathBuf,
-    other_ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-    expired_cert: PathBuf,
-    expired_key: PathBuf,
-}
-
-fn write(dir: &Path, name: &str, pem: String) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, pem).unwrap();
-    p
-}
-
-fn make_ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    (p.self_signed(&key).unwrap(), key)
-}
-
-fn make_leaf(
-    sans: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-    ca: &(rcgen::Certificate, KeyPair),
-    expired: bool,
-) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut p =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    p.distinguished_name
-        .push(DnType::CommonName, "etcd-sd test");
-    p.extended_key_usages = vec![usage];
-    if expired {
-        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
-    }
-    let cert = p.signed_by(&key, &ca.0, &ca.1).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        let ca = make_ca("etcd-sd test CA");
-        let other = make_ca("someone else's CA");
-        let server = make_leaf(
-            &["127.0.0.1", "localhost", "etcd.test"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-            &ca,
-            false,
-        );
-        let client = make_leaf(&[], ExtendedKeyUsagePurpose::ClientAuth, &ca, false);
-        let expired = make_leaf(&[], ExtendedKeyUsagePurpose::ClientAuth, &ca, true);
-        Pki {
-            ca: write(dir, "ca.pem", ca.0.pem()),
-            ca_key: write(dir, "ca-key.pem", ca.1.serialize_pem()),
-            other_ca: write(dir, "other-ca.pem", other.0.pem()),
-            server_cert: write(dir, "server.pem", server.0),
-            server_key: write(dir, "server-key.pem", server.1),
-            client_cert: write(dir, "client.pem", client.0),
-            client_key: write(dir, "client-key.pem", client.1),
-            expired_cert: write(dir, "expired.pem", expired.0),
-            expired_key: write(dir, "expired-key.pem", expired.1),
-        }
-    }
-}
 
 /// A client certificate signed by the test CA the way many openssl recipes make it:
 /// `openssl x509 -req` without extensions, i.e. X.509 v1 (rcgen makes only v3). None when the
@@ -134,28 +61,6 @@ fn v1_client_cert(dir: &Path, pki: &Pki) -> Option<(PathBuf, PathBuf)> {
     String::from_utf8_lossy(&text.stdout)
         .contains("Version: 1 (0x0)")
         .then_some((cert, key))
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-/// etcd serving TLS (and, with `mtls`, requiring client certificates).
-fn tls_etcd(mtls: bool) -> (Etcd, Pki, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let mut extra = vec![
-        format!("--cert-file={}", s(&pki.server_cert)),
-        format!("--key-file={}", s(&pki.server_key)),
-    ];
-    let mut ctl = vec![format!("--cacert={}", s(&pki.ca))];
-    if mtls {
-        extra.push("--client-cert-auth".into());
-        extra.push(format!("--trusted-ca-file={}", s(&pki.ca)));
-        ctl.push(format!("--cert={}", s(&pki.client_cert)));
-        ctl.push(format!("--key={}", s(&pki.client_key)));
-    }
-    (Etcd::start_with("https", extra, ctl), pki, dir)
 }
 
 fn tls_opts(etcd: &Etcd, pki: &Pki) -> Options {
@@ -276,28 +181,6 @@ fn mutual_tls() {
         matches!(e, Error::InvalidArgument(_))
     });
     assert!(err.to_string().contains("/etc/hostname"), "{err}");
-}
-
-/// etcd with auth on: `root` and `svc` (read/write on `/service/` only); simple tokens that
-/// expire after 2 s.
-fn auth_etcd() -> Etcd {
-    let mut etcd = Etcd::start_with(
-        "http",
-        vec!["--auth-token=simple".into(), "--auth-token-ttl=2".into()],
-        vec![],
-    );
-    for cmd in [
-        "user add root:rootpw",
-        "role add svc",
-        "role grant-permission svc --prefix=true readwrite /service/",
-        "user add svc:S3cret-pw",
-        "user grant-role svc svc",
-        "auth enable",
-    ] {
-        etcd.ctl(&cmd.split(' ').collect::<Vec<_>>());
-    }
-    etcd.ctl_args.push("--user=root:rootpw".into());
-    etcd
 }
 
 fn svc_opts(etcd: &Etcd, password: &str) -> Options {

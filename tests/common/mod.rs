@@ -1,6 +1,9 @@
 //! Test support: real etcd servers (Debian's `etcd-server`) on free loopback ports with
-//! temporary data directories, killed by PID when dropped; and an event recorder.
+//! temporary data directories, killed by PID when dropped; and an event recorder. Secured
+//! servers (TLS, auth) are in [`secure`].
 #![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod secure;
 
 use etcd_sd::{Event, EventKind, EventSink};
 use std::collections::BTreeMap;
