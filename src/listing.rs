@@ -12,10 +12,18 @@ use std::time::{Duration, Instant};
 
 /// Keys in the first page of a listing: most prefixes fit in it (one request).
 pub(crate) const PAGE: i64 = 5_000;
-/// Keys per later page: larger, since each request costs etcd a fixed overhead, yet bounded
-/// so that the memory a listing needs on both sides stays a few MB whatever the prefix (and
-/// a page fits `MAX_REPLY` with values of up to 2.6 kB on average).
-pub(crate) const LATER_PAGE: i64 = 25_000;
+/// Later pages are as large as fits this many reply bytes, judged from the first page's keys
+/// and values: etcd (3.4) walks its index over the whole rest of the range for every page,
+/// so a 100,000-key prefix costs it 246 ms in one response and 482 ms in pages of 10,000.
+/// Half of `MAX_REPLY`, so that a page of keys larger than the first page's still fits.
+const LATER_PAGE_BYTES: usize = MAX_REPLY / 2;
+/// Bounds on a later page, in keys: at least what the first page was, at most what keeps the
+/// decoded page (about 100 bytes a key beyond its key and value) within tens of MB.
+const LATER_PAGE_MIN: i64 = PAGE;
+const LATER_PAGE_MAX: i64 = 250_000;
+/// Bytes a key-value costs in a reply beyond its key and value (revisions, version, lease,
+/// protobuf tags and lengths).
+const KV_OVERHEAD: usize = 32;
 /// Reply size the listing and the watch accept (etcd-client's default is 4 MiB), for pages
 /// of large values and for catch-up batches of events.
 pub(crate) const MAX_REPLY: usize = 64 << 20;
@@ -55,13 +63,14 @@ pub(crate) fn pages(
         let end = prefix_end(&prefix);
         let mut start = prefix.clone();
         let mut revision = 0;
+        let mut later = LATER_PAGE_MIN;
         let mut limit = first_limit;
         loop {
             let (from, at) = (&start, revision);
             let end = &end;
             let got = retry(&conn, limit, "listing", |c| async move {
                 let mut kv = c.kv_client().max_decoding_message_size(MAX_REPLY);
-                let opts = page_options(end, at);
+                let opts = page_options(end, at, later);
                 kv.get(from.clone(), Some(opts))
                     .await
                     .map_err(|e| Error::from_etcd("get", e))
@@ -75,6 +84,9 @@ pub(crate) fn pages(
                 }
             };
             let (kvs, more) = advance(resp, &mut start, &mut revision);
+            if later == LATER_PAGE_MIN {
+                later = later_page(&kvs);
+            }
             if tx.send(Ok(Page { kvs, revision })).await.is_err() || !more {
                 return;
             }
@@ -84,18 +96,26 @@ pub(crate) fn pages(
     rx
 }
 
-/// The first page: linearizable (it fixes the revision). Later pages read at that revision,
-/// which makes them consistent without the leader round trip a linearizable read costs etcd
-/// (serializable), and bigger.
-fn page_options(end: &[u8], at: i64) -> GetOptions {
+/// The first page: linearizable (it fixes the revision). Later pages (`later` keys each) read
+/// at that revision, which makes them consistent without the leader round trip a
+/// linearizable read costs etcd (serializable), and bigger.
+fn page_options(end: &[u8], at: i64, later: i64) -> GetOptions {
     let opts = GetOptions::new().with_range(end.to_vec());
     if at == 0 {
         opts.with_limit(PAGE)
     } else {
-        opts.with_limit(LATER_PAGE)
-            .with_revision(at)
-            .with_serializable()
+        opts.with_limit(later).with_revision(at).with_serializable()
     }
+}
+
+/// Keys per later page, from the sizes of the first page's keys and values.
+fn later_page(first: &[KeyValue]) -> i64 {
+    let bytes: usize = first
+        .iter()
+        .map(|kv| kv.key.len() + kv.value.len() + KV_OVERHEAD)
+        .sum();
+    let per_key = (bytes / first.len().max(1)).max(KV_OVERHEAD);
+    ((LATER_PAGE_BYTES / per_key) as i64).clamp(LATER_PAGE_MIN, LATER_PAGE_MAX)
 }
 
 /// Takes a page's keys and whether more follow; moves `start` past the last key and sets
@@ -132,10 +152,11 @@ pub(crate) async fn list_range(
     let mut out = Vec::new();
     let mut start = from.to_vec();
     let mut revision = at;
+    let mut later = LATER_PAGE_MIN;
     loop {
-        let mut opts = page_options(&end, revision);
+        let mut opts = page_options(&end, revision, later);
         if limit > 0 {
-            let page = if revision == 0 { PAGE } else { LATER_PAGE };
+            let page = if revision == 0 { PAGE } else { later };
             opts = opts.with_limit((limit - out.len() as i64).min(page));
         }
         let resp = kv
@@ -143,6 +164,9 @@ pub(crate) async fn list_range(
             .await
             .map_err(|e| Error::from_etcd("get", e))?;
         let (kvs, more) = advance(resp, &mut start, &mut revision);
+        if out.is_empty() {
+            later = later_page(&kvs);
+        }
         out.extend(kvs);
         if !more || (limit > 0 && out.len() as i64 >= limit) {
             return Ok((out, revision));
@@ -204,6 +228,24 @@ impl RecentListings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn later_pages_fit_half_the_reply_limit() {
+        let kv = |k: usize, v: usize| KeyValue {
+            key: vec![b'k'; k],
+            value: vec![b'v'; v],
+            ..Default::default()
+        };
+        // Service-table sized entries: the rest of a 100,000-key prefix in one request.
+        let small = vec![kv(30, 15); 100];
+        assert_eq!(later_page(&small), LATER_PAGE_MAX);
+        // 1 kB values: about 32 MiB per page.
+        let big = later_page(&[kv(40, 1000)]);
+        assert!(big > 30_000 && big < 33_000, "{big}");
+        // Huge values: never below the first page's size.
+        assert_eq!(later_page(&[kv(10, 1 << 20)]), LATER_PAGE_MIN);
+        assert_eq!(later_page(&[]), LATER_PAGE_MAX);
+    }
 
     #[test]
     fn prefix_end_follows_etcd() {
