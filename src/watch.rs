@@ -174,8 +174,9 @@ impl Watcher {
     /// through a client with the same settings less than a minute ago
     /// ([`crate::kv::Client::range`], [`crate::kv::Client::get`]) it continues right after that
     /// listing, so an `ls` followed by a watcher loses nothing in between. Blocks for one read
-    /// of the key or prefix (bounded by the connect timeout): it seeds the table that makes a
-    /// relisting after compaction report exact differences.
+    /// of the key or prefix as it was just before the first revision watched (bounded by the
+    /// connect timeout): it seeds the table that gives each event its previous value and makes
+    /// a relisting after compaction report exact differences.
     pub fn new(
         client: &Client,
         key: &[u8],
@@ -197,23 +198,32 @@ impl Watcher {
             key: key.to_vec(),
             prefix,
         };
-        let (table, next_revision) = if start_revision > 0 {
-            (Table::new(), start_revision)
-        } else if opts.wait_for_etcd {
-            // Never blocks: the watch reads the key or prefix when etcd answers.
-            (Table::new(), 0)
+        // The table seeds the previous values of the events (and the difference after a
+        // relisting): read the key or prefix as it was just before the first event delivered.
+        let (read_at, next_revision) = match start_revision {
+            0 => (conn.listings.recent(key, prefix).unwrap_or(0), 0),
+            1 => (-1, 1), // nothing existed before revision 1
+            r => (r - 1, r),
+        };
+        let table = if opts.wait_for_etcd || read_at < 0 {
+            // Never blocks: a watch from now reads the key or prefix when etcd answers.
+            None
         } else {
-            let listed_at = conn.listings.recent(key, prefix).unwrap_or(0);
             let seeded = runtime::block_on(async {
                 let read = retry(&conn, opts.connect_timeout, "watch start", |c| {
-                    spec.read(c, listed_at)
+                    spec.read(c, read_at)
                 })
                 .await;
                 match read {
-                    // That revision was compacted meanwhile: start from now.
                     Err(Error::InvalidArgument(m)) | Err(Error::Etcd(m))
-                        if listed_at != 0 && m.contains("compacted") =>
+                        if read_at != 0 && m.contains("compacted") =>
                     {
+                        if start_revision > 0 {
+                            // The watch itself will find the revision compacted and report
+                            // the difference against what etcd holds then.
+                            return Ok((Vec::new(), 0));
+                        }
+                        // The recent listing's revision was compacted: start from now.
                         retry(&conn, opts.connect_timeout, "watch start", |c| {
                             spec.read(c, 0)
                         })
@@ -224,16 +234,21 @@ impl Watcher {
             })?
             .map_err(|e| crate::client::first_contact_error(e, opts));
             match seeded {
-                Ok((kvs, revision)) => (
+                Ok((kvs, revision)) => Some((
                     kvs.into_iter().map(|kv| (kv.key, kv.value)).collect(),
-                    revision + 1,
-                ),
+                    revision,
+                )),
                 Err(e) if opts.wait_for_etcd && e.is_transient() => {
                     log::warn!(target: "etcd_sd", "watch: {e}; will start when etcd answers");
-                    (Table::new(), 0)
+                    None
                 }
                 Err(e) => return Err(e),
             }
+        };
+        let (table, next_revision) = match table {
+            Some((table, revision)) if next_revision == 0 => (table, revision + 1),
+            Some((table, _)) => (table, next_revision),
+            None => (Table::new(), next_revision),
         };
         let mailbox = Mailbox::new(sink);
         let target = mailbox.clone();

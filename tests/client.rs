@@ -242,6 +242,42 @@ fn watch_delivers_raw_events_with_previous_values() {
 }
 
 #[test]
+fn watch_from_a_past_revision_knows_the_previous_values() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    c.put(b"/past/a", b"host-a", 0, PutMode::Always).unwrap();
+    let from = c
+        .put(b"/past/b", b"host-b", 0, PutMode::Always)
+        .unwrap()
+        .revision
+        + 1;
+    c.put(b"/past/a", b"host-a2", 0, PutMode::Always).unwrap();
+    c.delete(b"/past/b", false).unwrap();
+    // Both changes come after `from`; the values they replaced were set before it.
+    let (seen, sink) = recording();
+    let _w = Watcher::new(&c, b"/past/", true, from, sink).unwrap();
+    wait_until("two events", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.events.len())
+            .sum::<usize>()
+            == 2
+    });
+    let events: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.events.clone())
+        .collect();
+    assert_eq!(events[0].kind, EventKind::Put);
+    assert_eq!(s(&events[0].prev.as_ref().unwrap().value), "host-a");
+    assert_eq!(events[1].kind, EventKind::Delete);
+    assert_eq!(s(&events[1].prev.as_ref().unwrap().key), "/past/b");
+    assert_eq!(s(&events[1].prev.as_ref().unwrap().value), "host-b");
+}
+
+#[test]
 fn list_then_watch_loses_nothing_in_between() {
     let etcd = Etcd::start();
     let c = client(&etcd);
