@@ -70,7 +70,8 @@ pub struct etcd_sd_watch {
 /// when the same key or prefix was read by `etcd_sd_client_range` / `etcd_sd_client_get`
 /// through a client with the same settings less than a minute ago, the watch continues right
 /// after that read, so list-then-watch loses nothing in between. Blocks for one read of the
-/// key or prefix (at most the connect timeout). `user_data` is passed to `on_events` and must
+/// key or prefix (at most the connect timeout), as it is now or, with a `start_revision`, as
+/// it was just before it: that read gives the events their `prev_kv`. `user_data` is passed to `on_events` and must
 /// stay valid until `etcd_sd_watch_free` returns.
 /// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, negative revision, not UTF-8),
 /// `ETCD_SD_UNAVAILABLE` (unless the options ask to wait for etcd), `ETCD_SD_AUTH`.
