@@ -17,4 +17,7 @@ if [ -f "$here/lib.sh" ]; then
     ensure_deps
 fi
 cd "$here/.."
+# The report gives the size of target/release/libetcd_sd.so, the C library (capi/), which the
+# bench itself does not link (it uses the core crate directly).
+cargo build --release -p etcd-sd-capi
 exec cargo bench --bench report -- "$@"

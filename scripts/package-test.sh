@@ -123,16 +123,13 @@ dev_pkg="libetcd-sd-dev"
 compat_pkg="libetcd-sd-compat-dev"  # the etcd-cpp-apiv3 drop-in (docs/compat.md)
 lib_tmpdir TMP
 
-# What rustc says the crate's staticlib needs, for the drift check further down: the same
-# cargo command as the CMake build, run before the package build (which also builds the
-# etcd-sd tool with a plain `cargo build --bin`, after which this command would rebuild the
-# library instead of replaying its note).
-cargo_note="$(CARGO_TARGET_DIR="$REPO_ROOT/target" cargo rustc --release --lib \
-    --crate-type cdylib,staticlib -- "-Clink-arg=-Wl,-soname,$soname" \
-    --print native-static-libs 2>&1 | sed -n 's/.*native-static-libs: //p' | tail -n 1)"
-
 step "build the packages (scripts/package.sh)"
 bash scripts/package.sh
+pkg_build="${ETCD_SD_PACKAGE_BUILD_DIR:-$REPO_ROOT/build/deb}"
+# What rustc says the real crate's staticlib needs, for the drift check further down: the
+# package build's cargo step (cmake/cargo_build.cmake) asks rustc against the crate it just
+# built, checks it against what CMake was configured with, and keeps the answer here.
+cargo_note="$(cat "$pkg_build/etcd_sd/native-static-libs.txt" 2>/dev/null || true)"
 runtime_debs=(dist/"${runtime_pkg}_${version}"-*_"$arch".deb)
 dev_debs=(dist/"${dev_pkg}_${version}"-*_"$arch".deb)
 if [ "${#runtime_debs[@]}" -ne 1 ] || [ ! -f "${runtime_debs[0]}" ]; then
@@ -301,9 +298,9 @@ log "NEEDED: $(tr '\n' ' ' <"$TMP/needed")"
 file -L "$so" | grep -q ', stripped' || fail "$so is not stripped: $(file -L "$so")"
 log "size: $(stat -c %s "$so") bytes (stripped) for $(basename "$so")"
 
-# Drift check (read above, before the package build): what rustc says the real crate's
-# staticlib needs against what the installed files hand out.
-[ -n "$cargo_note" ] || fail "cargo did not report native-static-libs"
+# Drift check: what rustc says the real crate's staticlib needs (read above, after the
+# package build) against what the installed files hand out.
+[ -n "$cargo_note" ] || fail "no native-static-libs from the package build ($pkg_build/etcd_sd/native-static-libs.txt)"
 pc_private="$(sed -n 's/^Libs\.private: *//p' "$pcfile")"
 [ "$pc_private" = "$cargo_note" ] ||
     fail "etcd_sd.pc Libs.private '$pc_private' != rustc's native-static-libs '$cargo_note'"
@@ -452,7 +449,6 @@ relocated_consumers() {
 }
 
 step "relocated trees: cmake --install --prefix elsewhere, and the .debs unpacked elsewhere"
-pkg_build="${ETCD_SD_PACKAGE_BUILD_DIR:-$REPO_ROOT/build/deb}"
 cmake --install "$pkg_build" --prefix "$TMP/elsewhere/opt/etcd-sd" >"$TMP/reloc-install.log" 2>&1 ||
     { cat "$TMP/reloc-install.log"; fail "cmake --install $pkg_build --prefix ... failed"; }
 relocated_consumers install "$TMP/elsewhere/opt/etcd-sd"

@@ -45,7 +45,7 @@ for mode in "${modes[@]}"; do
     dir="build/sanitize-${mode//,/-}"
     banner "sanitize: $mode in $dir"
     mkdir -p "$dir"
-    # No CLI: no test needs it, and its `cargo build --bin` would relink the library again.
+    # No CLI: no test needs it, and its link is a whole-program LTO of its own.
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DETCD_SD_SANITIZE="$mode" \
         -DETCD_SD_INSTALL=OFF -DETCD_SD_BUILD_CLI=OFF >"$dir/sanitize-configure.log" 2>&1 ||
         { cat "$dir/sanitize-configure.log"; die "sanitize: configuring $dir failed"; }

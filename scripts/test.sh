@@ -10,8 +10,8 @@
 #   sanitize  (not in the default list: run `scripts/test.sh sanitize` or scripts/sanitize.sh)
 #             ctest again with the C/C++ side under ASan + UBSan in
 #             build/sanitize-address-undefined. Left out of the default run to keep the whole
-#             suite under 15 min on 2 cores: after the package step it costs another release
-#             (LTO) build of the library besides its own C/C++ build and ctest run.
+#             suite under 15 min on 2 cores: it reuses cargo's release build of the library,
+#             but rebuilds the C/C++ side and runs ctest again (2-4 min).
 #
 # Usage: scripts/test.sh [STEP...]     (no argument: all steps; e.g. `scripts/test.sh fmt clippy`)
 # Works from any directory. Needs root or passwordless sudo only if a dependency is missing.

@@ -1,10 +1,13 @@
 //! The C ABI as a C or C++ program uses it: `etcd_sd_*` calls with C strings, out-pointers
-//! and `extern "C"` function-pointer callbacks whose `user_data` is a [`Probe`].
+//! and `extern "C"` function-pointer callbacks whose `user_data` is a [`Sink`] (a [`Probe`],
+//! or the restart storm's table), plus the stats structs.
 
 use etcd_sd::ffi::{
-    etcd_sd_discovery, etcd_sd_discovery_free, etcd_sd_discovery_new, etcd_sd_last_error,
-    etcd_sd_registry, etcd_sd_registry_free, etcd_sd_registry_lease_id, etcd_sd_registry_new,
-    etcd_sd_registry_register, etcd_sd_result, etcd_sd_result_name,
+    etcd_sd_discovery, etcd_sd_discovery_free, etcd_sd_discovery_new, etcd_sd_discovery_stats,
+    etcd_sd_discovery_stats_get, etcd_sd_last_error, etcd_sd_process_stats,
+    etcd_sd_process_stats_get, etcd_sd_registry, etcd_sd_registry_free, etcd_sd_registry_lease_id,
+    etcd_sd_registry_new, etcd_sd_registry_register, etcd_sd_registry_stats,
+    etcd_sd_registry_stats_get, etcd_sd_result, etcd_sd_result_name,
 };
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -155,24 +158,60 @@ impl Probe {
     }
 }
 
-/// `etcd_sd_event_fn` for puts: `user_data` is a `Probe`.
-unsafe extern "C" fn on_put(
+/// What a discovery's callbacks report to: the `user_data` of `etcd_sd_discovery_new`. Called
+/// on the library's callback threads (and, for the initial listing, on the thread calling
+/// `Discovery::new`) with the time the callback started.
+pub trait Sink: Send + Sync + 'static {
+    fn on_put(&self, key: &[u8], value: &[u8], at: Instant);
+    fn on_del(&self, key: &[u8], at: Instant);
+}
+
+impl Sink for Probe {
+    fn on_put(&self, key: &[u8], _value: &[u8], at: Instant) {
+        self.put(key, at);
+    }
+
+    fn on_del(&self, key: &[u8], at: Instant) {
+        self.del(key, at);
+    }
+}
+
+/// The `len` bytes at `p` (empty for NULL).
+///
+/// # Safety
+/// `p` points to `len` readable bytes that outlive the returned slice's use.
+unsafe fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
+    if p.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
+    }
+}
+
+/// `etcd_sd_event_fn` for puts: `user_data` is an `S`.
+unsafe extern "C" fn on_put<S: Sink>(
     user_data: *mut c_void,
     key: *const c_char,
     key_len: usize,
-    _value: *const c_char,
-    _value_len: usize,
+    value: *const c_char,
+    value_len: usize,
 ) {
     let at = Instant::now();
-    // SAFETY: user_data is the Probe the Discovery below keeps alive until after the free;
-    // key points to key_len bytes for the duration of the call.
-    let probe = unsafe { &*(user_data as *const Probe) };
-    let key = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) };
-    probe.put(key, at);
+    // SAFETY: user_data is the S the Discovery below keeps alive until after the free; key and
+    // value point to key_len and value_len bytes for the duration of the call.
+    let (sink, key, value) = unsafe {
+        (
+            &*(user_data as *const S),
+            bytes(key, key_len),
+            bytes(value, value_len),
+        )
+    };
+    sink.on_put(key, value, at);
 }
 
 /// `etcd_sd_event_fn` for deletes.
-unsafe extern "C" fn on_del(
+unsafe extern "C" fn on_del<S: Sink>(
     user_data: *mut c_void,
     key: *const c_char,
     key_len: usize,
@@ -181,41 +220,49 @@ unsafe extern "C" fn on_del(
 ) {
     let at = Instant::now();
     // SAFETY: as in on_put.
-    let probe = unsafe { &*(user_data as *const Probe) };
-    let key = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) };
-    probe.del(key, at);
+    let (sink, key) = unsafe { (&*(user_data as *const S), bytes(key, key_len)) };
+    sink.on_del(key, at);
 }
 
-/// An `etcd_sd_discovery*` with a `Probe` as its `user_data`; freed on drop.
-pub struct Discovery {
+/// An `etcd_sd_discovery*` with a [`Sink`] as its `user_data`; freed on drop.
+pub struct Discovery<S: Sink = Probe> {
     ptr: *mut etcd_sd_discovery,
-    probe: Arc<Probe>,
+    sink: Arc<S>,
 }
 
-impl Discovery {
-    pub fn new(endpoints: &CStr, prefix: &str, probe: Arc<Probe>) -> Result<Discovery, String> {
+impl<S: Sink> Discovery<S> {
+    pub fn new(endpoints: &CStr, prefix: &str, sink: Arc<S>) -> Result<Discovery<S>, String> {
         let prefix = c(prefix);
         let mut out: *mut etcd_sd_discovery = ptr::null_mut();
         let r = etcd_sd_discovery_new(
             endpoints.as_ptr(),
             prefix.as_ptr(),
-            Some(on_put),
-            Some(on_del),
-            Arc::as_ptr(&probe) as *mut c_void,
+            Some(on_put::<S>),
+            Some(on_del::<S>),
+            Arc::as_ptr(&sink) as *mut c_void,
             &mut out,
         );
         check(r)?;
-        Ok(Discovery { ptr: out, probe })
+        Ok(Discovery { ptr: out, sink })
     }
 
-    pub fn probe(&self) -> &Probe {
-        &self.probe
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// `etcd_sd_discovery_stats_get`.
+    pub fn stats(&self) -> Result<etcd_sd_discovery_stats, String> {
+        // SAFETY: plain integers and byte arrays: all-zero is a valid value.
+        let mut s: etcd_sd_discovery_stats = unsafe { std::mem::zeroed() };
+        s.size = std::mem::size_of::<etcd_sd_discovery_stats>();
+        check(etcd_sd_discovery_stats_get(self.ptr, &mut s))?;
+        Ok(s)
     }
 }
 
-impl Drop for Discovery {
+impl<S: Sink> Drop for Discovery<S> {
     fn drop(&mut self) {
-        // After this returns no callback runs, so the Probe may go.
+        // After this returns no callback runs, so the sink may go.
         etcd_sd_discovery_free(self.ptr);
     }
 }
@@ -244,9 +291,13 @@ impl Registry {
         ))
     }
 
-    /// The handle, for calls this wrapper does not cover.
-    pub fn raw(&self) -> *const etcd_sd_registry {
-        self.ptr
+    /// `etcd_sd_registry_stats_get`.
+    pub fn stats(&self) -> Result<etcd_sd_registry_stats, String> {
+        // SAFETY: plain integers and byte arrays: all-zero is a valid value.
+        let mut s: etcd_sd_registry_stats = unsafe { std::mem::zeroed() };
+        s.size = std::mem::size_of::<etcd_sd_registry_stats>();
+        check(etcd_sd_registry_stats_get(self.ptr, &mut s))?;
+        Ok(s)
     }
 
     pub fn lease_id(&self) -> Result<i64, String> {
@@ -260,4 +311,13 @@ impl Drop for Registry {
     fn drop(&mut self) {
         etcd_sd_registry_free(self.ptr);
     }
+}
+
+/// `etcd_sd_process_stats_get`.
+pub fn process_stats() -> Result<etcd_sd_process_stats, String> {
+    // SAFETY: plain integers: all-zero is a valid value.
+    let mut s: etcd_sd_process_stats = unsafe { std::mem::zeroed() };
+    s.size = std::mem::size_of::<etcd_sd_process_stats>();
+    check(etcd_sd_process_stats_get(&mut s))?;
+    Ok(s)
 }

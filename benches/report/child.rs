@@ -118,7 +118,7 @@ fn footprint() -> Result<(), String> {
     let disc = Discovery::new(&ep, "/bench/footprint/", probe)?;
     // One event after the listing, so the callback threads (started on first use) exist.
     reg.register(&c("/bench/footprint/svc-2"), &c("10.0.0.2:5000"))?;
-    if disc.probe().wait_puts(2, Duration::from_secs(5)).is_none() {
+    if disc.sink().wait_puts(2, Duration::from_secs(5)).is_none() {
         return Err("the discovery did not report the second key".into());
     }
     // Let a few keep-alives and the watch run, so what is measured is the steady state.
@@ -132,7 +132,7 @@ fn footprint() -> Result<(), String> {
     emit("rss_anon_kb", status_kb("self", "RssAnon"));
     emit("rss_file_kb", status_kb("self", "RssFile"));
     emit("hwm_kb", status_kb("self", "VmHWM"));
-    emit("listing_seen", disc.probe().puts());
+    emit("listing_seen", disc.sink().puts());
     drop(disc);
     drop(reg);
     Ok(())
@@ -155,7 +155,7 @@ fn sync() -> Result<(), String> {
     let disc = disc?;
     let after = rss_kb();
     emit("new_ms", format!("{:.3}", ms(took)));
-    emit("delivered", disc.probe().puts());
+    emit("delivered", disc.sink().puts());
     emit("expected", n);
     emit("rss_before_kb", before);
     emit("rss_after_kb", after);
@@ -229,7 +229,7 @@ fn fanout() -> Result<(), String> {
     let expected = (n_disc * n_reg / groups) as u64;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let seen: u64 = discs.iter().map(|d| d.probe().puts()).sum();
+        let seen: u64 = discs.iter().map(|d| d.sink().puts()).sum();
         if seen >= expected {
             break;
         }

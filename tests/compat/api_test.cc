@@ -3,7 +3,8 @@
 // against the etcd started by tests/with_etcd.py. Built with -Wall -Wextra -Werror.
 //
 // Environment: ETCD_SD_TEST_ENDPOINTS (required); ETCD_SD_TEST_SLOW=1 (valgrind: longer
-// waits); ETCD_SD_TEST_ONLY=<substring> runs the matching cases only.
+// waits); ETCD_SD_TEST_ONLY=<substring> runs the matching cases only. The harness (CHECK,
+// CHECK_EQ, bound, run_cases) is tests/cpp/test_util.hpp.
 
 #include <etcd/Client.hpp>
 #include <etcd/KeepAlive.hpp>
@@ -11,6 +12,8 @@
 #include <etcd/SyncClient.hpp>
 #include <etcd/Value.hpp>
 #include <etcd/Watcher.hpp>
+
+#include "../cpp/test_util.hpp"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -30,33 +33,6 @@
 
 namespace {
 
-std::string g_case;
-std::string g_ep;
-bool g_slow = false;
-
-[[noreturn]] void fail(const char *file, int line, const std::string &what) {
-    std::fprintf(stderr, "%s:%d: [%s] FAILED: %s\n", file, line, g_case.c_str(), what.c_str());
-    std::fflush(stderr);
-    std::fflush(stdout);
-    _Exit(1);  // library threads may be inside a callback: no destructors
-}
-
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(" #cond ")");                             \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                         \
-    do {                                                                                       \
-        auto _a = (a);                                                                         \
-        auto _b = (b);                                                                         \
-        if (!(_a == _b)) {                                                                     \
-            std::ostringstream _os;                                                            \
-            _os << "CHECK_EQ(" #a ", " #b "): " << _a << " != " << _b;                         \
-            fail(__FILE__, __LINE__, _os.str());                                               \
-        }                                                                                      \
-    } while (0)
-
 #define CHECK_OK(resp)                                                                         \
     do {                                                                                       \
         etcd::Response _r = (resp);                                                            \
@@ -67,39 +43,10 @@ bool g_slow = false;
         }                                                                                      \
     } while (0)
 
-template <typename E, typename F>
-bool throws(F f) {
-    try {
-        f();
-    } catch (E const &) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-    return false;
-}
-
 // A unique key prefix for each case.
 std::string prefix() {
     static int n = 0;
     return "/compat-api/" + std::to_string(getpid()) + "/" + std::to_string(++n) + "/";
-}
-
-int wait_ms(int ms) { return g_slow ? ms * 8 : ms; }
-
-// A loopback port nothing listens on.
-int dead_port() {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a;
-    std::memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    CHECK(bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    CHECK(getsockname(s, reinterpret_cast<sockaddr *>(&a), &len) == 0);
-    close(s);
-    return ntohs(a.sin_port);
 }
 
 // Collects watch Responses from a callback thread.
@@ -119,7 +66,7 @@ struct Inbox {
     // The next Response, or fail after `ms`.
     etcd::Response pop(int ms = 5000) {
         std::unique_lock<std::mutex> l(m);
-        if (!cv.wait_for(l, std::chrono::milliseconds(wait_ms(ms)), [&] { return !items.empty(); })) {
+        if (!cv.wait_for(l, std::chrono::milliseconds(bound(ms)), [&] { return !items.empty(); })) {
             fail(__FILE__, __LINE__, "no watch event within " + std::to_string(ms) + " ms");
         }
         etcd::Response r = std::move(items.front());
@@ -150,9 +97,9 @@ struct Inbox {
 // --- cases ---------------------------------------------------------------------------------
 
 void test_constructors() {
-    std::string hostport = g_ep.substr(g_ep.find("://") + 3);
+    std::string hostport = endpoints.substr(endpoints.find("://") + 3);
     {
-        etcd::Client c(g_ep);
+        etcd::Client c(endpoints);
         CHECK_OK(c.put(prefix() + "k", "v").get());
     }
     {
@@ -161,14 +108,14 @@ void test_constructors() {
     }
     {
         // several URLs, ',' and ';' with spaces; the first is dead
-        std::string urls = "http://127.0.0.1:" + std::to_string(dead_port()) + " ; " + g_ep + " ,";
+        std::string urls = "http://127.0.0.1:" + std::to_string(dead_port()) + " ; " + endpoints + " ,";
         etcd::Client c(urls);
         CHECK_OK(c.head().get());
     }
     {
-        std::unique_ptr<etcd::Client> c(etcd::Client::WithUrl(g_ep));
+        std::unique_ptr<etcd::Client> c(etcd::Client::WithUrl(endpoints));
         CHECK_OK(c->head().get());
-        std::unique_ptr<etcd::SyncClient> s(etcd::SyncClient::WithUrl(g_ep, "pick_first"));
+        std::unique_ptr<etcd::SyncClient> s(etcd::SyncClient::WithUrl(endpoints, "pick_first"));
         CHECK_OK(s->head());
         std::unique_ptr<etcd::Client> borrowed(etcd::Client::WithClient(s.get()));
         CHECK(borrowed->sync_client() == s.get());
@@ -178,17 +125,17 @@ void test_constructors() {
     {
         // user/password: no I/O in the constructor; against an etcd without auth the call
         // fails or succeeds, but returns.
-        etcd::Client c(g_ep, "nobody", "secret");
-        etcd::Client c2(g_ep, "nobody", "secret", 300, "round_robin");
-        std::unique_ptr<etcd::Client> c3(etcd::Client::WithUser(g_ep, "nobody", "secret"));
+        etcd::Client c(endpoints, "nobody", "secret");
+        etcd::Client c2(endpoints, "nobody", "secret", 300, "round_robin");
+        std::unique_ptr<etcd::Client> c3(etcd::Client::WithUser(endpoints, "nobody", "secret"));
         (void)c.head().get();
-        etcd::SyncClient s(g_ep, "nobody", "secret");
-        std::unique_ptr<etcd::SyncClient> s2(etcd::SyncClient::WithUser(g_ep, "nobody", "secret"));
+        etcd::SyncClient s(endpoints, "nobody", "secret");
+        std::unique_ptr<etcd::SyncClient> s2(etcd::SyncClient::WithUser(endpoints, "nobody", "secret"));
     }
     // TLS constructor: an unreadable CA file is an error at construction or at the first call.
     {
         bool threw = throws<std::exception>([] {
-            etcd::Client c(g_ep, "/nonexistent/ca.pem", "", "", "");
+            etcd::Client c(endpoints, "/nonexistent/ca.pem", "", "", "");
             etcd::Response r = c.head().get();
             if (!r.is_ok()) {
                 throw std::runtime_error(r.error_message());
@@ -196,14 +143,14 @@ void test_constructors() {
         });
         CHECK(threw);
         CHECK(throws<std::exception>([] {
-            std::unique_ptr<etcd::Client> c(etcd::Client::WithSSL(g_ep, "/nonexistent/ca.pem"));
+            std::unique_ptr<etcd::Client> c(etcd::Client::WithSSL(endpoints, "/nonexistent/ca.pem"));
             etcd::Response r = c->head().get();
             if (!r.is_ok()) {
                 throw std::runtime_error(r.error_message());
             }
         }));
         CHECK(throws<std::exception>([] {
-            std::unique_ptr<etcd::SyncClient> c(etcd::SyncClient::WithSSL(g_ep, "/nonexistent/ca.pem"));
+            std::unique_ptr<etcd::SyncClient> c(etcd::SyncClient::WithSSL(endpoints, "/nonexistent/ca.pem"));
             etcd::Response r = c->head();
             if (!r.is_ok()) {
                 throw std::runtime_error(r.error_message());
@@ -218,7 +165,7 @@ void test_constructors() {
     setenv("ETCD_SD_CONNECT_TIMEOUT_MS", "soon", 1);
     bool named = false;
     try {
-        etcd::Client c(g_ep);
+        etcd::Client c(endpoints);
     } catch (std::invalid_argument const &e) {
         named = std::string(e.what()).find("ETCD_SD_CONNECT_TIMEOUT_MS") != std::string::npos;
     }
@@ -231,7 +178,7 @@ void test_constructors() {
 }
 
 void test_kv() {
-    etcd::Client c(g_ep);
+    etcd::Client c(endpoints);
     std::string p = prefix();
 
     etcd::Response r = c.get(p + "missing").get();
@@ -379,7 +326,7 @@ void test_kv() {
 }
 
 void test_sync_client() {
-    etcd::SyncClient s(g_ep);
+    etcd::SyncClient s(endpoints);
     std::string p = prefix();
     CHECK_OK(s.put(p + "x", "1"));
     CHECK_EQ(s.get(p + "x").value().as_string(), std::string("1"));
@@ -435,7 +382,7 @@ void test_sync_client() {
 }
 
 void test_leases() {
-    etcd::Client c(g_ep);
+    etcd::Client c(endpoints);
     std::string p = prefix();
 
     // put with the lease held in a uint64_t, as most callers do
@@ -460,16 +407,16 @@ void test_leases() {
     CHECK_EQ(c.leaserevoke(g).get().error_code(), 5);
 
     // the KeepAlive constructors
-    etcd::SyncClient s(g_ep);
+    etcd::SyncClient s(endpoints);
     std::atomic<int> handler_calls{0};
     auto handler = [&](std::exception_ptr) { handler_calls++; };
     {
         etcd::KeepAlive k1(c, 3);
         etcd::KeepAlive k2(s, 3);
-        etcd::KeepAlive k3(g_ep, 3);
+        etcd::KeepAlive k3(endpoints, 3);
         etcd::KeepAlive k4(c, handler, 3);
         etcd::KeepAlive k5(s, handler, 3);
-        etcd::KeepAlive k6(g_ep, handler, 3);
+        etcd::KeepAlive k6(endpoints, handler, 3);
         int64_t given = c.leasegrant(3).get().value().lease();
         etcd::KeepAlive k7(c, handler, 3, given);
         CHECK_EQ(k7.Lease(), given);
@@ -480,11 +427,11 @@ void test_leases() {
             k->Check();
         }
         // user/password forms (the test etcd has no auth: etcd-sd connects without it)
-        etcd::KeepAlive k9(g_ep, "nobody", "secret", 3);
-        etcd::KeepAlive k10(g_ep, "nobody", "secret", handler, 3, 0, 300);
+        etcd::KeepAlive k9(endpoints, "nobody", "secret", 3);
+        etcd::KeepAlive k10(endpoints, "nobody", "secret", handler, 3, 0, 300);
         CHECK(k9.Lease() != 0 && k10.Lease() != 0);
         // TLS form: a CA file that does not exist is an error
-        CHECK(throws<std::exception>([&] { etcd::KeepAlive k(g_ep, "/nonexistent/ca.pem", "", "", handler, 3); }));
+        CHECK(throws<std::exception>([&] { etcd::KeepAlive k(endpoints, "/nonexistent/ca.pem", "", "", handler, 3); }));
         k1.set_grpc_timeout(std::chrono::seconds(1));
         CHECK(k1.get_grpc_timeout() == std::chrono::microseconds(1000000));
         k1.Cancel();
@@ -501,8 +448,8 @@ void test_leases() {
 }
 
 void test_watcher() {
-    etcd::Client c(g_ep);
-    etcd::SyncClient s(g_ep);
+    etcd::Client c(endpoints);
+    etcd::SyncClient s(endpoints);
     std::string p = prefix();
     Inbox in;
 
@@ -552,7 +499,7 @@ void test_watcher() {
     // from a start revision: history is delivered
     Inbox hist;
     int64_t from = put1.index();
-    etcd::Watcher w2(g_ep, p + "a", from, [&](etcd::Response resp) { hist.push(resp); });
+    etcd::Watcher w2(endpoints, p + "a", from, [&](etcd::Response resp) { hist.push(resp); });
     e = hist.next_event();
     CHECK_EQ(e.kv().as_string(), std::string("1"));
     e = hist.next_event();
@@ -587,7 +534,7 @@ void test_watcher() {
     CHECK(w4->Cancel());
     {
         std::unique_lock<std::mutex> l(wm);
-        CHECK(wcv.wait_for(l, std::chrono::milliseconds(wait_ms(5000)), [&] { return waited == 1; }));
+        CHECK(wcv.wait_for(l, std::chrono::milliseconds(bound(5000)), [&] { return waited == 1; }));
     }
     delete w4;
 
@@ -602,7 +549,7 @@ void test_watcher() {
         CHECK(w5.Wait());
         t.join();
     }
-    for (int i = 0; i < wait_ms(100) && !got_wait; i++) {
+    for (int i = 0; i < bound(100) && !got_wait; i++) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     CHECK(got_wait);
@@ -620,20 +567,20 @@ void test_watcher() {
         });
     }
     c.put(p + "s", "x").get();
-    for (int i = 0; i < wait_ms(100) && !destroyed; i++) {
+    for (int i = 0; i < bound(100) && !destroyed; i++) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     CHECK(destroyed);
 
     // std::bind with a member function, as the template code bases do
-    Inbox bound;
+    Inbox bound_inbox;
     struct Listener {
         Inbox *inbox;
         void on(etcd::Response const &resp) { inbox->push(resp); }
-    } listener{&bound};
+    } listener{&bound_inbox};
     etcd::Watcher w6(c, p + "t", std::bind(&Listener::on, &listener, std::placeholders::_1), true);
     c.put(p + "t/1", "x").get();
-    CHECK_EQ(bound.next_event().kv().key(), p + "t/1");
+    CHECK_EQ(bound_inbox.next_event().kv().key(), p + "t/1");
 
     // every other constructor form, each seeing one put
     std::vector<std::unique_ptr<etcd::Watcher>> ws;
@@ -647,9 +594,9 @@ void test_watcher() {
     ws.emplace_back(new etcd::Watcher(s, k, int64_t{0}, f));
     ws.emplace_back(new etcd::Watcher(c, k, ke, int64_t{0}, f));
     ws.emplace_back(new etcd::Watcher(s, k, ke, int64_t{0}, f));
-    ws.emplace_back(new etcd::Watcher(g_ep, k, f));
-    ws.emplace_back(new etcd::Watcher(g_ep, k, ke, f));
-    ws.emplace_back(new etcd::Watcher(g_ep, k, ke, int64_t{0}, f));
+    ws.emplace_back(new etcd::Watcher(endpoints, k, f));
+    ws.emplace_back(new etcd::Watcher(endpoints, k, ke, f));
+    ws.emplace_back(new etcd::Watcher(endpoints, k, ke, int64_t{0}, f));
     ws.emplace_back(new etcd::Watcher(s, k, f, wf));
     ws.emplace_back(new etcd::Watcher(c, k, ke, f, wf));
     ws.emplace_back(new etcd::Watcher(s, k, ke, f, wf));
@@ -657,28 +604,28 @@ void test_watcher() {
     ws.emplace_back(new etcd::Watcher(s, k, int64_t{0}, f, wf));
     ws.emplace_back(new etcd::Watcher(c, k, ke, int64_t{0}, f, wf));
     ws.emplace_back(new etcd::Watcher(s, k, ke, int64_t{0}, f, wf));
-    ws.emplace_back(new etcd::Watcher(g_ep, k, f, wf));
-    ws.emplace_back(new etcd::Watcher(g_ep, k, ke, f, wf));
-    ws.emplace_back(new etcd::Watcher(g_ep, k, int64_t{0}, f, wf));
-    ws.emplace_back(new etcd::Watcher(g_ep, k, ke, int64_t{0}, f, wf));
-    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, f));
-    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, f));
-    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, int64_t{0}, f));
+    ws.emplace_back(new etcd::Watcher(endpoints, k, f, wf));
+    ws.emplace_back(new etcd::Watcher(endpoints, k, ke, f, wf));
+    ws.emplace_back(new etcd::Watcher(endpoints, k, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(endpoints, k, ke, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(endpoints, "nobody", "secret", k, f));
+    ws.emplace_back(new etcd::Watcher(endpoints, "nobody", "secret", k, ke, f));
+    ws.emplace_back(new etcd::Watcher(endpoints, "nobody", "secret", k, int64_t{0}, f));
     // (address, username, password, key, range_end, fromIndex, callback[, wait_callback]) has
     // the parameter types of (address, ca, cert, privkey, key, fromIndex, callback[, ...]):
     // ambiguous in etcd-cpp-apiv3 too, unless the last defaulted argument is passed.
-    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, int64_t{0}, f, 300));
-    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, f, wf));
-    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, f, wf));
-    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, int64_t{0}, f, wf));
-    ws.emplace_back(new etcd::Watcher(g_ep, "nobody", "secret", k, ke, int64_t{0}, f, wf, 300));
+    ws.emplace_back(new etcd::Watcher(endpoints, "nobody", "secret", k, ke, int64_t{0}, f, 300));
+    ws.emplace_back(new etcd::Watcher(endpoints, "nobody", "secret", k, f, wf));
+    ws.emplace_back(new etcd::Watcher(endpoints, "nobody", "secret", k, ke, f, wf));
+    ws.emplace_back(new etcd::Watcher(endpoints, "nobody", "secret", k, int64_t{0}, f, wf));
+    ws.emplace_back(new etcd::Watcher(endpoints, "nobody", "secret", k, ke, int64_t{0}, f, wf, 300));
     for (int form = 0; form < 4; form++) {  // TLS forms: a CA file that does not exist
         CHECK(throws<std::exception>([&] {
             std::string ca = "/nonexistent/ca.pem";
-            if (form == 0) etcd::Watcher w(g_ep, ca, "", "", k, int64_t{0}, f, false, std::string());
-            if (form == 1) etcd::Watcher w(g_ep, ca, "", "", k, ke, int64_t{0}, f);
-            if (form == 2) etcd::Watcher w(g_ep, ca, "", "", k, int64_t{0}, f, wf, false, std::string());
-            if (form == 3) etcd::Watcher w(g_ep, ca, "", "", k, ke, int64_t{0}, f, wf);
+            if (form == 0) etcd::Watcher w(endpoints, ca, "", "", k, int64_t{0}, f, false, std::string());
+            if (form == 1) etcd::Watcher w(endpoints, ca, "", "", k, ke, int64_t{0}, f);
+            if (form == 2) etcd::Watcher w(endpoints, ca, "", "", k, int64_t{0}, f, wf, false, std::string());
+            if (form == 3) etcd::Watcher w(endpoints, ca, "", "", k, ke, int64_t{0}, f, wf);
         }));
     }
     c.put(k, "all").get();
@@ -691,8 +638,8 @@ void test_watcher() {
 
 // ls(prefix) then a Watcher on the same prefix: a change made in between is delivered.
 void test_list_then_watch() {
-    etcd::Client c(g_ep);
-    etcd::Client other(g_ep);
+    etcd::Client c(endpoints);
+    etcd::Client other(endpoints);
     std::string p = prefix();
     c.put(p + "before", "0").get();
     etcd::Response l = c.ls(p).get();
@@ -706,7 +653,7 @@ void test_list_then_watch() {
 }
 
 void test_tasks() {
-    etcd::Client c(g_ep);
+    etcd::Client c(endpoints);
     std::string p = prefix();
     // value-based continuation
     int got = 0;
@@ -774,7 +721,7 @@ void dead_endpoint_case(std::string const &dead, const char *kind);
 
 void test_dead_endpoint() {
     dead_endpoint_case("http://127.0.0.1:" + std::to_string(dead_port()), "refused");
-    if (g_slow) {
+    if (slow) {
         return;  // valgrind runs with long timeouts; the bounds are checked by the plain run
     }
     SilentPort silent;
@@ -839,10 +786,10 @@ void test_tls() {
     std::string ca = env_or_empty("ETCD_SD_TEST_CA");
     std::string cert = env_or_empty("ETCD_SD_TEST_CLIENT_CERT");
     std::string key = env_or_empty("ETCD_SD_TEST_CLIENT_KEY");
-    std::string hostport = g_ep.substr(g_ep.find("://") + 3);
+    std::string hostport = endpoints.substr(endpoints.find("://") + 3);
     std::string p = prefix();
     {
-        etcd::Client c(g_ep, ca, cert, key, "");
+        etcd::Client c(endpoints, ca, cert, key, "");
         CHECK_OK(c.put(p + "a", "1").get());
         CHECK_EQ(c.get(p + "a").get().value().as_string(), std::string("1"));
     }
@@ -851,29 +798,29 @@ void test_tls() {
         // name of its SANs
         etcd::Client c(hostport, ca, cert, key, "etcd.test", "round_robin");
         CHECK_OK(c.get(p + "a").get());
-        std::unique_ptr<etcd::Client> c2(etcd::Client::WithSSL(g_ep, ca, cert, key));
+        std::unique_ptr<etcd::Client> c2(etcd::Client::WithSSL(endpoints, ca, cert, key));
         CHECK_OK(c2->head().get());
-        etcd::SyncClient s(g_ep, ca, cert, key, "");
+        etcd::SyncClient s(endpoints, ca, cert, key, "");
         CHECK_OK(s.put(p + "b", "2"));
-        std::unique_ptr<etcd::SyncClient> s2(etcd::SyncClient::WithSSL(g_ep, ca, cert, key));
+        std::unique_ptr<etcd::SyncClient> s2(etcd::SyncClient::WithSSL(endpoints, ca, cert, key));
         CHECK_OK(s2->head());
     }
     // without the client certificate, etcd refuses
     {
-        etcd::Client c(g_ep, ca, "", "", "");
+        etcd::Client c(endpoints, ca, "", "", "");
         CHECK(!c.get(p + "a").get().is_ok());
     }
     std::atomic<int> handler_calls{0};
-    etcd::KeepAlive ka(g_ep, ca, cert, key, [&](std::exception_ptr) { handler_calls++; }, 3);
+    etcd::KeepAlive ka(endpoints, ca, cert, key, [&](std::exception_ptr) { handler_calls++; }, 3);
     CHECK(ka.Lease() != 0);
     Inbox in;
     auto f = [&](etcd::Response r) { in.push(r); };
     std::function<void(bool)> wf = [](bool) {};
-    etcd::Watcher w1(g_ep, ca, cert, key, p, int64_t{0}, f, true);
-    etcd::Watcher w2(g_ep, ca, cert, key, p + "c", etcdv3::detail::string_plus_one(p + "c"), int64_t{0}, f);
-    etcd::Watcher w3(g_ep, ca, cert, key, p, int64_t{0}, f, wf, true, std::string());
-    etcd::Watcher w4(g_ep, ca, cert, key, p + "c", etcdv3::detail::string_plus_one(p + "c"), int64_t{0}, f, wf);
-    etcd::Client c(g_ep, ca, cert, key, "");
+    etcd::Watcher w1(endpoints, ca, cert, key, p, int64_t{0}, f, true);
+    etcd::Watcher w2(endpoints, ca, cert, key, p + "c", etcdv3::detail::string_plus_one(p + "c"), int64_t{0}, f);
+    etcd::Watcher w3(endpoints, ca, cert, key, p, int64_t{0}, f, wf, true, std::string());
+    etcd::Watcher w4(endpoints, ca, cert, key, p + "c", etcdv3::detail::string_plus_one(p + "c"), int64_t{0}, f, wf);
+    etcd::Client c(endpoints, ca, cert, key, "");
     CHECK_OK(c.put(p + "c", "x", ka.Lease()).get());
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(in.next_event().kv().key(), p + "c");
@@ -891,70 +838,39 @@ void test_auth() {
     std::string user = env_or_empty("ETCD_SD_TEST_USER");
     std::string password = env_or_empty("ETCD_SD_TEST_PASSWORD");
     std::string p = "/service/compat-" + std::to_string(getpid()) + "/";
-    etcd::Client c(g_ep, user, password);
+    etcd::Client c(endpoints, user, password);
     CHECK_OK(c.put(p + "a", "1").get());
     CHECK_EQ(c.ls(p).get().keys().size(), size_t{1});
     etcd::Response denied = c.put("/elsewhere/compat", "x").get();
     CHECK(!denied.is_ok());
     CHECK_EQ(denied.error_code(), etcdv3::ERROR_GRPC_UNAUTHENTICATED);
-    etcd::Client wrong(g_ep, user, "not-the-password");
+    etcd::Client wrong(endpoints, user, "not-the-password");
     CHECK(!wrong.get(p + "a").get().is_ok());
-    std::unique_ptr<etcd::Client> c2(etcd::Client::WithUser(g_ep, user, password));
+    std::unique_ptr<etcd::Client> c2(etcd::Client::WithUser(endpoints, user, password));
     CHECK_OK(c2->get(p + "a").get());
-    etcd::SyncClient s(g_ep, user, password, 300, "round_robin");
+    etcd::SyncClient s(endpoints, user, password, 300, "round_robin");
     CHECK_OK(s.get(p + "a"));
 
-    etcd::KeepAlive ka(g_ep, user, password, 3);
-    etcd::KeepAlive kb(g_ep, user, password, [](std::exception_ptr) {}, 3);
+    etcd::KeepAlive ka(endpoints, user, password, 3);
+    etcd::KeepAlive kb(endpoints, user, password, [](std::exception_ptr) {}, 3);
     CHECK(ka.Lease() != 0 && kb.Lease() != 0);
     Inbox in;
     auto f = [&](etcd::Response r) { in.push(r); };
-    etcd::Watcher w(g_ep, user, password, p, f, true);
+    etcd::Watcher w(endpoints, user, password, p, f, true);
     CHECK_OK(c.put(p + "b", "2", ka.Lease()).get());
     CHECK_EQ(in.next_event().kv().key(), p + "b");
     CHECK_OK(c.rmdir(p, true).get());
 }
 
-struct Case {
-    const char *name;
-    void (*fn)();
-};
-
 }  // namespace
 
 int main() {
-    const char *ep = std::getenv("ETCD_SD_TEST_ENDPOINTS");
-    if (ep == nullptr || *ep == '\0') {
-        std::fprintf(stderr, "ETCD_SD_TEST_ENDPOINTS is not set\n");
-        return 2;
-    }
-    g_ep = ep;
-    const char *slow = std::getenv("ETCD_SD_TEST_SLOW");
-    g_slow = slow != nullptr && *slow != '\0' && std::strcmp(slow, "0") != 0;
-    const char *only = std::getenv("ETCD_SD_TEST_ONLY");
-    setvbuf(stdout, nullptr, _IOLBF, 0);
-    const Case cases[] = {
+    const test_case cases[] = {
         {"constructors", test_constructors}, {"kv", test_kv},
         {"sync_client", test_sync_client},   {"leases", test_leases},
         {"watcher", test_watcher},           {"list_then_watch", test_list_then_watch},
         {"tasks", test_tasks},               {"dead_endpoint", test_dead_endpoint},
         {"tls", test_tls},                   {"auth", test_auth},
     };
-    int ran = 0;
-    for (auto const &c : cases) {
-        if (only != nullptr && *only != '\0' && std::strstr(c.name, only) == nullptr) {
-            continue;
-        }
-        g_case = c.name;
-        std::printf("[ RUN  ] %s\n", c.name);
-        c.fn();
-        std::printf("[  OK  ] %s\n", c.name);
-        ran++;
-    }
-    if (ran == 0) {
-        std::fprintf(stderr, "no case matched ETCD_SD_TEST_ONLY=%s\n", only != nullptr ? only : "");
-        return 1;
-    }
-    std::printf("compat api: %d case(s) OK\n", ran);
-    return 0;
+    return run_cases(cases);
 }

@@ -4,9 +4,12 @@
 // ETCD_SD_TEST_ONLY=name (run only the cases whose name contains it). The tls_options case
 // also uses ETCD_SD_TEST_CA, _OTHER_CA, _CLIENT_CERT, _CLIENT_KEY from `with_etcd.py --tls`
 // (CTest runs it that way as cpp_api_tls; run with a plain etcd it skips its TLS part).
-// No framework: CHECK prints file:line and exits at the first failure.
+// No framework (the harness is test_util.hpp): CHECK prints file:line and exits at the first
+// failure.
 
 #include "etcd_sd.hpp"
+
+#include "test_util.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -25,37 +28,10 @@
 #include <utility>
 #include <vector>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string endpoints;
-bool slow = false;
-const char *current_case = "";
-
-[[noreturn]] void fail(const char *file, int line, const std::string &what) {
-    std::fprintf(stderr, "%s:%d: [%s] FAILED: %s\n    etcd_sd_last_error(): \"%s\"\n", file,
-                 line, current_case, what.c_str(), etcd_sd_last_error());
-    std::fflush(stderr);
-    std::fflush(stdout);
-    std::_Exit(1);  // library threads may be inside a callback: no destructors
-}
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(" #cond ")");                         \
-    } while (0)
-
-#define CHECK_MSG(cond, msg)                                                               \
-    do {                                                                                   \
-        if (!(cond)) fail(__FILE__, __LINE__, (msg));                                      \
-    } while (0)
 
 // `expr` must throw etcd_sd::Error with one of the codes.
 #define CHECK_THROWS(expr, code_a, code_b)                                                 \
@@ -73,21 +49,6 @@ const char *current_case = "";
         }                                                                                  \
         if (!thrown_) fail(__FILE__, __LINE__, #expr " did not throw etcd_sd::Error");     \
     } while (0)
-
-std::chrono::milliseconds bound(std::chrono::milliseconds ms) { return slow ? ms * 8 : ms; }
-
-int dead_port() {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(s >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    CHECK(getsockname(s, reinterpret_cast<sockaddr *>(&a), &len) == 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
 
 // Events seen by a discovery's callbacks ("P key value" / "D key value"), thread-safe.
 class Events {
@@ -586,27 +547,10 @@ void test_tls_options() {
     }
 }
 
-struct Case {
-    const char *name;
-    void (*fn)();
-};
-
 }  // namespace
 
 int main() {
-    const char *ep = std::getenv("ETCD_SD_TEST_ENDPOINTS");
-    if (ep == nullptr || *ep == '\0') {
-        std::fprintf(stderr, "ETCD_SD_TEST_ENDPOINTS is not set (run me through tests/with_etcd.py)\n");
-        return 2;
-    }
-    endpoints = ep;
-    const char *s = std::getenv("ETCD_SD_TEST_SLOW");
-    slow = s != nullptr && *s != '\0' && std::strcmp(s, "0") != 0;
-    const char *only = std::getenv("ETCD_SD_TEST_ONLY");
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);
-    std::printf("etcd-sd %s, etcd at %s\n", etcd_sd::version().c_str(), ep);
-
-    const Case cases[] = {
+    const test_case cases[] = {
         {"round_trip", test_round_trip},
         {"errors", test_errors},
         {"options", test_options},
@@ -619,27 +563,7 @@ int main() {
         {"wait_for_etcd", test_wait_for_etcd},
         {"tls_options", test_tls_options},
     };
-    int ran = 0;
-    auto t_all = Clock::now();
-    for (const Case &c : cases) {
-        if (only != nullptr && std::strstr(c.name, only) == nullptr) continue;
-        current_case = c.name;
-        std::printf("[ RUN  ] %s\n", c.name);
-        auto t0 = Clock::now();
-        try {
-            c.fn();
-        } catch (const std::exception &e) {
-            fail(__FILE__, __LINE__, std::string("uncaught exception: ") + e.what());
-        }
-        std::printf("[  OK  ] %s (%lld ms)\n", c.name,
-                    static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               Clock::now() - t0)
-                                               .count()));
-        ran++;
-    }
-    std::printf("%d cases passed in %lld ms\n", ran,
-                static_cast<long long>(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t_all)
-                        .count()));
-    return ran > 0 ? 0 : 1;
+    return run_cases(cases, [] {
+        std::printf("etcd-sd %s, etcd at %s\n", etcd_sd::version().c_str(), endpoints.c_str());
+    });
 }

@@ -2,15 +2,16 @@
 // servers and channels (cpp_examples/echo_channel.hpp) standing in for brpc.
 //
 // Environment: ETCD_SD_TEST_ENDPOINTS (required), ETCD_SD_TEST_SLOW=1, ETCD_SD_TEST_ONLY=name.
+// The harness (CHECK, bound, run_cases) is test_util.hpp.
 
 #include "etcd_sd_table.hpp"
 
 #include "echo_channel.hpp"
+#include "test_util.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -23,30 +24,6 @@ using Clock = std::chrono::steady_clock;
 using Pool = etcd_sd::ChannelPool<echo::EchoChannel>;
 
 namespace {
-
-std::string endpoints;
-bool slow = false;
-const char *current_case = "";
-
-[[noreturn]] void fail(const char *file, int line, const std::string &what) {
-    std::fprintf(stderr, "%s:%d: [%s] FAILED: %s\n    etcd_sd_last_error(): \"%s\"\n", file,
-                 line, current_case, what.c_str(), etcd_sd_last_error());
-    std::fflush(stderr);
-    std::fflush(stdout);
-    std::_Exit(1);
-}
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) fail(__FILE__, __LINE__, "CHECK(" #cond ")");                         \
-    } while (0)
-
-#define CHECK_MSG(cond, msg)                                                               \
-    do {                                                                                   \
-        if (!(cond)) fail(__FILE__, __LINE__, (msg));                                      \
-    } while (0)
-
-std::chrono::milliseconds bound(std::chrono::milliseconds ms) { return slow ? ms * 8 : ms; }
 
 template <class Pred>
 void wait_for(const char *what, Pred pred, std::chrono::milliseconds limit = 5000ms) {
@@ -221,43 +198,14 @@ void test_threads_and_churn() {
     pool.reset();
 }
 
-struct Case {
-    const char *name;
-    void (*fn)();
-};
-
 }  // namespace
 
 int main() {
-    const char *ep = std::getenv("ETCD_SD_TEST_ENDPOINTS");
-    if (ep == nullptr || *ep == '\0') {
-        std::fprintf(stderr, "ETCD_SD_TEST_ENDPOINTS is not set (run me through tests/with_etcd.py)\n");
-        return 2;
-    }
-    endpoints = ep;
-    const char *s = std::getenv("ETCD_SD_TEST_SLOW");
-    slow = s != nullptr && *s != '\0' && std::strcmp(s, "0") != 0;
-    const char *only = std::getenv("ETCD_SD_TEST_ONLY");
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);
-    const Case cases[] = {
+    const test_case cases[] = {
         {"manager", test_manager},
         {"channel_pool_lifecycle", test_channel_pool_lifecycle},
         {"hash_and_black_hole", test_hash_and_black_hole},
         {"threads_and_churn", test_threads_and_churn},
     };
-    int ran = 0;
-    for (const Case &c : cases) {
-        if (only != nullptr && std::strstr(c.name, only) == nullptr) continue;
-        current_case = c.name;
-        std::printf("[ RUN  ] %s\n", c.name);
-        auto t0 = Clock::now();
-        c.fn();
-        std::printf("[  OK  ] %s (%lld ms)\n", c.name,
-                    static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               Clock::now() - t0)
-                                               .count()));
-        ran++;
-    }
-    std::printf("%d cases passed\n", ran);
-    return ran > 0 ? 0 : 1;
+    return run_cases(cases);
 }
