@@ -10,7 +10,7 @@ use once_cell::sync::Lazy;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Pool threads. Two, so one blocked callback does not stall every other discovery.
@@ -142,17 +142,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An idle pool thread parks at once. (Round 3 had it spin 50 us first; on 2 cores the spin
+/// took CPU from etcd and the I/O thread, and measured no better: docs/performance.md,
+/// round 4.)
 struct Pool {
     ready: Mutex<Ready>,
     wake: Condvar,
-    /// Mailboxes in `ready` (readable without the lock, for the spin before parking).
-    queued: AtomicUsize,
 }
-
-/// How long an idle pool thread watches for new work before it parks. Waking a parked thread
-/// costs a futex call and a trip through the scheduler (tens of microseconds on a VM); a burst
-/// of events finds the thread still awake. Short enough that an idle process spends nothing.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 #[derive(Default)]
 struct Ready {
@@ -171,7 +167,6 @@ static POOL: Lazy<Pool> = Lazy::new(|| {
     Pool {
         ready: Mutex::default(),
         wake: Condvar::new(),
-        queued: AtomicUsize::new(0),
     }
 });
 
@@ -179,7 +174,6 @@ impl Pool {
     fn schedule(&self, mailbox: Arc<dyn Drain>) {
         let mut ready = lock(&self.ready);
         ready.mailboxes.push_back(mailbox);
-        self.queued.fetch_add(1, Ordering::Release);
         if ready.idle > 0 {
             self.wake.notify_one();
         }
@@ -188,12 +182,10 @@ impl Pool {
 
 fn worker() {
     loop {
-        spin_for_work();
         let mailbox = {
             let mut ready = lock(&POOL.ready);
             loop {
                 if let Some(m) = ready.mailboxes.pop_front() {
-                    POOL.queued.fetch_sub(1, Ordering::AcqRel);
                     break m;
                 }
                 ready.idle += 1;
@@ -203,23 +195,6 @@ fn worker() {
         };
         if mailbox.drain() {
             POOL.schedule(mailbox);
-        }
-    }
-}
-
-/// Watches `queued` for up to `SPIN` before the caller takes the lock (and parks if still
-/// nothing is queued).
-fn spin_for_work() {
-    if POOL.queued.load(Ordering::Acquire) > 0 {
-        return;
-    }
-    let t0 = std::time::Instant::now();
-    while t0.elapsed() < SPIN {
-        for _ in 0..64 {
-            std::hint::spin_loop();
-        }
-        if POOL.queued.load(Ordering::Acquire) > 0 {
-            return;
         }
     }
 }
