@@ -206,10 +206,11 @@ impl Watcher {
             r => (r - 1, r),
         };
         let table = if opts.wait_for_etcd || read_at < 0 {
-            // Never blocks: a watch from now reads the key or prefix when etcd answers.
+            // Never blocks with `wait_for_etcd`: a watch from now reads the key or prefix when
+            // etcd answers. From revision 1 the table starts empty.
             None
         } else {
-            let seeded = runtime::block_on(async {
+            let (kvs, revision) = runtime::block_on(async {
                 let read = retry(&conn, opts.connect_timeout, "watch start", |c| {
                     spec.read(c, read_at)
                 })
@@ -232,18 +233,11 @@ impl Watcher {
                     other => other,
                 }
             })?
-            .map_err(|e| crate::client::first_contact_error(e, opts));
-            match seeded {
-                Ok((kvs, revision)) => Some((
-                    kvs.into_iter().map(|kv| (kv.key, kv.value)).collect(),
-                    revision,
-                )),
-                Err(e) if opts.wait_for_etcd && e.is_transient() => {
-                    log::warn!(target: "etcd_sd", "watch: {e}; will start when etcd answers");
-                    None
-                }
-                Err(e) => return Err(e),
-            }
+            .map_err(|e| crate::client::first_contact_error(e, opts))?;
+            Some((
+                kvs.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+                revision,
+            ))
         };
         let (table, next_revision) = match table {
             Some((table, revision)) if next_revision == 0 => (table, revision + 1),

@@ -5,7 +5,7 @@ mod common;
 
 use common::{opts, Etcd};
 use etcd_sd::kv::{Client, PutMode};
-use etcd_sd::watch::{Batch, Watcher};
+use etcd_sd::watch::{Batch, RawEvent, Watcher};
 use etcd_sd::{Error, EventKind, Registry};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -190,6 +190,23 @@ fn recording() -> (Seen, etcd_sd::dispatch::Sink<Batch>) {
     )
 }
 
+/// Waits until `n` events were recorded, and returns them in order.
+fn wait_for_events(seen: &Seen, n: usize) -> Vec<RawEvent> {
+    let count = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.events.len())
+            .sum::<usize>()
+    };
+    wait_until(&format!("{n} events"), || count() == n);
+    seen.lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.events.clone())
+        .collect()
+}
+
 fn wait_until(what: &str, pred: impl Fn() -> bool) {
     let t = Instant::now();
     while !pred() {
@@ -207,20 +224,7 @@ fn watch_delivers_raw_events_with_previous_values() {
     let _w = Watcher::new(&c, b"/w/", true, 0, sink).unwrap();
     c.put(b"/w/a", b"2", 0, PutMode::Always).unwrap();
     c.delete(b"/w/a", false).unwrap();
-    wait_until("two events", || {
-        seen.lock()
-            .unwrap()
-            .iter()
-            .map(|b| b.events.len())
-            .sum::<usize>()
-            == 2
-    });
-    let events: Vec<_> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .flat_map(|b| b.events.clone())
-        .collect();
+    let events = wait_for_events(&seen, 2);
     assert_eq!(events[0].kind, EventKind::Put);
     assert_eq!(s(&events[0].prev.as_ref().unwrap().value), "1");
     assert_eq!(events[1].kind, EventKind::Delete);
@@ -256,20 +260,7 @@ fn watch_from_a_past_revision_knows_the_previous_values() {
     // Both changes come after `from`; the values they replaced were set before it.
     let (seen, sink) = recording();
     let _w = Watcher::new(&c, b"/past/", true, from, sink).unwrap();
-    wait_until("two events", || {
-        seen.lock()
-            .unwrap()
-            .iter()
-            .map(|b| b.events.len())
-            .sum::<usize>()
-            == 2
-    });
-    let events: Vec<_> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .flat_map(|b| b.events.clone())
-        .collect();
+    let events = wait_for_events(&seen, 2);
     assert_eq!(events[0].kind, EventKind::Put);
     assert_eq!(s(&events[0].prev.as_ref().unwrap().value), "host-a");
     assert_eq!(events[1].kind, EventKind::Delete);
