@@ -83,8 +83,9 @@ pub(crate) fn pages(
                     return;
                 }
             };
+            let first = revision == 0;
             let (kvs, more) = advance(resp, &mut start, &mut revision);
-            if later == LATER_PAGE_MIN {
+            if first {
                 later = later_page(&kvs);
             }
             if tx.send(Ok(Page { kvs, revision })).await.is_err() || !more {
