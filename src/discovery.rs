@@ -1,16 +1,16 @@
 //! A discovery: lists a prefix once, then follows it with the resumable watch
-//! ([`crate::watch`]) from the listing's revision + 1, reporting every put and delete through a
+//! ([`crate::session::watch`]) from the listing's revision + 1, reporting every put and delete through a
 //! [`Mailbox`]. After a compaction or a replaced etcd the watch lists again and the difference
 //! arrives as ordinary puts and deletes.
 
-use crate::client;
 use crate::dispatch::Mailbox;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind, EventSink};
-use crate::listing;
 use crate::options::Options;
+use crate::requests::range;
+use crate::session::watch::{self, Batch, RawEvent, Spec, Table};
 use crate::stats::DiscoveryStats;
-use crate::watch::{self, Batch, RawEvent, Spec, Table};
+use crate::transport;
 use std::sync::Arc;
 
 /// Watches a prefix and reports puts and deletes under it until dropped.
@@ -32,20 +32,15 @@ impl Discovery {
                 "prefix is empty (it would watch the whole key space)",
             ));
         }
-        let conn = client::connect(opts)?;
+        let conn = transport::connect(opts)?;
         let key = prefix.as_bytes().to_vec();
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::Internal(
-                "a blocking etcd-sd call was made from inside an async runtime; call it from a plain thread"
-                    .into(),
-            ));
-        }
+        crate::runtime::may_block()?;
         let mailbox = Mailbox::new(Box::new(move |e: &Event| sink.on_event(e)));
         // The pages arrive while the next one is fetched; each key is moved into its event and
         // on into the table (no copy), and the table is built in one pass at the end.
         // With `wait_for_etcd` nothing blocks: the listing arrives through the callback pool.
         let mut pages = (!opts.wait_for_etcd)
-            .then(|| listing::pages(conn.clone(), key.clone(), opts.connect_timeout));
+            .then(|| range::pages(conn.clone(), key.clone(), opts.connect_timeout));
         let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut next_revision = 0;
         while let Some(page) = pages.as_mut().and_then(|p| p.blocking_recv()) {
@@ -67,7 +62,7 @@ impl Discovery {
                     break;
                 }
                 Err(e) => {
-                    let e = client::first_contact_error(e, opts);
+                    let e = transport::first_contact_error(e, opts);
                     if opts.wait_for_etcd && e.is_transient() {
                         log::warn!(target: "etcd_sd", "discovery: {e}; will list when etcd answers");
                         break;

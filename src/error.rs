@@ -13,7 +13,7 @@ pub enum Error {
     #[error("etcd unavailable: {0}")]
     Unavailable(String),
     /// An endpoint was reached but did not answer in time.
-    #[error("timed out after {}: {}", crate::outage::human(*.0), .1)]
+    #[error("timed out after {}: {}", crate::human::human(*.0), .1)]
     Timeout(Duration, String),
     /// etcd answered with an error (permission, lease not found, ...).
     #[error("etcd error: {0}")]
@@ -68,6 +68,8 @@ impl Error {
                 Code::Unauthenticated => Error::Auth(msg),
                 Code::Unavailable | Code::Cancelled | Code::Unknown => Error::Unavailable(msg),
                 Code::DeadlineExceeded => Error::Timeout(Duration::ZERO, msg),
+                // etcd: a lease or member that does not exist.
+                Code::NotFound => Error::NotFound(msg),
                 Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument(msg),
                 _ => Error::Etcd(msg),
             },
@@ -81,6 +83,44 @@ impl Error {
     /// True when retrying later may succeed (the registry and discovery loops use this).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable(_) | Error::Timeout(..))
+    }
+
+    /// The message without the variant's prefix.
+    pub(crate) fn detail(&self) -> &str {
+        match self {
+            Error::InvalidArgument(m)
+            | Error::Unavailable(m)
+            | Error::Timeout(_, m)
+            | Error::Etcd(m)
+            | Error::Auth(m)
+            | Error::Tls(m)
+            | Error::Closed(m)
+            | Error::Internal(m)
+            | Error::NotFound(m)
+            | Error::Exists(m) => m,
+        }
+    }
+
+    /// The connection was dropped by the server (reset, broken pipe, closed): with TLS 1.3 also
+    /// what a rejected client certificate can look like.
+    pub(crate) fn is_dropped(&self) -> bool {
+        matches!(self, Error::Unavailable(m)
+            if ["broken pipe", "reset", "closed"].iter().any(|p| m.contains(p)))
+    }
+
+    /// etcd answered that auth is not enabled (credentials were configured before it was).
+    pub(crate) fn is_auth_not_enabled(&self) -> bool {
+        self.to_string().contains("authentication is not enabled")
+    }
+
+    /// The revision asked for was compacted.
+    pub(crate) fn is_compacted(&self) -> bool {
+        matches!(self, Error::InvalidArgument(m) | Error::Etcd(m) if m.contains("compacted"))
+    }
+
+    /// A lease named in the request does not exist (expired or revoked).
+    pub(crate) fn is_lease_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(m) | Error::Etcd(m) if m.contains("lease not found"))
     }
 
     /// True when the auth token is no longer accepted (expired, or issued before the auth
@@ -151,4 +191,80 @@ fn causes(err: &dyn std::error::Error) -> String {
         src = s.source();
     }
     out
+}
+
+/// What sort of failure an error is, as far as the log is concerned: a change of kind during
+/// an outage is news, another failure of the same kind is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// The endpoint refused the TCP connection (nothing listens there).
+    Refused,
+    /// No answer in time.
+    TimedOut,
+    /// A member answered that it has no leader.
+    NoLeader,
+    /// Any other "no etcd to talk to" (reset, closed, unreachable).
+    Unavailable,
+    Tls,
+    Auth,
+    /// etcd answered with an error (or anything else).
+    Other,
+}
+
+impl FailureKind {
+    pub(crate) fn of(err: &Error) -> FailureKind {
+        match err {
+            Error::Timeout(..) => FailureKind::TimedOut,
+            Error::Unavailable(m) if is_refused_message(m) => FailureKind::Refused,
+            Error::Unavailable(m) if m.contains("no leader") => FailureKind::NoLeader,
+            Error::Unavailable(_) => FailureKind::Unavailable,
+            Error::Tls(_) => FailureKind::Tls,
+            Error::Auth(_) => FailureKind::Auth,
+            _ => FailureKind::Other,
+        }
+    }
+}
+
+/// True when an error message says the TCP connection was refused. Matched on the errno that
+/// Rust's `io::Error` always prints (`(os error 111)`), not on the text before it, which
+/// `strerror` may translate when the program set a locale.
+pub(crate) fn is_refused_message(msg: &str) -> bool {
+    msg.contains(&format!("(os error {})", libc::ECONNREFUSED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> Error {
+        Error::Unavailable(format!(
+            "lease grant: tcp connect error: Connection refused (os error {})",
+            libc::ECONNREFUSED
+        ))
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(FailureKind::of(&refused()), FailureKind::Refused);
+        let no_leader = Error::Unavailable("put: Unavailable: etcdserver: no leader".into());
+        assert_eq!(FailureKind::of(&no_leader), FailureKind::NoLeader);
+        let reset = Error::Unavailable("watch: connection reset by peer".into());
+        assert_eq!(FailureKind::of(&reset), FailureKind::Unavailable);
+        assert_eq!(
+            FailureKind::of(&Error::Timeout(Duration::ZERO, "x".into())),
+            FailureKind::TimedOut
+        );
+        assert_eq!(FailureKind::of(&Error::Tls("x".into())), FailureKind::Tls);
+        assert_eq!(FailureKind::of(&Error::Auth("x".into())), FailureKind::Auth);
+        assert_eq!(
+            FailureKind::of(&Error::Etcd("x".into())),
+            FailureKind::Other
+        );
+        // The number, not the (translatable) words.
+        assert!(!is_refused_message("Connection refused"));
+        assert!(is_refused_message(&format!(
+            "Verbindungsaufbau abgelehnt (os error {})",
+            libc::ECONNREFUSED
+        )));
+    }
 }

@@ -4,24 +4,49 @@
 //! the C ABI in [`ffi`] is a thin layer over it. One internal runtime ([`runtime`]) drives all
 //! network I/O; user callbacks run on a small fixed pool ([`dispatch`]).
 
+// Layers, each importing only those below it (scripts/check-layers.py checks it; the README's
+// "Architecture" draws them):
+//   foundation  types, error, human, outage, backoff, stats, event, endpoints, options, tls,
+//               log, runtime, dispatch
+//   transport   connections, members, failover, retry
+//   requests    typed etcd calls: kv, range, lease
+//   session     per-connection state: kept leases and their keeper, watch engine, listings
+//   products    Registry, Discovery, the service table, the general client and Watcher
+//   ffi         the C ABI
 mod backoff;
-mod client;
-pub mod discovery;
 pub mod dispatch;
 pub mod endpoints;
 pub mod error;
 pub mod event;
-pub mod ffi;
-pub mod kv;
-pub mod lease;
-mod listing;
+mod human;
 pub mod log;
 pub mod options;
-pub mod registry;
+mod outage;
 pub mod runtime;
 pub mod stats;
 mod tls;
+pub mod types;
+
+mod transport;
+
+mod requests;
+
+mod session;
+
+pub mod discovery;
+pub mod kv;
+pub mod registry;
+/// The service table with load balancing (issue 10).
+pub mod table;
 pub mod watch;
+
+pub mod ffi;
+
+/// Leases kept alive by the library (the general client's keep-alives).
+pub mod lease {
+    pub use crate::session::kept::{GaveUp, KeptLease};
+    pub use crate::types::Status;
+}
 
 pub use discovery::Discovery;
 pub use error::{Error, Result};
@@ -31,13 +56,9 @@ pub use registry::{Registry, Status};
 
 /// Connections, members and kept leases of the whole process, and requests retried.
 pub fn process_stats() -> stats::ProcessStats {
-    client::process_stats()
+    session::process_stats()
 }
 
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-mod outage;
-
-/// The service table with load balancing (issue 10).
-pub mod table;
 pub use table::{ServiceTable, Table};

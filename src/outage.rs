@@ -31,9 +31,10 @@
 //! }
 //! ```
 
-use crate::error::Error;
+use crate::error::{Error, FailureKind};
+use crate::human::human;
 use log::Level;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The log state of one retrying loop or connection; see the module documentation.
 #[derive(Debug)]
@@ -51,57 +52,6 @@ struct Outage {
     failures: u64,
     /// Failures that were not logged.
     suppressed: u64,
-}
-
-/// What sort of failure an error is, as far as the log is concerned: a change of kind during
-/// an outage is news, another failure of the same kind is not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FailureKind {
-    /// The endpoint refused the TCP connection (nothing listens there).
-    Refused,
-    /// No answer in time.
-    TimedOut,
-    /// A member answered that it has no leader.
-    NoLeader,
-    /// Any other "no etcd to talk to" (reset, closed, unreachable).
-    Unavailable,
-    Tls,
-    Auth,
-    /// etcd answered with an error (or anything else).
-    Other,
-}
-
-impl FailureKind {
-    pub(crate) fn of(err: &Error) -> FailureKind {
-        match err {
-            Error::Timeout(..) => FailureKind::TimedOut,
-            Error::Unavailable(m) if is_refused_message(m) => FailureKind::Refused,
-            Error::Unavailable(m) if m.contains("no leader") => FailureKind::NoLeader,
-            Error::Unavailable(_) => FailureKind::Unavailable,
-            Error::Tls(_) => FailureKind::Tls,
-            Error::Auth(_) => FailureKind::Auth,
-            _ => FailureKind::Other,
-        }
-    }
-}
-
-/// True when an error message says the TCP connection was refused. Matched on the errno that
-/// Rust's `io::Error` always prints (`(os error 111)`), not on the text before it, which
-/// `strerror` may translate when the program set a locale.
-pub(crate) fn is_refused_message(msg: &str) -> bool {
-    msg.contains(&format!("(os error {})", libc::ECONNREFUSED))
-}
-
-/// "850 ms", "13.2 s", "2 min 5 s": durations as a person reads them in a log.
-pub(crate) fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 120_000 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
-    }
 }
 
 impl OutageLog {
@@ -187,6 +137,7 @@ impl OutageLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn refused() -> Error {
         Error::Unavailable(format!(
@@ -244,39 +195,5 @@ mod tests {
     fn the_failure_level_is_the_callers() {
         let mut log = OutageLog::new("etcd connection", Level::Info);
         assert_eq!(log.failed_at(&refused(), Instant::now()).0, Level::Info);
-    }
-
-    #[test]
-    fn kinds() {
-        assert_eq!(FailureKind::of(&refused()), FailureKind::Refused);
-        let no_leader = Error::Unavailable("put: Unavailable: etcdserver: no leader".into());
-        assert_eq!(FailureKind::of(&no_leader), FailureKind::NoLeader);
-        let reset = Error::Unavailable("watch: connection reset by peer".into());
-        assert_eq!(FailureKind::of(&reset), FailureKind::Unavailable);
-        assert_eq!(
-            FailureKind::of(&Error::Timeout(Duration::ZERO, "x".into())),
-            FailureKind::TimedOut
-        );
-        assert_eq!(FailureKind::of(&Error::Tls("x".into())), FailureKind::Tls);
-        assert_eq!(FailureKind::of(&Error::Auth("x".into())), FailureKind::Auth);
-        assert_eq!(
-            FailureKind::of(&Error::Etcd("x".into())),
-            FailureKind::Other
-        );
-        // The number, not the (translatable) words.
-        assert!(!is_refused_message("Connection refused"));
-        assert!(is_refused_message(&format!(
-            "Verbindungsaufbau abgelehnt (os error {})",
-            libc::ECONNREFUSED
-        )));
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human(Duration::from_millis(3)), "3 ms");
-        assert_eq!(human(Duration::from_millis(999)), "999 ms");
-        assert_eq!(human(Duration::from_millis(1000)), "1.0 s");
-        assert_eq!(human(Duration::from_millis(4_960)), "5.0 s");
-        assert_eq!(human(Duration::from_secs(125)), "2 min 5 s");
     }
 }

@@ -1,26 +1,29 @@
 //! A registry: a set of keys kept in etcd under a lease for the life of the object.
 //!
 //! By default every registry of a process with the same connection settings and TTL puts its
-//! keys under one shared lease ([`crate::lease`]), kept alive once through the connection's one
+//! keys under one shared lease ([`crate::session::kept`]), kept alive once through the connection's one
 //! keep-alive stream: creating a registry costs no round trip once the process holds that
 //! lease, and freeing one deletes its own keys (one request). A crash still removes them all
 //! after the TTL. With [`Options::set_own_lease`] a registry gets a lease of its own, revoked
 //! when it is freed. Either way, when the lease is lost a new one is granted and every key is
 //! put back, and the status callback of each registry says so.
 
-use crate::client::retry;
 use crate::dispatch::Sink;
 use crate::error::{Error, Result};
-use crate::kv::PutMode;
-use crate::lease::kept::{self, KeptInner};
 use crate::options::Options;
+use crate::requests::kv::delete_all;
+use crate::requests::lease::revoke;
 use crate::runtime;
+use crate::session::kept::{self, KeptInner};
+use crate::session::session;
 use crate::stats::RegistryStats;
+use crate::transport::retry;
+use crate::types::PutMode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::lease::Status;
+pub use crate::types::Status;
 
 /// Keeps a set of keys registered under a lease for the life of the object.
 pub struct Registry {
@@ -39,11 +42,11 @@ impl Registry {
     /// timeout, unless `opts.wait_for_etcd` is set: then it succeeds and grants in the
     /// background.
     pub fn new(opts: &Options) -> Result<Self> {
-        let conn = crate::client::connect(opts)?;
+        let session = session(opts)?;
         let lease = if opts.own_lease {
-            KeptInner::start(&conn, opts, opts.ttl_seconds, 0, false)?
+            KeptInner::start(&session.home(), opts, opts.ttl_seconds, 0, false)?
         } else {
-            KeptInner::shared(&conn, opts)?
+            session.shared_lease(opts)?
         };
         Ok(Registry {
             lease,
@@ -85,7 +88,7 @@ impl Registry {
         let key = key.as_bytes().to_vec();
         let conn = self.lease.conn();
         runtime::block_on(retry(&conn, self.request_timeout, "unregister", |c| {
-            kept::delete_all(c, std::slice::from_ref(&key))
+            delete_all(c, std::slice::from_ref(&key))
         }))?
     }
 
@@ -143,7 +146,7 @@ impl Registry {
             // Retried like any idempotent request, so a dead member in the endpoint list does
             // not turn a graceful exit into a wait for the TTL; "not found" means already gone.
             Box::pin(async move {
-                match retry(&conn, limit, "lease revoke", |c| crate::kv::revoke(c, id)).await {
+                match retry(&conn, limit, "lease revoke", |c| revoke(c, id)).await {
                     Err(Error::NotFound(_)) => Ok(()),
                     other => other,
                 }
@@ -154,9 +157,9 @@ impl Registry {
             if keys.is_empty() || self.lease.id() == 0 {
                 return Ok(());
             }
-            Box::pin(async move {
-                retry(&conn, limit, "unregister", |c| kept::delete_all(c, &keys)).await
-            })
+            Box::pin(
+                async move { retry(&conn, limit, "unregister", |c| delete_all(c, &keys)).await },
+            )
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             // Dropped inside async code: cannot block here, so finish in the background.

@@ -24,10 +24,6 @@ static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
         .expect("etcd-sd: cannot start the tokio runtime")
 });
 
-/// Runs `fut` to completion from a caller's (non-runtime) thread.
-///
-/// Refuses, instead of panicking, when called from inside an async runtime (ours or the
-/// program's): blocking there would stall the very threads that must make progress.
 /// A write to a connection etcd has closed raises SIGPIPE, whose default action kills the
 /// process; C programs rarely ignore it (Rust programs do). Blocking it on the threads that
 /// do the I/O turns it into an EPIPE error that the connection handles.
@@ -41,13 +37,22 @@ fn block_sigpipe() {
     }
 }
 
-pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
+/// `Ok` when the calling thread may block: refuses, instead of panicking, when called from
+/// inside an async runtime (ours or the program's), where blocking would stall the very
+/// threads that must make progress.
+pub(crate) fn may_block() -> Result<()> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::Internal(
             "a blocking etcd-sd call was made from inside an async runtime; call it from a plain thread"
                 .into(),
         ));
     }
+    Ok(())
+}
+
+/// Runs `fut` to completion from a caller's (non-runtime) thread (see [`may_block`]).
+pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
+    may_block()?;
     Ok(RUNTIME.block_on(fut))
 }
 

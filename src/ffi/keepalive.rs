@@ -3,7 +3,7 @@
 use crate::ffi::args::{check_out, take_box, write_out, UserData};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
-use crate::lease::{GaveUp, KeptLease};
+use crate::session::kept::{GaveUp, KeptLease};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_void};
 

@@ -1,6 +1,6 @@
 //! `etcd_sd_kvs` and `etcd_sd_kv`: what the general client's KV calls return to C.
 
-use crate::kv::{KeyValue, Kvs};
+use crate::types::{KeyValue, Kvs};
 use std::os::raw::c_char;
 
 /// One key as etcd stores it: a view into an `etcd_sd_kvs` (valid until that is freed) or

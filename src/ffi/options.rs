@@ -196,7 +196,7 @@ fn with_options(
 ) -> etcd_sd_result {
     ffi_boundary! {
         let o = unsafe { opts.as_mut() }
-            .ok_or_else(|| crate::Error::invalid("options is NULL"))?;
+            .ok_or_else(|| crate::error::Error::invalid("options is NULL"))?;
         let mut copy = o.inner.clone();
         f(&mut copy)?;
         o.inner = copy;

@@ -102,7 +102,7 @@ pub extern "C" fn etcd_sd_registry_lease_id(
     ffi_boundary! {
         let r = unsafe { try_ref(registry, "registry") }?;
         if out.is_null() {
-            return Err(crate::Error::invalid("out is NULL"));
+            return Err(crate::error::Error::invalid("out is NULL"));
         }
         unsafe { *out = r.inner.lease_id() };
         Ok(())

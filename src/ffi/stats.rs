@@ -186,7 +186,7 @@ pub extern "C" fn etcd_sd_watch_stats_get(
 #[no_mangle]
 pub extern "C" fn etcd_sd_process_stats_get(out: *mut etcd_sd_process_stats) -> etcd_sd_result {
     ffi_boundary! {
-        let s = crate::process_stats();
+        let s = crate::session::process_stats();
         let v = etcd_sd_process_stats {
             size: 0,
             connections: s.connections,

@@ -5,7 +5,7 @@ use crate::ffi::args::{check_out, take_box, try_str, write_out, UserData};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::{etcd_sd_kv, view};
 use crate::ffi::result::etcd_sd_result;
-use crate::kv::KeyValue;
+use crate::types::KeyValue;
 use crate::watch::{Batch, Watcher};
 use std::os::raw::{c_char, c_void};
 

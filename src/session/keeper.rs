@@ -5,16 +5,15 @@
 //! thousand streams.
 //!
 //! The task runs only while there are leases to keep. When etcd answers TTL 0 for a lease
-//! (expired, revoked from outside) its owner ([`KeptInner`]) is told and recovers it; when the
+//! (expired, revoked from outside) its owner (a [`LeaseOwner`]: the kept lease) is told; when the
 //! stream breaks or an answer is late, the stream is reopened (on the next member) and every
 //! lease is renewed at once.
 
-use super::kept::KeptInner;
 use crate::backoff::Backoff;
-use crate::client::{Member, Shared};
 use crate::error::Error;
 use crate::outage::OutageLog;
 use crate::runtime;
+use crate::transport::{Member, Shared};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -24,8 +23,14 @@ use tokio::time::Instant;
 /// How long opening the stream (which renews its first lease) may take.
 const OPEN_WITHIN: Duration = Duration::from_secs(3);
 
-#[derive(Default)]
+/// Who is told when etcd says a kept lease is gone.
+pub(crate) trait LeaseOwner: Send + Sync {
+    /// etcd answered that lease `id` no longer exists.
+    fn lost(self: Arc<Self>, id: i64);
+}
+
 pub(crate) struct Keeper {
+    conn: Arc<Shared>,
     state: Mutex<State>,
     wake: Notify,
 }
@@ -44,24 +49,32 @@ struct Entry {
     /// When the answer to the renewal in flight is overdue.
     answer_by: Option<Instant>,
     answer_within: Duration,
-    owner: Weak<KeptInner>,
+    owner: Weak<dyn LeaseOwner>,
     /// etcd's last answer: seconds left, and when it said so.
     left: Option<(i64, Instant)>,
 }
 
 impl Keeper {
+    /// A keeper of leases granted through `conn`; its task starts with the first lease.
+    pub(crate) fn new(conn: Arc<Shared>) -> Self {
+        Keeper {
+            conn,
+            state: Mutex::default(),
+            wake: Notify::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts keeping `id` (granted or renewed just now) alive, telling `owner` if it is lost.
     pub(crate) fn add(
-        &self,
-        conn: &Arc<Shared>,
+        self: &Arc<Self>,
         id: i64,
         ttl: i64,
         request_timeout: Duration,
-        owner: Weak<KeptInner>,
+        owner: Weak<dyn LeaseOwner>,
     ) {
         let answer_within = request_timeout
             .min(Duration::from_millis(ttl.max(1) as u64 * 500))
@@ -82,7 +95,7 @@ impl Keeper {
             !std::mem::replace(&mut st.running, true)
         };
         if start {
-            runtime::spawn(run(conn.clone()));
+            runtime::spawn(run(self.clone()));
         }
         self.wake.notify_one();
     }
@@ -123,13 +136,13 @@ enum End {
     Broken(Error),
 }
 
-async fn run(conn: Arc<Shared>) {
+async fn run(keeper: Arc<Keeper>) {
     let mut backoff = Backoff::new();
     let mut outage = OutageLog::new("lease keep-alive", log::Level::Warn);
     loop {
-        match session(&conn, &mut backoff, &mut outage).await {
+        match session(&keeper, &mut backoff, &mut outage).await {
             End::Empty => {
-                let mut st = conn.leases.keeper.lock();
+                let mut st = keeper.lock();
                 if st.leases.is_empty() {
                     st.running = false;
                     return;
@@ -144,8 +157,8 @@ async fn run(conn: Arc<Shared>) {
     }
 }
 
-async fn session(conn: &Arc<Shared>, backoff: &mut Backoff, outage: &mut OutageLog) -> End {
-    let keeper = &conn.leases.keeper;
+async fn session(keeper: &Keeper, backoff: &mut Backoff, outage: &mut OutageLog) -> End {
+    let conn = &keeper.conn;
     let Some(first) = keeper.lock().leases.keys().next().copied() else {
         return End::Empty;
     };

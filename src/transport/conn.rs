@@ -1,12 +1,11 @@
-//! Shared etcd connections. Registries and discoveries with the same connection settings share
+//! The transport: shared etcd connections, their members and failover. Registries and discoveries with the same connection settings share
 //! one `etcd_client::Client` (one HTTP/2 connection per endpoint): a process with a thousand
 //! registries dials etcd once. The cache holds weak references, so the connection closes when
 //! its last user is freed.
 
-use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::options::{Credentials, Options};
-use crate::outage::{human, FailureKind, OutageLog};
+use crate::outage::OutageLog;
 use crate::tls::TlsMaterial;
 use etcd_client::{Client, ConnectOptions};
 use once_cell::sync::Lazy;
@@ -35,18 +34,14 @@ struct Key {
 /// is immediate and deterministic rather than left to a load balancer that cannot tell a
 /// black-holed member from a busy one.
 pub(crate) struct Shared {
-    endpoints: Vec<String>,
+    pub(super) endpoints: Vec<String>,
     options: ConnectOptions,
     /// The same without credentials: used when etcd says auth is not enabled, as the Go
     /// client does, so credentials can be configured before auth is turned on.
     options_without_user: Option<ConnectOptions>,
     connect_timeout: Duration,
     members: Vec<tokio::sync::OnceCell<Client>>,
-    current: AtomicUsize,
-    /// The leases kept through this connection and its one keep-alive stream.
-    pub(crate) leases: crate::lease::Leases,
-    /// Recent listings, for watches that continue from them.
-    pub(crate) listings: crate::listing::RecentListings,
+    pub(super) current: AtomicUsize,
     /// The connection's own log: one INFO line when requests start failing, one when etcd
     /// answers again (the objects above log their own view at WARN).
     outage: Mutex<OutageLog>,
@@ -55,7 +50,7 @@ pub(crate) struct Shared {
 /// One member's client, as picked for a request.
 pub(crate) struct Member<'a> {
     shared: &'a Shared,
-    idx: usize,
+    pub(super) idx: usize,
     pub(crate) client: Client,
 }
 
@@ -69,7 +64,7 @@ impl Shared {
                 let endpoint = self.endpoints[idx].as_str();
                 let connected = self.connect_one(endpoint, &self.options).await;
                 match (&connected, &self.options_without_user) {
-                    (Err(e), Some(plain)) if e.to_string().contains("authentication is not enabled") => {
+                    (Err(e), Some(plain)) if e.is_auth_not_enabled() => {
                         log::warn!(target: "etcd_sd", "{endpoint}: auth is not enabled; connecting without credentials");
                         self.connect_one(endpoint, plain).await
                     }
@@ -102,7 +97,7 @@ impl Shared {
     }
 
     /// Makes the member after `idx` current, unless another request already moved on.
-    fn advance(&self, idx: usize) {
+    pub(super) fn advance(&self, idx: usize) {
         let next = (idx + 1) % self.members.len();
         if self
             .current
@@ -147,18 +142,14 @@ impl Shared {
     }
 }
 
-/// Connections, members and kept leases of the whole process.
-pub(crate) fn process_stats() -> crate::stats::ProcessStats {
+/// The connections of the whole process, and how many of their members are dialled.
+pub(crate) fn connection_stats() -> (u64, u64) {
     let live: Vec<Arc<Shared>> = CACHE
         .lock()
         .map(|c| c.values().filter_map(Weak::upgrade).collect())
         .unwrap_or_default();
-    crate::stats::ProcessStats {
-        connections: live.len() as u64,
-        members_connected: live.iter().map(|s| s.members_connected() as u64).sum(),
-        leases_kept: live.iter().map(|s| s.leases.keeper.len() as u64).sum(),
-        requests_retried: crate::stats::RETRIED.load(Ordering::Relaxed),
-    }
+    let members = live.iter().map(|s| s.members_connected() as u64).sum();
+    (live.len() as u64, members)
 }
 
 impl Member<'_> {
@@ -225,8 +216,6 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         options_without_user,
         connect_timeout: opts.connect_timeout,
         current: AtomicUsize::new(0),
-        leases: Default::default(),
-        listings: Default::default(),
         outage: Mutex::new(OutageLog::new(
             format!("etcd connection to {}", short_list(&key.endpoints)),
             log::Level::Info,
@@ -240,23 +229,20 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
 /// whether nothing answered in time or the connection was refused.
 pub(crate) fn first_contact_error(e: Error, opts: &Options) -> Error {
     let endpoints = opts.endpoints.join(",");
+    let dropped = e.is_dropped();
+    let https = opts.endpoints.iter().any(|e| e.starts_with("https://"));
     match e {
         // `retry`'s message already says how long and what each endpoint did.
         Error::Timeout(_, msg) => Error::Unavailable(format!("{msg} ({endpoints})")),
         // With TLS 1.3 a server that rejects the client certificate does so after the
         // handshake, so the client may only see the connection dropped.
-        Error::Unavailable(msg)
-            if opts.endpoints.iter().any(|e| e.starts_with("https://"))
-                && ["broken pipe", "reset", "closed"].iter().any(|p| msg.contains(p)) =>
-        {
+        Error::Unavailable(msg) if dropped && https => {
             Error::Tls(format!(
                 "{msg} ({endpoints}): the server dropped the TLS connection; \
                  does it require a client certificate, and is ours valid and signed by a CA it trusts?"
             ))
         }
-        Error::Unavailable(msg)
-            if ["broken pipe", "reset", "closed"].iter().any(|p| msg.contains(p)) =>
-        {
+        Error::Unavailable(msg) if dropped => {
             Error::Unavailable(format!(
                 "{msg} ({endpoints}): the server accepted the connection and dropped it; \
                  if it serves TLS, use https:// endpoints"
@@ -276,190 +262,8 @@ fn short_list(endpoints: &[String]) -> String {
         .join(",")
 }
 
-fn short(endpoint: &str) -> &str {
+pub(super) fn short(endpoint: &str) -> &str {
     endpoint
         .split_once("://")
         .map_or(endpoint, |(_, rest)| rest)
-}
-
-/// What each endpoint last answered during one [`retry`]: the text of its give-up error.
-struct Tried<'a> {
-    endpoints: &'a [String],
-    last: Vec<Option<Error>>,
-    /// Per endpoint, how many times in a row an https connection was dropped (see `definite`).
-    drops: Vec<u32>,
-}
-
-/// What a connection dropped by the server looks like (reset, broken pipe, closed).
-fn is_drop(e: &Error) -> bool {
-    matches!(e, Error::Unavailable(m)
-        if ["broken pipe", "reset", "closed"].iter().any(|p| m.contains(p)))
-}
-
-impl<'a> Tried<'a> {
-    fn new(endpoints: &'a [String]) -> Self {
-        Tried {
-            endpoints,
-            last: vec![None; endpoints.len()],
-            drops: vec![0; endpoints.len()],
-        }
-    }
-
-    fn record(&mut self, idx: usize, err: &Error) {
-        let https = self
-            .endpoints
-            .get(idx)
-            .is_some_and(|e| e.starts_with("https://"));
-        if let (Some(slot), Some(drops)) = (self.last.get_mut(idx), self.drops.get_mut(idx)) {
-            *slot = Some(err.clone());
-            *drops = if https && is_drop(err) { *drops + 1 } else { 0 };
-        }
-    }
-
-    /// The endpoint's last answer is definite: it refused the connection, or (https) it
-    /// dropped the connection twice in a row. With TLS 1.3 a server that rejects our client
-    /// certificate does so after the handshake, and depending on timing the client reads
-    /// the alert (a TLS error, never retried) or only sees the connection dropped.
-    fn definite(&self, idx: usize) -> bool {
-        let refused =
-            matches!(&self.last[idx], Some(e) if FailureKind::of(e) == FailureKind::Refused);
-        refused || self.drops[idx] >= 2
-    }
-
-    /// Every endpoint gave a definite answer the last time it was tried: fail at once.
-    fn all_definite(&self) -> bool {
-        (0..self.last.len()).all(|i| self.definite(i))
-    }
-
-    fn untried(&self) -> bool {
-        self.last.iter().any(Option::is_none)
-    }
-
-    /// "127.0.0.1:1 refused the connection; 10.0.0.9:2379 timed out"
-    fn details(&self) -> String {
-        let mut parts = Vec::with_capacity(self.endpoints.len());
-        for (ep, last) in self.endpoints.iter().zip(&self.last) {
-            let ep = short(ep);
-            parts.push(match last {
-                None => format!("{ep} not tried"),
-                Some(e) => match FailureKind::of(e) {
-                    FailureKind::Refused => format!("{ep} refused the connection"),
-                    FailureKind::TimedOut => format!("{ep} timed out"),
-                    _ => format!("{ep}: {e}"),
-                },
-            });
-        }
-        parts.join("; ")
-    }
-
-    /// The error a [`retry`] gives up with: the variant of the last failure (so a request
-    /// that timed out is still `Timeout`), the message naming every endpoint and what it did.
-    fn give_up(&self, what: &str, elapsed: Duration, last: Error) -> Error {
-        let details = self.details();
-        if self.all_definite() {
-            return Error::Unavailable(format!(
-                "{what}: no etcd endpoint answered (after {}): {details}",
-                human(elapsed)
-            ));
-        }
-        let msg = format!(
-            "{what}: no etcd endpoint answered within {}: {details}",
-            human(elapsed)
-        );
-        match last {
-            Error::Timeout(..) => Error::Timeout(elapsed, msg),
-            Error::Unavailable(_) => Error::Unavailable(msg),
-            other => other,
-        }
-    }
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or `limit` has passed, retrying errors
-/// that may go away (no connection yet, a member just died: the channel picks another one;
-/// a stale auth token: authenticate again) with backoff. Only for idempotent requests.
-///
-/// A refused connection is a definite answer, a timeout is not: when every endpoint refused
-/// the connection the last time it was tried (with one endpoint: as soon as it refuses), the
-/// call fails at once with `Unavailable` instead of waiting out `limit` (an https endpoint
-/// that dropped the connection twice in a row counts as refusing: see `Tried::definite`); a refusing endpoint
-/// is followed by the next untried one without a backoff pause. Timeouts, "no leader" and
-/// dropped connections are retried until `limit`. The error given up with names each
-/// endpoint and what it last did, and the time really spent.
-///
-/// Each attempt gets a third of `limit` (at least a second): a request forwarded to a leader
-/// that just died hangs on the follower until etcd's own timeout (7 s), while the same request
-/// sent again reaches the new leader as soon as it is elected.
-pub(crate) async fn retry<T, F, Fut>(
-    conn: &Shared,
-    limit: Duration,
-    what: &str,
-    mut attempt: F,
-) -> Result<T>
-where
-    F: FnMut(Client) -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let start = tokio::time::Instant::now();
-    let deadline = start + limit;
-    let per_attempt = (limit / 3).max(Duration::from_secs(1));
-    let mut backoff = Backoff::new();
-    let mut tried = Tried::new(&conn.endpoints);
-    loop {
-        let attempt_start = tokio::time::Instant::now();
-        let until = deadline.min(attempt_start + per_attempt);
-        let used = AtomicUsize::new(0);
-        let outcome = tokio::time::timeout_at(until, async {
-            // Recorded before `pick`, so that a member too slow even to connect is left too.
-            used.store(conn.current.load(Ordering::Acquire), Ordering::Relaxed);
-            let member = conn.pick().await.map_err(|e| (e, None))?;
-            used.store(member.idx, Ordering::Relaxed);
-            match attempt(member.client.clone()).await {
-                Ok(v) => Ok(v),
-                Err(e) => Err((e, Some(member))),
-            }
-        })
-        .await;
-        let idx = used.load(Ordering::Relaxed);
-        let err = match outcome {
-            Ok(Ok(v)) => {
-                conn.answered();
-                return Ok(v);
-            }
-            Ok(Err((e, member))) => {
-                let again = match &member {
-                    Some(m) => m.failed(&e).await,
-                    // `pick` already left the member and noted the failure.
-                    None => e.is_transient(),
-                };
-                if !again {
-                    return Err(e);
-                }
-                e
-            }
-            Err(_) => {
-                // No answer in time: leave this member for the next one.
-                conn.advance(idx);
-                let e = Error::Timeout(until - attempt_start, what.to_owned());
-                conn.note_failure(&e);
-                e
-            }
-        };
-        tried.record(idx, &err);
-        let now = tokio::time::Instant::now();
-        if tried.all_definite() {
-            return Err(tried.give_up(what, now - start, err));
-        }
-        let refused = FailureKind::of(&err) == FailureKind::Refused;
-        let delay = if refused && tried.untried() {
-            Duration::ZERO
-        } else {
-            backoff.next_delay()
-        };
-        if now + delay >= deadline {
-            return Err(tried.give_up(what, now - start, err));
-        }
-        log::debug!(target: "etcd_sd", "{what}: {err}; retrying");
-        crate::stats::RETRIED.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(delay).await;
-    }
 }

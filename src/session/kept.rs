@@ -10,24 +10,23 @@
 //!
 //! [`Keeper`]: super::keeper::Keeper
 
-use super::Status;
+use super::book::Book;
+use super::keeper::{Keeper, LeaseOwner};
 use crate::backoff::Backoff;
-use crate::client::{retry, Shared};
 use crate::dispatch::{Mailbox, Sink};
 use crate::error::{Error, Result};
-use crate::kv::{self, Kvs, PutMode};
 use crate::options::Options;
 use crate::outage::OutageLog;
+use crate::requests::kv::{put_once, TXN_OPS};
+use crate::requests::lease::{grant, revoke};
 use crate::runtime;
-use etcd_client::{DeleteOptions, PutOptions, Txn, TxnOp};
+use crate::transport::{first_contact_error, retry, Shared};
+use crate::types::{Kvs, PutMode, Status};
+use etcd_client::{PutOptions, Txn, TxnOp};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
-
-/// Operations per transaction when keys are put back or deleted together (etcd's default
-/// `--max-txn-ops` is 128).
-const TXN_OPS: usize = 128;
 
 static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 
@@ -49,8 +48,20 @@ pub struct GaveUp {
 /// key -> (value, tag of who put it).
 type Keys = BTreeMap<Vec<u8>, (Vec<u8>, u64)>;
 
+/// What a kept lease needs of its connection's session: the transport, the keep-alive stream
+/// and the book of lease ids, and the session itself held alive (`_anchor`: the session is
+/// found again by its connection while any lease of it is kept, so its keeper and book stay
+/// the only ones of that connection).
+#[derive(Clone)]
+pub(crate) struct Home {
+    pub(crate) conn: Arc<Shared>,
+    pub(crate) keeper: Arc<Keeper>,
+    pub(crate) book: Arc<Book<KeptInner>>,
+    pub(crate) _anchor: Arc<dyn std::any::Any + Send + Sync>,
+}
+
 pub(crate) struct KeptInner {
-    conn: Arc<Shared>,
+    home: Home,
     ttl: i64,
     request_timeout: Duration,
     /// The current lease (0 while none is held).
@@ -82,13 +93,13 @@ pub struct KeptLease {
 impl KeptLease {
     /// Keeps `lease` alive, or a new lease of `ttl` when `lease` is 0 (granted now; with
     /// `opts.wait_for_etcd` and etcd unreachable, granted in the background instead).
-    pub(crate) fn new(conn: &Arc<Shared>, opts: &Options, ttl: i64, lease: i64) -> Result<Self> {
+    pub(crate) fn new(home: &Home, opts: &Options, ttl: i64, lease: i64) -> Result<Self> {
         if ttl <= 0 {
             return Err(Error::invalid(format!(
                 "ttl must be > 0 seconds, got {ttl}"
             )));
         }
-        let inner = KeptInner::start(conn, opts, ttl, lease, false)?;
+        let inner = KeptInner::start(home, opts, ttl, lease, false)?;
         Ok(KeptLease { inner })
     }
 
@@ -129,25 +140,8 @@ impl Drop for KeptLease {
 }
 
 impl KeptInner {
-    /// The lease every registry of this connection with this TTL shares, created (and granted)
-    /// when the first one needs it.
-    pub(crate) fn shared(conn: &Arc<Shared>, opts: &Options) -> Result<Arc<Self>> {
-        let ttl = opts.ttl_seconds;
-        let mut shared = lock(&conn.leases.shared);
-        if let Some(l) = shared.get(&ttl).and_then(Weak::upgrade) {
-            // A lease still waiting for etcd (made for a `wait_for_etcd` registry) is shared
-            // only with registries that also wait; one that must fail fast grants its own.
-            if !l.retired.load(Ordering::Acquire) && (l.id() != 0 || opts.wait_for_etcd) {
-                return Ok(l);
-            }
-        }
-        let l = KeptInner::start(conn, opts, ttl, 0, true)?;
-        shared.insert(ttl, Arc::downgrade(&l));
-        Ok(l)
-    }
-
     pub(crate) fn start(
-        conn: &Arc<Shared>,
+        home: &Home,
         opts: &Options,
         ttl: i64,
         lease: i64,
@@ -159,11 +153,13 @@ impl KeptInner {
             // Never blocks: granted in the background (Status::Restored says when).
             0
         } else {
-            let granted =
-                runtime::block_on(retry(conn, opts.connect_timeout, "lease grant", |c| {
-                    kv::grant(c, ttl)
-                }))?
-                .map_err(|e| crate::client::first_contact_error(e, opts));
+            let granted = runtime::block_on(retry(
+                &home.conn,
+                opts.connect_timeout,
+                "lease grant",
+                |c| grant(c, ttl),
+            ))?
+            .map_err(|e| first_contact_error(e, opts));
             match granted {
                 Ok(id) => id,
                 Err(e) if opts.wait_for_etcd && e.is_transient() => {
@@ -174,7 +170,7 @@ impl KeptInner {
             }
         };
         let inner = Arc::new(KeptInner {
-            conn: conn.clone(),
+            home: home.clone(),
             ttl,
             request_timeout: opts.request_timeout,
             id: AtomicI64::new(id),
@@ -189,10 +185,9 @@ impl KeptInner {
             restores: AtomicU64::new(0),
         });
         if id != 0 {
-            conn.leases.remember(id, &inner);
-            conn.leases
-                .keeper
-                .add(conn, id, ttl, opts.request_timeout, Arc::downgrade(&inner));
+            home.book.remember(id, &inner);
+            home.keeper
+                .add(id, ttl, opts.request_timeout, inner.owner());
             log::debug!(target: "etcd_sd", "lease {id:x} kept, ttl {ttl}s");
         } else {
             inner.recovering.store(true, Ordering::Release);
@@ -203,6 +198,12 @@ impl KeptInner {
 
     pub(crate) fn id(&self) -> i64 {
         self.id.load(Ordering::Acquire)
+    }
+
+    /// This lease as the keeper's owner (told when etcd says the lease is gone).
+    fn owner(self: &Arc<Self>) -> std::sync::Weak<dyn LeaseOwner> {
+        let weak: Weak<KeptInner> = Arc::downgrade(self);
+        weak
     }
 
     pub(crate) fn is_retired(&self) -> bool {
@@ -222,12 +223,12 @@ impl KeptInner {
     pub(crate) fn ttl_left(&self) -> Option<Duration> {
         match self.id() {
             0 => None,
-            id => self.conn.leases.keeper.ttl_left(id),
+            id => self.home.keeper.ttl_left(id),
         }
     }
 
     pub(crate) fn conn(&self) -> Arc<Shared> {
-        self.conn.clone()
+        self.home.conn.clone()
     }
 
     pub(crate) fn key_count(&self, tag: Option<u64>) -> usize {
@@ -243,7 +244,7 @@ impl KeptInner {
         self.retired.store(true, Ordering::Release);
         let id = self.id();
         if id != 0 {
-            self.conn.leases.keeper.remove(id);
+            self.home.keeper.remove(id);
         }
         id
     }
@@ -298,9 +299,12 @@ impl KeptInner {
                     return Ok(result.unwrap_or_default());
                 }
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let put = retry(&self.conn, left.max(Duration::from_millis(1)), "put", |c| {
-                    kv::put_once(c, key, value, id, mode)
-                })
+                let put = retry(
+                    &self.home.conn,
+                    left.max(Duration::from_millis(1)),
+                    "put",
+                    |c| put_once(c, key, value, id, mode),
+                )
                 .await;
                 match put {
                     Ok(kvs) => {
@@ -360,9 +364,11 @@ impl KeptInner {
         }
         own
     }
+}
 
+impl LeaseOwner for KeptInner {
     /// etcd says lease `id` is gone: start recovering (once), unless retired or already newer.
-    pub(crate) fn lost(self: Arc<Self>, id: i64) {
+    fn lost(self: Arc<Self>, id: i64) {
         if self.retired.load(Ordering::Acquire) || self.id() != id {
             return;
         }
@@ -374,7 +380,9 @@ impl KeptInner {
         self.report(Status::Lost);
         runtime::spawn(recover(Arc::downgrade(&self), true));
     }
+}
 
+impl KeptInner {
     fn snapshot(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
         lock(&self.keys)
             .iter()
@@ -387,11 +395,11 @@ impl Drop for KeptInner {
     fn drop(&mut self) {
         let id = self.retire();
         if self.revoke_on_drop && id != 0 {
-            let conn = self.conn.clone();
+            let conn = self.home.conn.clone();
             let limit = self.request_timeout;
             // Its users deleted their keys already; do not make them wait for this.
             runtime::spawn(async move {
-                let _ = retry(&conn, limit, "lease revoke", |c| kv::revoke(c, id)).await;
+                let _ = retry(&conn, limit, "lease revoke", |c| revoke(c, id)).await;
             });
         }
     }
@@ -441,7 +449,7 @@ async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
 }
 
 async fn try_recover(me: &Arc<KeptInner>) -> Result<(i64, usize)> {
-    let member = me.conn.pick().await?;
+    let member = me.home.conn.pick().await?;
     let client = member.client.clone();
     let keys = me.snapshot();
     let id = match fill_new_lease(me, client.clone(), &keys).await {
@@ -452,13 +460,12 @@ async fn try_recover(me: &Arc<KeptInner>) -> Result<(i64, usize)> {
         }
     };
     me.id.store(id, Ordering::Release);
-    me.conn.leases.remember(id, me);
+    me.home.book.remember(id, me);
     // Again: if the keeper dropped it during the fill (a TTL-0 answer while it was not the
     // current id yet), it is kept again, and a real loss is now reported as one.
-    me.conn
-        .leases
+    me.home
         .keeper
-        .add(&me.conn, id, me.ttl, me.request_timeout, Arc::downgrade(me));
+        .add(id, me.ttl, me.request_timeout, me.owner());
     // Keys put (under the old lease) while this ran: put them under the new one too.
     let later: BTreeMap<_, _> = me
         .snapshot()
@@ -488,10 +495,10 @@ struct Unfilled {
 impl Drop for Unfilled {
     fn drop(&mut self) {
         if self.armed {
-            self.me.conn.leases.keeper.remove(self.id);
+            self.me.home.keeper.remove(self.id);
             let (client, id) = (self.client.clone(), self.id);
             runtime::spawn(async move {
-                let _ = kv::revoke(client, id).await;
+                let _ = revoke(client, id).await;
             });
         }
     }
@@ -507,7 +514,7 @@ async fn fill_new_lease(
     keys: &BTreeMap<Vec<u8>, Vec<u8>>,
 ) -> Result<i64> {
     let limit = per_attempt(me);
-    let id = match tokio::time::timeout(limit, kv::grant(client.clone(), me.ttl)).await {
+    let id = match tokio::time::timeout(limit, grant(client.clone(), me.ttl)).await {
         Ok(r) => r?,
         Err(_) => return Err(Error::Timeout(limit, "lease grant".into())),
     };
@@ -517,10 +524,9 @@ async fn fill_new_lease(
         id,
         armed: true,
     };
-    me.conn
-        .leases
+    me.home
         .keeper
-        .add(&me.conn, id, me.ttl, me.request_timeout, Arc::downgrade(me));
+        .add(id, me.ttl, me.request_timeout, me.owner());
     put_all(client, id, keys, limit).await?;
     unfilled.armed = false;
     Ok(id)
@@ -549,29 +555,6 @@ async fn put_all(
             Ok(r) => r.map_err(|e| Error::from_etcd("put", e))?,
             Err(_) => return Err(Error::Timeout(limit, "put".into())),
         };
-    }
-    Ok(())
-}
-
-/// Deletes `keys`, `TXN_OPS` per transaction (one request for a registry's usual few keys; a
-/// single key is a plain delete, which etcd serves faster than a transaction).
-pub(crate) async fn delete_all(mut client: etcd_client::Client, keys: &[Vec<u8>]) -> Result<()> {
-    if let [key] = keys {
-        client
-            .delete(key.as_slice(), None)
-            .await
-            .map_err(|e| Error::from_etcd("delete", e))?;
-        return Ok(());
-    }
-    for chunk in keys.chunks(TXN_OPS) {
-        let ops: Vec<TxnOp> = chunk
-            .iter()
-            .map(|k| TxnOp::delete(k.as_slice(), None::<DeleteOptions>))
-            .collect();
-        client
-            .txn(Txn::new().and_then(ops))
-            .await
-            .map_err(|e| Error::from_etcd("delete", e))?;
     }
     Ok(())
 }
