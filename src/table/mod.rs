@@ -27,6 +27,7 @@
 
 pub mod address;
 pub mod eject;
+mod nul_str;
 pub mod pick;
 
 pub use address::Endpoint;
@@ -40,8 +41,8 @@ use crate::event::{Event, EventKind};
 use crate::options::Options;
 use arc_swap::ArcSwap;
 use eject::{Health, Outcome};
+use nul_str::NulStr;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -65,52 +66,41 @@ fn normalize(service: &str) -> &str {
 /// One instance of a service. Strings are stored NUL-terminated for the C layer.
 #[derive(Debug)]
 pub struct Instance {
-    key: Box<str>,
-    addr: Box<str>,
+    key: NulStr,
+    addr: NulStr,
     weight: u32,
-    metadata: Option<Box<str>>,
+    metadata: Option<NulStr>,
     health: Arc<Health>,
-}
-
-fn with_nul(s: &str) -> Box<str> {
-    let mut v = String::with_capacity(s.len() + 1);
-    v.push_str(s);
-    v.push('\0');
-    v.into_boxed_str()
-}
-
-fn without_nul(s: &str) -> &str {
-    &s[..s.len() - 1]
 }
 
 impl Instance {
     /// The etcd key.
     pub fn key(&self) -> &str {
-        without_nul(&self.key)
+        self.key.as_str()
     }
     /// The address from the value.
     pub fn address(&self) -> &str {
-        without_nul(&self.addr)
+        self.addr.as_str()
     }
     pub fn weight(&self) -> u32 {
         self.weight
     }
     /// The JSON text of `Metadata`, for JSON values that have one.
     pub fn metadata(&self) -> Option<&str> {
-        self.metadata.as_deref().map(without_nul)
+        self.metadata.as_ref().map(NulStr::as_str)
     }
     /// Consecutive failures reported since the last success or ejection.
     pub fn consecutive_failures(&self) -> u32 {
         self.health.failures()
     }
     pub(crate) fn key_c(&self) -> &str {
-        &self.key
+        self.key.with_nul()
     }
     pub(crate) fn address_c(&self) -> &str {
-        &self.addr
+        self.addr.with_nul()
     }
     pub(crate) fn metadata_c(&self) -> Option<&str> {
-        self.metadata.as_deref()
+        self.metadata.as_ref().map(NulStr::with_nul)
     }
     fn same_endpoint(&self, e: &Endpoint) -> bool {
         self.address() == e.addr
@@ -199,49 +189,9 @@ struct Entry {
 }
 
 /// Every kept service, replaced as a whole on each change (one atomic load per pick).
-type Directory = HashMap<Arc<str>, Entry, BuildHasherDefault<FxHasher>>;
-
-/// The Fx hash (rustc's): service names are short and come from our own etcd, so a fast
-/// non-keyed hash beats SipHash on the pick path.
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes([
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-            ]));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// Keyed by the Fx hash (rustc's): service names are short and come from our own etcd, so a
+/// fast non-keyed hash beats SipHash on the pick path.
+type Directory = HashMap<Arc<str>, Entry, rustc_hash::FxBuildHasher>;
 
 /// A snapshot of one service's instances, in key order. Holding it pins that version only.
 pub struct Instances {
@@ -361,10 +311,10 @@ impl Table {
                         _ => Arc::default(),
                     };
                     let inst = Instance {
-                        key: with_nul(key),
-                        addr: with_nul(&e.addr),
+                        key: NulStr::new(key),
+                        addr: NulStr::new(&e.addr),
                         weight: e.weight,
-                        metadata: e.metadata.as_deref().map(with_nul),
+                        metadata: e.metadata.as_deref().map(NulStr::new),
                         health,
                     };
                     instances.insert(key.to_string(), Arc::new(inst));
