@@ -2,6 +2,7 @@
 # Runs every check of the project, in order, stopping at the first failure:
 #   deps      install etcd/etcdctl/protoc/cmake/pkg-config/valgrind (apt) and rustfmt/clippy
 #   fmt       cargo fmt --all -- --check
+#   layers    scripts/check-layers.py: no module of src/ imports one that imports it back
 #   clippy    cargo clippy --all-targets -- -D warnings
 #   test      cargo test  (Rust unit + integration tests, incl. the header drift test)
 #   cmake     configure + build the C/C++ side (Release) in build/
@@ -23,6 +24,7 @@ cd "$REPO_ROOT"
 
 step_deps() { ensure_deps; }
 step_fmt() { cargo fmt --all -- --check; }
+step_layers() { python3 scripts/check-layers.py; }
 step_clippy() { cargo clippy --all-targets -- -D warnings; }
 step_test() {
     if ! cargo test; then
@@ -44,13 +46,14 @@ step_sanitize() { bash scripts/sanitize.sh address,undefined; }
 # chain multi-command steps with && (or return on failure) explicitly.
 
 # The ordered step list. To add a check: write step_<name> above and append <name> here.
-STEPS=(deps fmt clippy test cmake ctest)
+STEPS=(deps fmt layers clippy test cmake ctest)
 [ -f scripts/package-test.sh ] && STEPS+=(package)
 
 describe() {
     case "$1" in
     deps) echo "dependencies (etcd, etcdctl, protoc, cmake, pkg-config, valgrind, rustfmt, clippy)" ;;
     fmt) echo "cargo fmt --all -- --check" ;;
+    layers) echo "scripts/check-layers.py (one-way imports among the modules of src/)" ;;
     clippy) echo "cargo clippy --all-targets -- -D warnings" ;;
     test) echo "cargo test" ;;
     cmake) echo "cmake configure + build (Release, build/)" ;;
