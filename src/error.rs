@@ -37,6 +37,11 @@ pub enum Error {
     /// The key exists already (a put that must create it).
     #[error("exists: {0}")]
     Exists(String),
+    /// A lock or a leadership is lost, or a kept lease ended: its lease expired, was revoked
+    /// (by another process or by this one), or its key was deleted. It is never taken again
+    /// behind its owner's back.
+    #[error("lost: {0}")]
+    Lost(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -97,7 +102,8 @@ impl Error {
             | Error::Closed(m)
             | Error::Internal(m)
             | Error::NotFound(m)
-            | Error::Exists(m) => m,
+            | Error::Exists(m)
+            | Error::Lost(m) => m,
         }
     }
 

@@ -10,11 +10,12 @@
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::requests::kv::{self as kv_req, check_key};
-use crate::requests::{lease as lease_req, range};
+use crate::requests::{cluster, lease as lease_req, lock as lock_req, range, txn as txn_req};
 use crate::runtime;
-use crate::session::kept::KeptLease;
+use crate::session::kept::{Heal, KeptLease};
 use crate::session::{session, Session};
-use crate::transport::{first_contact_error, retry};
+use crate::transport::{first_contact_error, once, retry};
+use crate::types::{Member, Txn, TxnOp, TxnResponse};
 use std::sync::Arc;
 
 pub use crate::types::{KeyValue, Kvs, PutMode};
@@ -108,8 +109,12 @@ impl Client {
     /// A lease kept by a [`KeptLease`] of this process is revoked under its current id, and
     /// its keep-alive stops recovering it.
     pub fn lease_revoke(&self, id: i64) -> Result<()> {
+        // A kept lease revoked by its own process ends for good: its keep-alive's `check`
+        // fails from now on (the lease is not granted again behind its owner's back).
         let id = match self.session.kept(id) {
-            Some(kept) => kept.retire(),
+            Some(kept) => kept.end(Error::Lost(format!(
+                "lease {id:x} was revoked by this process"
+            ))),
             None => id,
         };
         self.run("lease revoke", |c| lease_req::revoke(c, id))
@@ -124,6 +129,123 @@ impl Client {
     /// Keeps a lease alive: `lease` when not 0, else a new one of `ttl_seconds`. See
     /// [`KeptLease`] for what happens when the lease is lost.
     pub fn keep_alive(&self, ttl_seconds: i64, lease: i64) -> Result<KeptLease> {
-        KeptLease::new(&self.session.home(), &self.opts, ttl_seconds, lease)
+        KeptLease::new(
+            &self.session.home(),
+            &self.opts,
+            ttl_seconds,
+            lease,
+            Heal::Recover,
+        )
     }
+
+    /// The value of one key as it was at `revision` (0: now). A compacted revision is
+    /// `InvalidArgument` (etcd's "required revision has been compacted").
+    pub fn get_at(&self, key: &[u8], revision: i64) -> Result<Kvs> {
+        check_key(key)?;
+        check_revision(revision)?;
+        self.run("get", |c| kv_req::get(c, key, revision))
+    }
+
+    /// Every key in `[from, end)` (every key starting with `from` when `end` is empty; at
+    /// most `limit` when > 0), in key order, at `revision` (0: now).
+    pub fn range_at(&self, from: &[u8], end: &[u8], limit: i64, revision: i64) -> Result<Kvs> {
+        check_key(from)?;
+        check_revision(revision)?;
+        let end = if end.is_empty() {
+            range::prefix_end(from)
+        } else {
+            end.to_vec()
+        };
+        let (kvs, revision) = self.run("range", |c| {
+            range::list_range(c, from, end.clone(), limit, revision)
+        })?;
+        Ok(Kvs { revision, kvs })
+    }
+
+    /// Runs a transaction. One that only reads is retried across members like any read; one
+    /// that writes is sent once (a retry after a lost answer could apply it twice), after
+    /// connecting (which is retried).
+    pub fn txn(&self, txn: &Txn) -> Result<TxnResponse> {
+        check_txn(txn)?;
+        if read_only(txn) {
+            return self.run("txn", |c| txn_req::run(c, txn));
+        }
+        runtime::block_on(once(
+            self.session.conn(),
+            self.opts.request_timeout,
+            "txn",
+            |c| txn_req::run(c, txn),
+        ))?
+        .map_err(|e| first_contact_error(e, &self.opts))
+    }
+
+    /// Releases the lock whose owner key is `key` (etcd-cpp-apiv3's `unlock(lock_key)`);
+    /// returns the revision. Prefer [`crate::lock::Lock::unlock`], which also stops its lease.
+    pub fn unlock(&self, key: &[u8]) -> Result<i64> {
+        check_key(key)?;
+        self.run("unlock", |c| lock_req::unlock(c, key))
+    }
+
+    /// Every member of the cluster.
+    pub fn members(&self) -> Result<Vec<Member>> {
+        self.run("member list", cluster::list)
+    }
+
+    /// Adds a member that will listen on `peer_urls` (not started: the cluster waits for it,
+    /// and loses its quorum if it never comes). Sent once.
+    pub fn member_add(&self, peer_urls: &[String], is_learner: bool) -> Result<Member> {
+        if peer_urls.is_empty() {
+            return Err(Error::invalid("no peer URL given"));
+        }
+        runtime::block_on(once(
+            self.session.conn(),
+            self.opts.request_timeout,
+            "member add",
+            |c| cluster::add(c, peer_urls, is_learner),
+        ))?
+        .map_err(|e| first_contact_error(e, &self.opts))
+    }
+
+    /// Removes member `id` (`NotFound` when there is no such member).
+    pub fn member_remove(&self, id: u64) -> Result<()> {
+        self.run("member remove", |c| cluster::remove(c, id))
+    }
+
+    /// The ids of every lease etcd holds.
+    pub fn leases(&self) -> Result<Vec<i64>> {
+        self.run("lease leases", lease_req::leases)
+    }
+}
+
+fn check_revision(revision: i64) -> Result<()> {
+    if revision < 0 {
+        return Err(Error::invalid(format!(
+            "revision must be >= 0, got {revision}"
+        )));
+    }
+    Ok(())
+}
+
+/// A transaction etcd would refuse for its shape: say so before sending it.
+fn check_txn(txn: &Txn) -> Result<()> {
+    for c in &txn.compare {
+        check_key(&c.key)?;
+    }
+    for op in txn.success.iter().chain(&txn.failure) {
+        match op {
+            TxnOp::Put { key, .. } | TxnOp::Range { key, .. } | TxnOp::Delete { key, .. } => {
+                check_key(key)?
+            }
+            TxnOp::Txn(t) => check_txn(t)?,
+        }
+    }
+    Ok(())
+}
+
+fn read_only(txn: &Txn) -> bool {
+    txn.success.iter().chain(&txn.failure).all(|op| match op {
+        TxnOp::Range { .. } => true,
+        TxnOp::Txn(t) => read_only(t),
+        _ => false,
+    })
 }

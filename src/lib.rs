@@ -9,9 +9,10 @@
 //   foundation  types, error, human, outage, backoff, stats, event, endpoints, options, tls,
 //               log, runtime, dispatch
 //   transport   connections, members, failover, retry
-//   requests    typed etcd calls: kv, range, lease
+//   requests    typed etcd calls: kv, range, lease, txn, lock, election, cluster
 //   session     per-connection state: kept leases and their keeper, watch engine, listings
-//   products    Registry, Discovery, the service table, the general client and Watcher
+//   products    Registry, Discovery, the service table, the general client and Watcher,
+//               Lock and Election (on `held`)
 //   ffi         the C ABI
 mod backoff;
 pub mod dispatch;
@@ -34,7 +35,10 @@ mod requests;
 mod session;
 
 pub mod discovery;
+pub mod election;
+mod held;
 pub mod kv;
+pub mod lock;
 pub mod registry;
 /// The service table with load balancing (issue 10).
 pub mod table;

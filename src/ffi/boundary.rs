@@ -1,12 +1,11 @@
 //! The panic boundary. `ffi_boundary! { body }` runs `body` in `catch_unwind`; what the C
 //! caller gets back is chosen by the body's type through [`Boundary`]: a `Result` becomes an
-//! `etcd_sd_result` (a panic becomes `ETCD_SD_INTERNAL`), `()` stays `()`, a C string pointer
-//! becomes NULL on panic.
+//! `etcd_sd_result` (a panic becomes `ETCD_SD_INTERNAL`), `()` stays `()`, a borrowed pointer
+//! (a C string, a view into a response) becomes NULL on panic.
 
 use crate::error::Error;
 use crate::ffi::result::{etcd_sd_result, fail};
 use std::any::Any;
-use std::os::raw::c_char;
 
 /// Runs the body of an exported function so that no panic unwinds into C.
 #[macro_export]
@@ -46,12 +45,13 @@ impl Boundary for () {
     }
 }
 
-impl Boundary for *const c_char {
-    type Out = *const c_char;
-    fn finish(self) -> *const c_char {
+/// Borrowed pointers (C strings, views into a response): NULL on panic.
+impl<T> Boundary for *const T {
+    type Out = *const T;
+    fn finish(self) -> *const T {
         self
     }
-    fn on_panic(err: Error) -> *const c_char {
+    fn on_panic(err: Error) -> *const T {
         fail(&err);
         std::ptr::null()
     }
@@ -72,7 +72,7 @@ macro_rules! plain_boundary {
         }
     )*};
 }
-plain_boundary!(bool, i64, usize);
+plain_boundary!(bool, i32, i64, u64, usize);
 
 pub fn finish<B: Boundary>(r: std::thread::Result<B>) -> B::Out {
     match r {

@@ -159,6 +159,47 @@ pub extern "C" fn etcd_sd_client_range(
     }
 }
 
+/// Reads one key as it was at `revision` (0: now) into `*out` (0 entries when it did not
+/// exist then). Errors: as `etcd_sd_client_get`, and `ETCD_SD_INVALID_ARGUMENT` for a
+/// negative revision or one etcd has compacted away.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_get_at(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    revision: i64,
+    out: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { try_str(key, "key") }?;
+        give(out, c.get_at(key.as_bytes(), revision)?);
+        Ok(())
+    }
+}
+
+/// Reads every key in `[key, range_end)` (every key starting with `key` when `range_end` is
+/// NULL or empty), at most `limit` when > 0, in key order, as they were at `revision` (0: now),
+/// into `*out`. Errors: as `etcd_sd_client_get_at`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_range_at(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    range_end: *const c_char,
+    limit: i64,
+    revision: i64,
+    out: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { try_str(key, "key") }?;
+        let end = if range_end.is_null() { "" } else { unsafe { try_str(range_end, "range_end") }? };
+        give(out, c.range_at(key.as_bytes(), end.as_bytes(), limit, revision)?);
+        Ok(())
+    }
+}
+
 /// Deletes `key`, or every key under it when `prefix` is true. When `out_deleted` is not NULL
 /// writes what was deleted to it (0 entries when nothing was). A deleted key is no longer put
 /// back by any keep-alive of this process.

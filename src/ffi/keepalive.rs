@@ -95,3 +95,16 @@ pub extern "C" fn etcd_sd_keepalive_free(keepalive: *mut etcd_sd_keepalive) {
         drop(unsafe { take_box(keepalive) });
     }
 }
+
+/// Ends the keep-alive and revokes its lease: every key attached to it leaves etcd at once.
+/// From then on `etcd_sd_keepalive_check` returns `ETCD_SD_LOST` (the lease is never granted
+/// again); `on_give_up` is called once. A lease etcd no longer has is not an error. Blocks at
+/// most the request timeout. Free it afterwards with `etcd_sd_keepalive_free`.
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL), `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`,
+/// `ETCD_SD_AUTH`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_keepalive_revoke(keepalive: *const etcd_sd_keepalive) -> etcd_sd_result {
+    ffi_boundary! {
+        unsafe { crate::ffi::args::try_ref(keepalive, "keepalive") }?.inner.revoke()
+    }
+}

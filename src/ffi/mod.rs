@@ -15,25 +15,33 @@
 pub mod boundary;
 pub mod args;
 pub mod client;
+pub mod cluster;
 pub mod discovery;
+pub mod election;
 pub mod keepalive;
 pub mod kvs;
+pub mod lock;
 pub mod log;
 pub mod options;
 pub mod registry;
 pub mod result;
 pub mod stats;
+pub mod txn;
 pub mod watch;
 
 pub use client::*;
+pub use cluster::*;
 pub use discovery::*;
+pub use election::*;
 pub use keepalive::*;
 pub use kvs::*;
+pub use lock::*;
 pub use log::*;
 pub use options::*;
 pub use registry::*;
 pub use result::*;
 pub use stats::*;
+pub use txn::*;
 pub use watch::*;
 
 // Service table (issue 10).

@@ -38,6 +38,10 @@ pub enum etcd_sd_result {
     /// Service table: the service has no instance to pick (none registered, not declared, or
     /// every instance gone).
     ETCD_SD_NO_INSTANCE = 11,
+    /// A lock or a leadership is lost (its lease expired or was revoked, or its key was
+    /// deleted), or a keep-alive's lease was revoked by this process: the library never takes
+    /// them again by itself.
+    ETCD_SD_LOST = 12,
 }
 
 impl From<&Error> for etcd_sd_result {
@@ -53,6 +57,7 @@ impl From<&Error> for etcd_sd_result {
             Error::Tls(_) => etcd_sd_result::ETCD_SD_TLS,
             Error::NotFound(_) => etcd_sd_result::ETCD_SD_NOT_FOUND,
             Error::Exists(_) => etcd_sd_result::ETCD_SD_EXISTS,
+            Error::Lost(_) => etcd_sd_result::ETCD_SD_LOST,
         }
     }
 }

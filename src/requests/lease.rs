@@ -31,3 +31,12 @@ pub(crate) async fn time_to_live(mut client: etcd_client::Client, id: i64) -> Re
         .map_err(|e| Error::from_etcd("lease time-to-live", e))?;
     Ok((resp.ttl(), resp.granted_ttl()))
 }
+
+/// The ids of every lease etcd holds.
+pub(crate) async fn leases(mut client: etcd_client::Client) -> Result<Vec<i64>> {
+    let resp = client
+        .leases()
+        .await
+        .map_err(|e| Error::from_etcd("lease leases", e))?;
+    Ok(resp.leases().iter().map(|l| l.id()).collect())
+}

@@ -38,6 +38,16 @@ pub(crate) fn new_tag() -> u64 {
 /// The tag of keys put through the general client.
 pub(crate) const CLIENT_TAG: u64 = 0;
 
+/// What a kept lease does when etcd loses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heal {
+    /// Grant a new lease and put every key back (registrations, compat keep-alives).
+    Recover,
+    /// Report the loss and stop (locks, leaderships): re-granting would let two owners
+    /// believe they hold the same thing.
+    Never,
+}
+
 /// Why a kept lease stopped recovering.
 #[derive(Clone, Debug)]
 pub struct GaveUp {
@@ -75,6 +85,7 @@ pub(crate) struct KeptInner {
     retired: AtomicBool,
     /// Revoke the lease when the last user drops it (the shared registry lease).
     revoke_on_drop: bool,
+    heal: Heal,
     /// Times the lease was lost and restored.
     pub(crate) losses: AtomicU64,
     pub(crate) restores: AtomicU64,
@@ -93,14 +104,37 @@ pub struct KeptLease {
 impl KeptLease {
     /// Keeps `lease` alive, or a new lease of `ttl` when `lease` is 0 (granted now; with
     /// `opts.wait_for_etcd` and etcd unreachable, granted in the background instead).
-    pub(crate) fn new(home: &Home, opts: &Options, ttl: i64, lease: i64) -> Result<Self> {
+    pub(crate) fn new(
+        home: &Home,
+        opts: &Options,
+        ttl: i64,
+        lease: i64,
+        heal: Heal,
+    ) -> Result<Self> {
         if ttl <= 0 {
             return Err(Error::invalid(format!(
                 "ttl must be > 0 seconds, got {ttl}"
             )));
         }
-        let inner = KeptInner::start(home, opts, ttl, lease, false)?;
+        let inner = KeptInner::start_with(home, opts, ttl, lease, false, heal)?;
         Ok(KeptLease { inner })
+    }
+
+    /// Ends the lease: stops renewing it and revokes it (its keys leave etcd at once).
+    /// `check` then fails with `Lost`. Revoking a lease etcd no longer has is not an error.
+    pub fn revoke(&self) -> Result<()> {
+        let id = self
+            .inner
+            .end(Error::Lost("the lease was revoked by this process".into()));
+        if id == 0 {
+            return Ok(());
+        }
+        let conn = self.inner.home.conn.clone();
+        let limit = self.inner.request_timeout;
+        match runtime::block_on(retry(&conn, limit, "lease revoke", |c| revoke(c, id)))? {
+            Err(Error::NotFound(_)) => Ok(()),
+            other => other,
+        }
     }
 
     /// The current lease id (it changes when the lease is lost and re-granted; 0 while none is
@@ -109,7 +143,8 @@ impl KeptLease {
         self.inner.id()
     }
 
-    /// `Err` once recovery gave up (etcd refused to grant a lease for good), else `Ok`.
+    /// `Err` once the lease ended: recovery gave up (etcd refused to grant a lease for good),
+    /// it was lost with [`Heal::Never`], or this process revoked it (`Lost`); else `Ok`.
     pub fn check(&self) -> Result<()> {
         match lock(&self.inner.gave_up).clone() {
             Some(e) => Err(e),
@@ -117,11 +152,21 @@ impl KeptLease {
         }
     }
 
-    /// Calls `sink` (on the callback pool) if recovery gives up. Replaces any earlier sink.
+    /// Calls `sink` (on the callback pool) when the lease ends (see [`Self::check`]); at once
+    /// if it already has. Replaces any earlier sink.
     pub fn set_give_up_sink(&self, sink: Option<Sink<GaveUp>>) {
         let new = sink.map(Mailbox::new);
-        if let Some(old) = std::mem::replace(&mut *lock(&self.inner.give_up), new) {
+        let mut slot = lock(&self.inner.give_up);
+        if let Some(old) = std::mem::replace(&mut *slot, new) {
             old.close();
+        }
+        // A lease that ended before the sink was installed is reported now, not never. Under
+        // the sink's lock, so that `end` (which posts under it too) cannot post it twice.
+        if let (Some(m), Some(err)) = (slot.as_ref(), lock(&self.inner.gave_up).clone()) {
+            m.post([GaveUp {
+                lease: self.inner.id(),
+                error: err,
+            }]);
         }
     }
 
@@ -147,9 +192,22 @@ impl KeptInner {
         lease: i64,
         revoke_on_drop: bool,
     ) -> Result<Arc<Self>> {
+        Self::start_with(home, opts, ttl, lease, revoke_on_drop, Heal::Recover)
+    }
+
+    pub(crate) fn start_with(
+        home: &Home,
+        opts: &Options,
+        ttl: i64,
+        lease: i64,
+        revoke_on_drop: bool,
+        heal: Heal,
+    ) -> Result<Arc<Self>> {
+        // A lease that must not heal cannot be granted "later" either.
+        let wait_for_etcd = opts.wait_for_etcd && heal == Heal::Recover;
         let id = if lease != 0 {
             lease
-        } else if opts.wait_for_etcd {
+        } else if wait_for_etcd {
             // Never blocks: granted in the background (Status::Restored says when).
             0
         } else {
@@ -162,7 +220,7 @@ impl KeptInner {
             .map_err(|e| first_contact_error(e, opts));
             match granted {
                 Ok(id) => id,
-                Err(e) if opts.wait_for_etcd && e.is_transient() => {
+                Err(e) if wait_for_etcd && e.is_transient() => {
                     log::warn!(target: "etcd_sd", "lease: {e}; will grant it when etcd answers");
                     0
                 }
@@ -181,6 +239,7 @@ impl KeptInner {
             recovering: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             revoke_on_drop,
+            heal,
             losses: AtomicU64::new(0),
             restores: AtomicU64::new(0),
         });
@@ -237,6 +296,29 @@ impl KeptInner {
             None => keys.len(),
             Some(t) => keys.values().filter(|(_, o)| *o == t).count(),
         }
+    }
+
+    /// Ends the lease for good with `why`: stops renewing and recovering, makes `check` fail,
+    /// and tells the give-up sink and the status sinks (once). Returns the id (for a revoke).
+    pub(crate) fn end(&self, why: Error) -> i64 {
+        let id = self.retire();
+        let sink = {
+            let sink = lock(&self.give_up);
+            let mut gave_up = lock(&self.gave_up);
+            if gave_up.is_some() {
+                return id;
+            }
+            *gave_up = Some(why.clone());
+            sink.clone()
+        };
+        if let Some(m) = sink {
+            m.post([GaveUp {
+                lease: id,
+                error: why,
+            }]);
+        }
+        self.report(Status::Lost);
+        id
     }
 
     /// Stops renewing and recovering; returns the current id (for a revoke).
@@ -372,6 +454,12 @@ impl LeaseOwner for KeptInner {
         if self.retired.load(Ordering::Acquire) || self.id() != id {
             return;
         }
+        if self.heal == Heal::Never {
+            self.losses.fetch_add(1, Ordering::Relaxed);
+            log::warn!(target: "etcd_sd", "lease {id:x} lost; not taken again (it holds a lock or a leadership)");
+            self.end(Error::Lost(format!("lease {id:x} expired or was revoked")));
+            return;
+        }
         if self.recovering.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -432,8 +520,12 @@ async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
         };
         if matches!(err, Error::Auth(_) | Error::InvalidArgument(_)) {
             log::error!(target: "etcd_sd", "lease recovery gave up: {err}");
-            *lock(&me.gave_up) = Some(err.clone());
-            let sink = lock(&me.give_up).clone();
+            let sink = {
+                // The sink's lock first, as in `end` and `set_give_up_sink`.
+                let sink = lock(&me.give_up);
+                *lock(&me.gave_up) = Some(err.clone());
+                sink.clone()
+            };
             if let Some(m) = sink {
                 m.post([GaveUp {
                     lease: me.id(),

@@ -188,3 +188,42 @@ where
         tokio::time::sleep(delay).await;
     }
 }
+
+/// Runs `attempt` once, for requests that must not run twice (a transaction that writes, a
+/// lock, a campaign): connecting to a member is retried across members as [`retry`] does,
+/// within `limit`; the request itself is sent once and given what is left of `limit`. A
+/// member that did not answer is left for the next request.
+pub(crate) async fn once<T, F, Fut>(
+    conn: &Shared,
+    limit: Duration,
+    what: &str,
+    attempt: F,
+) -> Result<T>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let client = retry(conn, limit, what, |c| async move { Ok(c) }).await?;
+    let idx = conn.current.load(Ordering::Acquire);
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match tokio::time::timeout(left, attempt(client)).await {
+        Ok(Ok(v)) => {
+            conn.answered();
+            Ok(v)
+        }
+        Ok(Err(e)) => {
+            if e.is_transient() {
+                conn.advance(idx);
+                conn.note_failure(&e);
+            }
+            Err(e)
+        }
+        Err(_) => {
+            let e = Error::Timeout(limit, format!("{what}: no answer in time"));
+            conn.advance(idx);
+            conn.note_failure(&e);
+            Err(e)
+        }
+    }
+}

@@ -1,5 +1,4 @@
-//! Plain data types shared by every layer: what etcd stores and what the library reports.
-//! This module imports nothing of the crate.
+//! Keys and values as etcd stores them, and what a KV call returns.
 
 /// One key as etcd stores it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,156 @@
+//! Leader election ([`Election`]) on etcd's election service, held under a lease. Campaigning
+//! waits (bounded) until every earlier candidate is gone; leadership is then held until
+//! `resign`, drop, or its loss, which is reported and never repaired (see [`crate::held`]):
+//! a process that wants to lead again campaigns again, knowing it lost in between.
+
+use crate::dispatch::Sink;
+use crate::error::{Error, Result};
+use crate::held::Held;
+use crate::kv::Client;
+use crate::lock::Lease;
+use crate::requests::election::{campaign, leader, proclaim, resign};
+use crate::requests::kv::check_key;
+use crate::runtime;
+use crate::transport::{once, retry};
+use crate::types::{KeyValue, LeaderKey};
+use std::time::Duration;
+
+/// A held leadership. Dropping it resigns (best effort, bounded by the request timeout).
+pub struct Election {
+    client: Client,
+    leader: LeaderKey,
+    held: Held,
+    released: bool,
+}
+
+impl Election {
+    /// Waits at most `wait` until `value` leads election `name` under `lease`. `on_lost` (on
+    /// the callback pool, once) is told if leadership is lost while held. Fails with
+    /// `Timeout` when another still leads after `wait` (this process is then no candidate).
+    pub fn campaign(
+        client: &Client,
+        name: &[u8],
+        value: &[u8],
+        lease: Lease,
+        wait: Duration,
+        on_lost: Option<Sink<Error>>,
+    ) -> Result<Election> {
+        check_key(name)?;
+        let (lease_id, kept) = lease.take(client)?;
+        let conn = client.session.conn().clone();
+        let won = runtime::block_on(once(&conn, wait, "campaign", |c| {
+            campaign(c, name, value, lease_id)
+        }))?;
+        let (leader, revision) = match won {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some(k) = &kept {
+                    let _ = k.revoke();
+                }
+                return Err(match e {
+                    e if e.is_lease_not_found() => Error::NotFound(format!(
+                        "campaign {:?}: lease {lease_id:x} does not exist",
+                        String::from_utf8_lossy(name)
+                    )),
+                    other => other,
+                });
+            }
+        };
+        let what = format!(
+            "leadership of {} ({})",
+            String::from_utf8_lossy(name),
+            String::from_utf8_lossy(&leader.key)
+        );
+        let held = Held::new(
+            conn,
+            what,
+            leader.key.clone(),
+            value.to_vec(),
+            revision,
+            kept,
+            on_lost,
+        );
+        Ok(Election {
+            client: client.clone(),
+            leader,
+            held,
+            released: false,
+        })
+    }
+
+    /// Who leads: this process's leader key (name, key, creation revision, lease).
+    pub fn leader_key(&self) -> &LeaderKey {
+        &self.leader
+    }
+
+    /// `Err(Lost)` once leadership is lost.
+    pub fn check(&self) -> Result<()> {
+        self.held.check()
+    }
+
+    /// Announces a new value without another election. `Err(Lost)` when no longer leading.
+    pub fn proclaim(&self, value: &[u8]) -> Result<()> {
+        self.held.check()?;
+        let conn = self.client.session.conn();
+        let limit = self.client.opts.request_timeout;
+        runtime::block_on(retry(conn, limit, "proclaim", |c| {
+            proclaim(c, &self.leader, value)
+        }))?
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::NotFound(m) | Error::Etcd(m) if m.contains("not leader") => {
+                Error::Lost(format!("proclaim: {m}"))
+            }
+            other => other,
+        })
+    }
+
+    /// Gives up leadership (once: later calls do nothing). `Err(Lost)` if it was lost before.
+    pub fn resign(&mut self) -> Result<()> {
+        self.release()
+    }
+
+    fn release(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.released, true) {
+            return Ok(());
+        }
+        let lost = self.held.check();
+        self.held.release();
+        let conn = self.client.session.conn().clone();
+        let limit = self.client.opts.request_timeout;
+        let resigned = if lost.is_ok() {
+            runtime::block_on(retry(&conn, limit, "resign", |c| resign(c, &self.leader)))
+                .and_then(|r| r)
+                .map(|_| ())
+        } else {
+            Ok(())
+        };
+        if let Some(k) = &self.held.kept {
+            let _ = k.revoke();
+        }
+        lost.and(resigned)
+    }
+}
+
+impl Drop for Election {
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        if let Err(e) = self.release() {
+            if !matches!(e, Error::Lost(_)) {
+                log::warn!(target: "etcd_sd", "resign on drop: {e}");
+            }
+        }
+    }
+}
+
+/// The current leader of election `name` (key and value), `NotFound` when none leads.
+pub fn current_leader(client: &Client, name: &[u8]) -> Result<KeyValue> {
+    check_key(name)?;
+    let conn = client.session.conn();
+    runtime::block_on(retry(conn, client.opts.request_timeout, "leader", |c| {
+        leader(c, name)
+    }))?
+    .map(|(kv, _)| kv)
+}

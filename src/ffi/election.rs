@@ -1,0 +1,168 @@
+//! `etcd_sd_election`: the C face of [`Election`], a leadership that reports its loss.
+
+use crate::election::{current_leader, Election};
+use crate::error::Error;
+use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::client::{client_ref, etcd_sd_client};
+use crate::ffi::kvs::etcd_sd_kvs;
+use crate::ffi::lock::{etcd_sd_lost_fn, lease_of, lost_sink, wait_of};
+use crate::ffi::result::etcd_sd_result;
+use crate::types::Kvs;
+use std::ffi::CString;
+use std::os::raw::{c_char, c_void};
+
+/// A held leadership of an election. Thread-safe to read; `_proclaim`, `_resign` and `_free`
+/// from one thread at a time.
+///
+/// It lives under a lease, as `etcd_sd_lock` does (granted and kept by the library when
+/// `lease` is 0 at creation, revoked on resign). The library never campaigns again by
+/// itself: when the lease ends or the leader key is deleted, `on_lost` is called once and
+/// `_check`, `_proclaim` and `_resign` return `ETCD_SD_LOST`; to lead again, campaign again.
+pub struct etcd_sd_election {
+    inner: Election,
+    key: CString,
+}
+
+/// Campaigns in election `name` with `value` (`value_len` bytes), waiting at most `wait_ms`
+/// (0: the request timeout) until every earlier candidate is gone, and writes the leadership
+/// to `*out`. Lease, `on_lost` and `user_data`: as `etcd_sd_lock_new`.
+///
+/// Errors: as `etcd_sd_lock_new` (`ETCD_SD_TIMEOUT`: another still leads after `wait_ms`, and
+/// this process is no candidate any more).
+#[no_mangle]
+pub extern "C" fn etcd_sd_election_new(
+    client: *const etcd_sd_client,
+    name: *const c_char,
+    value: *const c_char,
+    value_len: usize,
+    ttl_seconds: i64,
+    lease: i64,
+    wait_ms: u64,
+    on_lost: etcd_sd_lost_fn,
+    user_data: *mut c_void,
+    out: *mut *mut etcd_sd_election,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        let name = unsafe { try_str(name, "name") }?;
+        let value = if value_len == 0 {
+            &[][..]
+        } else if value.is_null() {
+            return Err(Error::invalid("value is NULL"));
+        } else {
+            // SAFETY: the caller passes `value_len` readable bytes at `value`.
+            unsafe { std::slice::from_raw_parts(value.cast::<u8>(), value_len) }
+        };
+        let inner = Election::campaign(
+            c,
+            name.as_bytes(),
+            value,
+            lease_of(ttl_seconds, lease),
+            wait_of(wait_ms, c),
+            lost_sink(on_lost, user_data),
+        )?;
+        let key = CString::new(inner.leader_key().key.clone())
+            .map_err(|_| Error::Internal("leader key holds a NUL byte".into()))?;
+        unsafe { write_out(out, etcd_sd_election { inner, key }) };
+        Ok(())
+    }
+}
+
+/// This leader's own key (under the election's name). Valid until freed; NULL for NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_election_key(election: *const etcd_sd_election) -> *const c_char {
+    ffi_boundary! {
+        unsafe { election.as_ref() }.map_or(std::ptr::null(), |e| e.key.as_ptr())
+    }
+}
+
+/// The revision the leader key was created at: a fencing token, larger for every later
+/// leader. 0 for NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_election_revision(election: *const etcd_sd_election) -> i64 {
+    ffi_boundary! {
+        unsafe { election.as_ref() }.map_or(0, |e| e.inner.leader_key().rev)
+    }
+}
+
+/// The lease the leadership is held under. 0 for NULL.
+#[no_mangle]
+pub extern "C" fn etcd_sd_election_lease(election: *const etcd_sd_election) -> i64 {
+    ffi_boundary! {
+        unsafe { election.as_ref() }.map_or(0, |e| e.inner.leader_key().lease)
+    }
+}
+
+/// `ETCD_SD_OK` while leading, `ETCD_SD_LOST` once lost, `ETCD_SD_CLOSED` after resigning.
+/// Never blocks.
+#[no_mangle]
+pub extern "C" fn etcd_sd_election_check(election: *const etcd_sd_election) -> etcd_sd_result {
+    ffi_boundary! {
+        unsafe { try_ref(election, "election") }?.inner.check()
+    }
+}
+
+/// Announces a new value (`value_len` bytes) without another election. Blocks at most the
+/// request timeout.
+/// Errors: `ETCD_SD_LOST` (no longer leading), `ETCD_SD_CLOSED` (resigned), and those of
+/// `etcd_sd_client_put`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_election_proclaim(
+    election: *const etcd_sd_election,
+    value: *const c_char,
+    value_len: usize,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let e = unsafe { try_ref(election, "election") }?;
+        let value = if value_len == 0 {
+            &[][..]
+        } else if value.is_null() {
+            return Err(Error::invalid("value is NULL"));
+        } else {
+            // SAFETY: the caller passes `value_len` readable bytes at `value`.
+            unsafe { std::slice::from_raw_parts(value.cast::<u8>(), value_len) }
+        };
+        e.inner.proclaim(value)
+    }
+}
+
+/// Gives up leadership (and revokes its own lease): the next candidate leads. `ETCD_SD_LOST`
+/// when it was lost before. Later calls do nothing. Blocks at most the request timeout.
+#[no_mangle]
+pub extern "C" fn etcd_sd_election_resign(election: *mut etcd_sd_election) -> etcd_sd_result {
+    ffi_boundary! {
+        let e = unsafe { election.as_mut() }.ok_or_else(|| Error::invalid("election is NULL"))?;
+        e.inner.resign()
+    }
+}
+
+/// Frees a leadership, resigning first if still leading (best effort, at most the request
+/// timeout). NULL is a no-op. After it returns `on_lost` is not called.
+#[no_mangle]
+pub extern "C" fn etcd_sd_election_free(election: *mut etcd_sd_election) {
+    ffi_boundary! {
+        drop(unsafe { take_box(election) });
+    }
+}
+
+/// Writes the current leader of election `name` (its key and value: one entry) to `*out`
+/// (free with `etcd_sd_kvs_free`). Blocks at most the request timeout.
+/// Errors: `ETCD_SD_NOT_FOUND` (nobody leads), `ETCD_SD_INVALID_ARGUMENT`,
+/// `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_leader(
+    client: *const etcd_sd_client,
+    name: *const c_char,
+    out: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        let name = unsafe { try_str(name, "name") }?;
+        let kv = current_leader(c, name.as_bytes())?;
+        let kvs = Kvs { revision: kv.mod_revision, kvs: vec![kv] };
+        unsafe { write_out(out, etcd_sd_kvs::new(kvs)) };
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! Something held under a lease whose loss is reported, never repaired: the common part of a
+//! [`crate::lock::Lock`] and an [`crate::election::Election`]. It is lost when its lease ends
+//! (it expired while etcd was unreachable, or was revoked, by anyone) or when its key is
+//! deleted; either way the owner's sink is told once, `check` fails with `Lost` from then on,
+//! and the library takes nothing again by itself.
+//!
+//! The key is followed by the resumable watch engine (one watch on one key, from the revision
+//! it was acquired at), and the lease, when the library granted it, by the connection's one
+//! keep-alive stream with [`Heal::Never`].
+
+use crate::dispatch::{Mailbox, Sink};
+use crate::error::{Error, Result};
+use crate::event::EventKind;
+use crate::session::kept::{GaveUp, KeptLease};
+use crate::session::watch::{self, Batch, Handle, Spec, Table};
+use crate::transport::Shared;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The loss state shared with the watch and the keep-alive.
+struct State {
+    lost: Mutex<Option<Error>>,
+    sink: Mutex<Option<Arc<Mailbox<Error>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    /// Records the loss (the first one only) and tells the sink.
+    fn lose(&self, why: Error) {
+        {
+            let mut lost = lock(&self.lost);
+            if lost.is_some() {
+                return;
+            }
+            log::warn!(target: "etcd_sd", "{why}");
+            *lost = Some(why.clone());
+        }
+        if let Some(m) = lock(&self.sink).clone() {
+            m.post([why]);
+        }
+    }
+}
+
+/// A key held under a lease, watched for its loss.
+pub(crate) struct Held {
+    state: Arc<State>,
+    /// The lease, when the library granted it (it is revoked on release).
+    pub(crate) kept: Option<KeptLease>,
+    _watch: Handle,
+}
+
+impl Held {
+    /// Starts watching `key` (with `value`, as etcd holds it at `revision`) and `kept`.
+    /// `what` names the thing in messages ("lock /jobs/a/694d...").
+    pub(crate) fn new(
+        conn: Arc<Shared>,
+        what: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        revision: i64,
+        kept: Option<KeptLease>,
+        sink: Option<Sink<Error>>,
+    ) -> Held {
+        let state = Arc::new(State {
+            lost: Mutex::default(),
+            sink: Mutex::new(sink.map(Mailbox::new)),
+        });
+        let mut table = Table::new();
+        table.insert(key.clone(), value);
+        let target = state.clone();
+        let gone = what.clone();
+        let deliver = Box::new(move |batch: Batch| {
+            if batch.events.iter().any(|e| e.kind == EventKind::Delete) {
+                target.lose(Error::Lost(format!(
+                    "{gone}: its key was deleted (its lease expired or was revoked, or someone deleted it)"
+                )));
+            }
+        });
+        let spec = Spec { key, prefix: false };
+        let watch = watch::start(conn, spec, revision + 1, table, false, deliver);
+        if let Some(k) = &kept {
+            let target = state.clone();
+            k.set_give_up_sink(Some(Box::new(move |g: &GaveUp| {
+                target.lose(Error::Lost(format!("{what}: {}", g.error.detail())));
+            })));
+        }
+        Held {
+            state,
+            kept,
+            _watch: watch,
+        }
+    }
+
+    /// `Err(Lost)` once it is lost.
+    pub(crate) fn check(&self) -> Result<()> {
+        match lock(&self.state.lost).clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks it released by its owner: no loss is reported from now on.
+    pub(crate) fn release(&self) {
+        if let Some(m) = lock(&self.state.sink).take() {
+            m.close();
+        }
+        let mut lost = lock(&self.state.lost);
+        if lost.is_none() {
+            *lost = Some(Error::Closed("released".into()));
+        }
+        drop(lost);
+        if let Some(k) = &self.kept {
+            k.set_give_up_sink(None);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

@@ -1,0 +1,11 @@
+//! Plain data types shared by every layer: what etcd stores and answers, and what the library
+//! reports. Nothing here imports another module of the crate (the children import only each
+//! other), so every layer may use them.
+
+mod cluster;
+mod kv;
+mod txn;
+
+pub use cluster::{LeaderKey, Member};
+pub use kv::{KeyValue, Kvs, PutMode, Status};
+pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
