@@ -101,6 +101,19 @@ inline void report_exception(const char *where, const char *what) noexcept {
     }
 }
 
+// Runs f(), reporting (as above) any exception it lets escape: the body of every callback
+// the library calls, which must never unwind into C or Rust frames.
+template <typename F>
+inline void call_guarded(const char *where, F &&f) noexcept {
+    try {
+        std::forward<F>(f)();
+    } catch (const std::exception &e) {
+        report_exception(where, e.what());
+    } catch (...) {
+        report_exception(where, "unknown exception");
+    }
+}
+
 struct OptionsDeleter {
     void operator()(etcd_sd_options *o) const noexcept { etcd_sd_options_free(o); }
 };
@@ -420,13 +433,7 @@ private:
     static void status_trampoline(void *user_data, etcd_sd_status status) noexcept {
         Status *st = static_cast<Status *>(user_data);
         st->running.store(std::this_thread::get_id());
-        try {
-            st->fn(status);
-        } catch (const std::exception &e) {
-            detail::report_exception("Registry status", e.what());
-        } catch (...) {
-            detail::report_exception("Registry status", "unknown exception");
-        }
+        detail::call_guarded("Registry status", [&] { st->fn(status); });
         if (st->delete_after_callback) {
             delete st;
         } else {

@@ -1,44 +1,8 @@
 // etcd/Client.hpp -- etcd::Client, the client whose calls return pplx::task<T> (eager: see etcd/detail/pplx.hpp).
-//
-// Part of etcd-sd's drop-in replacement for the etcd-cpp-apiv3 (v0.15.4) headers: the same
-// #include lines and calls compile unchanged and link against libetcd_sd (or the
-// libetcd-cpp-api.so name installed by libetcd-sd-compat-dev). What is implemented, what is
-// not, and every difference in behaviour: docs/compat.md. Header-only C++17 over etcd_sd.h.
-//
-// Each of <etcd/Client.hpp>, <etcd/SyncClient.hpp>, <etcd/KeepAlive.hpp> and
-// <etcd/Watcher.hpp> provides all four classes (they depend on each other), plus Response,
-// Value, Event and pplx::task, and the standard headers the originals pulled in
-// (<iostream>, <string>, <vector>, <memory>, <functional>, <chrono>, <map>, <mutex>, ...).
-//
-// Settings a program cannot pass in code come from the environment (read when a client is
-// made): ETCD_SD_CONNECT_TIMEOUT_MS, ETCD_SD_REQUEST_TIMEOUT_MS, ETCD_SD_WAIT_FOR_ETCD and
-// ETCD_SD_LOG (docs/compat.md, "Environment").
 
 #ifndef __ETCD_CLIENT_HPP__
 #define __ETCD_CLIENT_HPP__
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <exception>
-#include <functional>
-#include <iostream>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <ratio>
-#include <string>
-#include <thread>
-#include <type_traits>
-#include <vector>
-
-#include "etcd/Response.hpp"
-#include "etcd/Value.hpp"
-#include "etcd/detail/client.hpp"
-#include "etcd/detail/keepalive.hpp"
-#include "etcd/detail/pplx.hpp"
-#include "etcd/detail/sync_client.hpp"
-#include "etcd/detail/watcher.hpp"
-#include "etcd/v3/action_constants.hpp"
+#include "etcd/detail/all.hpp"  // all four classes, Response, Value, pplx::task
 
 #endif

@@ -5,11 +5,10 @@
 #ifndef ETCD_SD_COMPAT_CAPI_HPP
 #define ETCD_SD_COMPAT_CAPI_HPP
 
-#include "etcd_sd.h"
+#include "etcd_sd.hpp"
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -23,14 +22,13 @@
 namespace etcd {
 namespace detail {
 
-// This thread's message for the call that just failed with `r` (never empty).
-inline std::string last_error(etcd_sd_result r) {
-    const char *msg = etcd_sd_last_error();
-    if (msg != nullptr && msg[0] != '\0') {
-        return std::string(msg);
-    }
-    return std::string(etcd_sd_result_name(static_cast<int>(r)));
-}
+// Shared with etcd_sd.hpp: this thread's message for the call that just failed (never
+// empty); reporting an exception that a user callback let escape (it must not unwind into
+// C), and running a callback body under that guard; the RAII deleter of etcd_sd_options.
+using ::etcd_sd::detail::call_guarded;
+using ::etcd_sd::detail::last_error_message;
+using ::etcd_sd::detail::report_exception;
+using options_ptr = std::unique_ptr<etcd_sd_options, ::etcd_sd::detail::OptionsDeleter>;
 
 // etcd-sd result -> the error code etcd-cpp-apiv3 would have put in its Response.
 // `not_found` is the code for ETCD_SD_NOT_FOUND (100 for keys, gRPC NOT_FOUND for leases).
@@ -61,26 +59,10 @@ inline int error_code_of(etcd_sd_result r, int not_found = etcdv3::ERROR_KEY_NOT
     }
 }
 
-// Reports an exception that a user callback let escape (it must not unwind into C).
-inline void report_exception(const char *where, const char *what) noexcept {
-    try {
-        std::string line = std::string("etcd-sd (etcd-cpp-apiv3 compat): exception in ") + where +
-                           ": " + what + "\n";
-        std::fputs(line.c_str(), stderr);
-        std::fflush(stderr);
-    } catch (...) {
-    }
-}
-
 struct kvs_deleter {
     void operator()(etcd_sd_kvs *r) const noexcept { etcd_sd_kvs_free(r); }
 };
 using kvs_ptr = std::unique_ptr<etcd_sd_kvs, kvs_deleter>;
-
-struct options_deleter {
-    void operator()(etcd_sd_options *o) const noexcept { etcd_sd_options_free(o); }
-};
-using options_ptr = std::unique_ptr<etcd_sd_options, options_deleter>;
 
 // What a client is made of; kept so that set_grpc_timeout() can make a new C client.
 struct settings {
@@ -170,7 +152,7 @@ public:
 private:
     static void check_ctor(etcd_sd_result r) {
         if (r != ETCD_SD_OK) {
-            std::string msg = "etcd-sd: cannot create the etcd client: " + last_error(r);
+            std::string msg = "etcd-sd: cannot create the etcd client: " + last_error_message(r);
             if (r == ETCD_SD_INVALID_ARGUMENT) {
                 throw std::invalid_argument(msg);
             }
@@ -232,7 +214,7 @@ struct access {
     static Response error(etcd_sd_result r, char const *action,
                           std::chrono::high_resolution_clock::time_point start,
                           int not_found = etcdv3::ERROR_KEY_NOT_FOUND) {
-        Response resp(error_code_of(r, not_found), last_error(r));
+        Response resp(error_code_of(r, not_found), last_error_message(r));
         resp._action = action;
         resp._duration = duration_till_now(start);
         return resp;

@@ -128,7 +128,7 @@ public:
                 if (r != ETCD_SD_OK) {
                     e = std::make_exception_ptr(std::runtime_error(
                         "etcd-sd: the keep-alive of lease " + std::to_string(last_lease_) +
-                        " gave up: " + detail::last_error(r)));
+                        " gave up: " + detail::last_error_message(r)));
                 }
             }
         }
@@ -169,7 +169,7 @@ private:
                                    ? "cannot keep lease " + std::to_string(lease_id) + " alive"
                                    : "cannot grant a lease of " + std::to_string(ttl) + " s";
             throw std::runtime_error("etcd-sd: leasekeepalive: " + what + ": " +
-                                     detail::last_error(r));
+                                     detail::last_error_message(r));
         }
         k_ = k;
         last_lease_ = etcd_sd_keepalive_lease(k);
@@ -190,13 +190,7 @@ private:
                 handler = st->handler;
             }
             if (handler) {
-                try {
-                    handler(e);
-                } catch (std::exception const &ex) {
-                    detail::report_exception("KeepAlive handler", ex.what());
-                } catch (...) {
-                    detail::report_exception("KeepAlive handler", "unknown exception");
-                }
+                detail::call_guarded("KeepAlive handler", [&] { handler(e); });
             }
         } catch (...) {
             detail::report_exception("KeepAlive handler", "cannot build the exception");

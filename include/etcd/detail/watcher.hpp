@@ -340,7 +340,7 @@ private:
                                              fromIndex > 0 ? fromIndex : 0, &Watcher::on_events,
                                              state_.get(), &w);
         if (r != ETCD_SD_OK) {
-            std::string msg = "etcd-sd: Watcher on \"" + key + "\": " + detail::last_error(r);
+            std::string msg = "etcd-sd: Watcher on \"" + key + "\": " + detail::last_error_message(r);
             if (r == ETCD_SD_INVALID_ARGUMENT) {
                 throw std::invalid_argument(msg);
             }
@@ -352,16 +352,10 @@ private:
     static void fire(std::function<void(bool)> callback) {
         try {
             std::thread([callback]() {
-                try {
-                    callback(true);
-                } catch (std::exception const &e) {
-                    detail::report_exception("Watcher wait callback", e.what());
-                } catch (...) {
-                    detail::report_exception("Watcher wait callback", "unknown exception");
-                }
+                detail::call_guarded("Watcher wait", [&] { callback(true); });
             }).detach();
         } catch (std::exception const &e) {
-            detail::report_exception("Watcher wait callback", e.what());
+            detail::report_exception("Watcher wait", e.what());
         }
     }
 
@@ -369,22 +363,15 @@ private:
                           int64_t revision, int64_t compact_revision) noexcept {
         (void)compact_revision;  // the difference arrives as ordinary events
         state *st = static_cast<state *>(user_data);
-        try {
+        detail::call_guarded("Watcher", [&] {
             std::shared_ptr<state> self = st->shared_from_this();
             Response resp = detail::access::watch_response(
                 events, n_events, revision, st->watch_id, st->filter ? &st->range_begin : nullptr,
                 st->filter ? &st->range_end : nullptr);
-            if (resp.events().empty()) {
-                return;
-            }
-            if (st->callback) {
+            if (!resp.events().empty() && st->callback) {
                 st->callback(std::move(resp));
             }
-        } catch (std::exception const &e) {
-            detail::report_exception("Watcher callback", e.what());
-        } catch (...) {
-            detail::report_exception("Watcher callback", "unknown exception");
-        }
+        });
     }
 
     detail::handle_ptr handle_;

@@ -3,6 +3,7 @@
 
 use crate::security::{Security, SecurityFlags};
 use crate::{bad_setting, usage, Failure};
+use etcd_sd::kv::Client;
 use etcd_sd::Options;
 use std::time::Duration;
 
@@ -161,7 +162,13 @@ impl Args {
             .unwrap_or_else(|| "http://127.0.0.1:2379".into())
     }
 
+    /// The library's options for `endpoints` and the settings of the command line.
     pub(crate) fn options(&self, endpoints: &str) -> Result<Options, Failure> {
+        Ok(self.client(endpoints)?.options().clone())
+    }
+
+    /// The library's general client for `endpoints` and the settings of the command line.
+    pub(crate) fn client(&self, endpoints: &str) -> Result<Client, Failure> {
         let mut o = Options::new(endpoints).map_err(bad_setting)?;
         o.set_connect_timeout(self.timeout).map_err(bad_setting)?;
         o.set_request_timeout(self.timeout).map_err(bad_setting)?;
@@ -171,7 +178,6 @@ impl Args {
         // endpoints against TLS: a missing, unreadable or non-PEM file, an X.509 v1 client
         // certificate or TLS files with http:// endpoints are usage errors, before any
         // connection is tried.
-        etcd_sd::kv::Client::new(&o).map_err(bad_setting)?;
-        Ok(o)
+        Client::new(&o).map_err(bad_setting)
     }
 }

@@ -1,8 +1,8 @@
 //! `etcd-sd check [ENDPOINTS]`: whether each endpoint answers, how fast, and its status.
 
 use crate::args::Args;
-use crate::direct::{runtime, Direct};
-use crate::{etcd, usage, Failure, Outcome};
+use crate::{bad_setting, etcd, usage, Outcome};
+use etcd_sd::kv::Client;
 use std::time::Instant;
 
 pub(crate) fn check(args: &mut Args) -> Outcome {
@@ -13,40 +13,35 @@ pub(crate) fn check(args: &mut Args) -> Outcome {
     if let Some(e) = positional.into_iter().next() {
         args.endpoints = Some(e);
     }
-    let direct = Direct::new(args, &args.endpoints())?;
-    let eps = &direct.endpoints;
-    let timeout = args.timeout;
-    let rt = runtime()?;
+    // Every setting is checked (a usage error) before anything connects; then each endpoint
+    // gets a client of its own, so that its status is its own and not the next member's.
+    let all = args.client(&args.endpoints())?;
+    let eps = all.options().endpoints();
     let mut failed = 0;
     for ep in eps {
+        let mut opts = all.options().clone();
+        opts.set_endpoints(ep).map_err(bad_setting)?;
+        let client = Client::new(&opts).map_err(bad_setting)?;
         let t = Instant::now();
-        let r = rt.block_on(async {
-            let mut c = direct.connect(std::slice::from_ref(ep)).await?;
-            tokio::time::timeout(timeout, c.status())
-                .await
-                .map_err(|_| etcd(format!("no answer within {timeout:?}")))?
-                .map_err(|e| etcd(direct.describe("status", e)))
-        });
+        let r = client.status();
         let ms = t.elapsed().as_secs_f64() * 1e3;
         match r {
             Ok(s) => {
-                let leader = s.leader();
-                let member = s.header().map_or(0, |h| h.member_id());
                 println!(
                     "{ep}  ok  {ms:.1} ms  etcd {}  {}  db {} B  raft index {}",
-                    s.version(),
-                    if leader == member && leader != 0 {
+                    s.version,
+                    if s.leader == s.member_id && s.leader != 0 {
                         "leader".to_string()
                     } else {
-                        format!("leader {leader:x}")
+                        format!("leader {:x}", s.leader)
                     },
-                    s.db_size(),
-                    s.raft_index()
+                    s.db_size,
+                    s.raft_index
                 );
             }
-            Err(Failure::Etcd(m)) | Err(Failure::Usage(m)) => {
+            Err(e) => {
                 failed += 1;
-                println!("{ep}  FAILED after {ms:.1} ms: {m}");
+                println!("{ep}  FAILED after {ms:.1} ms: {e}");
             }
         }
     }

@@ -13,7 +13,6 @@
 mod args;
 mod check;
 mod clock;
-mod direct;
 mod register;
 mod security;
 mod services;

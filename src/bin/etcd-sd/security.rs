@@ -1,10 +1,9 @@
 //! TLS and auth settings: `--cacert`, `--cert`, `--key`, `--user` and `--password`, with
 //! etcdctl's names and meanings, each defaulting to its `ETCD_SD_*` variable (as `--endpoints`
-//! defaults to `$ETCD_SD_ENDPOINTS`). They go into the library's options (watch, register) and
-//! into the direct connections (services, check).
+//! defaults to `$ETCD_SD_ENDPOINTS`). They go into the library's options, which every command
+//! connects with: the library reads the files, speaks TLS and authenticates.
 
 use crate::{bad_setting, usage, Failure};
-use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 use etcd_sd::Options;
 
 /// The variables read when the matching option is not given; an empty one counts as unset.
@@ -99,42 +98,6 @@ impl Security {
             o.set_user(name, password).map_err(bad_setting)?;
         }
         Ok(())
-    }
-
-    /// etcd-client options for a direct connection: TLS for `https://` endpoints, and the
-    /// user; with a user, also the same without it (etcd with auth not enabled refuses
-    /// credentials; like the Go client, carry on without). The files were checked by the
-    /// library already (see `Args::options`).
-    pub(crate) fn connect_options(
-        &self,
-        base: ConnectOptions,
-        https: bool,
-    ) -> Result<(ConnectOptions, Option<ConnectOptions>), Failure> {
-        let mut o = base;
-        if https {
-            let read = |what: &str, path: &str| {
-                std::fs::read(path)
-                    .map_err(|e| usage(format!("cannot read {what} file {path}: {e}")))
-            };
-            let mut tls = TlsOptions::new();
-            tls = match &self.cacert {
-                Some(ca) => tls.ca_certificate(Certificate::from_pem(read("CA", ca)?)),
-                None => tls.with_native_roots(),
-            };
-            if let Some((cert, key)) = &self.cert_and_key {
-                tls = tls.identity(Identity::from_pem(
-                    read("client certificate", cert)?,
-                    read("client key", key)?,
-                ));
-            }
-            o = o.with_tls(tls);
-        }
-        Ok(match &self.user {
-            Some((name, password)) => {
-                (o.clone().with_user(name.clone(), password.clone()), Some(o))
-            }
-            None => (o, None),
-        })
     }
 }
 

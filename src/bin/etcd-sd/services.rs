@@ -2,9 +2,7 @@
 //! addresses, weights and lease TTL left.
 
 use crate::args::Args;
-use crate::direct::{runtime, Direct};
-use crate::{etcd, Failure, Outcome};
-use etcd_client::GetOptions;
+use crate::{etcd, Outcome};
 use etcd_sd::table::{address, service_of};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,54 +17,40 @@ struct Row {
 
 pub(crate) fn services(args: &mut Args) -> Outcome {
     let (endpoints, prefix) = args.endpoints_and_prefix("/service")?;
-    let direct = Direct::new(args, &endpoints)?;
-    let rt = runtime()?;
-    let (revision, rows) = rt.block_on(async {
-        let mut c = direct.connect(&direct.endpoints).await?;
-        let resp = c
-            .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| {
-                etcd(format!(
-                    "listing {prefix:?} at {endpoints}: {}",
-                    direct.describe("get", e)
-                ))
-            })?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        let mut ttls: BTreeMap<i64, String> = BTreeMap::new();
-        let mut rows: BTreeMap<String, Vec<Row>> = BTreeMap::new();
-        for kv in resp.kvs() {
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            let lease = kv.lease();
-            if lease != 0 && !ttls.contains_key(&lease) {
-                let ttl = match c.lease_time_to_live(lease, None).await {
-                    Ok(t) if t.ttl() >= 0 => format!("{} s", t.ttl()),
+    let client = args.client(&endpoints)?;
+    let listing = client
+        .range(prefix.as_bytes(), 0)
+        .map_err(|e| etcd(format!("listing {prefix:?} at {endpoints}: {e}")))?;
+    let revision = listing.revision;
+    let mut ttls: BTreeMap<i64, String> = BTreeMap::new();
+    let mut rows: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for kv in listing.kvs {
+        let key = String::from_utf8_lossy(&kv.key).into_owned();
+        let ttl = match kv.lease {
+            0 => "no lease".to_string(),
+            lease => ttls
+                .entry(lease)
+                .or_insert_with(|| match client.lease_ttl(lease) {
+                    Ok((left, _)) if left >= 0 => format!("{left} s"),
                     Ok(_) => "expired".into(),
                     Err(e) => format!("? ({e})"),
-                };
-                ttls.insert(lease, ttl);
-            }
-            let ttl = if lease == 0 {
-                "no lease".to_string()
-            } else {
-                ttls[&lease].clone()
-            };
-            let (valid, address, weight) = match address::parse(kv.value()) {
-                Ok(e) => (true, e.addr, e.weight.to_string()),
-                Err(why) => (false, format!("(not an instance: {why})"), "-".into()),
-            };
-            rows.entry(service_of(&key).to_string())
-                .or_default()
-                .push(Row {
-                    valid,
-                    key,
-                    address,
-                    weight,
-                    ttl,
-                });
-        }
-        Ok::<_, Failure>((revision, rows))
-    })?;
+                })
+                .clone(),
+        };
+        let (valid, address, weight) = match address::parse(&kv.value) {
+            Ok(e) => (true, e.addr, e.weight.to_string()),
+            Err(why) => (false, format!("(not an instance: {why})"), "-".into()),
+        };
+        rows.entry(service_of(&key).to_string())
+            .or_default()
+            .push(Row {
+                valid,
+                key,
+                address,
+                weight,
+                ttl,
+            });
+    }
     let width = |f: &dyn Fn(&Row) -> usize, title: usize| {
         rows.values().flatten().map(f).max().unwrap_or(0).max(title)
     };
