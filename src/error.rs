@@ -53,9 +53,8 @@ impl Error {
 
     /// Classifies an `etcd-client` error: transport failures and gRPC `Unavailable` mean "no
     /// etcd to talk to", deadline errors are timeouts, the rest is etcd refusing the request.
-    /// The message is one line: the gRPC message and the causes, no metadata dump. (Public for
-    /// the `etcd-sd` tool, whose `services` and `check` use etcd-client directly.)
-    pub fn from_etcd(context: &str, err: etcd_client::Error) -> Self {
+    /// The message is one line: the gRPC message and the causes, no metadata dump.
+    pub(crate) fn from_etcd(context: &str, err: etcd_client::Error) -> Self {
         use etcd_client::Error as E;
         use tonic::Code;
         let msg = format!("{context}: {}", describe(&err));

@@ -16,6 +16,8 @@ use crate::session::kept::{Heal, KeptLease};
 use crate::session::{session, Session};
 use crate::transport::{first_contact_error, once, retry};
 use crate::types::{Member, Txn, TxnOp, TxnResponse};
+
+pub use crate::types::MemberStatus;
 use std::sync::Arc;
 
 pub use crate::types::{KeyValue, Kvs, PutMode};
@@ -219,20 +221,7 @@ impl Client {
     /// The status of the member that answers (with several endpoints, the current one: give
     /// a client one endpoint to ask that member). Retried like a read.
     pub fn status(&self) -> Result<MemberStatus> {
-        self.run("status", |mut c| async move {
-            let s = c
-                .status()
-                .await
-                .map_err(|e| Error::from_etcd("status", e))?;
-            Ok(MemberStatus {
-                version: s.version().to_string(),
-                member_id: s.header().map_or(0, |h| h.member_id()),
-                leader: s.leader(),
-                db_size: s.db_size(),
-                raft_index: s.raft_index(),
-                raft_term: s.raft_term(),
-            })
-        })
+        self.run("status", cluster::status)
     }
 }
 
@@ -267,19 +256,4 @@ fn read_only(txn: &Txn) -> bool {
         TxnOp::Txn(t) => read_only(t),
         _ => false,
     })
-}
-
-/// What [`Client::status`] returns: one member's view of the cluster.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MemberStatus {
-    /// etcd's version, e.g. "3.5.16".
-    pub version: String,
-    /// The id of the member that answered.
-    pub member_id: u64,
-    /// The id of the leader it knows (0: none).
-    pub leader: u64,
-    /// Size of its database file, in bytes.
-    pub db_size: i64,
-    pub raft_index: u64,
-    pub raft_term: u64,
 }

@@ -1,7 +1,7 @@
 //! Cluster membership requests: one attempt on one member's client.
 
 use crate::error::{Error, Result};
-use crate::types::Member;
+use crate::types::{Member, MemberStatus};
 
 fn member(m: &etcd_client::Member) -> Member {
     Member {
@@ -46,4 +46,20 @@ pub(crate) async fn remove(mut client: etcd_client::Client, id: u64) -> Result<(
         .await
         .map_err(|e| Error::from_etcd("member remove", e))?;
     Ok(())
+}
+
+/// The status of the member that answers.
+pub(crate) async fn status(mut client: etcd_client::Client) -> Result<MemberStatus> {
+    let s = client
+        .status()
+        .await
+        .map_err(|e| Error::from_etcd("status", e))?;
+    Ok(MemberStatus {
+        version: s.version().to_string(),
+        member_id: s.header().map_or(0, |h| h.member_id()),
+        leader: s.leader(),
+        db_size: s.db_size(),
+        raft_index: s.raft_index(),
+        raft_term: s.raft_term(),
+    })
 }

@@ -21,3 +21,18 @@ pub struct LeaderKey {
     pub rev: i64,
     pub lease: i64,
 }
+
+/// What the general client's `status` returns: one member's view of the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// etcd's version, e.g. "3.5.16".
+    pub version: String,
+    /// The id of the member that answered.
+    pub member_id: u64,
+    /// The id of the leader it knows (0: none).
+    pub leader: u64,
+    /// Size of its database file, in bytes.
+    pub db_size: i64,
+    pub raft_index: u64,
+    pub raft_term: u64,
+}

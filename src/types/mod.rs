@@ -6,6 +6,6 @@ mod cluster;
 mod kv;
 mod txn;
 
-pub use cluster::{LeaderKey, Member};
+pub use cluster::{LeaderKey, Member, MemberStatus};
 pub use kv::{KeyValue, Kvs, PutMode, Status};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
