@@ -248,6 +248,9 @@ impl KeptInner {
             home.keeper
                 .add(id, ttl, opts.request_timeout, inner.owner());
             log::debug!(target: "etcd_sd", "lease {id:x} kept, ttl {ttl}s");
+            if heal == Heal::Never {
+                runtime::spawn(expire_when_silent(Arc::downgrade(&inner), id));
+            }
         } else {
             inner.recovering.store(true, Ordering::Release);
             runtime::spawn(recover(Arc::downgrade(&inner), false));
@@ -489,6 +492,43 @@ impl Drop for KeptInner {
             runtime::spawn(async move {
                 let _ = retry(&conn, limit, "lease revoke", |c| revoke(c, id)).await;
             });
+        }
+    }
+}
+
+/// A lease that must not heal ends when etcd has not renewed it for its whole TTL: it may have
+/// expired in etcd meanwhile (this process cut off from the cluster, another one holding the
+/// lock now), so its owner is told at the latest when the TTL runs out, not when etcd answers
+/// again. As etcd's Go client does for a session. The lease is then revoked in the background
+/// (best effort, for a minute), so that its key does not outlive the loss.
+async fn expire_when_silent(weak: Weak<KeptInner>, id: i64) {
+    loop {
+        let left = {
+            let Some(me) = weak.upgrade() else { return };
+            if me.is_retired() || me.id() != id {
+                return;
+            }
+            me.home.keeper.ttl_left(id)
+        };
+        match left {
+            Some(d) if !d.is_zero() => tokio::time::sleep(d).await,
+            _ => {
+                let Some(me) = weak.upgrade() else { return };
+                if me.is_retired() {
+                    return;
+                }
+                me.losses.fetch_add(1, Ordering::Relaxed);
+                let why = format!(
+                    "lease {id:x}: etcd did not renew it for its whole TTL ({} s); it may have expired",
+                    me.ttl
+                );
+                log::warn!(target: "etcd_sd", "{why}; not taken again");
+                me.end(Error::Lost(why));
+                let conn = me.home.conn.clone();
+                drop(me);
+                let _ = retry(&conn, Duration::from_secs(60), "lease revoke", |c| revoke(c, id)).await;
+                return;
+            }
         }
     }
 }
