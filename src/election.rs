@@ -97,12 +97,6 @@ impl Election {
             proclaim(c, &self.leader, value)
         }))?
         .map(|_| ())
-        .map_err(|e| match e {
-            Error::NotFound(m) | Error::Etcd(m) if m.contains("not leader") => {
-                Error::Lost(format!("proclaim: {m}"))
-            }
-            other => other,
-        })
     }
 
     /// Gives up leadership (once: later calls do nothing). `Err(Lost)` if it was lost before.
@@ -129,6 +123,14 @@ impl Election {
             let _ = k.revoke();
         }
         lost.and(resigned)
+    }
+}
+
+impl std::fmt::Debug for Election {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Election")
+            .field("leader", &self.leader)
+            .finish()
     }
 }
 

@@ -63,6 +63,18 @@ impl Error {
                 return Error::Auth(msg);
             }
         }
+        if let E::GRpcStatus(s) = &err {
+            // etcd's lock and election services answer some refusals without a code.
+            if s.code() == Code::Unknown {
+                let m = s.message();
+                if m.contains("lease not found") || m.contains("election: no leader") {
+                    return Error::NotFound(msg);
+                }
+                if m.contains("election: not leader") {
+                    return Error::Lost(msg);
+                }
+            }
+        }
         if looks_like_tls_failure(&msg) {
             return Error::Tls(msg);
         }

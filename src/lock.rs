@@ -172,6 +172,16 @@ impl Lock {
     }
 }
 
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lock")
+            .field("key", &String::from_utf8_lossy(&self.key))
+            .field("revision", &self.revision)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
         if tokio::runtime::Handle::try_current().is_ok() {

@@ -526,7 +526,10 @@ async fn expire_when_silent(weak: Weak<KeptInner>, id: i64) {
                 me.end(Error::Lost(why));
                 let conn = me.home.conn.clone();
                 drop(me);
-                let _ = retry(&conn, Duration::from_secs(60), "lease revoke", |c| revoke(c, id)).await;
+                let _ = retry(&conn, Duration::from_secs(60), "lease revoke", |c| {
+                    revoke(c, id)
+                })
+                .await;
                 return;
             }
         }
