@@ -419,7 +419,13 @@ impl Watch {
             if events.is_empty() {
                 // A progress notification: everything up to the header's revision was seen.
                 self.next_revision = self.next_revision.max(header_rev + 1);
-            } else {
+            }
+            // The counters first: a callback that reads the stats must find them at least as
+            // far as the batch it is running for.
+            self.counters
+                .revision
+                .store(self.next_revision - 1, Ordering::Relaxed);
+            if !events.is_empty() {
                 self.counters.delivered(events.len());
                 self.counters
                     .keys
@@ -430,9 +436,6 @@ impl Watch {
                     compact_revision: 0,
                 });
             }
-            self.counters
-                .revision
-                .store(self.next_revision - 1, Ordering::Relaxed);
         }
     }
 
