@@ -82,14 +82,24 @@ impl Registry {
         if key.is_empty() {
             return Err(Error::invalid("key is empty"));
         }
-        if !self.lease.forget_own(key.as_bytes(), self.tag) || self.lease.id() == 0 {
+        // Forgotten before the delete, so that a lease recovery running meanwhile does not
+        // put it back; remembered again if the delete fails, so that a retry deletes it.
+        let Some(value) = self.lease.forget_own(key.as_bytes(), self.tag) else {
+            return Ok(());
+        };
+        if self.lease.id() == 0 {
             return Ok(());
         }
         let key = key.as_bytes().to_vec();
         let conn = self.lease.conn();
-        runtime::block_on(retry(&conn, self.request_timeout, "unregister", |c| {
+        let deleted = runtime::block_on(retry(&conn, self.request_timeout, "unregister", |c| {
             delete_all(c, std::slice::from_ref(&key))
-        }))?
+        }))
+        .and_then(|r| r);
+        if deleted.is_err() {
+            self.lease.restore(&key, value, self.tag);
+        }
+        deleted
     }
 
     /// The lease currently holding the keys (it changes after a recovery; 0 before the first

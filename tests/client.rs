@@ -365,3 +365,26 @@ fn watch_stats_are_never_behind_the_batch_being_delivered() {
     watcher.lock().unwrap().take();
     assert_eq!(*behind.lock().unwrap(), Vec::<(i64, i64)>::new());
 }
+
+/// An unregister that fails (etcd down) leaves the key registered, so that a retry deletes it;
+/// it used to forget the key first, and the retry answered OK and deleted nothing.
+#[test]
+fn a_failed_unregister_can_be_retried() {
+    let mut etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 30)).unwrap();
+    reg.register("/unreg/a", "1").unwrap();
+    etcd.kill();
+    assert!(reg.unregister("/unreg/a").is_err());
+    assert_eq!(reg.key_count(), 1, "still registered");
+    etcd.restart();
+    etcd.wait_healthy();
+    let t = Instant::now();
+    loop {
+        match reg.unregister("/unreg/a") {
+            Ok(()) => break,
+            Err(e) => assert!(t.elapsed() < Duration::from_secs(15), "{e}"),
+        }
+    }
+    assert!(etcd.get_prefix("/unreg/").is_empty());
+    assert_eq!(reg.key_count(), 0);
+}

@@ -424,16 +424,18 @@ impl KeptInner {
         }
     }
 
-    /// Forgets `key` if `tag` put it; returns whether it did.
-    pub(crate) fn forget_own(&self, key: &[u8], tag: u64) -> bool {
+    /// Forgets `key` if `tag` put it; returns its value if it did (for [`Self::restore`]).
+    pub(crate) fn forget_own(&self, key: &[u8], tag: u64) -> Option<Vec<u8>> {
         let mut keys = lock(&self.keys);
         match keys.get(key) {
-            Some((_, t)) if *t == tag => {
-                keys.remove(key);
-                true
-            }
-            _ => false,
+            Some((_, t)) if *t == tag => keys.remove(key).map(|(v, _)| v),
+            _ => None,
         }
+    }
+
+    /// Remembers `key` again after a delete of it failed (unless it was put again meanwhile).
+    pub(crate) fn restore(&self, key: &[u8], value: Vec<u8>, tag: u64) {
+        lock(&self.keys).entry(key.to_vec()).or_insert((value, tag));
     }
 
     /// Forgets every key `tag` put and returns them.
