@@ -171,3 +171,25 @@ fn a_call_after_etcd_stopped_fails_at_once() {
     assert!(took < AT_ONCE, "took {took:?}: {err}");
     assert!(err.to_string().contains("refused the connection"), "{err}");
 }
+
+/// Registries made at once by several threads while etcd does not answer each wait at most
+/// their own connect timeout: the grant of the shared lease is not made under a process-wide
+/// lock (it was, and the fourth thread waited four connect timeouts).
+#[test]
+fn registries_made_together_against_a_silent_etcd_each_fail_within_the_connect_timeout() {
+    let (_l, port) = silent_port();
+    let mut o = options(&format!("127.0.0.1:{port}"));
+    o.set_connect_timeout(Duration::from_secs(1)).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let o = o.clone();
+            std::thread::spawn(move || timed(|| Registry::new(&o).err()))
+        })
+        .collect();
+    for t in threads {
+        let (err, took) = t.join().unwrap();
+        let err = err.expect("nothing answers");
+        assert!(err.is_transient(), "{err:?}");
+        assert!(took < Duration::from_millis(2500), "took {took:?}: {err}");
+    }
+}

@@ -73,20 +73,28 @@ impl Session {
     }
 
     /// The lease every registry of this connection with this TTL shares, created (and granted)
-    /// when the first one needs it.
+    /// when the first one needs it. The grant is made without holding the session's lock, so
+    /// that registries made together while etcd does not answer each wait at most their own
+    /// connect timeout; when two grant at once, the second lease is dropped (and revoked).
     pub(crate) fn shared_lease(self: &Arc<Self>, opts: &Options) -> Result<Arc<KeptInner>> {
         let ttl = opts.ttl_seconds;
-        let mut shared = lock(&self.shared);
-        if let Some(l) = shared.get(&ttl).and_then(Weak::upgrade) {
-            // A lease still waiting for etcd (made for a `wait_for_etcd` registry) is shared
-            // only with registries that also wait; one that must fail fast grants its own.
-            if !l.is_retired() && (l.id() != 0 || opts.wait_for_etcd) {
-                return Ok(l);
-            }
+        if let Some(l) = self.usable_shared(ttl, opts) {
+            return Ok(l);
         }
         let l = KeptInner::start(&self.home(), opts, ttl, 0, true)?;
+        let mut shared = lock(&self.shared);
+        if let Some(existing) = shared.get(&ttl).and_then(Weak::upgrade) {
+            if usable(&existing, opts) {
+                return Ok(existing);
+            }
+        }
         shared.insert(ttl, Arc::downgrade(&l));
         Ok(l)
+    }
+
+    fn usable_shared(&self, ttl: i64, opts: &Options) -> Option<Arc<KeptInner>> {
+        let l = lock(&self.shared).get(&ttl).and_then(Weak::upgrade)?;
+        usable(&l, opts).then_some(l)
     }
 
     /// The kept lease that has or had `id`, if it is still kept.
@@ -100,6 +108,13 @@ impl Session {
             k.forget(key, prefix);
         }
     }
+}
+
+/// Whether a registry made with `opts` may join the shared lease `l`: a lease still waiting for
+/// etcd (made for a `wait_for_etcd` registry) is shared only with registries that also wait;
+/// one that must fail fast grants its own.
+fn usable(l: &KeptInner, opts: &Options) -> bool {
+    !l.is_retired() && (l.id() != 0 || opts.wait_for_etcd)
 }
 
 /// Connections, members and kept leases of the whole process.
