@@ -388,3 +388,40 @@ fn a_failed_unregister_can_be_retried() {
     assert!(etcd.get_prefix("/unreg/").is_empty());
     assert_eq!(reg.key_count(), 0);
 }
+
+/// Concurrent registrations of one key reach etcd and the registry's record in the same
+/// order: after the lease is lost and restored, etcd holds the value it held before (the
+/// record used to be written after the put, unordered, and recovery could restore a value
+/// etcd no longer had).
+#[test]
+fn concurrent_registrations_of_one_key_survive_a_recovery_as_etcd_had_them() {
+    let etcd = Etcd::start();
+    let reg = Arc::new(Registry::new(&opts(&etcd.endpoint(), 3)).unwrap());
+    for round in 0..3 {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let reg = reg.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        reg.register("/conc/k", &format!("{round}-{t}-{i}"))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let before = etcd.get_prefix("/conc/")["/conc/k"].clone();
+        let lease = reg.lease_id();
+        etcd.ctl(&["lease", "revoke", &format!("{lease:x}")]);
+        wait_until("restored", || {
+            reg.lease_id() != lease && etcd.get_prefix("/conc/").len() == 1
+        });
+        assert_eq!(
+            etcd.get_prefix("/conc/")["/conc/k"],
+            before,
+            "round {round}"
+        );
+    }
+}

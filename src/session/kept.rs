@@ -23,7 +23,7 @@ use crate::runtime;
 use crate::transport::{first_contact_error, retry, Shared};
 use crate::types::{Kvs, PutMode, Status};
 use etcd_client::{PutOptions, Txn, TxnOp};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -77,6 +77,10 @@ pub(crate) struct KeptInner {
     /// The current lease (0 while none is held).
     id: AtomicI64,
     keys: Mutex<Keys>,
+    /// One lock per key being put, so that concurrent puts of one key reach etcd and the
+    /// record above in the same order (else recovery could restore a value etcd no longer
+    /// had).
+    key_locks: Mutex<HashMap<Vec<u8>, Weak<tokio::sync::Mutex<()>>>>,
     status: Mutex<Vec<(u64, Arc<Mailbox<Status>>)>>,
     give_up: Mutex<Option<Arc<Mailbox<GaveUp>>>>,
     gave_up: Mutex<Option<Error>>,
@@ -233,6 +237,7 @@ impl KeptInner {
             request_timeout: opts.request_timeout,
             id: AtomicI64::new(id),
             keys: Mutex::default(),
+            key_locks: Mutex::default(),
             status: Mutex::default(),
             give_up: Mutex::default(),
             gave_up: Mutex::default(),
@@ -372,8 +377,15 @@ impl KeptInner {
         tag: u64,
         limit: Duration,
     ) -> Result<Kvs> {
+        let key_lock = self.key_lock(key);
         runtime::block_on(async {
             let deadline = tokio::time::Instant::now() + limit;
+            let Ok(_serialized) = tokio::time::timeout_at(deadline, key_lock.lock()).await else {
+                return Err(Error::Timeout(
+                    limit,
+                    "put: another put of this key is in progress".into(),
+                ));
+            };
             let mut backoff = Backoff::new();
             let mut mode = mode;
             let mut result = None;
@@ -412,6 +424,20 @@ impl KeptInner {
                 }
             }
         })?
+    }
+
+    /// The lock that serializes puts of `key`.
+    fn key_lock(&self, key: &[u8]) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = lock(&self.key_locks);
+        if let Some(l) = locks.get(key).and_then(Weak::upgrade) {
+            return l;
+        }
+        if locks.len() >= 64 {
+            locks.retain(|_, w| w.strong_count() > 0);
+        }
+        let l = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(key.to_vec(), Arc::downgrade(&l));
+        l
     }
 
     /// Forgets `key` (every key under it when `prefix`) whoever put it.
