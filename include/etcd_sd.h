@@ -94,25 +94,9 @@ typedef enum etcd_sd_result {
 } etcd_sd_result;
 
 /**
- * When `etcd_sd_client_put` applies.
- */
-typedef enum etcd_sd_put_mode {
-  /**
-   * Create or replace.
-   */
-  ETCD_SD_PUT_ALWAYS = 0,
-  /**
-   * Only if the key does not exist; else `ETCD_SD_EXISTS`.
-   */
-  ETCD_SD_PUT_IF_ABSENT = 1,
-  /**
-   * Only if the key exists; else `ETCD_SD_NOT_FOUND`.
-   */
-  ETCD_SD_PUT_IF_PRESENT = 2,
-} etcd_sd_put_mode;
-
-/**
- * Severity of a log record, and the threshold set by `etcd_sd_set_log_level`.
+ * Severity of a log record, and the threshold set by `etcd_sd_set_log_level` (which takes it
+ * as a `uint32_t`: C may pass any integer; one that is not a value here is refused with
+ * `ETCD_SD_INVALID_ARGUMENT`).
  */
 typedef enum etcd_sd_log_level {
   ETCD_SD_LOG_OFF = 0,
@@ -169,6 +153,25 @@ typedef enum etcd_sd_policy {
    */
   ETCD_SD_POLICY_CONSISTENT_HASH = 3,
 } etcd_sd_policy;
+
+/**
+ * When `etcd_sd_client_put` applies. Functions take it as a `uint32_t` (C may pass any
+ * integer; one that is not a value here is refused with `ETCD_SD_INVALID_ARGUMENT`).
+ */
+typedef enum etcd_sd_put_mode {
+  /**
+   * Create or replace.
+   */
+  ETCD_SD_PUT_ALWAYS = 0,
+  /**
+   * Only if the key does not exist; else `ETCD_SD_EXISTS`.
+   */
+  ETCD_SD_PUT_IF_ABSENT = 1,
+  /**
+   * Only if the key exists; else `ETCD_SD_NOT_FOUND`.
+   */
+  ETCD_SD_PUT_IF_PRESENT = 2,
+} etcd_sd_put_mode;
 
 /**
  * A general etcd client: plain KV and lease calls, keep-alives and watches, over the same
@@ -561,13 +564,13 @@ void etcd_sd_client_free(struct etcd_sd_client *client);
 
 /**
  * Puts `key -> value` (`value_len` bytes, any content; `value` may be NULL when 0), under
- * `lease` unless it is 0, when `mode` allows.
+ * `lease` unless it is 0, when `mode` (an `etcd_sd_put_mode` value) allows.
  *
  * On success, and when `out_prev` is not NULL, writes the previous key-value (0 or 1
  * entries) to `*out_prev` (free it with `etcd_sd_kvs_free`). A lease kept by an
  * `etcd_sd_keepalive` of this process that was lost and re-granted is translated to its
  * current id, and the key is put back under each later lease too.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8), `ETCD_SD_EXISTS`
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8, unknown mode), `ETCD_SD_EXISTS`
  * (`ETCD_SD_PUT_IF_ABSENT` on an existing key), `ETCD_SD_NOT_FOUND` (`ETCD_SD_PUT_IF_PRESENT`
  * on a missing key, or a lease that does not exist), `ETCD_SD_UNAVAILABLE`,
  * `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
@@ -577,7 +580,7 @@ enum etcd_sd_result etcd_sd_client_put(const struct etcd_sd_client *client,
                                        const char *value,
                                        size_t value_len,
                                        int64_t lease,
-                                       enum etcd_sd_put_mode mode,
+                                       uint32_t mode,
                                        struct etcd_sd_kvs **out_prev);
 
 /**
@@ -752,9 +755,13 @@ void etcd_sd_kvs_free(struct etcd_sd_kvs *kvs);
 enum etcd_sd_result etcd_sd_set_logger(etcd_sd_log_fn log_fn, void *user_data);
 
 /**
- * Sets the most verbose level emitted (default: from `ETCD_SD_LOG`, else WARN).
+ * Sets the most verbose level emitted (default: from `ETCD_SD_LOG`, else WARN). `level` is an
+ * `etcd_sd_log_level` value.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (not an `etcd_sd_log_level` value; the level is
+ * unchanged).
  */
-enum etcd_sd_result etcd_sd_set_log_level(enum etcd_sd_log_level level);
+enum etcd_sd_result etcd_sd_set_log_level(uint32_t level);
 
 /**
  * Creates an options object with the defaults and writes it to `*out`.

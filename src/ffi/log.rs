@@ -1,12 +1,15 @@
 //! Routing the library's log to the program.
 
+use crate::error::Error;
 use crate::ffi::args::UserData;
 use crate::ffi::result::etcd_sd_result;
 use log::{Level, LevelFilter};
 use std::os::raw::{c_char, c_void};
 use std::sync::Arc;
 
-/// Severity of a log record, and the threshold set by `etcd_sd_set_log_level`.
+/// Severity of a log record, and the threshold set by `etcd_sd_set_log_level` (which takes it
+/// as a `uint32_t`: C may pass any integer; one that is not a value here is refused with
+/// `ETCD_SD_INVALID_ARGUMENT`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum etcd_sd_log_level {
@@ -52,18 +55,35 @@ pub extern "C" fn etcd_sd_set_logger(
     }
 }
 
-/// Sets the most verbose level emitted (default: from `ETCD_SD_LOG`, else WARN).
+/// Sets the most verbose level emitted (default: from `ETCD_SD_LOG`, else WARN). `level` is an
+/// `etcd_sd_log_level` value.
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` (not an `etcd_sd_log_level` value; the level is
+/// unchanged).
 #[no_mangle]
-pub extern "C" fn etcd_sd_set_log_level(level: etcd_sd_log_level) -> etcd_sd_result {
+pub extern "C" fn etcd_sd_set_log_level(level: u32) -> etcd_sd_result {
     ffi_boundary! {
-        crate::log::set_level(match level {
-            etcd_sd_log_level::ETCD_SD_LOG_OFF => LevelFilter::Off,
-            etcd_sd_log_level::ETCD_SD_LOG_ERROR => LevelFilter::Error,
-            etcd_sd_log_level::ETCD_SD_LOG_WARN => LevelFilter::Warn,
-            etcd_sd_log_level::ETCD_SD_LOG_INFO => LevelFilter::Info,
-            etcd_sd_log_level::ETCD_SD_LOG_DEBUG => LevelFilter::Debug,
-        });
+        crate::log::set_level(level_filter(level)?);
         Ok(())
+    }
+}
+
+/// An `etcd_sd_log_level` from C: any integer may arrive, so it is matched as one.
+fn level_filter(level: u32) -> Result<LevelFilter, Error> {
+    const OFF: u32 = etcd_sd_log_level::ETCD_SD_LOG_OFF as u32;
+    const ERROR: u32 = etcd_sd_log_level::ETCD_SD_LOG_ERROR as u32;
+    const WARN: u32 = etcd_sd_log_level::ETCD_SD_LOG_WARN as u32;
+    const INFO: u32 = etcd_sd_log_level::ETCD_SD_LOG_INFO as u32;
+    const DEBUG: u32 = etcd_sd_log_level::ETCD_SD_LOG_DEBUG as u32;
+    match level {
+        OFF => Ok(LevelFilter::Off),
+        ERROR => Ok(LevelFilter::Error),
+        WARN => Ok(LevelFilter::Warn),
+        INFO => Ok(LevelFilter::Info),
+        DEBUG => Ok(LevelFilter::Debug),
+        l => Err(Error::invalid(format!(
+            "unknown log level {l} (not an etcd_sd_log_level: 0 OFF to 4 DEBUG)"
+        ))),
     }
 }
 
