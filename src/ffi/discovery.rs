@@ -154,9 +154,18 @@ fn new_discovery(
 /// Stops watching and frees the discovery. NULL is a no-op.
 ///
 /// When it returns, no callback of this discovery is running or will run, so `user_data` may
-/// be freed. Exception: called from inside one of this discovery's own callbacks, it returns
-/// at once without waiting (the current callback is the caller) and no further callback
-/// starts once the current one returns. Must not be called twice on the same pointer.
+/// be freed. Two exceptions, where waiting would never end; in both it returns at once, no
+/// further callback of this discovery starts, and the one in progress finishes later:
+/// - called from inside one of this discovery's own callbacks (the current callback is the
+///   caller);
+/// - called from inside a callback of another discovery (or registry) while a callback of
+///   this one is running on another thread and is itself waiting, directly or through
+///   others, in an `_free` for the caller's callback to return: e.g. discoveries A and B
+///   whose callbacks free each other at the same time. This discovery's callback then
+///   finishes after the caller's callback returns: free `user_data` only after that (for
+///   instance, from the callback in progress itself).
+///
+/// Must not be called twice on the same pointer.
 #[no_mangle]
 pub extern "C" fn etcd_sd_discovery_free(discovery: *mut etcd_sd_discovery) {
     ffi_boundary! {
