@@ -13,9 +13,13 @@
  * Threads
  * - The library starts, on first use, one I/O thread ("etcd-sd-io") that drives every
  *   connection, keep-alive and watch, and two callback threads ("etcd-sd-cb") that run
- *   discovery callbacks. The count is fixed whatever the number of objects.
+ *   discovery callbacks; with the first log record, one logging thread ("etcd-sd-log") that
+ *   writes records to stderr or calls the log callback. With a host name (not an IP address)
+ *   in the endpoints, name resolution runs on one more thread, the runtime's blocking pool
+ *   (also named "etcd-sd-io"), which exits after 10 s without a lookup. The count is fixed
+ *   whatever the number of objects: at most 5.
  * - Blocking calls (`_new`, `_register`, `_free`, ...) may be made from any thread, including
- *   from inside a discovery callback, but not from inside a log callback.
+ *   from inside a discovery or log callback.
  * - Not fork-safe: after fork() only the process that first used the library may use it
  *   (a child must exec before using etcd-sd).
  */
@@ -33,6 +37,11 @@
  * Bytes of an endpoint kept in the stats structs (longer ones are cut, always NUL-terminated).
  */
 #define ETCD_SD_STATS_MEMBER_LEN 128
+
+/**
+ * Records waiting for the logging thread; beyond this they are dropped and counted.
+ */
+#define QUEUE_CAPACITY 1024
 
 /**
  * What an `etcd_sd_*` call returned. Values are fixed; new ones are only ever appended.
@@ -344,8 +353,11 @@ typedef struct etcd_sd_kv {
 
 /**
  * Receives one log record: `message` points to `message_len` bytes followed by a NUL, valid
- * only during the call. May be called from any thread, the library's I/O thread included, so
- * it must be quick, thread-safe, and must not call any `etcd_sd_*` function.
+ * only during the call. Called only on the library's logging thread (`etcd-sd-log`), one
+ * record at a time, in the order they were logged; never on the I/O thread. It may block
+ * (only logging waits: beyond 1,024 queued records, records are dropped and counted, see
+ * `etcd_sd_process_stats`) and may call `etcd_sd_*` functions, `etcd_sd_set_logger`
+ * included (records they log are queued behind the current one).
  */
 typedef void (*etcd_sd_log_fn)(void *user_data,
                                enum etcd_sd_log_level level,
@@ -466,6 +478,11 @@ typedef struct etcd_sd_process_stats {
    * Requests sent again after a failure since the process started.
    */
   uint64_t requests_retried;
+  /**
+   * Log records dropped since the process started because the log queue (1,024 records)
+   * was full: stderr or the log callback could not keep up.
+   */
+  uint64_t log_records_dropped;
 } etcd_sd_process_stats;
 
 /**
@@ -760,6 +777,13 @@ void etcd_sd_kvs_free(struct etcd_sd_kvs *kvs);
  * Sends the library's log records to `log_fn` instead of stderr; NULL restores stderr.
  * `user_data` is passed to `log_fn` untouched and must stay valid until the logger is
  * replaced. Which records are emitted is set by `ETCD_SD_LOG` or `etcd_sd_set_log_level`.
+ * Records are written (to stderr or `log_fn`) by the logging thread, shortly after they are
+ * logged; records still queued when the logger is replaced go to the new one.
+ *
+ * When it returns, the previous `log_fn` is not running and will not be called again, so its
+ * `user_data` may be freed: it waits for a call in progress. Exception: called from inside
+ * the previous `log_fn` itself, it returns at once and that call is its last. Do not call it
+ * while holding a lock that your `log_fn` takes.
  */
 enum etcd_sd_result etcd_sd_set_logger(etcd_sd_log_fn log_fn, void *user_data);
 

@@ -24,7 +24,8 @@
 // destroyed or assigned to. Wrap an object in std::shared_ptr (the `ptr` aliases) to share it.
 //
 // Threads: see Discovery for where callbacks run. The library's own threads ("etcd-sd-io",
-// two "etcd-sd-cb") are started on first use and are process-wide. The library is not
+// two "etcd-sd-cb"; "etcd-sd-log" once anything is logged; a second "etcd-sd-io" resolving
+// host names) are started on first use and are process-wide. The library is not
 // fork-safe: after fork() a child must exec before using etcd-sd.
 //
 // Everything here is inline; the header may be included in any number of translation units.

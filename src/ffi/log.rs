@@ -21,8 +21,11 @@ pub enum etcd_sd_log_level {
 }
 
 /// Receives one log record: `message` points to `message_len` bytes followed by a NUL, valid
-/// only during the call. May be called from any thread, the library's I/O thread included, so
-/// it must be quick, thread-safe, and must not call any `etcd_sd_*` function.
+/// only during the call. Called only on the library's logging thread (`etcd-sd-log`), one
+/// record at a time, in the order they were logged; never on the I/O thread. It may block
+/// (only logging waits: beyond 1,024 queued records, records are dropped and counted, see
+/// `etcd_sd_process_stats`) and may call `etcd_sd_*` functions, `etcd_sd_set_logger`
+/// included (records they log are queued behind the current one).
 pub type etcd_sd_log_fn = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -35,6 +38,13 @@ pub type etcd_sd_log_fn = Option<
 /// Sends the library's log records to `log_fn` instead of stderr; NULL restores stderr.
 /// `user_data` is passed to `log_fn` untouched and must stay valid until the logger is
 /// replaced. Which records are emitted is set by `ETCD_SD_LOG` or `etcd_sd_set_log_level`.
+/// Records are written (to stderr or `log_fn`) by the logging thread, shortly after they are
+/// logged; records still queued when the logger is replaced go to the new one.
+///
+/// When it returns, the previous `log_fn` is not running and will not be called again, so its
+/// `user_data` may be freed: it waits for a call in progress. Exception: called from inside
+/// the previous `log_fn` itself, it returns at once and that call is its last. Do not call it
+/// while holding a lock that your `log_fn` takes.
 #[no_mangle]
 pub extern "C" fn etcd_sd_set_logger(
     log_fn: etcd_sd_log_fn,

@@ -1110,7 +1110,10 @@ static void test_logger(void) {
         CHECK_OK(etcd_sd_options_set_connect_timeout_ms(opts, 500));
         rc = etcd_sd_registry_new_with(opts, &reg);
         etcd_sd_options_free(opts);
-        sleep_ms(50);
+        { /* the logging thread writes stderr shortly after: wait for it (bounded) */
+            long long deadline = now_ms() + bound(5000);
+            while (lseek(fileno(capture), 0, SEEK_END) <= 0 && now_ms() < deadline) sleep_ms(5);
+        }
         CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_WARN));
         fflush(stderr);
         dup2(saved, STDERR_FILENO);
