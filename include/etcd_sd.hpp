@@ -483,7 +483,8 @@ public:
     using ptr = std::shared_ptr<Discovery>;
     using NotifyCallback = std::function<void(std::string, std::string)>;
 
-    // Blocks until the listing is delivered (at most the connect timeout, 5 s); throws Error
+    // Blocks until the listing is delivered (as etcd_sd_discovery_new: the connect timeout,
+    // 5 s, for a prefix of up to 5,000 keys; up to 10 s more for each later page); throws Error
     // (ETCD_SD_INVALID_ARGUMENT, ETCD_SD_UNAVAILABLE, ...).
     Discovery(const std::string &endpoints, const std::string &basedir,
               const NotifyCallback &put_cb, const NotifyCallback &del_cb)

@@ -94,7 +94,13 @@ impl EventSink for CallbackSink {
 ///
 /// `on_put` and `on_del` may be NULL (those events are ignored). `user_data` is passed to
 /// them untouched; it must stay valid until `etcd_sd_discovery_free` returns.
-/// Blocks until the listing is delivered, at most the connect timeout (5 s here).
+/// Blocks until the listing is delivered. How long: the first page (the first 5,000 keys)
+/// at most the connect timeout (5 s here); a larger prefix is read in later pages (5,000 to
+/// 250,000 keys each, sized from the first page), each of which may take up to 10 s more
+/// (retried across members); plus the time the `on_put` calls themselves take. So a prefix
+/// of at most 5,000 keys is bounded by the connect timeout, and one of n pages by the connect
+/// timeout + (n - 1) x 10 s. If a later page fails, the keys already reported stay reported
+/// and the watch reads the prefix again and reports the difference.
 /// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty prefix, bad endpoints, not UTF-8),
 /// `ETCD_SD_UNAVAILABLE`, `ETCD_SD_ETCD_ERROR`.
 #[no_mangle]
