@@ -13,9 +13,13 @@
  * Threads
  * - The library starts, on first use, one I/O thread ("etcd-sd-io") that drives every
  *   connection, keep-alive and watch, and two callback threads ("etcd-sd-cb") that run
- *   discovery callbacks. The count is fixed whatever the number of objects.
+ *   discovery callbacks; with the first log record, one logging thread ("etcd-sd-log") that
+ *   writes records to stderr or calls the log callback. With a host name (not an IP address)
+ *   in the endpoints, name resolution runs on one more thread, the runtime's blocking pool
+ *   (also named "etcd-sd-io"), which exits after 10 s without a lookup. The count is fixed
+ *   whatever the number of objects: at most 5.
  * - Blocking calls (`_new`, `_register`, `_free`, ...) may be made from any thread, including
- *   from inside a discovery callback, but not from inside a log callback.
+ *   from inside a discovery or log callback.
  * - Not fork-safe: after fork() only the process that first used the library may use it
  *   (a child must exec before using etcd-sd).
  */
@@ -33,6 +37,11 @@
  * Bytes of an endpoint kept in the stats structs (longer ones are cut, always NUL-terminated).
  */
 #define ETCD_SD_STATS_MEMBER_LEN 128
+
+/**
+ * Records waiting for the logging thread; beyond this they are dropped and counted.
+ */
+#define QUEUE_CAPACITY 1024
 
 /**
  * What an `etcd_sd_*` call returned. Values are fixed; new ones are only ever appended.
@@ -100,25 +109,9 @@ typedef enum etcd_sd_result {
 } etcd_sd_result;
 
 /**
- * When `etcd_sd_client_put` applies.
- */
-typedef enum etcd_sd_put_mode {
-  /**
-   * Create or replace.
-   */
-  ETCD_SD_PUT_ALWAYS = 0,
-  /**
-   * Only if the key does not exist; else `ETCD_SD_EXISTS`.
-   */
-  ETCD_SD_PUT_IF_ABSENT = 1,
-  /**
-   * Only if the key exists; else `ETCD_SD_NOT_FOUND`.
-   */
-  ETCD_SD_PUT_IF_PRESENT = 2,
-} etcd_sd_put_mode;
-
-/**
- * Severity of a log record, and the threshold set by `etcd_sd_set_log_level`.
+ * Severity of a log record, and the threshold set by `etcd_sd_set_log_level` (which takes it
+ * as a `uint32_t`: C may pass any integer; one that is not a value here is refused with
+ * `ETCD_SD_INVALID_ARGUMENT`).
  */
 typedef enum etcd_sd_log_level {
   ETCD_SD_LOG_OFF = 0,
@@ -175,6 +168,25 @@ typedef enum etcd_sd_policy {
    */
   ETCD_SD_POLICY_CONSISTENT_HASH = 3,
 } etcd_sd_policy;
+
+/**
+ * When `etcd_sd_client_put` applies. Functions take it as a `uint32_t` (C may pass any
+ * integer; one that is not a value here is refused with `ETCD_SD_INVALID_ARGUMENT`).
+ */
+typedef enum etcd_sd_put_mode {
+  /**
+   * Create or replace.
+   */
+  ETCD_SD_PUT_ALWAYS = 0,
+  /**
+   * Only if the key does not exist; else `ETCD_SD_EXISTS`.
+   */
+  ETCD_SD_PUT_IF_ABSENT = 1,
+  /**
+   * Only if the key exists; else `ETCD_SD_NOT_FOUND`.
+   */
+  ETCD_SD_PUT_IF_PRESENT = 2,
+} etcd_sd_put_mode;
 
 /**
  * A general etcd client: plain KV and lease calls, keep-alives and watches, over the same
@@ -420,8 +432,11 @@ typedef struct etcd_sd_kv {
 
 /**
  * Receives one log record: `message` points to `message_len` bytes followed by a NUL, valid
- * only during the call. May be called from any thread, the library's I/O thread included, so
- * it must be quick, thread-safe, and must not call any `etcd_sd_*` function.
+ * only during the call. Called only on the library's logging thread (`etcd-sd-log`), one
+ * record at a time, in the order they were logged; never on the I/O thread. It may block
+ * (only logging waits: beyond 1,024 queued records, records are dropped and counted, see
+ * `etcd_sd_process_stats`) and may call `etcd_sd_*` functions, `etcd_sd_set_logger`
+ * included (records they log are queued behind the current one).
  */
 typedef void (*etcd_sd_log_fn)(void *user_data,
                                enum etcd_sd_log_level level,
@@ -542,6 +557,11 @@ typedef struct etcd_sd_process_stats {
    * Requests sent again after a failure since the process started.
    */
   uint64_t requests_retried;
+  /**
+   * Log records dropped since the process started because the log queue (1,024 records)
+   * was full: stderr or the log callback could not keep up.
+   */
+  uint64_t log_records_dropped;
 } etcd_sd_process_stats;
 
 /**
@@ -640,13 +660,13 @@ void etcd_sd_client_free(struct etcd_sd_client *client);
 
 /**
  * Puts `key -> value` (`value_len` bytes, any content; `value` may be NULL when 0), under
- * `lease` unless it is 0, when `mode` allows.
+ * `lease` unless it is 0, when `mode` (an `etcd_sd_put_mode` value) allows.
  *
  * On success, and when `out_prev` is not NULL, writes the previous key-value (0 or 1
  * entries) to `*out_prev` (free it with `etcd_sd_kvs_free`). A lease kept by an
  * `etcd_sd_keepalive` of this process that was lost and re-granted is translated to its
  * current id, and the key is put back under each later lease too.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8), `ETCD_SD_EXISTS`
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8, unknown mode), `ETCD_SD_EXISTS`
  * (`ETCD_SD_PUT_IF_ABSENT` on an existing key), `ETCD_SD_NOT_FOUND` (`ETCD_SD_PUT_IF_PRESENT`
  * on a missing key, or a lease that does not exist), `ETCD_SD_UNAVAILABLE`,
  * `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
@@ -656,7 +676,7 @@ enum etcd_sd_result etcd_sd_client_put(const struct etcd_sd_client *client,
                                        const char *value,
                                        size_t value_len,
                                        int64_t lease,
-                                       enum etcd_sd_put_mode mode,
+                                       uint32_t mode,
                                        struct etcd_sd_kvs **out_prev);
 
 /**
@@ -811,7 +831,13 @@ enum etcd_sd_result etcd_sd_client_leases(const struct etcd_sd_client *client,
  *
  * `on_put` and `on_del` may be NULL (those events are ignored). `user_data` is passed to
  * them untouched; it must stay valid until `etcd_sd_discovery_free` returns.
- * Blocks until the listing is delivered, at most the connect timeout (5 s here).
+ * Blocks until the listing is delivered. How long: the first page (the first 5,000 keys)
+ * at most the connect timeout (5 s here); a larger prefix is read in later pages (5,000 to
+ * 250,000 keys each, sized from the first page), each of which may take up to 10 s more
+ * (retried across members); plus the time the `on_put` calls themselves take. So a prefix
+ * of at most 5,000 keys is bounded by the connect timeout, and one of n pages by the connect
+ * timeout + (n - 1) x 10 s. If a later page fails, the keys already reported stay reported
+ * and the watch reads the prefix again and reports the difference.
  * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty prefix, bad endpoints, not UTF-8),
  * `ETCD_SD_UNAVAILABLE`, `ETCD_SD_ETCD_ERROR`.
  */
@@ -837,9 +863,18 @@ enum etcd_sd_result etcd_sd_discovery_new_with(const struct etcd_sd_options *opt
  * Stops watching and frees the discovery. NULL is a no-op.
  *
  * When it returns, no callback of this discovery is running or will run, so `user_data` may
- * be freed. Exception: called from inside one of this discovery's own callbacks, it returns
- * at once without waiting (the current callback is the caller) and no further callback
- * starts once the current one returns. Must not be called twice on the same pointer.
+ * be freed. Two exceptions, where waiting would never end; in both it returns at once, no
+ * further callback of this discovery starts, and the one in progress finishes later:
+ * - called from inside one of this discovery's own callbacks (the current callback is the
+ *   caller);
+ * - called from inside a callback of another discovery (or registry) while a callback of
+ *   this one is running on another thread and is itself waiting, directly or through
+ *   others, in an `_free` for the caller's callback to return: e.g. discoveries A and B
+ *   whose callbacks free each other at the same time. This discovery's callback then
+ *   finishes after the caller's callback returns: free `user_data` only after that (for
+ *   instance, from the callback in progress itself).
+ *
+ * Must not be called twice on the same pointer.
  */
 void etcd_sd_discovery_free(struct etcd_sd_discovery *discovery);
 
@@ -1053,13 +1088,24 @@ enum etcd_sd_result etcd_sd_client_unlock(const struct etcd_sd_client *client, c
  * Sends the library's log records to `log_fn` instead of stderr; NULL restores stderr.
  * `user_data` is passed to `log_fn` untouched and must stay valid until the logger is
  * replaced. Which records are emitted is set by `ETCD_SD_LOG` or `etcd_sd_set_log_level`.
+ * Records are written (to stderr or `log_fn`) by the logging thread, shortly after they are
+ * logged; records still queued when the logger is replaced go to the new one.
+ *
+ * When it returns, the previous `log_fn` is not running and will not be called again, so its
+ * `user_data` may be freed: it waits for a call in progress. Exception: called from inside
+ * the previous `log_fn` itself, it returns at once and that call is its last. Do not call it
+ * while holding a lock that your `log_fn` takes.
  */
 enum etcd_sd_result etcd_sd_set_logger(etcd_sd_log_fn log_fn, void *user_data);
 
 /**
- * Sets the most verbose level emitted (default: from `ETCD_SD_LOG`, else WARN).
+ * Sets the most verbose level emitted (default: from `ETCD_SD_LOG`, else WARN). `level` is an
+ * `etcd_sd_log_level` value.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (not an `etcd_sd_log_level` value; the level is
+ * unchanged).
  */
-enum etcd_sd_result etcd_sd_set_log_level(enum etcd_sd_log_level level);
+enum etcd_sd_result etcd_sd_set_log_level(uint32_t level);
 
 /**
  * Creates an options object with the defaults and writes it to `*out`.
@@ -1471,7 +1517,8 @@ enum etcd_sd_result etcd_sd_watch_new(const struct etcd_sd_client *client,
 void etcd_sd_watch_free(struct etcd_sd_watch *watch);
 
 /**
- * Lists `prefix` (blocking, at most the connect timeout), builds the table from what it
+ * Lists `prefix` (blocking as `etcd_sd_discovery_new` does: the connect timeout for up to
+ * 5,000 keys, up to 10 s more for each later page), builds the table from what it
  * finds, and keeps it up to date from a watch (in etcd revision order, resuming and
  * relisting like `etcd_sd_discovery`). `policy` is an `etcd_sd_policy` value. Every service
  * under the prefix is kept until one is declared (`etcd_sd_table_declare`).

@@ -24,7 +24,8 @@
 // destroyed or assigned to. Wrap an object in std::shared_ptr (the `ptr` aliases) to share it.
 //
 // Threads: see Discovery for where callbacks run. The library's own threads ("etcd-sd-io",
-// two "etcd-sd-cb") are started on first use and are process-wide. The library is not
+// two "etcd-sd-cb"; "etcd-sd-log" once anything is logged; a second "etcd-sd-io" resolving
+// host names) are started on first use and are process-wide. The library is not
 // fork-safe: after fork() a child must exec before using etcd-sd.
 //
 // Everything here is inline; the header may be included in any number of translation units.
@@ -489,7 +490,8 @@ public:
     using ptr = std::shared_ptr<Discovery>;
     using NotifyCallback = std::function<void(std::string, std::string)>;
 
-    // Blocks until the listing is delivered (at most the connect timeout, 5 s); throws Error
+    // Blocks until the listing is delivered (as etcd_sd_discovery_new: the connect timeout,
+    // 5 s, for a prefix of up to 5,000 keys; up to 10 s more for each later page); throws Error
     // (ETCD_SD_INVALID_ARGUMENT, ETCD_SD_UNAVAILABLE, ...).
     Discovery(const std::string &endpoints, const std::string &basedir,
               const NotifyCallback &put_cb, const NotifyCallback &del_cb)

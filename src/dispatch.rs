@@ -7,34 +7,26 @@
 //! discovery and one pool thread. Keep-alives run on the runtime, never here.
 
 use once_cell::sync::Lazy;
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
 
 /// Pool threads. Two, so one blocked callback does not stall every other discovery.
 pub const CALLBACK_THREADS: usize = 2;
 /// Events one pool thread delivers from a mailbox before letting other mailboxes have a turn.
 const BATCH: usize = 256;
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    /// Mailboxes whose callback this thread is running right now (innermost last).
-    static ACTIVE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-}
-
 /// The callback a mailbox delivers to.
 pub type Sink<E> = Box<dyn Fn(&E) + Send + Sync>;
 
-/// One object's event queue and the lock that makes its callbacks exclusive.
+/// One object's event queue and the gate that makes its callbacks exclusive.
 pub struct Mailbox<E> {
-    id: u64,
     sink: Sink<E>,
     queue: Mutex<Queue<E>>,
-    /// Held for the whole of each callback; `close` takes it to wait for a running one.
-    gate: Mutex<()>,
+    /// Which thread runs a callback of this mailbox now; `close` waits on it.
+    gate: Arc<Gate>,
     closed: AtomicBool,
 }
 
@@ -44,16 +36,42 @@ struct Queue<E> {
     scheduled: bool,
 }
 
+/// A callback in progress, for `close` to wait on. Not a mutex held across the callback: a
+/// close that must wait can then first check that waiting would not deadlock (see
+/// [`Mailbox::close`]).
+struct Gate {
+    state: Mutex<GateState>,
+    idle: Condvar,
+}
+
+struct GateState {
+    /// The thread running one of the mailbox's callbacks now.
+    running: Option<ThreadId>,
+    /// Threads waiting in `close` for that callback to return (notify only when some are).
+    waiters: usize,
+}
+
+/// The wait-for graph of closes: each thread waiting in `close` for another thread's
+/// callback, and the gate it waits on. A close that would wait on a thread that itself waits,
+/// directly or through others, on the closing thread's own callback does not wait (it would
+/// never return). Only closes that wait are here: a handful at most.
+static WAITING: Mutex<Vec<(ThreadId, Arc<Gate>)>> = Mutex::new(Vec::new());
+
 impl<E: Send + 'static> Mailbox<E> {
     pub fn new(sink: Sink<E>) -> Arc<Self> {
         Arc::new(Mailbox {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             sink,
             queue: Mutex::new(Queue {
                 events: VecDeque::new(),
                 scheduled: false,
             }),
-            gate: Mutex::new(()),
+            gate: Arc::new(Gate {
+                state: Mutex::new(GateState {
+                    running: None,
+                    waiters: 0,
+                }),
+                idle: Condvar::new(),
+            }),
             closed: AtomicBool::new(false),
         })
     }
@@ -61,13 +79,22 @@ impl<E: Send + 'static> Mailbox<E> {
     /// Runs the callback for `event` on the calling thread (used for the initial listing,
     /// before any pool thread can touch this mailbox). Returns false once closed.
     pub fn deliver_now(&self, event: &E) -> bool {
-        let _gate = lock(&self.gate);
-        if self.closed.load(Ordering::Acquire) {
-            return false;
+        {
+            let mut st = lock(&self.gate.state);
+            // `close` sets `closed` under this lock: a callback starts before it or not at all.
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            st.running = Some(std::thread::current().id());
         }
-        ACTIVE.with(|a| a.borrow_mut().push(self.id));
         let r = catch_unwind(AssertUnwindSafe(|| (self.sink)(event)));
-        ACTIVE.with(|a| a.borrow_mut().pop());
+        {
+            let mut st = lock(&self.gate.state);
+            st.running = None;
+            if st.waiters > 0 {
+                self.gate.idle.notify_all();
+            }
+        }
         if r.is_err() {
             log::error!(target: "etcd_sd", "a callback panicked; event dropped");
         }
@@ -93,21 +120,75 @@ impl<E: Send + 'static> Mailbox<E> {
         }
     }
 
-    /// Stops delivery. On return no callback of this mailbox runs or will run, except when
-    /// called from inside one of its own callbacks: then it returns at once and no further
-    /// callback starts after the current one returns.
+    /// Stops delivery: no callback of this mailbox starts after `close` returns. On return no
+    /// callback of it is running either, except in two cases where waiting for it would never
+    /// end, in which `close` returns at once and the callback in progress finishes later:
+    /// - called from inside one of this mailbox's own callbacks (the caller is that callback);
+    /// - called from inside a callback of another mailbox while this one's callback, on
+    ///   another thread, is itself waiting in a `close`, directly or through others, for the
+    ///   caller's callback to return (two discoveries freeing each other from their
+    ///   callbacks). That callback finishes after the caller's callback returns.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        {
+            let _st = lock(&self.gate.state);
+            self.closed.store(true, Ordering::Release);
+        }
         lock(&self.queue).events.clear();
-        let inside_own = ACTIVE.with(|a| a.borrow().contains(&self.id));
-        if !inside_own {
-            drop(lock(&self.gate));
+        let me = std::thread::current().id();
+        let mut registered = false;
+        let mut st = lock(&self.gate.state);
+        while let Some(holder) = st.running {
+            if holder == me {
+                break; // inside our own callback
+            }
+            if !registered {
+                drop(st);
+                // Check and register under one lock, so that of two closes that would wait
+                // on each other, the second one sees the first.
+                let mut graph = lock(&WAITING);
+                if waits_on(&graph, &self.gate, me) {
+                    log::debug!(target: "etcd_sd",
+                        "callback close: not waiting for a callback that waits for ours");
+                    return;
+                }
+                graph.push((me, self.gate.clone()));
+                registered = true;
+                drop(graph);
+                st = lock(&self.gate.state);
+                continue;
+            }
+            st.waiters += 1;
+            st = self.gate.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.waiters -= 1;
+        }
+        drop(st);
+        if registered {
+            lock(&WAITING).retain(|(t, _)| *t != me);
         }
     }
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+}
+
+/// Whether the thread running a callback behind `gate` is, through the closes in `graph`,
+/// waiting for `me`: following "runs the callback of" and "waits in close on" from the gate
+/// leads back to `me`.
+fn waits_on(graph: &[(ThreadId, Arc<Gate>)], gate: &Gate, me: ThreadId) -> bool {
+    let mut holder = lock(&gate.state).running;
+    // Each step follows a distinct waiting thread: at most `graph.len()` of them.
+    for _ in 0..=graph.len() {
+        match holder {
+            None => return false,
+            Some(t) if t == me => return true,
+            Some(t) => match graph.iter().find(|(w, _)| *w == t) {
+                None => return false,
+                Some((_, g)) => holder = lock(&g.state).running,
+            },
+        }
+    }
+    false
 }
 
 /// What the pool runs: a mailbox of any event type.
@@ -225,6 +306,40 @@ mod tests {
             let k = rx.recv_timeout(Duration::from_secs(5)).unwrap();
             assert_eq!(k, i.to_be_bytes().to_vec());
         }
+    }
+
+    /// A's callback closes B while B's callback, at the same time, closes A: both closes
+    /// return (one waits for the other's callback, the other sees the cycle and does not).
+    #[test]
+    fn mailboxes_closing_each_other_from_their_callbacks_do_not_deadlock() {
+        type Slot = Arc<Mutex<Option<Arc<Mailbox<Event>>>>>;
+        let (tx, rx) = mpsc::channel::<usize>();
+        let rendezvous = Arc::new(std::sync::Barrier::new(2));
+        let slots: [Slot; 2] = [Arc::default(), Arc::default()];
+        let make = |me: usize| {
+            let other = slots[1 - me].clone();
+            let (tx, rendezvous) = (Mutex::new(tx.clone()), rendezvous.clone());
+            Mailbox::new(Box::new(move |_e: &Event| {
+                rendezvous.wait(); // both callbacks in progress at once
+                let victim = lock(&other).take();
+                if let Some(victim) = victim {
+                    victim.close();
+                    lock(&tx).send(1 - me).unwrap();
+                }
+            }) as Sink<Event>)
+        };
+        let (a, b) = (make(0), make(1));
+        *lock(&slots[0]) = Some(a.clone());
+        *lock(&slots[1]) = Some(b.clone());
+        a.post([Event::put("k", "")]);
+        b.post([Event::put("k", "")]);
+        let mut closed = vec![
+            rx.recv_timeout(Duration::from_secs(10)).expect("deadlock"),
+            rx.recv_timeout(Duration::from_secs(10)).expect("deadlock"),
+        ];
+        closed.sort();
+        assert_eq!(closed, [0, 1]);
+        assert!(a.is_closed() && b.is_closed());
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub struct etcd_sd_client {
     pub(crate) inner: kv::Client,
 }
 
-/// When `etcd_sd_client_put` applies.
+/// When `etcd_sd_client_put` applies. Functions take it as a `uint32_t` (C may pass any
+/// integer; one that is not a value here is refused with `ETCD_SD_INVALID_ARGUMENT`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum etcd_sd_put_mode {
@@ -84,13 +85,13 @@ fn give(out: *mut *mut etcd_sd_kvs, kvs: Kvs) {
 }
 
 /// Puts `key -> value` (`value_len` bytes, any content; `value` may be NULL when 0), under
-/// `lease` unless it is 0, when `mode` allows.
+/// `lease` unless it is 0, when `mode` (an `etcd_sd_put_mode` value) allows.
 ///
 /// On success, and when `out_prev` is not NULL, writes the previous key-value (0 or 1
 /// entries) to `*out_prev` (free it with `etcd_sd_kvs_free`). A lease kept by an
 /// `etcd_sd_keepalive` of this process that was lost and re-granted is translated to its
 /// current id, and the key is put back under each later lease too.
-/// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8), `ETCD_SD_EXISTS`
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8, unknown mode), `ETCD_SD_EXISTS`
 /// (`ETCD_SD_PUT_IF_ABSENT` on an existing key), `ETCD_SD_NOT_FOUND` (`ETCD_SD_PUT_IF_PRESENT`
 /// on a missing key, or a lease that does not exist), `ETCD_SD_UNAVAILABLE`,
 /// `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
@@ -101,21 +102,31 @@ pub extern "C" fn etcd_sd_client_put(
     value: *const c_char,
     value_len: usize,
     lease: i64,
-    mode: etcd_sd_put_mode,
+    mode: u32,
     out_prev: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
         let c = unsafe { client_ref(client) }?;
         let key = unsafe { try_str(key, "key") }?;
         let value = unsafe { bytes(value, value_len, "value") }?;
-        let mode = match mode as i32 {
-            0 => PutMode::Always,
-            1 => PutMode::IfAbsent,
-            2 => PutMode::IfPresent,
-            m => return Err(Error::invalid(format!("unknown put mode {m}"))),
-        };
+        let mode = put_mode(mode)?;
         give(out_prev, c.put(key.as_bytes(), value, lease, mode)?);
         Ok(())
+    }
+}
+
+/// An `etcd_sd_put_mode` from C: any integer may arrive, so it is matched as one.
+fn put_mode(mode: u32) -> Result<PutMode> {
+    const ALWAYS: u32 = etcd_sd_put_mode::ETCD_SD_PUT_ALWAYS as u32;
+    const IF_ABSENT: u32 = etcd_sd_put_mode::ETCD_SD_PUT_IF_ABSENT as u32;
+    const IF_PRESENT: u32 = etcd_sd_put_mode::ETCD_SD_PUT_IF_PRESENT as u32;
+    match mode {
+        ALWAYS => Ok(PutMode::Always),
+        IF_ABSENT => Ok(PutMode::IfAbsent),
+        IF_PRESENT => Ok(PutMode::IfPresent),
+        m => Err(Error::invalid(format!(
+            "unknown put mode {m} (not an etcd_sd_put_mode: 0 ALWAYS, 1 IF_ABSENT, 2 IF_PRESENT)"
+        ))),
     }
 }
 

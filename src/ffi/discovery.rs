@@ -94,7 +94,13 @@ impl EventSink for CallbackSink {
 ///
 /// `on_put` and `on_del` may be NULL (those events are ignored). `user_data` is passed to
 /// them untouched; it must stay valid until `etcd_sd_discovery_free` returns.
-/// Blocks until the listing is delivered, at most the connect timeout (5 s here).
+/// Blocks until the listing is delivered. How long: the first page (the first 5,000 keys)
+/// at most the connect timeout (5 s here); a larger prefix is read in later pages (5,000 to
+/// 250,000 keys each, sized from the first page), each of which may take up to 10 s more
+/// (retried across members); plus the time the `on_put` calls themselves take. So a prefix
+/// of at most 5,000 keys is bounded by the connect timeout, and one of n pages by the connect
+/// timeout + (n - 1) x 10 s. If a later page fails, the keys already reported stay reported
+/// and the watch reads the prefix again and reports the difference.
 /// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty prefix, bad endpoints, not UTF-8),
 /// `ETCD_SD_UNAVAILABLE`, `ETCD_SD_ETCD_ERROR`.
 #[no_mangle]
@@ -154,9 +160,18 @@ fn new_discovery(
 /// Stops watching and frees the discovery. NULL is a no-op.
 ///
 /// When it returns, no callback of this discovery is running or will run, so `user_data` may
-/// be freed. Exception: called from inside one of this discovery's own callbacks, it returns
-/// at once without waiting (the current callback is the caller) and no further callback
-/// starts once the current one returns. Must not be called twice on the same pointer.
+/// be freed. Two exceptions, where waiting would never end; in both it returns at once, no
+/// further callback of this discovery starts, and the one in progress finishes later:
+/// - called from inside one of this discovery's own callbacks (the current callback is the
+///   caller);
+/// - called from inside a callback of another discovery (or registry) while a callback of
+///   this one is running on another thread and is itself waiting, directly or through
+///   others, in an `_free` for the caller's callback to return: e.g. discoveries A and B
+///   whose callbacks free each other at the same time. This discovery's callback then
+///   finishes after the caller's callback returns: free `user_data` only after that (for
+///   instance, from the callback in progress itself).
+///
+/// Must not be called twice on the same pointer.
 #[no_mangle]
 pub extern "C" fn etcd_sd_discovery_free(discovery: *mut etcd_sd_discovery) {
     ffi_boundary! {

@@ -77,6 +77,9 @@ pub struct etcd_sd_process_stats {
     pub leases_kept: u64,
     /// Requests sent again after a failure since the process started.
     pub requests_retried: u64,
+    /// Log records dropped since the process started because the log queue (1,024 records)
+    /// was full: stderr or the log callback could not keep up.
+    pub log_records_dropped: u64,
 }
 
 fn member(s: &str) -> [c_char; ETCD_SD_STATS_MEMBER_LEN] {
@@ -193,6 +196,7 @@ pub extern "C" fn etcd_sd_process_stats_get(out: *mut etcd_sd_process_stats) -> 
             members_connected: s.members_connected,
             leases_kept: s.leases_kept,
             requests_retried: s.requests_retried,
+            log_records_dropped: crate::log::dropped(),
         };
         unsafe { fill(out, v) }
     }

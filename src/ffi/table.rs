@@ -87,7 +87,8 @@ pub type etcd_sd_table_changed_fn = Option<
     unsafe extern "C" fn(user_data: *mut c_void, service: *const c_char, service_len: usize),
 >;
 
-/// Lists `prefix` (blocking, at most the connect timeout), builds the table from what it
+/// Lists `prefix` (blocking as `etcd_sd_discovery_new` does: the connect timeout for up to
+/// 5,000 keys, up to 10 s more for each later page), builds the table from what it
 /// finds, and keeps it up to date from a watch (in etcd revision order, resuming and
 /// relisting like `etcd_sd_discovery`). `policy` is an `etcd_sd_policy` value. Every service
 /// under the prefix is kept until one is declared (`etcd_sd_table_declare`).

@@ -48,7 +48,7 @@ int main(void) {
                                          etcd_sd_discovery **) = etcd_sd_discovery_new_with;
     void (*discovery_free)(etcd_sd_discovery *) = etcd_sd_discovery_free;
     etcd_sd_result (*set_logger)(etcd_sd_log_fn, void *) = etcd_sd_set_logger;
-    etcd_sd_result (*set_level)(etcd_sd_log_level) = etcd_sd_set_log_level;
+    etcd_sd_result (*set_level)(uint32_t) = etcd_sd_set_log_level;
     const char *(*last_error)(void) = etcd_sd_last_error;
     const char *(*result_name)(int) = etcd_sd_result_name;
     const char *(*version)(void) = etcd_sd_version;

@@ -757,6 +757,117 @@ static void test_free_inside_callback(void) {
     etcd_sd_registry_free(reg);
 }
 
+/* Two discoveries on one prefix whose callbacks free each other (issue 17): A's callback
+ * frees B while B's callback, running at the same time on the other callback thread, frees
+ * A. Each free used to wait for the other's callback while its own held it: a deadlock. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    etcd_sd_discovery *d[2]; /* taken (set to NULL) by the callback that frees it */
+    int entered;             /* callbacks that reached the rendezvous */
+    int running[2];          /* callbacks of d[i] in progress */
+    int freed[2];            /* etcd_sd_discovery_free(d[i]) returned */
+    int late[2];             /* callbacks of d[i] that started after its free returned */
+    long long free_ms[2];    /* how long that free took */
+} mutual = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {NULL, NULL}, 0, {0, 0},
+            {0, 0}, {0, 0}, {0, 0}};
+static int mutual_ids[2] = {0, 1};
+
+static void mutual_wait(long long deadline_ms, int (*done)(void)) {
+    /* under mutual.mu */
+    while (!done() && now_ms() < deadline_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&mutual.cv, &mutual.mu, &ts);
+    }
+}
+
+static int mutual_both_entered(void) { return mutual.entered >= 2; }
+static int mutual_both_freed(void) { return mutual.freed[0] && mutual.freed[1]; }
+static int mutual_idle(void) { return mutual.running[0] == 0 && mutual.running[1] == 0; }
+
+static void mutual_cb(void *ud, const char *key, size_t key_len, const char *value,
+                      size_t value_len) {
+    int me = *(const int *)ud, other = 1 - me;
+    etcd_sd_discovery *victim;
+    long long t0;
+    (void)key; (void)key_len; (void)value; (void)value_len;
+    pthread_mutex_lock(&mutual.mu);
+    if (mutual.freed[me]) mutual.late[me]++;
+    mutual.running[me]++;
+    mutual.entered++;
+    pthread_cond_broadcast(&mutual.cv);
+    /* Rendezvous: both callbacks in progress at once, so that each free finds the other
+     * discovery's callback running. */
+    mutual_wait(now_ms() + bound(5000), mutual_both_entered);
+    victim = mutual.d[other];
+    mutual.d[other] = NULL;
+    pthread_mutex_unlock(&mutual.mu);
+    if (victim != NULL) {
+        t0 = now_ms();
+        etcd_sd_discovery_free(victim);
+        pthread_mutex_lock(&mutual.mu);
+        mutual.freed[other] = 1;
+        mutual.free_ms[other] = now_ms() - t0;
+        pthread_cond_broadcast(&mutual.cv);
+        pthread_mutex_unlock(&mutual.mu);
+    }
+    pthread_mutex_lock(&mutual.mu);
+    mutual.running[me]--;
+    pthread_cond_broadcast(&mutual.cv);
+    pthread_mutex_unlock(&mutual.mu);
+}
+
+static void test_free_each_other(void) {
+    etcd_sd_registry *reg = new_registry(5);
+    int i, entered, freed0, freed1;
+    for (i = 0; i < 2; i++) {
+        etcd_sd_discovery *d = NULL;
+        CHECK_OK(etcd_sd_discovery_new(endpoints, "/mutual/", mutual_cb, NULL, &mutual_ids[i], &d));
+        pthread_mutex_lock(&mutual.mu);
+        mutual.d[i] = d;
+        pthread_mutex_unlock(&mutual.mu);
+    }
+    reg_put(reg, "/mutual/k", "v"); /* one event for each: both callbacks run at once */
+    pthread_mutex_lock(&mutual.mu);
+    mutual_wait(now_ms() + bound(10000), mutual_both_freed);
+    entered = mutual.entered;
+    freed0 = mutual.freed[0];
+    freed1 = mutual.freed[1];
+    pthread_mutex_unlock(&mutual.mu);
+    CHECK_MSG(entered >= 2, "only %d callback(s) ran: the case needs both at once", entered);
+    CHECK_MSG(freed0 && freed1,
+              "deadlock: the discoveries' frees did not return (A freed: %d, B freed: %d)",
+              freed0, freed1);
+    printf("    frees took %lld ms and %lld ms\n", mutual.free_ms[0], mutual.free_ms[1]);
+    pthread_mutex_lock(&mutual.mu);
+    mutual_wait(now_ms() + bound(5000), mutual_idle);
+    CHECK_MSG(mutual_idle(), "a callback did not return");
+    pthread_mutex_unlock(&mutual.mu);
+    /* Later events reach neither: a marker discovery on the same prefix sees them first. */
+    {
+        recorder r;
+        etcd_sd_discovery *marker;
+        rec_init(&r);
+        marker = new_discovery("/mutual/", &r);
+        reg_put(reg, "/mutual/after", "a");
+        WAIT_EVENT(&r, 0, 'P', "/mutual/after", "a", bound(2000));
+        etcd_sd_discovery_free(marker);
+        rec_destroy(&r);
+    }
+    pthread_mutex_lock(&mutual.mu);
+    CHECK_MSG(mutual.late[0] == 0 && mutual.late[1] == 0 && mutual.entered == 2,
+              "callbacks after free: %d and %d (%d in all)", mutual.late[0], mutual.late[1],
+              mutual.entered);
+    pthread_mutex_unlock(&mutual.mu);
+    etcd_sd_registry_free(reg);
+}
+
 typedef struct {
     pthread_mutex_t mu;
     int stop;
@@ -999,7 +1110,10 @@ static void test_logger(void) {
         CHECK_OK(etcd_sd_options_set_connect_timeout_ms(opts, 500));
         rc = etcd_sd_registry_new_with(opts, &reg);
         etcd_sd_options_free(opts);
-        sleep_ms(50);
+        { /* the logging thread writes stderr shortly after: wait for it (bounded) */
+            long long deadline = now_ms() + bound(5000);
+            while (lseek(fileno(capture), 0, SEEK_END) <= 0 && now_ms() < deadline) sleep_ms(5);
+        }
         CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_WARN));
         fflush(stderr);
         dup2(saved, STDERR_FILENO);
@@ -1074,6 +1188,7 @@ int main(void) {
         {"callbacks_not_concurrent", test_callbacks_not_concurrent},
         {"slow_callback_keeps_lease", test_slow_callback_keeps_lease},
         {"free_inside_callback", test_free_inside_callback},
+        {"free_each_other", test_free_each_other},
         {"no_callback_after_free", test_no_callback_after_free},
         {"crashed_registrant", test_crashed_registrant},
         {"logger", test_logger},

@@ -284,6 +284,26 @@ static void test_stats(void) {
     etcd_sd_registry_free(b);
 }
 
+/* Enums taken from C are plain integers: a value outside the enum is refused with a message
+ * naming it, never undefined behaviour (issue 17). */
+static void test_enums_from_c(void) {
+    etcd_sd_client *c = new_client();
+    char buf[16];
+    CHECK_OK(etcd_sd_client_delete(c, "/ce/k", false, NULL));
+    CHECK_INVALID(etcd_sd_client_put(c, "/ce/k", "v", 1, 0, 99, NULL), "put mode 99");
+    CHECK_INVALID(etcd_sd_client_put(c, "/ce/k", "v", 1, 0, 3, NULL), "put mode 3");
+    CHECK_INVALID(etcd_sd_client_put(c, "/ce/k", "v", 1, 0, 0x80000000u, NULL), "put mode");
+    CHECK(strcmp(value_of(c, "/ce/k", buf, sizeof buf, NULL), "") == 0); /* nothing was put */
+    CHECK_OK(etcd_sd_client_put(c, "/ce/k", "v", 1, 0, ETCD_SD_PUT_IF_ABSENT, NULL));
+    CHECK(strcmp(value_of(c, "/ce/k", buf, sizeof buf, NULL), "v") == 0);
+    CHECK_INVALID(etcd_sd_set_log_level(99), "log level 99");
+    CHECK_INVALID(etcd_sd_set_log_level(5), "log level 5");
+    CHECK_INVALID(etcd_sd_set_log_level(0xffffffffu), "log level");
+    CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_WARN));
+    CHECK_OK(etcd_sd_client_delete(c, "/ce/k", false, NULL));
+    etcd_sd_client_free(c);
+}
+
 int main(void) {
     static const test_case cases[] = {
         {"kv", test_kv},
@@ -291,6 +311,7 @@ int main(void) {
         {"keepalive_recovers", test_keepalive_recovers},
         {"watch", test_watch},
         {"stats", test_stats},
+        {"enums_from_c", test_enums_from_c},
     };
 
     test_begin();

@@ -43,8 +43,15 @@ namespace etcd {
  * Watcher, in revision order. It may call any Client method, and may Cancel() or destroy its
  * own Watcher. An exception it throws is reported on stderr and dropped.
  *
- * The constructors block until the watch is established (at most the connect timeout) and
- * throw std::runtime_error if etcd does not answer. Cancel() and the destructor stop it in
+ * The constructors do not wait for the watch stream to be established: they do one read of
+ * the key or prefix (at most the connect timeout: it fixes the revision the watch starts
+ * from and seeds prev_kv), then return while the stream is opened in the background; no
+ * change after that revision is lost. With fromIndex > 1 the read is of the key or prefix as
+ * it was at revision fromIndex - 1. With fromIndex == 1 there is nothing to read (nothing
+ * existed before revision 1): they do no I/O at all, so they cannot fail against an
+ * unreachable etcd; the stream then retries in the background. They throw
+ * std::runtime_error if the read fails (etcd does not answer) and std::invalid_argument for
+ * a bad key or range. Cancel() and the destructor stop it in
  * bounded time, with etcd up or down; afterwards no callback runs. Wait() blocks until
  * Cancel() is called (from another thread or from the callback): the watch does not end on
  * its own. Not copyable, not movable.

@@ -1,0 +1,275 @@
+//! The log sink (issue 17): a replaced logger is never called once `etcd_sd_set_logger`
+//! returns, re-entrant sinks do not deadlock, and a stderr nobody reads never stalls the I/O
+//! thread (keep-alives go on).
+
+mod common;
+
+use common::{opts, Etcd};
+use etcd_sd::ffi::{etcd_sd_log_level, etcd_sd_result, etcd_sd_set_logger};
+use etcd_sd::Registry;
+use std::io::{BufRead, BufReader, Write};
+use std::os::raw::{c_char, c_void};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The logger is process-wide: the cases that replace it take turns.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// One installed logger's `user_data`.
+#[derive(Default)]
+struct Probe {
+    calls: AtomicU64,
+    /// Set once `etcd_sd_set_logger` replacing this logger returned: the memory is "freed".
+    freed: AtomicBool,
+    /// Calls that were running, or started, after `freed` was set.
+    late: AtomicU64,
+    /// What the callback does from inside (see `probe_log`).
+    reentrant: AtomicU64,
+}
+
+const LOG_FROM_INSIDE: u64 = 1;
+const REPLACE_FROM_INSIDE: u64 = 2;
+
+unsafe extern "C" fn probe_log(
+    user_data: *mut c_void,
+    _level: etcd_sd_log_level,
+    _message: *const c_char,
+    _message_len: usize,
+) {
+    let p = &*(user_data as *const Probe);
+    if p.freed.load(Ordering::SeqCst) {
+        p.late.fetch_add(1, Ordering::SeqCst);
+    }
+    p.calls.fetch_add(1, Ordering::SeqCst);
+    match p.reentrant.load(Ordering::SeqCst) {
+        LOG_FROM_INSIDE => log::warn!(target: "etcd_sd", "logged from inside the log callback"),
+        REPLACE_FROM_INSIDE => {
+            // Replaces itself with stderr: must return (not wait for this very call).
+            assert_eq!(
+                etcd_sd_set_logger(None, std::ptr::null_mut()),
+                etcd_sd_result::ETCD_SD_OK
+            );
+            p.reentrant.store(0, Ordering::SeqCst);
+        }
+        _ => {}
+    }
+    // Some work, so that a call is often in flight when the logger is replaced.
+    for _ in 0..50 {
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    }
+    // Still running after the replacement returned: the caller may have freed user_data.
+    if p.freed.load(Ordering::SeqCst) {
+        p.late.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn install(p: &Probe) {
+    let ud = p as *const Probe as *mut c_void;
+    assert_eq!(
+        etcd_sd_set_logger(Some(probe_log), ud),
+        etcd_sd_result::ETCD_SD_OK
+    );
+}
+
+/// Waits (bounded) until `p` has been called `n` times.
+fn wait_calls(p: &Probe, n: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.calls.load(Ordering::SeqCst) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the logger was not called"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Another thread logs in a loop while the logger is replaced again and again: once
+/// `etcd_sd_set_logger(NULL)` returns, the old logger is neither running nor called again.
+#[test]
+fn replaced_logger_is_never_called_after_the_replace_returns() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    etcd_sd::log::set_level(log::LevelFilter::Warn);
+    let stop = Arc::new(AtomicBool::new(false));
+    let logger = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                log::warn!(target: "etcd_sd", "record {i}");
+                i += 1;
+                if i % 64 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    // Keep stderr quiet between two loggers: a logger that counts nothing in particular.
+    let quiet = Box::leak(Box::<Probe>::default());
+    let mut late = 0;
+    for round in 0..200 {
+        let p = Box::new(Probe::default());
+        install(&p);
+        wait_calls(&p, 1, &format!("round {round}"));
+        install(quiet); // replaces `p`
+        p.freed.store(true, Ordering::SeqCst);
+        // A marker: the next logger is called after this point; `p` must not be.
+        wait_calls(quiet, quiet.calls.load(Ordering::SeqCst) + 2, "marker");
+        late += p.late.load(Ordering::SeqCst);
+    }
+    stop.store(true, Ordering::SeqCst);
+    logger.join().unwrap();
+    etcd_sd::log::flush(Duration::from_secs(10)); // the queued records go to `quiet`
+    assert_eq!(
+        etcd_sd_set_logger(None, std::ptr::null_mut()),
+        etcd_sd_result::ETCD_SD_OK
+    );
+    assert_eq!(
+        late, 0,
+        "{late} calls of a logger after etcd_sd_set_logger replaced it"
+    );
+}
+
+/// A log callback may log (through a library call) and may replace the logger, itself
+/// included, without a deadlock.
+#[test]
+fn log_callback_may_log_and_replace_the_logger() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    etcd_sd::log::set_level(log::LevelFilter::Warn);
+    let p = Box::leak(Box::<Probe>::default());
+    p.reentrant.store(LOG_FROM_INSIDE, Ordering::SeqCst);
+    install(p);
+    log::warn!(target: "etcd_sd", "first");
+    // The record logged from inside is delivered too (and logs another: a chain).
+    wait_calls(p, 5, "logging from inside");
+    p.reentrant.store(REPLACE_FROM_INSIDE, Ordering::SeqCst);
+    let q = Box::leak(Box::<Probe>::default());
+    // The chain goes on until the callback replaced itself with stderr; then `q` takes over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.reentrant.load(Ordering::SeqCst) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the callback never replaced itself"
+        );
+        std::thread::yield_now();
+    }
+    let n = p.calls.load(Ordering::SeqCst);
+    install(q);
+    p.freed.store(true, Ordering::SeqCst);
+    log::warn!(target: "etcd_sd", "to q");
+    wait_calls(q, 1, "after the self-replacement");
+    assert_eq!(
+        p.calls.load(Ordering::SeqCst),
+        n,
+        "the self-replaced logger was called again"
+    );
+    assert_eq!(p.late.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        etcd_sd_set_logger(None, std::ptr::null_mut()),
+        etcd_sd_result::ETCD_SD_OK
+    );
+}
+
+/// Where a record goes matters little here: what matters is that writing it never holds up
+/// the I/O thread. The child process (this binary, re-executed) has a stderr pipe that nobody
+/// reads, filled before the library starts; a keep-alive on a second etcd then fails, which
+/// logs a warning from the I/O thread. The first registry's lease must go on being renewed.
+#[test]
+fn full_stderr_pipe_does_not_stall_keepalives() {
+    if std::env::var("ETCD_SD_STALL_CHILD").is_ok() {
+        return stall_child();
+    }
+    let live = Etcd::start();
+    let mut doomed = Etcd::start();
+    // Renewed every ttl/3 s, and etcd reports the time left in whole seconds: with 6 s the
+    // time left is seen to go up at each renewal (4 -> 5 or 6).
+    let ttl = 6;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "full_stderr_pipe_does_not_stall_keepalives",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ETCD_SD_STALL_CHILD", "1")
+        .env("ETCD_SD_LIVE", live.endpoint())
+        .env("ETCD_SD_DOOMED", doomed.endpoint())
+        .env("ETCD_SD_TTL", ttl.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped()) // never read; kept open until the end
+        .spawn()
+        .unwrap();
+    let _stderr = child.stderr.take();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest may print "test NAME ... " first, on the same line.
+            if let Some((_, id)) = line.split_once("ready ") {
+                let _ = tx.send(Ok(i64::from_str_radix(id.trim(), 16).unwrap()));
+            } else if line.contains("error: ") {
+                let _ = tx.send(Err(line));
+            }
+        }
+    });
+    let lease = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the child did not register within 30 s")
+        .unwrap_or_else(|e| panic!("child: {e}"));
+    doomed.kill(); // the child's keep-alive stream to it fails: a WARN from the I/O thread
+    let client = etcd_sd::kv::Client::new(&opts(&live.endpoint(), ttl)).unwrap();
+    // The condition: the lease is seen renewed (its time left goes up) twice after the kill,
+    // which takes 2 to 3 renewal intervals; stalled, it would expire instead.
+    let start = Instant::now();
+    let (mut renewals, mut last) = (0, i64::MAX);
+    while renewals < 2 {
+        let (left, _) = client.lease_ttl(lease).unwrap();
+        assert!(
+            left > 0,
+            "the lease expired {:?} after the keep-alive failure: the I/O thread stalled",
+            start.elapsed()
+        );
+        if left > last {
+            renewals += 1;
+        }
+        last = left;
+        assert!(start.elapsed() < Duration::from_secs(30), "no renewal seen");
+        std::thread::sleep(Duration::from_millis(100)); // polling etcd, not synchronising
+    }
+    let _ = child.stdin.take().map(|mut s| s.write_all(b"bye\n"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn stall_child() {
+    let env = |k: &str| std::env::var(k).unwrap();
+    let ttl: i64 = env("ETCD_SD_TTL").parse().unwrap();
+    // Fill the pipe: write without blocking until it would block.
+    // SAFETY: fcntl and write on fd 2 with a local buffer.
+    unsafe {
+        let flags = libc::fcntl(2, libc::F_GETFL);
+        libc::fcntl(2, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let buf = [b'x'; 4096];
+        while libc::write(2, buf.as_ptr().cast(), buf.len()) > 0 {}
+        libc::fcntl(2, libc::F_SETFL, flags);
+    }
+    // stderr is full: failures are reported on stdout.
+    let registry = |endpoint: &str, key: &str| {
+        let r = Registry::new(&opts(endpoint, ttl)).and_then(|r| r.register(key, "v").map(|_| r));
+        r.unwrap_or_else(|e| {
+            println!("error: {key}: {e}");
+            std::process::exit(1)
+        })
+    };
+    let a = registry(&env("ETCD_SD_LIVE"), "/stall/a");
+    let _b = registry(&env("ETCD_SD_DOOMED"), "/stall/b");
+    println!("ready {:x}", a.lease_id());
+    std::io::stdout().flush().unwrap();
+    // Until the parent is done (it kills us).
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    std::process::exit(0);
+}
