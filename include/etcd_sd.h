@@ -774,6 +774,59 @@ enum etcd_sd_result etcd_sd_client_range_at(const struct etcd_sd_client *client,
                                             struct etcd_sd_kvs **out);
 
 /**
+ * Reads one key of any bytes (`key_len` bytes at `key`, NUL included if any) as it was at
+ * `revision` (0: now) into `*out`. The byte-string form of `etcd_sd_client_get_at`.
+ * Errors: as `etcd_sd_client_get_at` (an empty key: `ETCD_SD_INVALID_ARGUMENT`).
+ */
+enum etcd_sd_result etcd_sd_client_get_bytes(const struct etcd_sd_client *client,
+                                             const char *key,
+                                             size_t key_len,
+                                             int64_t revision,
+                                             struct etcd_sd_kvs **out);
+
+/**
+ * Reads every key in `[key, range_end)`, both of any bytes (`range_end_len` 0: every key
+ * starting with `key`; the one byte "\0": every key from `key` on; `key` "\0" with
+ * `range_end` "\0": every key), at most `limit` when > 0, at `revision` (0: now), into
+ * `*out`. The byte-string form of `etcd_sd_client_range_at`.
+ * Errors: as `etcd_sd_client_get_at`.
+ */
+enum etcd_sd_result etcd_sd_client_range_bytes(const struct etcd_sd_client *client,
+                                               const char *key,
+                                               size_t key_len,
+                                               const char *range_end,
+                                               size_t range_end_len,
+                                               int64_t limit,
+                                               int64_t revision,
+                                               struct etcd_sd_kvs **out);
+
+/**
+ * Puts a key of any bytes (`key_len` bytes at `key`): the byte-string form of
+ * `etcd_sd_client_put`, with the same modes, lease translation and errors.
+ */
+enum etcd_sd_result etcd_sd_client_put_bytes(const struct etcd_sd_client *client,
+                                             const char *key,
+                                             size_t key_len,
+                                             const char *value,
+                                             size_t value_len,
+                                             int64_t lease,
+                                             uint32_t mode,
+                                             struct etcd_sd_kvs **out_prev);
+
+/**
+ * Deletes the key of any bytes `key` (`key_len` bytes) when `range_end_len` is 0, else every
+ * key in `[key, range_end)` ("\0": every key from `key` on); writes what was deleted to
+ * `*out_deleted` when it is not NULL. No keep-alive of this process puts a deleted key back.
+ * Errors: as `etcd_sd_client_get`.
+ */
+enum etcd_sd_result etcd_sd_client_delete_bytes(const struct etcd_sd_client *client,
+                                                const char *key,
+                                                size_t key_len,
+                                                const char *range_end,
+                                                size_t range_end_len,
+                                                struct etcd_sd_kvs **out_deleted);
+
+/**
  * Deletes `key`, or every key under it when `prefix` is true. When `out_deleted` is not NULL
  * writes what was deleted to it (0 entries when nothing was). A deleted key is no longer put
  * back by any keep-alive of this process.

@@ -164,6 +164,19 @@ impl Client {
         Ok(Kvs { revision, kvs })
     }
 
+    /// Deletes every key in `[from, end)` (`end` "\0": every key from `from` on); returns
+    /// what was deleted. No keep-alive of this process puts a deleted key back.
+    pub fn delete_range(&self, from: &[u8], end: &[u8]) -> Result<Kvs> {
+        check_key(from)?;
+        if end.is_empty() {
+            return Err(Error::invalid("range end is empty"));
+        }
+        for k in self.session.kept_keys_in(from, end) {
+            self.session.forget(&k, false);
+        }
+        self.run("delete", |c| kv_req::delete_range(c, from, end))
+    }
+
     /// Runs a transaction. One that only reads is retried across members like any read; one
     /// that writes is sent once (a retry after a lost answer could apply it twice), after
     /// connecting (which is retried).

@@ -510,3 +510,27 @@ fn a_keep_alive_revoked_by_its_own_process_ends_for_good() {
     assert!(matches!(ka.check(), Err(Error::Lost(_))));
     ka.revoke().unwrap();
 }
+
+#[test]
+fn binary_keys_and_open_ranges() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    c.put(b"/bin/a\0x", b"\0v", 0, PutMode::Always).unwrap();
+    c.put(b"/bin/b", b"2", 0, PutMode::Always).unwrap();
+    c.put(b"/bio", b"3", 0, PutMode::Always).unwrap();
+    assert!(
+        c.get(b"/bin/a").unwrap().kvs.is_empty(),
+        "the NUL is part of the key"
+    );
+    assert_eq!(c.get(b"/bin/a\0x").unwrap().kvs[0].value, b"\0v");
+    // "\0" as a range end: every key from the start key on; from "\0": every key.
+    assert_eq!(c.range_at(b"/bin/b", b"\0", 0, 0).unwrap().kvs.len(), 2);
+    assert_eq!(c.range_at(b"\0", b"\0", 0, 0).unwrap().kvs.len(), 3);
+    let deleted = c.delete_range(b"/bin/", b"/bin/b").unwrap();
+    assert_eq!(deleted.kvs.len(), 1);
+    assert_eq!(c.delete_range(b"\0", b"\0").unwrap().kvs.len(), 2);
+    assert!(matches!(
+        c.delete_range(b"/x", b""),
+        Err(Error::InvalidArgument(_))
+    ));
+}

@@ -211,6 +211,97 @@ pub extern "C" fn etcd_sd_client_range_at(
     }
 }
 
+/// Reads one key of any bytes (`key_len` bytes at `key`, NUL included if any) as it was at
+/// `revision` (0: now) into `*out`. The byte-string form of `etcd_sd_client_get_at`.
+/// Errors: as `etcd_sd_client_get_at` (an empty key: `ETCD_SD_INVALID_ARGUMENT`).
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_get_bytes(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    key_len: usize,
+    revision: i64,
+    out: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        give(out, c.get_at(key, revision)?);
+        Ok(())
+    }
+}
+
+/// Reads every key in `[key, range_end)`, both of any bytes (`range_end_len` 0: every key
+/// starting with `key`; the one byte "\0": every key from `key` on; `key` "\0" with
+/// `range_end` "\0": every key), at most `limit` when > 0, at `revision` (0: now), into
+/// `*out`. The byte-string form of `etcd_sd_client_range_at`.
+/// Errors: as `etcd_sd_client_get_at`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_range_bytes(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    key_len: usize,
+    range_end: *const c_char,
+    range_end_len: usize,
+    limit: i64,
+    revision: i64,
+    out: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        let end = unsafe { bytes(range_end, range_end_len, "range_end") }?;
+        give(out, c.range_at(key, end, limit, revision)?);
+        Ok(())
+    }
+}
+
+/// Puts a key of any bytes (`key_len` bytes at `key`): the byte-string form of
+/// `etcd_sd_client_put`, with the same modes, lease translation and errors.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_put_bytes(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    key_len: usize,
+    value: *const c_char,
+    value_len: usize,
+    lease: i64,
+    mode: u32,
+    out_prev: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        let value = unsafe { bytes(value, value_len, "value") }?;
+        give(out_prev, c.put(key, value, lease, put_mode(mode)?)?);
+        Ok(())
+    }
+}
+
+/// Deletes the key of any bytes `key` (`key_len` bytes) when `range_end_len` is 0, else every
+/// key in `[key, range_end)` ("\0": every key from `key` on); writes what was deleted to
+/// `*out_deleted` when it is not NULL. No keep-alive of this process puts a deleted key back.
+/// Errors: as `etcd_sd_client_get`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_client_delete_bytes(
+    client: *const etcd_sd_client,
+    key: *const c_char,
+    key_len: usize,
+    range_end: *const c_char,
+    range_end_len: usize,
+    out_deleted: *mut *mut etcd_sd_kvs,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        let c = unsafe { client_ref(client) }?;
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        let end = unsafe { bytes(range_end, range_end_len, "range_end") }?;
+        let deleted = if end.is_empty() { c.delete(key, false)? } else { c.delete_range(key, end)? };
+        give(out_deleted, deleted);
+        Ok(())
+    }
+}
+
 /// Deletes `key`, or every key under it when `prefix` is true. When `out_deleted` is not NULL
 /// writes what was deleted to it (0 entries when nothing was). A deleted key is no longer put
 /// back by any keep-alive of this process.

@@ -31,10 +31,21 @@ pub(crate) async fn get(mut c: etcd_client::Client, key: &[u8], at: i64) -> Resu
 }
 
 /// Deletes `key`, or every key under it when `prefix`; returns what was deleted.
-pub(crate) async fn delete(mut c: etcd_client::Client, key: &[u8], prefix: bool) -> Result<Kvs> {
+pub(crate) async fn delete(c: etcd_client::Client, key: &[u8], prefix: bool) -> Result<Kvs> {
+    let end = if prefix { prefix_end(key) } else { Vec::new() };
+    delete_range(c, key, &end).await
+}
+
+/// Deletes `key`, or every key in `[key, end)` when `end` is not empty; returns what was
+/// deleted.
+pub(crate) async fn delete_range(
+    mut c: etcd_client::Client,
+    key: &[u8],
+    end: &[u8],
+) -> Result<Kvs> {
     let mut opts = DeleteOptions::new().with_prev_key();
-    if prefix {
-        opts = opts.with_range(prefix_end(key));
+    if !end.is_empty() {
+        opts = opts.with_range(end.to_vec());
     }
     let mut resp = c
         .delete(key, Some(opts))

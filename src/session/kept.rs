@@ -440,6 +440,15 @@ impl KeptInner {
         l
     }
 
+    /// The keys kept under this lease that lie in `[from, end)` ("\0": no end).
+    pub(crate) fn keys_in(&self, from: &[u8], end: &[u8]) -> Vec<Vec<u8>> {
+        lock(&self.keys)
+            .keys()
+            .filter(|k| k.as_slice() >= from && (end == [0] || k.as_slice() < end))
+            .cloned()
+            .collect()
+    }
+
     /// Forgets `key` (every key under it when `prefix`) whoever put it.
     pub(crate) fn forget(&self, key: &[u8], prefix: bool) {
         let mut keys = lock(&self.keys);

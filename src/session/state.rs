@@ -102,6 +102,15 @@ impl Session {
         self.book.lookup(id).filter(|k| !k.is_retired())
     }
 
+    /// The keys kept by leases of this session that lie in `[from, end)` ("\0": no end).
+    pub(crate) fn kept_keys_in(&self, from: &[u8], end: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in self.book.owners() {
+            out.extend(k.keys_in(from, end));
+        }
+        out
+    }
+
     /// A key (or prefix) was deleted through the client: no kept lease puts it back.
     pub(crate) fn forget(&self, key: &[u8], prefix: bool) {
         for k in self.book.owners() {
