@@ -193,3 +193,35 @@ fn registries_made_together_against_a_silent_etcd_each_fail_within_the_connect_t
         assert!(took < Duration::from_millis(2500), "took {took:?}: {err}");
     }
 }
+
+/// A first connection slower than a third of the connect timeout (but within it) succeeds:
+/// `retry` used to cut it at max(limit / 3, 1 s) and start again, failing every time.
+#[test]
+fn a_slow_first_connection_within_the_connect_timeout_succeeds() {
+    let etcd = Etcd::start();
+    let target = etcd.endpoint().trim_start_matches("http://").to_owned();
+    // A proxy that holds each new connection 1.5 s before passing bytes both ways: a slow
+    // network or a busy TLS terminator in front of etcd.
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in proxy.incoming().flatten() {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    return;
+                };
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut c, mut s) = (client, server);
+                std::thread::spawn(move || std::io::copy(&mut c2, &mut s2));
+                let _ = std::io::copy(&mut s, &mut c);
+            });
+        }
+    });
+    let mut o = options(&format!("127.0.0.1:{port}"));
+    o.set_connect_timeout(Duration::from_secs(4)).unwrap();
+    let (r, took) = timed(|| Registry::new(&o));
+    assert!(r.is_ok(), "{:?} after {took:?}", r.err());
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}

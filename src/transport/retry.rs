@@ -131,19 +131,38 @@ where
     let mut tried = Tried::new(&conn.endpoints);
     loop {
         let attempt_start = tokio::time::Instant::now();
-        let until = deadline.min(attempt_start + per_attempt);
         let used = AtomicUsize::new(0);
-        let outcome = tokio::time::timeout_at(until, async {
+        // With one endpoint, connecting (TLS, authenticating) is bounded by the connect timeout
+        // and the limit only: cutting it at the per-attempt share would fail a slow first
+        // connection that the connect timeout allows, with no other member to try instead.
+        // With several, a member too slow to connect is left for the next after its share.
+        let connect_until = if conn.endpoints.len() == 1 {
+            deadline
+        } else {
+            deadline.min(attempt_start + per_attempt)
+        };
+        let outcome = tokio::time::timeout_at(deadline, async {
             // Recorded before `pick`, so that a member too slow even to connect is left too.
             used.store(conn.current.load(Ordering::Acquire), Ordering::Relaxed);
-            let member = conn.pick().await.map_err(|e| (e, None))?;
+            let member = match tokio::time::timeout_at(connect_until, conn.pick()).await {
+                Ok(picked) => picked.map_err(|e| (e, None))?,
+                Err(_) => return Ok(None),
+            };
             used.store(member.idx, Ordering::Relaxed);
-            match attempt(member.client.clone()).await {
-                Ok(v) => Ok(v),
-                Err(e) => Err((e, Some(member))),
+            let until = deadline.min(tokio::time::Instant::now() + per_attempt);
+            match tokio::time::timeout_at(until, attempt(member.client.clone())).await {
+                Ok(Ok(v)) => Ok(Some(v)),
+                Ok(Err(e)) => Err((e, Some(member))),
+                Err(_) => Ok(None),
             }
         })
         .await;
+        // `Err(())`: no answer in time, while connecting or from the request.
+        let outcome = match outcome {
+            Ok(Ok(Some(v))) => Ok(Ok(v)),
+            Ok(Err(failed)) => Ok(Err(failed)),
+            Ok(Ok(None)) | Err(_) => Err(()),
+        };
         let idx = used.load(Ordering::Relaxed);
         let err = match outcome {
             Ok(Ok(v)) => {
@@ -161,10 +180,10 @@ where
                 }
                 e
             }
-            Err(_) => {
+            Err(()) => {
                 // No answer in time: leave this member for the next one.
                 conn.advance(idx);
-                let e = Error::Timeout(until - attempt_start, what.to_owned());
+                let e = Error::Timeout(attempt_start.elapsed(), what.to_owned());
                 conn.note_failure(&e);
                 e
             }
