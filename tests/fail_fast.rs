@@ -195,10 +195,11 @@ fn registries_made_together_against_a_silent_etcd_each_fail_within_the_connect_t
 }
 
 /// A first connection slower than a third of the connect timeout (but within it) succeeds:
-/// `retry` used to cut it at max(limit / 3, 1 s) and start again, failing every time.
+/// `retry` used to cut it at max(limit / 3, 1 s) and start again on a new connection, failing
+/// every time. With auth, connecting includes authenticating, through the slow path.
 #[test]
 fn a_slow_first_connection_within_the_connect_timeout_succeeds() {
-    let etcd = Etcd::start();
+    let etcd = common::secure::auth_etcd();
     let target = etcd.endpoint().trim_start_matches("http://").to_owned();
     // A proxy that holds each new connection 1.5 s before passing bytes both ways: a slow
     // network or a busy TLS terminator in front of etcd.
@@ -221,6 +222,7 @@ fn a_slow_first_connection_within_the_connect_timeout_succeeds() {
     });
     let mut o = options(&format!("127.0.0.1:{port}"));
     o.set_connect_timeout(Duration::from_secs(4)).unwrap();
+    o.set_user("svc", "S3cret-pw").unwrap();
     let (r, took) = timed(|| Registry::new(&o));
     assert!(r.is_ok(), "{:?} after {took:?}", r.err());
     assert!(took < Duration::from_secs(4), "{took:?}");
