@@ -11,9 +11,13 @@ A `mod.rs` is a facade: it declares and re-exports its children, so its children
 it (`super::Item` where Item is defined in mod.rs is an edge back up, and a cycle). Likewise
 nothing inside src/ may name a re-export of lib.rs (`crate::Error`): name the defining module.
 
-Prints every cycle (strongly connected component with more than one file, or a file naming
-itself through its parent) and exits 1 if there is one; with --graph prints the edges, and
-with --layers prints each file's depth (longest path down to a leaf).
+Then it reads the layers drawn in the README's "Architecture" section (`[N] name` lines, each
+followed by the files of that layer) and checks that every file of src/ is in exactly one
+layer and that no file imports one of a higher layer.
+
+Prints every cycle (strongly connected component with more than one file) and every upward
+import, and exits 1 if there is one; with --graph prints the edges, and with --layers prints
+each file's depth (longest path down to a leaf).
 """
 import os
 import re
@@ -164,6 +168,28 @@ def sccs(edges):
     return out
 
 
+def readme_layers():
+    """{'src/x.rs': (N, 'name')} from the README's Architecture block."""
+    path = os.path.join(ROOT, "..", "README.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start = text.find("## Architecture")
+    if start < 0:
+        return None
+    block = text[start:].split("```")[1]
+    layers, current, problems = {}, None, []
+    for line in block.splitlines():
+        m = re.match(r"\[(\d+)\]\s+(\w+)", line.strip())
+        if m:
+            current = (int(m.group(1)), m.group(2))
+            continue
+        for f in re.findall(r"src/\S+\.rs", line):
+            if f in layers:
+                problems.append(f"README: {f} is in two layers")
+            layers[f] = current
+    return layers, problems
+
+
 def name(files, m):
     return "src/" + files[m][0]
 
@@ -188,6 +214,26 @@ def main():
 
         for m in sorted(files, key=lambda m: (d(m), m)):
             print(f"{d(m):2} {name(files, m)}")
+    problems = []
+    drawn = readme_layers()
+    if drawn is None:
+        problems.append("README.md has no Architecture section")
+    else:
+        layer_of, problems = drawn
+        names = {name(files, m) for m in files}
+        for f in sorted(names - set(layer_of)):
+            problems.append(f"README: {f} is in no layer of the Architecture section")
+        for f in sorted(set(layer_of) - names):
+            problems.append(f"README: {f} is drawn but is not a module of src/")
+        for m in sorted(edges):
+            for t in sorted(edges[m]):
+                a, b = layer_of.get(name(files, m)), layer_of.get(name(files, t))
+                if a and b and b[0] > a[0]:
+                    problems.append(
+                        f"upward import: {name(files, m)} ({a[1]}) imports {name(files, t)} ({b[1]})"
+                    )
+    for p in problems:
+        print(p)
     cycles = [c for c in sccs(edges) if len(c) > 1]
     for c in cycles:
         members = sorted(name(files, m) for m in c)
@@ -195,10 +241,13 @@ def main():
         for m in sorted(c):
             inside = sorted(name(files, t) for t in edges[m] if t in c)
             print(f"    {name(files, m)} imports {', '.join(inside)}")
-    if cycles:
-        print(f"{len(cycles)} import cycle(s) among the modules of src/", file=sys.stderr)
+    if cycles or problems:
+        print(
+            f"{len(cycles)} import cycle(s), {len(problems)} layering problem(s) in src/",
+            file=sys.stderr,
+        )
         return 1
-    print(f"no import cycle among the {len(files)} modules of src/")
+    print(f"no import cycle and no upward import among the {len(files)} modules of src/")
     return 0
 
 
