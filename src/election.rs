@@ -20,7 +20,6 @@ pub struct Election {
     client: Client,
     leader: LeaderKey,
     held: Held,
-    released: bool,
 }
 
 impl Election {
@@ -74,7 +73,6 @@ impl Election {
             client: client.clone(),
             leader,
             held,
-            released: false,
         })
     }
 
@@ -105,24 +103,8 @@ impl Election {
     }
 
     fn release(&mut self) -> Result<()> {
-        if std::mem::replace(&mut self.released, true) {
-            return Ok(());
-        }
-        let lost = self.held.check();
-        self.held.release();
-        let conn = self.client.session.conn().clone();
-        let limit = self.client.opts.request_timeout;
-        let resigned = if lost.is_ok() {
-            runtime::block_on(retry(&conn, limit, "resign", |c| resign(c, &self.leader)))
-                .and_then(|r| r)
-                .map(|_| ())
-        } else {
-            Ok(())
-        };
-        if let Some(k) = &self.held.kept {
-            let _ = k.revoke();
-        }
-        lost.and(resigned)
+        let (leader, limit) = (&self.leader, self.client.opts.request_timeout);
+        self.held.give_back(limit, "resign", |c| resign(c, leader))
     }
 }
 

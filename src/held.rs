@@ -11,10 +11,12 @@
 use crate::dispatch::{Mailbox, Sink};
 use crate::error::{Error, Result};
 use crate::event::EventKind;
+use crate::runtime;
 use crate::session::kept::{GaveUp, KeptLease};
 use crate::session::watch::{self, Batch, Handle, Spec, Table};
-use crate::transport::Shared;
+use crate::transport::{retry, Shared};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// The loss state shared with the watch and the keep-alive.
 struct State {
@@ -46,8 +48,10 @@ impl State {
 /// A key held under a lease, watched for its loss.
 pub(crate) struct Held {
     state: Arc<State>,
+    conn: Arc<Shared>,
     /// The lease, when the library granted it (it is revoked on release).
-    pub(crate) kept: Option<KeptLease>,
+    kept: Option<KeptLease>,
+    released: bool,
     _watch: Handle,
 }
 
@@ -79,7 +83,7 @@ impl Held {
             }
         });
         let spec = Spec { key, prefix: false };
-        let watch = watch::start(conn, spec, revision + 1, table, false, deliver);
+        let watch = watch::start(conn.clone(), spec, revision + 1, table, false, deliver);
         if let Some(k) = &kept {
             let target = state.clone();
             k.set_give_up_sink(Some(Box::new(move |g: &GaveUp| {
@@ -88,7 +92,9 @@ impl Held {
         }
         Held {
             state,
+            conn,
             kept,
+            released: false,
             _watch: watch,
         }
     }
@@ -101,8 +107,39 @@ impl Held {
         }
     }
 
-    /// Marks it released by its owner: no loss is reported from now on.
-    pub(crate) fn release(&self) {
+    /// Gives it back (once; later calls do nothing): unless it was lost, sends `request` (the
+    /// unlock or the resign, retried within `limit`); then revokes the lease the library
+    /// granted for it. `Err(Lost)` when it was lost before (nothing was held any more).
+    /// Blocks; refuses (leaving the lease to expire) inside an async runtime.
+    pub(crate) fn give_back<T, F, Fut>(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        request: F,
+    ) -> Result<()>
+    where
+        F: FnMut(etcd_client::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if std::mem::replace(&mut self.released, true) {
+            return Ok(());
+        }
+        let lost = self.check();
+        self.stop_reporting();
+        let sent = match lost {
+            Ok(()) => runtime::block_on(retry(&self.conn, limit, what, request))
+                .and_then(|r| r)
+                .map(|_| ()),
+            Err(_) => Ok(()),
+        };
+        if let Some(k) = &self.kept {
+            let _ = k.revoke();
+        }
+        lost.and(sent)
+    }
+
+    /// From now on no loss is reported, and `check` says it was released.
+    fn stop_reporting(&self) {
         if let Some(m) = lock(&self.state.sink).take() {
             m.close();
         }
@@ -119,6 +156,6 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.release();
+        self.stop_reporting();
     }
 }

@@ -46,7 +46,6 @@ pub struct Lock {
     revision: i64,
     lease: i64,
     held: Held,
-    released: bool,
 }
 
 impl Lock {
@@ -113,7 +112,6 @@ impl Lock {
             revision: kv.create_revision,
             lease: lease_id,
             held,
-            released: false,
         })
     }
 
@@ -151,24 +149,8 @@ impl Lock {
     }
 
     fn release(&mut self) -> Result<()> {
-        if std::mem::replace(&mut self.released, true) {
-            return Ok(());
-        }
-        let lost = self.held.check();
-        self.held.release();
-        let conn = self.client.session.conn().clone();
-        let limit = self.client.opts.request_timeout;
-        let unlocked = if lost.is_ok() {
-            runtime::block_on(retry(&conn, limit, "unlock", |c| unlock(c, &self.key)))
-                .and_then(|r| r)
-                .map(|_| ())
-        } else {
-            Ok(())
-        };
-        if let Some(k) = &self.held.kept {
-            let _ = k.revoke();
-        }
-        lost.and(unlocked)
+        let (key, limit) = (&self.key, self.client.opts.request_timeout);
+        self.held.give_back(limit, "unlock", |c| unlock(c, key))
     }
 }
 
