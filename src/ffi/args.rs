@@ -27,6 +27,20 @@ pub(crate) unsafe fn try_str<'a>(p: *const c_char, what: &str) -> Result<&'a str
         .map_err(|e| Error::invalid(format!("{what} is not valid UTF-8 ({e})")))
 }
 
+/// `len` bytes at `p` (NULL allowed when `len` is 0), or an error naming `what`.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes that outlive the call.
+pub(crate) unsafe fn try_bytes<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    Ok(std::slice::from_raw_parts(p.cast(), len))
+}
+
 /// Checks an out-param before any work is done, so a NULL one fails early.
 pub(crate) fn check_out<T>(out: *mut *mut T, what: &str) -> Result<()> {
     if out.is_null() {

@@ -1,7 +1,7 @@
 //! `etcd_sd_client`: the C face of the general client ([`kv::Client`]): KV and lease calls.
 
 use crate::error::{Error, Result};
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{check_out, take_box, try_bytes, try_ref, try_str, write_out};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
@@ -66,17 +66,6 @@ pub(crate) unsafe fn client_ref<'a>(c: *const etcd_sd_client) -> Result<&'a kv::
     Ok(&try_ref(c, "client")?.inner)
 }
 
-/// `len` bytes at `p` (NULL allowed when `len` is 0).
-unsafe fn bytes<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a [u8]> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() {
-        return Err(Error::invalid(format!("{what} is NULL")));
-    }
-    Ok(std::slice::from_raw_parts(p.cast(), len))
-}
-
 /// Writes `kvs` to `*out` when `out` is not NULL.
 fn give(out: *mut *mut etcd_sd_kvs, kvs: Kvs) {
     if !out.is_null() {
@@ -108,7 +97,7 @@ pub extern "C" fn etcd_sd_client_put(
     ffi_boundary! {
         let c = unsafe { client_ref(client) }?;
         let key = unsafe { try_str(key, "key") }?;
-        let value = unsafe { bytes(value, value_len, "value") }?;
+        let value = unsafe { try_bytes(value, value_len, "value") }?;
         let mode = put_mode(mode)?;
         give(out_prev, c.put(key.as_bytes(), value, lease, mode)?);
         Ok(())
@@ -225,7 +214,7 @@ pub extern "C" fn etcd_sd_client_get_bytes(
     ffi_boundary! {
         check_out(out, "out")?;
         let c = unsafe { client_ref(client) }?;
-        let key = unsafe { bytes(key, key_len, "key") }?;
+        let key = unsafe { try_bytes(key, key_len, "key") }?;
         give(out, c.get_at(key, revision)?);
         Ok(())
     }
@@ -250,8 +239,8 @@ pub extern "C" fn etcd_sd_client_range_bytes(
     ffi_boundary! {
         check_out(out, "out")?;
         let c = unsafe { client_ref(client) }?;
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        let end = unsafe { bytes(range_end, range_end_len, "range_end") }?;
+        let key = unsafe { try_bytes(key, key_len, "key") }?;
+        let end = unsafe { try_bytes(range_end, range_end_len, "range_end") }?;
         give(out, c.range_at(key, end, limit, revision)?);
         Ok(())
     }
@@ -272,8 +261,8 @@ pub extern "C" fn etcd_sd_client_put_bytes(
 ) -> etcd_sd_result {
     ffi_boundary! {
         let c = unsafe { client_ref(client) }?;
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        let value = unsafe { bytes(value, value_len, "value") }?;
+        let key = unsafe { try_bytes(key, key_len, "key") }?;
+        let value = unsafe { try_bytes(value, value_len, "value") }?;
         give(out_prev, c.put(key, value, lease, put_mode(mode)?)?);
         Ok(())
     }
@@ -294,8 +283,8 @@ pub extern "C" fn etcd_sd_client_delete_bytes(
 ) -> etcd_sd_result {
     ffi_boundary! {
         let c = unsafe { client_ref(client) }?;
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        let end = unsafe { bytes(range_end, range_end_len, "range_end") }?;
+        let key = unsafe { try_bytes(key, key_len, "key") }?;
+        let end = unsafe { try_bytes(range_end, range_end_len, "range_end") }?;
         let deleted = if end.is_empty() { c.delete(key, false)? } else { c.delete_range(key, end)? };
         give(out_deleted, deleted);
         Ok(())

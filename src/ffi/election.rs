@@ -2,7 +2,7 @@
 
 use crate::election::{current_leader, Election};
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{check_out, take_box, try_bytes, try_ref, try_str, write_out};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::lock::{etcd_sd_lost_fn, lease_of, lost_sink, wait_of};
@@ -46,14 +46,7 @@ pub extern "C" fn etcd_sd_election_new(
         check_out(out, "out")?;
         let c = unsafe { client_ref(client) }?;
         let name = unsafe { try_str(name, "name") }?;
-        let value = if value_len == 0 {
-            &[][..]
-        } else if value.is_null() {
-            return Err(Error::invalid("value is NULL"));
-        } else {
-            // SAFETY: the caller passes `value_len` readable bytes at `value`.
-            unsafe { std::slice::from_raw_parts(value.cast::<u8>(), value_len) }
-        };
+        let value = unsafe { try_bytes(value, value_len, "value") }?;
         let inner = Election::campaign(
             c,
             name.as_bytes(),
@@ -115,14 +108,7 @@ pub extern "C" fn etcd_sd_election_proclaim(
 ) -> etcd_sd_result {
     ffi_boundary! {
         let e = unsafe { try_ref(election, "election") }?;
-        let value = if value_len == 0 {
-            &[][..]
-        } else if value.is_null() {
-            return Err(Error::invalid("value is NULL"));
-        } else {
-            // SAFETY: the caller passes `value_len` readable bytes at `value`.
-            unsafe { std::slice::from_raw_parts(value.cast::<u8>(), value_len) }
-        };
+        let value = unsafe { try_bytes(value, value_len, "value") }?;
         e.inner.proclaim(value)
     }
 }

@@ -3,7 +3,7 @@
 //! per-operation results are read by index.
 
 use crate::error::{Error, Result};
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{check_out, take_box, try_bytes, try_ref, try_str, write_out};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::result::etcd_sd_result;
@@ -149,17 +149,6 @@ unsafe fn txn_mut<'a>(txn: *mut etcd_sd_txn) -> Result<&'a mut Txn> {
         .txn)
 }
 
-/// `len` bytes at `p` (NULL allowed when `len` is 0).
-unsafe fn bytes<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a [u8]> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() {
-        return Err(Error::invalid(format!("{what} is NULL")));
-    }
-    Ok(std::slice::from_raw_parts(p.cast(), len))
-}
-
 /// An optional C string: NULL or "" is empty.
 unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<&'a [u8]> {
     if p.is_null() {
@@ -203,7 +192,7 @@ pub extern "C" fn etcd_sd_txn_compare_value(
         let t = unsafe { txn_mut(txn) }?;
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
         let range_end = unsafe { opt_str(range_end, "range_end") }?.to_vec();
-        let value = unsafe { bytes(value, value_len, "value") }?.to_vec();
+        let value = unsafe { try_bytes(value, value_len, "value") }?.to_vec();
         t.compare.push(Compare { key, range_end, op: cmp_op(op)?, target: CompareTarget::Value(value) });
         Ok(())
     }
@@ -254,7 +243,7 @@ pub extern "C" fn etcd_sd_txn_put(
     ffi_boundary! {
         let t = unsafe { txn_mut(txn) }?;
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
-        let value = unsafe { bytes(value, value_len, "value") }?.to_vec();
+        let value = unsafe { try_bytes(value, value_len, "value") }?.to_vec();
         branch(t, branch_)?.push(TxnOp::Put { key, value, lease, prev_kv });
         Ok(())
     }
