@@ -79,7 +79,7 @@ fn main() {
     type Scenario = fn(&Ctx, &mut Report) -> Result<(), String>;
     // The footprint child runs first, on an empty etcd; scenario 1 runs before anything in
     // this process has opened an etcd-sd connection, so its "cold" figure is really cold.
-    let plan: [(&str, Scenario); 10] = [
+    let plan: [(&str, Scenario); 11] = [
         ("0. footprint", scenarios::footprint),
         ("1. register", scenarios::register),
         ("2. put→callback", scenarios::put_callback),
@@ -87,6 +87,10 @@ fn main() {
         ("4. crash offline", scenarios::crash_offline),
         ("5. initial sync", scenarios::initial_sync),
         ("6. fan-out 1,000 + 100", scenarios::fan_out),
+        (
+            "6b. fan-out, every discovery sees every key",
+            scenarios::fan_out_all,
+        ),
         ("7. burst", scenarios::burst),
         ("8. service table", table::run),
         ("9. restart storm", storm::restart_storm),

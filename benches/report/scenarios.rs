@@ -826,6 +826,48 @@ pub fn footprint(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
+/// etcd-cpp-apiv3's workload for its 1,000 + 100 figure: each of the 100 discoveries watches
+/// all 1,000 keys (100,000 puts delivered), where scenario 6 splits them in 10 groups.
+pub fn fan_out_all(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
+    const SC: &str = "6b. fan-out 1,000 + 100, every discovery sees every key";
+    let r = child::run_to_end(
+        "fanout",
+        &[
+            ("BENCH_ENDPOINT", ctx.endpoint.clone()),
+            ("BENCH_IDLE_S", ctx.idle_seconds.to_string()),
+            ("BENCH_ETCD_PID", ctx.etcd_pid.to_string()),
+            ("BENCH_FAN_GROUPS", "1".into()),
+        ],
+    );
+    let _ = ctx.clear("/bench/fan/");
+    let r = r?;
+    let (rss, rss_idle) = (get(&r, "rss_kb"), get(&r, "rss_after_idle_kb"));
+    rep.check(
+        SC,
+        "RSS once all is registered / after the idle window (the anchor's own workload)",
+        format!("{:.1} MB / {:.1} MB", rss / 1024.0, rss_idle / 1024.0),
+        "≤ 20 MB (etcd-cpp-apiv3: 98.6 MB)",
+        rss.max(rss_idle) <= 20.0 * 1024.0,
+    );
+    let idle = get(&r, "idle_cpu_pct");
+    rep.check(
+        SC,
+        &format!(
+            "idle CPU over {:.0} s (% of one core)",
+            get(&r, "idle_window_s")
+        ),
+        format!("{idle:.2} %"),
+        "≤ 0.5 % (etcd-cpp-apiv3: 12.65 %)",
+        idle <= 0.5,
+    );
+    rep.info(
+        SC,
+        "all 100,000 puts delivered to the 100 discoveries after",
+        format!("{:.0} ms", get(&r, "all_delivered_ms")),
+    );
+    Ok(())
+}
+
 pub fn fan_out(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     const SC: &str = "6. fan-out 1,000 + 100";
     let r = child::run_to_end(
