@@ -189,56 +189,6 @@ typedef enum etcd_sd_put_mode {
 } etcd_sd_put_mode;
 
 /**
- * How a compare relates the key's field to the given value (`etcd_sd_txn_compare_*`'s `op`).
- */
-typedef enum etcd_sd_compare_op {
-  ETCD_SD_CMP_EQUAL = 0,
-  ETCD_SD_CMP_NOT_EQUAL = 1,
-  ETCD_SD_CMP_GREATER = 2,
-  ETCD_SD_CMP_LESS = 3,
-} etcd_sd_compare_op;
-
-/**
- * Which numeric field `etcd_sd_txn_compare_number` looks at.
- */
-typedef enum etcd_sd_compare_target {
-  /**
-   * Number of changes since creation (0: the key does not exist).
-   */
-  ETCD_SD_CMP_VERSION = 0,
-  /**
-   * Revision of the key's creation (0: the key does not exist).
-   */
-  ETCD_SD_CMP_CREATE_REVISION = 1,
-  /**
-   * Revision of the key's last change.
-   */
-  ETCD_SD_CMP_MOD_REVISION = 2,
-  /**
-   * The lease the key is attached to (0: none).
-   */
-  ETCD_SD_CMP_LEASE = 3,
-} etcd_sd_compare_target;
-
-/**
- * Which branch an operation is added to: run when every compare holds, or when one fails.
- */
-typedef enum etcd_sd_txn_branch {
-  ETCD_SD_TXN_SUCCESS = 0,
-  ETCD_SD_TXN_FAILURE = 1,
-} etcd_sd_txn_branch;
-
-/**
- * What one operation of a response was.
- */
-typedef enum etcd_sd_txn_op_kind {
-  ETCD_SD_TXN_OP_PUT = 0,
-  ETCD_SD_TXN_OP_RANGE = 1,
-  ETCD_SD_TXN_OP_DELETE = 2,
-  ETCD_SD_TXN_OP_TXN = 3,
-} etcd_sd_txn_op_kind;
-
-/**
  * A general etcd client: plain KV and lease calls, keep-alives and watches, over the same
  * shared connections, retry and failover as registries and discoveries.
  *
@@ -261,17 +211,6 @@ typedef struct etcd_sd_client etcd_sd_client;
  * `etcd_sd_discovery_free` on its own discovery (see there).
  */
 typedef struct etcd_sd_discovery etcd_sd_discovery;
-
-/**
- * A held leadership of an election. Thread-safe to read; `_proclaim`, `_resign` and `_free`
- * from one thread at a time.
- *
- * It lives under a lease, as `etcd_sd_lock` does (granted and kept by the library when
- * `lease` is 0 at creation, revoked on resign). The library never campaigns again by
- * itself: when the lease ends or the leader key is deleted, `on_lost` is called once and
- * `_check`, `_proclaim` and `_resign` return `ETCD_SD_LOST`; to lead again, campaign again.
- */
-typedef struct etcd_sd_election etcd_sd_election;
 
 /**
  * An immutable snapshot of one service's instances, in key order. Owned by the caller:
@@ -305,24 +244,6 @@ typedef struct etcd_sd_keepalive etcd_sd_keepalive;
  * `etcd_sd_kvs_revision` and `etcd_sd_kvs_at`. Immutable: may be read from several threads.
  */
 typedef struct etcd_sd_kvs etcd_sd_kvs;
-
-/**
- * A held lock. Thread-safe to read; `_unlock` and `_free` from one thread.
- *
- * The lock lives under a lease. With `lease` 0 at creation the library grants one of
- * `ttl_seconds` and keeps it alive through the connection's keep-alive stream; it is revoked
- * when the lock is released. The library never takes a lost lock again: when the lease ends
- * (etcd unreachable past the TTL, a revoke by anyone) or the lock's key is deleted, `on_lost`
- * is called once, `etcd_sd_lock_check` and `etcd_sd_lock_unlock` return `ETCD_SD_LOST`, and
- * the caller decides what to do (typically: stop the guarded work, acquire again).
- */
-typedef struct etcd_sd_lock etcd_sd_lock;
-
-/**
- * The members of the cluster, owned by the caller and freed with `etcd_sd_members_free`;
- * immutable, so it may be read from several threads.
- */
-typedef struct etcd_sd_members etcd_sd_members;
 
 /**
  * Settings for `etcd_sd_registry_new_with` and `etcd_sd_discovery_new_with`.
@@ -372,22 +293,6 @@ typedef struct etcd_sd_registry etcd_sd_registry;
 typedef struct etcd_sd_table etcd_sd_table;
 
 /**
- * A transaction being built: compares, then operations for each branch. Created by
- * `etcd_sd_txn_new`, freed by `etcd_sd_txn_free`; not thread-safe while being built (one
- * thread at a time), reusable: `etcd_sd_client_txn` only reads it.
- */
-typedef struct etcd_sd_txn etcd_sd_txn;
-
-/**
- * What etcd answered to a transaction: whether the compares held, the revision, and one
- * result per operation of the branch that ran. Owned by the caller, freed with
- * `etcd_sd_txn_response_free`; immutable, so it may be read from several threads. Pointers
- * it hands out (`etcd_sd_txn_response_kvs`, `etcd_sd_txn_response_nested`) are valid until
- * it is freed.
- */
-typedef struct etcd_sd_txn_response etcd_sd_txn_response;
-
-/**
  * Watches a key or every key under a prefix and reports each change through a callback.
  *
  * It never goes silent: a broken stream resumes from the last revision seen (nothing lost,
@@ -403,26 +308,6 @@ typedef struct etcd_sd_txn_response etcd_sd_txn_response;
 typedef struct etcd_sd_watch etcd_sd_watch;
 
 /**
- * One member of the cluster: a view into an `etcd_sd_members`, valid until it is freed.
- */
-typedef struct etcd_sd_member {
-  uint64_t id;
-  /**
-   * Empty for a member added but not started yet.
-   */
-  const char *name;
-  /**
-   * Its peer URLs, comma-separated.
-   */
-  const char *peer_urls;
-  /**
-   * Its client URLs, comma-separated (empty until it starts).
-   */
-  const char *client_urls;
-  bool is_learner;
-} etcd_sd_member;
-
-/**
  * Called for each put or delete under a discovery's prefix.
  *
  * `key`/`value` point to `key_len`/`value_len` bytes, each also followed by a NUL byte; they
@@ -434,14 +319,6 @@ typedef void (*etcd_sd_event_fn)(void *user_data,
                                  size_t key_len,
                                  const char *value,
                                  size_t value_len);
-
-/**
- * Called once when a lock or a leadership is lost while held (its lease expired or was
- * revoked, or its key was deleted), on a callback thread, never after the object's `_free`
- * returns (unless called from inside this callback). `result` is `ETCD_SD_LOST`, `message`
- * says what happened (valid during the call). The object may be freed from inside the call.
- */
-typedef void (*etcd_sd_lost_fn)(void *user_data, int result, const char *message);
 
 /**
  * Called once if a keep-alive gives up (see `etcd_sd_keepalive_new`), on a callback thread.
@@ -871,63 +748,6 @@ enum etcd_sd_result etcd_sd_client_lease_ttl(const struct etcd_sd_client *client
                                              int64_t *out_granted_ttl);
 
 /**
- * Writes every member of the cluster to `*out`. Blocks at most the request timeout.
- * Errors: `ETCD_SD_INVALID_ARGUMENT`, `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
- */
-enum etcd_sd_result etcd_sd_client_members(const struct etcd_sd_client *client,
-                                           struct etcd_sd_members **out);
-
-/**
- * The number of members; 0 for NULL.
- */
-size_t etcd_sd_members_len(const struct etcd_sd_members *members);
-
-/**
- * Writes member `index` to `*out`; false (and `*out` untouched) when `members` or `out` is
- * NULL or `index` is out of range.
- */
-bool etcd_sd_members_at(const struct etcd_sd_members *members,
-                        size_t index,
-                        struct etcd_sd_member *out);
-
-/**
- * Frees a member list. NULL is a no-op.
- */
-void etcd_sd_members_free(struct etcd_sd_members *members);
-
-/**
- * Adds a member that will listen on `peer_urls` (comma-separated) and writes its id to
- * `*out_id` (may be NULL). The member is not started: until it is, a cluster that counted on
- * it may lose its quorum. Sent once (never twice). Blocks at most the request timeout.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, no URL), `ETCD_SD_ETCD_ERROR` (etcd refused:
- * URL already used, unhealthy cluster), `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`,
- * `ETCD_SD_AUTH`.
- */
-enum etcd_sd_result etcd_sd_client_member_add(const struct etcd_sd_client *client,
-                                              const char *peer_urls,
-                                              bool is_learner,
-                                              uint64_t *out_id);
-
-/**
- * Removes member `id`. Blocks at most the request timeout.
- * Errors: `ETCD_SD_NOT_FOUND` (no such member), `ETCD_SD_ETCD_ERROR`, `ETCD_SD_UNAVAILABLE`,
- * `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
- */
-enum etcd_sd_result etcd_sd_client_member_remove(const struct etcd_sd_client *client, uint64_t id);
-
-/**
- * Lists the ids of every lease etcd holds: writes up to `capacity` of them to `ids` (which
- * may be NULL when `capacity` is 0) and the total to `*out_count`; call again with a larger
- * buffer when the total exceeds `capacity`. Blocks at most the request timeout.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL `out_count`, NULL `ids` with a capacity),
- * `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
- */
-enum etcd_sd_result etcd_sd_client_leases(const struct etcd_sd_client *client,
-                                          int64_t *ids,
-                                          size_t capacity,
-                                          size_t *out_count);
-
-/**
  * Lists every key under `prefix` (etcd prefix semantics: "/svc" also matches "/svcX/a"),
  * calls `on_put` for each in key order, then watches the prefix from the listing's revision
  * + 1, so no change is lost or reported twice. On success writes the discovery to `*out`.
@@ -980,79 +800,6 @@ enum etcd_sd_result etcd_sd_discovery_new_with(const struct etcd_sd_options *opt
  * Must not be called twice on the same pointer.
  */
 void etcd_sd_discovery_free(struct etcd_sd_discovery *discovery);
-
-/**
- * Campaigns in election `name` with `value` (`value_len` bytes), waiting at most `wait_ms`
- * (0: the request timeout) until every earlier candidate is gone, and writes the leadership
- * to `*out`. Lease, `on_lost` and `user_data`: as `etcd_sd_lock_new`.
- *
- * Errors: as `etcd_sd_lock_new` (`ETCD_SD_TIMEOUT`: another still leads after `wait_ms`, and
- * this process is no candidate any more).
- */
-enum etcd_sd_result etcd_sd_election_new(const struct etcd_sd_client *client,
-                                         const char *name,
-                                         const char *value,
-                                         size_t value_len,
-                                         int64_t ttl_seconds,
-                                         int64_t lease,
-                                         uint64_t wait_ms,
-                                         etcd_sd_lost_fn on_lost,
-                                         void *user_data,
-                                         struct etcd_sd_election **out);
-
-/**
- * This leader's own key (under the election's name). Valid until freed; NULL for NULL.
- */
-const char *etcd_sd_election_key(const struct etcd_sd_election *election);
-
-/**
- * The revision the leader key was created at: a fencing token, larger for every later
- * leader. 0 for NULL.
- */
-int64_t etcd_sd_election_revision(const struct etcd_sd_election *election);
-
-/**
- * The lease the leadership is held under. 0 for NULL.
- */
-int64_t etcd_sd_election_lease(const struct etcd_sd_election *election);
-
-/**
- * `ETCD_SD_OK` while leading, `ETCD_SD_LOST` once lost, `ETCD_SD_CLOSED` after resigning.
- * Never blocks.
- */
-enum etcd_sd_result etcd_sd_election_check(const struct etcd_sd_election *election);
-
-/**
- * Announces a new value (`value_len` bytes) without another election. Blocks at most the
- * request timeout.
- * Errors: `ETCD_SD_LOST` (no longer leading), `ETCD_SD_CLOSED` (resigned), and those of
- * `etcd_sd_client_put`.
- */
-enum etcd_sd_result etcd_sd_election_proclaim(const struct etcd_sd_election *election,
-                                              const char *value,
-                                              size_t value_len);
-
-/**
- * Gives up leadership (and revokes its own lease): the next candidate leads. `ETCD_SD_LOST`
- * when it was lost before. Later calls do nothing. Blocks at most the request timeout.
- */
-enum etcd_sd_result etcd_sd_election_resign(struct etcd_sd_election *election);
-
-/**
- * Frees a leadership, resigning first if still leading (best effort, at most the request
- * timeout). NULL is a no-op. After it returns `on_lost` is not called.
- */
-void etcd_sd_election_free(struct etcd_sd_election *election);
-
-/**
- * Writes the current leader of election `name` (its key and value: one entry) to `*out`
- * (free with `etcd_sd_kvs_free`). Blocks at most the request timeout.
- * Errors: `ETCD_SD_NOT_FOUND` (nobody leads), `ETCD_SD_INVALID_ARGUMENT`,
- * `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
- */
-enum etcd_sd_result etcd_sd_client_leader(const struct etcd_sd_client *client,
-                                          const char *name,
-                                          struct etcd_sd_kvs **out);
 
 /**
  * Starts keeping `lease` alive, or, when `lease` is 0, grants a new lease of `ttl_seconds`
@@ -1122,70 +869,6 @@ bool etcd_sd_kvs_at(const struct etcd_sd_kvs *kvs, size_t index, struct etcd_sd_
  * Frees a result. NULL is a no-op.
  */
 void etcd_sd_kvs_free(struct etcd_sd_kvs *kvs);
-
-/**
- * Acquires lock `name`, waiting at most `wait_ms` (0: the request timeout) while others hold
- * it or wait for it before us, and writes it to `*out`. Held under `lease`, or, when `lease`
- * is 0, under a lease of `ttl_seconds` of its own (see `etcd_sd_lock`). `on_lost` may be
- * NULL; `user_data` must stay valid until `etcd_sd_lock_free` returns.
- *
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty name, `ttl_seconds <= 0` without a lease),
- * `ETCD_SD_TIMEOUT` (still held by another after `wait_ms`: nothing is held or left waiting),
- * `ETCD_SD_NOT_FOUND` (the given lease does not exist), `ETCD_SD_UNAVAILABLE`,
- * `ETCD_SD_AUTH`.
- */
-enum etcd_sd_result etcd_sd_lock_new(const struct etcd_sd_client *client,
-                                     const char *name,
-                                     int64_t ttl_seconds,
-                                     int64_t lease,
-                                     uint64_t wait_ms,
-                                     etcd_sd_lost_fn on_lost,
-                                     void *user_data,
-                                     struct etcd_sd_lock **out);
-
-/**
- * The owner key (the name, '/', the lease id in hex): what `etcd_sd_client_unlock` takes.
- * Valid until the lock is freed; NULL for NULL.
- */
-const char *etcd_sd_lock_key(const struct etcd_sd_lock *lock);
-
-/**
- * The revision the lock's key was created at: a fencing token, larger for every later
- * holder of the same lock. 0 for NULL.
- */
-int64_t etcd_sd_lock_revision(const struct etcd_sd_lock *lock);
-
-/**
- * The lease the lock is held under. 0 for NULL.
- */
-int64_t etcd_sd_lock_lease(const struct etcd_sd_lock *lock);
-
-/**
- * `ETCD_SD_OK` while held; `ETCD_SD_LOST` once lost; `ETCD_SD_CLOSED` after
- * `etcd_sd_lock_unlock`. Never blocks.
- */
-enum etcd_sd_result etcd_sd_lock_check(const struct etcd_sd_lock *lock);
-
-/**
- * Releases the lock (and revokes its own lease). `ETCD_SD_LOST` when it was lost before:
- * nothing was held. Later calls return `ETCD_SD_OK` and do nothing. Blocks at most the
- * request timeout. Free it afterwards with `etcd_sd_lock_free`.
- */
-enum etcd_sd_result etcd_sd_lock_unlock(struct etcd_sd_lock *lock);
-
-/**
- * Frees a lock, releasing it first if still held (best effort, at most the request
- * timeout). NULL is a no-op. After it returns `on_lost` is not called.
- */
-void etcd_sd_lock_free(struct etcd_sd_lock *lock);
-
-/**
- * Releases the lock whose owner key is `key` (etcd-cpp-apiv3's `unlock(lock_key)`), held by
- * any process. Prefer `etcd_sd_lock_unlock` for a lock of this process, which also revokes
- * its lease. Blocks at most the request timeout.
- * Errors: `ETCD_SD_INVALID_ARGUMENT`, `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
- */
-enum etcd_sd_result etcd_sd_client_unlock(const struct etcd_sd_client *client, const char *key);
 
 /**
  * Sends the library's log records to `log_fn` instead of stderr; NULL restores stderr.
@@ -1433,162 +1116,6 @@ enum etcd_sd_result etcd_sd_watch_stats_get(const struct etcd_sd_watch *watch,
 enum etcd_sd_result etcd_sd_process_stats_get(struct etcd_sd_process_stats *out);
 
 /**
- * Creates an empty transaction (no compare: the success branch runs) and writes it to `*out`.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL `out`).
- */
-enum etcd_sd_result etcd_sd_txn_new(struct etcd_sd_txn **out);
-
-/**
- * Frees a transaction. NULL is a no-op.
- */
-void etcd_sd_txn_free(struct etcd_sd_txn *txn);
-
-/**
- * Adds a compare of the value of `key` (of every key in `[key, range_end)` when `range_end`
- * is neither NULL nor empty) with `value` (`value_len` bytes) by `op` (an
- * `etcd_sd_compare_op`). A missing key makes a value compare fail.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8, unknown op).
- */
-enum etcd_sd_result etcd_sd_txn_compare_value(struct etcd_sd_txn *txn,
-                                              const char *key,
-                                              const char *range_end,
-                                              uint32_t op,
-                                              const char *value,
-                                              size_t value_len);
-
-/**
- * Adds a compare of a numeric field (`target`, an `etcd_sd_compare_target`) of `key` (or of
- * every key in `[key, range_end)`) with `number` by `op`. "The key does not exist" is
- * `ETCD_SD_CMP_CREATE_REVISION` (or `_VERSION`) `ETCD_SD_CMP_EQUAL` 0.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8, unknown op or target).
- */
-enum etcd_sd_result etcd_sd_txn_compare_number(struct etcd_sd_txn *txn,
-                                               const char *key,
-                                               const char *range_end,
-                                               uint32_t target,
-                                               uint32_t op,
-                                               int64_t number);
-
-/**
- * Adds to `branch` (an `etcd_sd_txn_branch`) a put of `key -> value` under `lease` (0:
- * none); with `prev_kv` its result holds the value replaced.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty key, not UTF-8, unknown branch).
- */
-enum etcd_sd_result etcd_sd_txn_put(struct etcd_sd_txn *txn,
-                                    uint32_t branch_,
-                                    const char *key,
-                                    const char *value,
-                                    size_t value_len,
-                                    int64_t lease,
-                                    bool prev_kv);
-
-/**
- * Adds to `branch` a read of `key` (of `[key, range_end)` when `range_end` is neither NULL
- * nor empty; "\0" means every key from `key` on), at most `limit` keys when > 0, at
- * `revision` when > 0; with `keys_only` without values.
- * Errors: as `etcd_sd_txn_put`.
- */
-enum etcd_sd_result etcd_sd_txn_range(struct etcd_sd_txn *txn,
-                                      uint32_t branch_,
-                                      const char *key,
-                                      const char *range_end,
-                                      int64_t limit,
-                                      int64_t revision,
-                                      bool keys_only);
-
-/**
- * Adds to `branch` a delete of `key` (of `[key, range_end)` when `range_end` is neither NULL
- * nor empty); with `prev_kv` its result holds the deleted entries.
- * Errors: as `etcd_sd_txn_put`.
- */
-enum etcd_sd_result etcd_sd_txn_delete(struct etcd_sd_txn *txn,
-                                       uint32_t branch_,
-                                       const char *key,
-                                       const char *range_end,
-                                       bool prev_kv);
-
-/**
- * Adds to `branch` a read of every key from `key` on (range end "\0"), at most `limit`
- * when > 0, at `revision` when > 0.
- * Errors: as `etcd_sd_txn_put`.
- */
-enum etcd_sd_result etcd_sd_txn_range_from(struct etcd_sd_txn *txn,
-                                           uint32_t branch_,
-                                           const char *key,
-                                           int64_t limit,
-                                           int64_t revision);
-
-/**
- * Adds to `branch` the transaction `nested` (copied: it may be freed or reused after).
- * Errors: as `etcd_sd_txn_put`.
- */
-enum etcd_sd_result etcd_sd_txn_nest(struct etcd_sd_txn *txn,
-                                     uint32_t branch_,
-                                     const struct etcd_sd_txn *nested);
-
-/**
- * Runs `txn` (which is left as it was) and writes etcd's answer to `*out`. A transaction that
- * only reads is retried across members like any read; one that writes is sent once, so that
- * it never applies twice (after connecting, which is retried): a lost answer is
- * `ETCD_SD_TIMEOUT` or `ETCD_SD_UNAVAILABLE`, and the caller cannot tell whether it applied.
- * Blocks at most the request timeout.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, an empty key), `ETCD_SD_ETCD_ERROR` (etcd refused
- * it: too many operations, a key written twice), `ETCD_SD_NOT_FOUND` (a put under a lease that
- * does not exist), `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
- */
-enum etcd_sd_result etcd_sd_client_txn(const struct etcd_sd_client *client,
-                                       const struct etcd_sd_txn *txn,
-                                       struct etcd_sd_txn_response **out);
-
-/**
- * Frees a response. NULL is a no-op.
- */
-void etcd_sd_txn_response_free(struct etcd_sd_txn_response *response);
-
-/**
- * Whether every compare held (the success branch ran); false for NULL.
- */
-bool etcd_sd_txn_response_succeeded(const struct etcd_sd_txn_response *response);
-
-/**
- * The store's revision after the transaction; 0 for NULL.
- */
-int64_t etcd_sd_txn_response_revision(const struct etcd_sd_txn_response *response);
-
-/**
- * The number of operation results (those of the branch that ran); 0 for NULL.
- */
-size_t etcd_sd_txn_response_len(const struct etcd_sd_txn_response *response);
-
-/**
- * The kind of operation `index` (an `etcd_sd_txn_op_kind`), or -1 when `response` is NULL or
- * `index` out of range.
- */
-int32_t etcd_sd_txn_response_kind(const struct etcd_sd_txn_response *response, size_t index);
-
-/**
- * The entries of operation `index`: for a range the keys read, for a put the value replaced
- * (when asked with `prev_kv`), for a delete the deleted entries (with `prev_kv`); empty for a
- * nested transaction. Borrowed: valid until the response is freed; never free it. NULL when
- * `response` is NULL or `index` out of range.
- */
-const struct etcd_sd_kvs *etcd_sd_txn_response_kvs(const struct etcd_sd_txn_response *response,
-                                                   size_t index);
-
-/**
- * For a range, how many keys match (beyond any limit); for a delete, how many were deleted;
- * 0 otherwise, or when `response` is NULL or `index` out of range.
- */
-int64_t etcd_sd_txn_response_count(const struct etcd_sd_txn_response *response, size_t index);
-
-/**
- * The response of a nested transaction at `index`. Borrowed: valid until the outer response
- * is freed; never free it. NULL when it is not a nested transaction.
- */
-const struct etcd_sd_txn_response *etcd_sd_txn_response_nested(const struct etcd_sd_txn_response *response,
-                                                               size_t index);
-
-/**
  * Starts watching `key` (every key under it when `prefix` is true) and writes the watch to
  * `*out`.
  *
@@ -1743,3 +1270,6 @@ void etcd_sd_instances_free(struct etcd_sd_instances *instances);
 #endif  // __cplusplus
 
 #endif  /* ETCD_SD_H */
+
+/* Transactions, locks, elections and the cluster: the rest of the API. */
+#include "etcd_sd_coord.h"
