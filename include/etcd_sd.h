@@ -177,6 +177,56 @@ typedef enum etcd_sd_policy {
 } etcd_sd_policy;
 
 /**
+ * How a compare relates the key's field to the given value (`etcd_sd_txn_compare_*`'s `op`).
+ */
+typedef enum etcd_sd_compare_op {
+  ETCD_SD_CMP_EQUAL = 0,
+  ETCD_SD_CMP_NOT_EQUAL = 1,
+  ETCD_SD_CMP_GREATER = 2,
+  ETCD_SD_CMP_LESS = 3,
+} etcd_sd_compare_op;
+
+/**
+ * Which numeric field `etcd_sd_txn_compare_number` looks at.
+ */
+typedef enum etcd_sd_compare_target {
+  /**
+   * Number of changes since creation (0: the key does not exist).
+   */
+  ETCD_SD_CMP_VERSION = 0,
+  /**
+   * Revision of the key's creation (0: the key does not exist).
+   */
+  ETCD_SD_CMP_CREATE_REVISION = 1,
+  /**
+   * Revision of the key's last change.
+   */
+  ETCD_SD_CMP_MOD_REVISION = 2,
+  /**
+   * The lease the key is attached to (0: none).
+   */
+  ETCD_SD_CMP_LEASE = 3,
+} etcd_sd_compare_target;
+
+/**
+ * Which branch an operation is added to: run when every compare holds, or when one fails.
+ */
+typedef enum etcd_sd_txn_branch {
+  ETCD_SD_TXN_SUCCESS = 0,
+  ETCD_SD_TXN_FAILURE = 1,
+} etcd_sd_txn_branch;
+
+/**
+ * What one operation of a response was.
+ */
+typedef enum etcd_sd_txn_op_kind {
+  ETCD_SD_TXN_OP_PUT = 0,
+  ETCD_SD_TXN_OP_RANGE = 1,
+  ETCD_SD_TXN_OP_DELETE = 2,
+  ETCD_SD_TXN_OP_TXN = 3,
+} etcd_sd_txn_op_kind;
+
+/**
  * A general etcd client: plain KV and lease calls, keep-alives and watches, over the same
  * shared connections, retry and failover as registries and discoveries.
  *
