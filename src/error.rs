@@ -70,6 +70,17 @@ impl Error {
             E::TransportError(_) | E::IoError(_) => Error::Unavailable(msg),
             E::GRpcStatus(s) => match s.code() {
                 Code::Unauthenticated => Error::Auth(msg),
+                // etcd's lock and election services pass etcd's refusals on with code
+                // Unknown: a missing lease, an election nobody leads, a proclaim by a
+                // candidate that no longer leads. Those are answers, not outages: not retried,
+                // no failover ("election: no leader" is not raft's "etcdserver: no leader").
+                Code::Unknown
+                    if s.message().contains("lease not found")
+                        || s.message().contains("election: no leader") =>
+                {
+                    Error::NotFound(msg)
+                }
+                Code::Unknown if s.message().contains("election: not leader") => Error::Etcd(msg),
                 Code::Unavailable | Code::Cancelled | Code::Unknown => Error::Unavailable(msg),
                 Code::DeadlineExceeded => Error::Timeout(Duration::ZERO, msg),
                 // etcd: a lease or member that does not exist.
@@ -246,6 +257,28 @@ mod tests {
             "lease grant: tcp connect error: Connection refused (os error {})",
             libc::ECONNREFUSED
         ))
+    }
+
+    #[test]
+    fn refusals_with_code_unknown() {
+        // v3lock / v3election pass etcdserver's error through as code Unknown.
+        let status = tonic::Status::new(
+            tonic::Code::Unknown,
+            "etcdserver: requested lease not found",
+        );
+        let e = Error::from_etcd("lock", etcd_client::Error::GRpcStatus(status));
+        assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+        assert!(e.is_lease_not_found() && !e.is_transient());
+        let status = tonic::Status::new(tonic::Code::Unknown, "election: no leader");
+        let e = Error::from_etcd("leader", etcd_client::Error::GRpcStatus(status));
+        assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+        assert_ne!(FailureKind::of(&e), FailureKind::NoLeader);
+        let status = tonic::Status::new(tonic::Code::Unknown, "election: not leader");
+        let e = Error::from_etcd("proclaim", etcd_client::Error::GRpcStatus(status));
+        assert!(matches!(e, Error::Etcd(_)), "{e:?}");
+        let other = tonic::Status::new(tonic::Code::Unknown, "transport: broken");
+        let e = Error::from_etcd("lock", etcd_client::Error::GRpcStatus(other));
+        assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
     }
 
     #[test]
