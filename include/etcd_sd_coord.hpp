@@ -120,10 +120,11 @@ inline uint64_t wait_ms(std::chrono::milliseconds d) {
 }
 
 // The end of the range of keys starting with `prefix`: the prefix with its last byte
-// incremented. The C API takes range ends as UTF-8, so the last byte must be ASCII (< 0x7f);
-// "" for an empty prefix (the caller then reads every key from "" on).
+// incremented. The C API takes range ends as UTF-8, so the last byte must be ASCII (< 0x7f).
+// Throws Error(ETCD_SD_INVALID_ARGUMENT) otherwise, and for an empty prefix (every key: use
+// get_from() with the smallest key you have).
 inline std::string prefix_end(const std::string &prefix) {
-    if (prefix.empty()) return std::string();
+    if (prefix.empty()) throw Error(ETCD_SD_INVALID_ARGUMENT, "prefix is empty");
     const unsigned char last = static_cast<unsigned char>(prefix.back());
     if (last >= 0x7f) {
         throw Error(ETCD_SD_INVALID_ARGUMENT,
@@ -269,7 +270,7 @@ public:
             return *this;
         }
 
-        // Reads every key starting with `prefix` (its last byte must be ASCII).
+        // Reads every key starting with `prefix` (not empty; its last byte must be ASCII).
         Ops &get_prefix(const std::string &prefix, int64_t limit = 0, int64_t revision = 0,
                         bool keys_only = false) {
             return get(prefix, detail::prefix_end(prefix), limit, revision, keys_only);
@@ -291,7 +292,7 @@ public:
             return *this;
         }
 
-        // Deletes every key starting with `prefix` (its last byte must be ASCII).
+        // Deletes every key starting with `prefix` (not empty; its last byte must be ASCII).
         Ops &del_prefix(const std::string &prefix, bool prev_kv = false) {
             return del(prefix, detail::prefix_end(prefix), prev_kv);
         }

@@ -139,6 +139,7 @@ void test_transaction() {
     CHECK(throws<etcd_sd::Error>([&] { c.txn(t); }));
     CHECK(throws<etcd_sd::Error>([&] { moved.then().put("", "v"); c.txn(moved); }));
     CHECK(throws<etcd_sd::Error>([&] { etcd_sd::Transaction x; x.then().get_prefix("/\xc3\xbf"); }));
+    CHECK(throws<etcd_sd::Error>([&] { etcd_sd::Transaction x; x.then().del_prefix(""); }));
     try {
         c.get("/xt/a", -1);
         CHECK(false);
