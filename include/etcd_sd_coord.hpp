@@ -851,7 +851,7 @@ public:
 
     // ETCD_SD_OK while leading; ETCD_SD_LOST once lost (and while campaigning again);
     // ETCD_SD_CLOSED after resign(); ETCD_SD_INVALID_ARGUMENT if moved from. Never throws;
-    // may wait for a proclaim() running on another thread.
+    // may wait for a proclaim() or resign() running on another thread.
     etcd_sd_result check() const noexcept {
         if (st_ == nullptr) return ETCD_SD_INVALID_ARGUMENT;
         std::lock_guard<std::mutex> g(st_->handle_mu);
@@ -1026,6 +1026,8 @@ private:
                 }
                 if (!keep) {
                     etcd_sd_election_free(raw);  // resigned meanwhile: resign this one too
+                    std::lock_guard<std::mutex> g(st->mu);
+                    st->losses.clear();  // a loss of that one is no news to the owner
                     return;
                 }
                 detail::call_guarded("Election on_elected", [&] {
