@@ -634,3 +634,4 @@ private:
 
 #endif  // ETCD_SD_HPP
 #include "etcd_sd_table.hpp"  // ServiceManager, ChannelPool (service table, load balancing)
+#include "etcd_sd_coord.hpp"  // Client, Transaction, Lock, Election (coordination)

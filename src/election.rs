@@ -95,6 +95,14 @@ impl Election {
             proclaim(c, &self.leader, value)
         }))?
         .map(|_| ())
+        .map_err(|e| {
+            if e.is_not_leader() {
+                // Lost before the watch said so: the same loss, reported as one.
+                Error::Lost(e.detail().to_owned())
+            } else {
+                e
+            }
+        })
     }
 
     /// Gives up leadership (once: later calls do nothing). `Err(Lost)` if it was lost before.

@@ -63,18 +63,6 @@ impl Error {
                 return Error::Auth(msg);
             }
         }
-        if let E::GRpcStatus(s) = &err {
-            // etcd's lock and election services answer some refusals without a code.
-            if s.code() == Code::Unknown {
-                let m = s.message();
-                if m.contains("lease not found") || m.contains("election: no leader") {
-                    return Error::NotFound(msg);
-                }
-                if m.contains("election: not leader") {
-                    return Error::Lost(msg);
-                }
-            }
-        }
         if looks_like_tls_failure(&msg) {
             return Error::Tls(msg);
         }
@@ -82,6 +70,17 @@ impl Error {
             E::TransportError(_) | E::IoError(_) => Error::Unavailable(msg),
             E::GRpcStatus(s) => match s.code() {
                 Code::Unauthenticated => Error::Auth(msg),
+                // etcd's lock and election services pass etcd's refusals on with code
+                // Unknown: a missing lease, an election nobody leads, a proclaim by a
+                // candidate that no longer leads. Those are answers, not outages: not retried,
+                // no failover ("election: no leader" is not raft's "etcdserver: no leader").
+                Code::Unknown
+                    if s.message().contains("lease not found")
+                        || s.message().contains("election: no leader") =>
+                {
+                    Error::NotFound(msg)
+                }
+                Code::Unknown if s.message().contains("election: not leader") => Error::Etcd(msg),
                 Code::Unavailable | Code::Cancelled | Code::Unknown => Error::Unavailable(msg),
                 Code::DeadlineExceeded => Error::Timeout(Duration::ZERO, msg),
                 // etcd: a lease or member that does not exist.
@@ -133,6 +132,11 @@ impl Error {
     /// The revision asked for was compacted.
     pub(crate) fn is_compacted(&self) -> bool {
         matches!(self, Error::InvalidArgument(m) | Error::Etcd(m) if m.contains("compacted"))
+    }
+
+    /// etcd's election service says the candidate named does not lead (any more).
+    pub(crate) fn is_not_leader(&self) -> bool {
+        matches!(self, Error::Etcd(m) if m.contains("election: not leader"))
     }
 
     /// A lease named in the request does not exist (expired or revoked).
@@ -258,6 +262,28 @@ mod tests {
             "lease grant: tcp connect error: Connection refused (os error {})",
             libc::ECONNREFUSED
         ))
+    }
+
+    #[test]
+    fn refusals_with_code_unknown() {
+        // v3lock / v3election pass etcdserver's error through as code Unknown.
+        let status = tonic::Status::new(
+            tonic::Code::Unknown,
+            "etcdserver: requested lease not found",
+        );
+        let e = Error::from_etcd("lock", etcd_client::Error::GRpcStatus(status));
+        assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+        assert!(e.is_lease_not_found() && !e.is_transient());
+        let status = tonic::Status::new(tonic::Code::Unknown, "election: no leader");
+        let e = Error::from_etcd("leader", etcd_client::Error::GRpcStatus(status));
+        assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+        assert_ne!(FailureKind::of(&e), FailureKind::NoLeader);
+        let status = tonic::Status::new(tonic::Code::Unknown, "election: not leader");
+        let e = Error::from_etcd("proclaim", etcd_client::Error::GRpcStatus(status));
+        assert!(matches!(e, Error::Etcd(_)), "{e:?}");
+        let other = tonic::Status::new(tonic::Code::Unknown, "transport: broken");
+        let e = Error::from_etcd("lock", etcd_client::Error::GRpcStatus(other));
+        assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
     }
 
     #[test]

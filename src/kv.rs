@@ -112,14 +112,19 @@ impl Client {
     /// its keep-alive stops recovering it.
     pub fn lease_revoke(&self, id: i64) -> Result<()> {
         // A kept lease revoked by its own process ends for good: its keep-alive's `check`
-        // fails from now on (the lease is not granted again behind its owner's back).
-        let id = match self.session.kept(id) {
-            Some(kept) => kept.end(Error::Lost(format!(
-                "lease {id:x} was revoked by this process"
-            ))),
-            None => id,
+        // fails from now on (the lease is not granted again behind its owner's back). It
+        // stops being renewed and recovered first, and its owner is told only once the
+        // revoke is done: told before, an owner that reacts at once (a lock freed in its
+        // `on_lost` revokes its lease) could revoke it first and make this call NotFound.
+        let Some(kept) = self.session.kept(id) else {
+            return self.run("lease revoke", |c| lease_req::revoke(c, id));
         };
-        self.run("lease revoke", |c| lease_req::revoke(c, id))
+        let current = kept.retire();
+        let revoked = self.run("lease revoke", |c| lease_req::revoke(c, current));
+        kept.end(Error::Lost(format!(
+            "lease {id:x} was revoked by this process"
+        )));
+        revoked
     }
 
     /// (TTL left, granted TTL) of a lease in seconds; TTL left is -1 when it does not exist.

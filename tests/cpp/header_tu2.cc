@@ -1,5 +1,7 @@
 // Second translation unit for the two-TU header test (see header_tu1.cc). Instantiates the
-// wrapper's classes here too, so their inline members are emitted in both objects.
+// wrapper's classes here too, so their inline members are emitted in both objects. It
+// includes etcd_sd_coord.hpp first, on its own (it brings etcd_sd.hpp itself).
+#include "etcd_sd_coord.hpp"
 #include "etcd_sd.hpp"
 
 #include <chrono>
@@ -17,6 +19,14 @@ static_assert(std::is_same<etcd_sd::Registry::ptr, std::shared_ptr<etcd_sd::Regi
 static_assert(std::is_same<etcd_sd::Discovery::ptr, std::shared_ptr<etcd_sd::Discovery>>::value, "ptr");
 static_assert(std::is_same<etcd_sd::Discovery::NotifyCallback,
                            std::function<void(std::string, std::string)>>::value, "callback type");
+
+static_assert(!std::is_copy_constructible<etcd_sd::Client>::value, "Client is move-only");
+static_assert(!std::is_copy_constructible<etcd_sd::Transaction>::value, "Transaction is move-only");
+static_assert(!std::is_copy_constructible<etcd_sd::Lock>::value, "Lock is move-only");
+static_assert(!std::is_copy_constructible<etcd_sd::Election>::value, "Election is move-only");
+static_assert(std::is_nothrow_move_constructible<etcd_sd::Lock>::value, "Lock moves");
+static_assert(std::is_nothrow_move_constructible<etcd_sd::Election>::value, "Election moves");
+static_assert(static_cast<uint32_t>(etcd_sd::CompareOp::Less) == ETCD_SD_CMP_LESS, "CompareOp");
 
 std::string tu2_version() { return etcd_sd::version(); }
 
@@ -43,4 +53,13 @@ void tu2_unused(bool really) {
     etcd_sd::Discovery d("127.0.0.1:2379", "/k", nullptr, nullptr);
     (void)d.capi();
     etcd_sd_registry_free(r.release());
+    etcd_sd::Client c("127.0.0.1:2379");
+    etcd_sd::Transaction t;
+    t.compare_mod("/k", etcd_sd::CompareOp::Greater, 1).then().put("/k", "v").get_prefix("/k");
+    (void)c.txn(t).succeeded;
+    etcd_sd::Lock l(c, "/lock");
+    (void)l.revision();
+    etcd_sd::Election e(c, "/election", "v",
+                        etcd_sd::ElectionOptions().recampaign([](int64_t) {}));
+    (void)e.proclaim("w");
 }
