@@ -11,6 +11,10 @@
 #                          more than the TTL, external revoke, compaction, a dead endpoint
 #                          (tests/compat/faults.py starts and kills its own etcd)
 #   compat_api_memcheck    compat_api_test under valgrind (when found)
+#   compat_txn_test        transactions, modify_if/rm_if, reads at a revision, byte keys and
+#                          ranges, error messages, members, lease listing (-Werror)
+#   compat_txn_memcheck    compat_txn_test under valgrind (when found)
+#   compat_using_std       the headers' `using namespace std;` and ETCD_SD_NO_USING_NAMESPACE_STD
 
 # libetcd-cpp-api.so next to the library in the build tree: a linker script, as installed
 # by libetcd-sd-compat-dev (cmake/EtcdSdCompatInstall.cmake), so `-letcd-cpp-api` resolves to
@@ -22,11 +26,23 @@ set(ETCD_SD_COMPAT_LINK_DIR "${CMAKE_CURRENT_BINARY_DIR}/etcd_sd_compat")
 # Each public header alone in its own translation unit, all linked together (ODR); no etcd.
 add_executable(compat_headers tests/compat/headers/main.cc tests/compat/headers/client.cc
   tests/compat/headers/sync_client.cc tests/compat/headers/keepalive.cc
-  tests/compat/headers/watcher.cc tests/compat/headers/response.cc tests/compat/headers/value.cc)
+  tests/compat/headers/watcher.cc tests/compat/headers/response.cc tests/compat/headers/value.cc
+  tests/compat/headers/transaction.cc tests/compat/headers/member.cc)
 target_link_libraries(compat_headers PRIVATE etcd_sd::etcd_sd Threads::Threads)
 target_compile_options(compat_headers PRIVATE -Wall -Wextra -Werror -pedantic)
 add_test(NAME compat_headers COMMAND compat_headers)
 set_tests_properties(compat_headers PROPERTIES TIMEOUT 30)
+
+add_executable(compat_using_std tests/compat/using_std/main.cc tests/compat/using_std/with_std.cc
+               tests/compat/using_std/without_std.cc)
+target_link_libraries(compat_using_std PRIVATE etcd_sd::etcd_sd Threads::Threads)
+etcd_sd_warnings(compat_using_std)
+add_test(NAME compat_using_std COMMAND compat_using_std)
+set_tests_properties(compat_using_std PROPERTIES TIMEOUT 30)
+
+add_executable(compat_txn_test tests/compat/txn_test.cc)
+target_link_libraries(compat_txn_test PRIVATE etcd_sd::etcd_sd Threads::Threads)
+etcd_sd_warnings(compat_txn_test)
 
 add_executable(compat_api_test tests/compat/api_test.cc)
 target_link_libraries(compat_api_test PRIVATE etcd_sd::etcd_sd Threads::Threads)
@@ -65,7 +81,11 @@ add_test(NAME compat_api_tls COMMAND ${_with_etcd} --mtls --env ETCD_SD_TEST_ONL
          -- "$<TARGET_FILE:compat_api_test>")
 add_test(NAME compat_api_auth COMMAND ${_with_etcd} --auth --env ETCD_SD_TEST_ONLY=auth
          -- "$<TARGET_FILE:compat_api_test>")
-set(_compat_tests compat_api_test compat_api_tls compat_api_auth compat_samples compat_faults)
+add_test(NAME compat_txn_test COMMAND ${_with_etcd}
+         --env ETCD_SD_CONNECT_TIMEOUT_MS=1500 --env ETCD_SD_REQUEST_TIMEOUT_MS=3000
+         -- "$<TARGET_FILE:compat_txn_test>")
+set(_compat_tests compat_api_test compat_api_tls compat_api_auth compat_samples compat_faults
+    compat_txn_test)
 if(VALGRIND_EXECUTABLE)
   add_test(NAME compat_api_memcheck
     # long timeouts: under valgrind on a loaded machine the first dial alone can take seconds
@@ -73,6 +93,10 @@ if(VALGRIND_EXECUTABLE)
     COMMAND ${_with_etcd} --env ETCD_SD_TEST_SLOW=1 --env ETCD_SD_CONNECT_TIMEOUT_MS=20000
             --env ETCD_SD_REQUEST_TIMEOUT_MS=15000
             -- ${_memcheck} "$<TARGET_FILE:compat_api_test>")
-  list(APPEND _compat_tests compat_api_memcheck)
+  add_test(NAME compat_txn_memcheck
+    COMMAND ${_with_etcd} --env ETCD_SD_TEST_SLOW=1 --env ETCD_SD_CONNECT_TIMEOUT_MS=20000
+            --env ETCD_SD_REQUEST_TIMEOUT_MS=15000
+            -- ${_memcheck} "$<TARGET_FILE:compat_txn_test>")
+  list(APPEND _compat_tests compat_api_memcheck compat_txn_memcheck)
 endif()
 set_tests_properties(${_compat_tests} PROPERTIES TIMEOUT 120)

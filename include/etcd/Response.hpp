@@ -10,7 +10,10 @@
 // within the connect timeout, 4 (DEADLINE_EXCEEDED) when etcd did not answer within the request
 // timeout, 5 (NOT_FOUND) for leaserevoke of an unknown lease, 3 (INVALID_ARGUMENT), 16
 // (UNAUTHENTICATED) / 7 (PERMISSION_DENIED), 2 (UNKNOWN) for other refusals by etcd.
-// error_message() is etcd-sd's message for the failure.
+// 101 (etcdv3::ERROR_COMPARE_FAILED) when the compares of txn(), modify_if() or rm_if() failed.
+// error_message(): "etcd-cpp-apiv3: key not found" (100), "etcd-cpp-apiv3: compare failed"
+// (101), "etcd-cpp-apiv3: key already exists" (105), etcd's own message when etcd refused the
+// request (e.g. "etcdserver: requested lease not found", code 5), else etcd-sd's message.
 
 #ifndef __ETCD_RESPONSE_HPP__
 #define __ETCD_RESPONSE_HPP__
@@ -24,6 +27,7 @@
 #include <vector>
 
 #include "etcd/Value.hpp"
+#include "etcd/v3/Member.hpp"  // etcdv3::Member; also `using namespace std;` (see there)
 
 namespace etcd {
 typedef std::vector<std::string> Keys;
@@ -166,9 +170,14 @@ public:
     uint64_t raft_term() const { return _raft_term; }
 
     /**
-     * Always empty with etcd-sd (leases() is not implemented).
+     * The ids of the leases etcd holds, in the answer of Client::leases().
      */
     std::vector<int64_t> const &leases() const { return _leases; }
+
+    /**
+     * The members of the cluster, in the answer of Client::list_member().
+     */
+    std::vector<etcdv3::Member> const &members() const { return _members; }
 
 protected:
     Response(int error_code, std::string const &error_message)
@@ -196,6 +205,7 @@ protected:
     uint64_t _raft_term = 0;
 
     std::vector<int64_t> _leases;
+    std::vector<etcdv3::Member> _members;
 
     friend class Client;
     friend class SyncClient;

@@ -258,7 +258,9 @@ void test_kv() {
     CHECK_EQ(r.keys().size(), size_t{1});
     r = c.keys(p + "dir/").get();
     CHECK_EQ(r.keys().size(), size_t{3});
-    CHECK(r.values().empty());
+    CHECK_EQ(r.values().size(), size_t{3});  // one per key, without its value
+    CHECK_EQ(r.values()[0].as_string(), std::string(""));
+    CHECK_EQ(r.values()[0].key(), p + "dir/1");
     CHECK_EQ(c.keys(p + "dir/", 1).get().keys().size(), size_t{1});
     CHECK_EQ(c.keys(p + "dir/1", p + "dir/3").get().keys().size(), size_t{2});
     CHECK_EQ(c.keys(p + "dir/1", p + "dir/3", 1).get().keys().size(), size_t{1});
@@ -286,8 +288,13 @@ void test_kv() {
     CHECK_OK(c.put(p + "r/1", "x").get());
     r = c.rmdir(p + "r/", (etcdv3::detail::string_plus_one(p + "r/")).c_str()).get();
     CHECK_OK(r);
-    r = c.rmdir(p + "r/", "zzz").get();
-    CHECK_EQ(r.error_code(), etcdv3::ERROR_GRPC_UNIMPLEMENTED);
+    for (char const *k : {"r/1", "r/2", "r/3"}) {
+        CHECK_OK(c.put(p + k, "x").get());
+    }
+    r = c.rmdir(p + "r/1", p + "r/3").get();  // any range: [r/1, r/3)
+    CHECK_OK(r);
+    CHECK_EQ(r.values().size(), size_t{2});
+    CHECK_EQ(c.ls(p + "r/").get().keys().size(), size_t{1});
 
     CHECK_EQ(etcdv3::detail::string_plus_one("/a/"), std::string("/a0"));
     CHECK_EQ(etcdv3::detail::string_plus_one(std::string("\xff", 1)), etcdv3::NUL);

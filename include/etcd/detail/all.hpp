@@ -37,9 +37,14 @@
 #include "etcd/Value.hpp"
 #include "etcd/detail/client.hpp"
 #include "etcd/detail/keepalive.hpp"
+#include "etcd/detail/members.hpp"
 #include "etcd/detail/pplx.hpp"
+#include "etcd/detail/ranges.hpp"
 #include "etcd/detail/sync_client.hpp"
+#include "etcd/detail/txn.hpp"
 #include "etcd/detail/watcher.hpp"
+#include "etcd/v3/Member.hpp"
+#include "etcd/v3/Transaction.hpp"
 #include "etcd/v3/action_constants.hpp"
 
 #endif  // ETCD_SD_COMPAT_ALL_HPP

@@ -235,14 +235,15 @@ struct access {
         return resp;
     }
 
-    // value(), values() and keys() for a listing (value() is the first entry, if any).
+    // value(), values() and keys() for a listing (value() is the first entry, if any);
+    // keys_only: each entry without its value, as etcd's keys_only reads answer.
     static void set_values(Response &resp, std::vector<Value> values, bool keys_only = false) {
         resp._keys.clear();
-        for (auto const &v : values) {
+        for (auto &v : values) {
             resp._keys.push_back(v.key());
-        }
-        if (keys_only) {
-            values.clear();
+            if (keys_only) {
+                v.value.clear();
+            }
         }
         resp._value = values.empty() ? Value() : values.front();
         resp._values = std::move(values);
@@ -254,6 +255,12 @@ struct access {
     static void set_error(Response &resp, int code, std::string message) {
         resp._error_code = code;
         resp._error_message = std::move(message);
+    }
+    static void set_members(Response &resp, std::vector<etcdv3::Member> members) {
+        resp._members = std::move(members);
+    }
+    static void set_leases(Response &resp, std::vector<int64_t> leases) {
+        resp._leases = std::move(leases);
     }
 
     // A Watcher's Response for one batch of events.

@@ -85,7 +85,9 @@ public:
         return pplx::create_task([&] { return client_->get(key); });
     }
 
-    pplx::task<Response> get(std::string const &key, int64_t revision) = delete;
+    pplx::task<Response> get(std::string const &key, int64_t revision) {
+        return pplx::create_task([&] { return client_->get(key, revision); });
+    }
 
     pplx::task<Response> set(std::string const &key, std::string const &value,
                              const int64_t leaseId = 0) {
@@ -112,16 +114,24 @@ public:
     }
 
     pplx::task<Response> modify_if(std::string const &key, std::string const &value,
-                                   std::string const &old_value, const int64_t leaseId = 0) = delete;
+                                   std::string const &old_value, const int64_t leaseId = 0) {
+        return pplx::create_task([&] { return client_->modify_if(key, value, old_value, leaseId); });
+    }
     pplx::task<Response> modify_if(std::string const &key, std::string const &value,
-                                   int64_t old_index, const int64_t leaseId = 0) = delete;
+                                   int64_t old_index, const int64_t leaseId = 0) {
+        return pplx::create_task([&] { return client_->modify_if(key, value, old_index, leaseId); });
+    }
 
     pplx::task<Response> rm(std::string const &key) {
         return pplx::create_task([&] { return client_->rm(key); });
     }
 
-    pplx::task<Response> rm_if(std::string const &key, std::string const &old_value) = delete;
-    pplx::task<Response> rm_if(std::string const &key, int64_t old_index) = delete;
+    pplx::task<Response> rm_if(std::string const &key, std::string const &old_value) {
+        return pplx::create_task([&] { return client_->rm_if(key, old_value); });
+    }
+    pplx::task<Response> rm_if(std::string const &key, int64_t old_index) {
+        return pplx::create_task([&] { return client_->rm_if(key, old_index); });
+    }
 
     pplx::task<Response> rmdir(std::string const &key, bool recursive = false) {
         return pplx::create_task([&] { return client_->rmdir(key, recursive); });
@@ -143,7 +153,9 @@ public:
         return pplx::create_task([&] { return client_->ls(key, limit); });
     }
 
-    pplx::task<Response> ls(std::string const &key, size_t const limit, int64_t revision) = delete;
+    pplx::task<Response> ls(std::string const &key, size_t const limit, int64_t revision) {
+        return pplx::create_task([&] { return client_->ls(key, limit, revision); });
+    }
 
     pplx::task<Response> ls(std::string const &key, std::string const &range_end) {
         return pplx::create_task([&] { return client_->ls(key, range_end); });
@@ -155,7 +167,9 @@ public:
     }
 
     pplx::task<Response> ls(std::string const &key, std::string const &range_end,
-                            size_t const limit, int64_t revision) = delete;
+                            size_t const limit, int64_t revision) {
+        return pplx::create_task([&] { return client_->ls(key, range_end, limit, revision); });
+    }
 
     pplx::task<Response> keys(std::string const &key) {
         return pplx::create_task([&] { return client_->keys(key); });
@@ -165,7 +179,9 @@ public:
         return pplx::create_task([&] { return client_->keys(key, limit); });
     }
 
-    pplx::task<Response> keys(std::string const &key, size_t const limit, int64_t revision) = delete;
+    pplx::task<Response> keys(std::string const &key, size_t const limit, int64_t revision) {
+        return pplx::create_task([&] { return client_->keys(key, limit, revision); });
+    }
 
     pplx::task<Response> keys(std::string const &key, std::string const &range_end) {
         return pplx::create_task([&] { return client_->keys(key, range_end); });
@@ -177,7 +193,9 @@ public:
     }
 
     pplx::task<Response> keys(std::string const &key, std::string const &range_end,
-                              size_t const limit, int64_t revision) = delete;
+                              size_t const limit, int64_t revision) {
+        return pplx::create_task([&] { return client_->keys(key, range_end, limit, revision); });
+    }
 
     // One-shot watches: not implemented (an eager task would block the caller until the next
     // change); use etcd::Watcher.
@@ -208,7 +226,21 @@ public:
         return pplx::create_task([&] { return client_->leasetimetolive(lease_id); });
     }
 
-    pplx::task<Response> leases() = delete;
+    pplx::task<Response> leases() {
+        return pplx::create_task([this] { return client_->leases(); });
+    }
+
+    pplx::task<Response> list_member() {
+        return pplx::create_task([this] { return client_->list_member(); });
+    }
+
+    pplx::task<Response> add_member(std::string const &peer_urls, bool is_learner) {
+        return pplx::create_task([&] { return client_->add_member(peer_urls, is_learner); });
+    }
+
+    pplx::task<Response> remove_member(const uint64_t member_id) {
+        return pplx::create_task([&] { return client_->remove_member(member_id); });
+    }
 
     // Locks, transactions and elections: not implemented (docs/compat.md).
     pplx::task<Response> lock(std::string const &key) = delete;
@@ -219,7 +251,9 @@ public:
     pplx::task<Response> lock_with_lease(std::string const &key, int64_t lease_id,
                                          const bool sync) = delete;
     pplx::task<Response> unlock(std::string const &lock_key) = delete;
-    pplx::task<Response> txn(etcdv3::Transaction const &txn) = delete;
+    pplx::task<Response> txn(etcdv3::Transaction const &txn) {
+        return pplx::create_task([&] { return client_->txn(txn); });
+    }
     pplx::task<Response> campaign(std::string const &name, int64_t lease_id,
                                   std::string const &value) = delete;
     pplx::task<Response> proclaim(std::string const &name, int64_t lease_id,

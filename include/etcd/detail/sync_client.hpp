@@ -16,10 +16,13 @@
 
 #include "etcd/Response.hpp"
 #include "etcd/detail/capi.hpp"
+#include "etcd/detail/members.hpp"
+#include "etcd/detail/ranges.hpp"
+#include "etcd/detail/txn.hpp"
 #include "etcd/v3/action_constants.hpp"
 
 namespace etcdv3 {
-class Transaction;  // transactions are not implemented (see docs/compat.md)
+class Transaction;  // etcd/v3/Transaction.hpp
 }
 
 namespace etcd {
@@ -117,28 +120,18 @@ public:
     }
 
     /**
-     * One key: value(). A missing key: error_code() 100 (etcdv3::ERROR_KEY_NOT_FOUND).
+     * One key (any bytes, NULs included): value(). A missing key: error_code() 100
+     * (etcdv3::ERROR_KEY_NOT_FOUND, "etcd-cpp-apiv3: key not found").
      */
-    Response get(std::string const &key) {
-        auto start = now();
-        auto h = handle();
-        etcd_sd_kvs *raw = nullptr;
-        etcd_sd_result r = etcd_sd_client_get(h->get(), key.c_str(), &raw);
-        detail::kvs_ptr kvs(raw);
-        if (r != ETCD_SD_OK) {
-            return detail::access::error(r, etcdv3::GET_ACTION, start);
-        }
-        Response resp = detail::access::ok(etcdv3::GET_ACTION, etcd_sd_kvs_revision(kvs.get()), start);
-        auto values = detail::access::values_of(kvs.get());
-        if (values.empty()) {
-            detail::access::set_error(resp, etcdv3::ERROR_KEY_NOT_FOUND, "etcd-sd: key not found");
-        } else {
-            detail::access::set_value(resp, values.front());
-        }
-        return resp;
-    }
+    Response get(std::string const &key) { return detail::kv_get(handle()->get(), key, 0); }
 
-    Response get(std::string const &key, int64_t revision) = delete;  // not implemented
+    /**
+     * The key as it was at `revision` (0: now). A compacted or future revision: error_code()
+     * 11 with etcd's message.
+     */
+    Response get(std::string const &key, int64_t revision) {
+        return detail::kv_get(handle()->get(), key, revision);
+    }
 
     /**
      * Puts key -> value (creates or replaces), under `leaseId` if not 0. action() "set";
@@ -180,10 +173,19 @@ public:
         return put_mode(key, value, leaseId, ETCD_SD_PUT_IF_PRESENT, etcdv3::UPDATE_ACTION);
     }
 
+    /**
+     * Replaces the value if it is `old_value` (by index: if the key's last modification is at
+     * `old_index`). action() "compareAndSwap"; value() the entry written. Otherwise (a missing
+     * key too) error_code() 101 (ERROR_COMPARE_FAILED) and value() the entry as it is.
+     */
     Response modify_if(std::string const &key, std::string const &value,
-                       std::string const &old_value, const int64_t leaseId = 0) = delete;
+                       std::string const &old_value, const int64_t leaseId = 0) {
+        return detail::run_modify_if(handle()->get(), key, value, old_value, leaseId);
+    }
     Response modify_if(std::string const &key, std::string const &value, int64_t old_index,
-                       const int64_t leaseId = 0) = delete;
+                       const int64_t leaseId = 0) {
+        return detail::run_modify_if(handle()->get(), key, value, old_index, leaseId);
+    }
 
     /**
      * Deletes one key; value() and prev_value() are the deleted entry. A missing key:
@@ -191,33 +193,36 @@ public:
      */
     Response rm(std::string const &key) { return remove(key, false, etcdv3::ERROR_KEY_NOT_FOUND); }
 
-    Response rm_if(std::string const &key, std::string const &old_value) = delete;
-    Response rm_if(std::string const &key, int64_t old_index) = delete;
+    /**
+     * Deletes the key if its value is `old_value` (by index: if its last modification is at
+     * `old_index`). action() "compareAndDelete"; value()/prev_value() the deleted entry.
+     * Otherwise error_code() 101 and value() the entry as it is.
+     */
+    Response rm_if(std::string const &key, std::string const &old_value) {
+        return detail::run_rm_if(handle()->get(), key, old_value);
+    }
+    Response rm_if(std::string const &key, int64_t old_index) {
+        return detail::run_rm_if(handle()->get(), key, old_index);
+    }
 
     /**
-     * recursive: deletes every key starting with `key` (values(): the deleted entries);
-     * otherwise the key itself only. Nothing deleted: error_code() 100.
+     * recursive: deletes every key starting with `key` (every key when `key` is "");
+     * values(): the deleted entries. Otherwise the key itself only. Nothing deleted:
+     * error_code() 100.
      */
     Response rmdir(std::string const &key, bool recursive = false) {
         return remove(key, recursive, etcdv3::ERROR_KEY_NOT_FOUND);
     }
 
     /**
-     * Deletes [key, range_end). Only the prefix form is supported: range_end must be
-     * etcdv3::detail::string_plus_one(key); any other range: error_code() 12 (UNIMPLEMENTED).
+     * Deletes [key, range_end) (any bytes; "\0": every key from `key` on; "": `key` only).
      */
     Response rmdir(std::string const &key, const char *range_end) {
         return rmdir(key, std::string(range_end != nullptr ? range_end : ""));
     }
 
     Response rmdir(std::string const &key, std::string const &range_end) {
-        if (range_end != etcdv3::detail::string_plus_one(key)) {
-            return detail::access::error(etcdv3::ERROR_GRPC_UNIMPLEMENTED,
-                                         "etcd-sd: rmdir(key, range_end) supports only the "
-                                         "prefix range (range_end = string_plus_one(key))",
-                                         etcdv3::DELETE_ACTION);
-        }
-        return remove(key, true, etcdv3::ERROR_KEY_NOT_FOUND);
+        return detail::kv_delete(handle()->get(), key, !range_end.empty(), range_end);
     }
 
     /**
@@ -233,11 +238,12 @@ public:
      */
     Response ls(std::string const &key, size_t const limit) { return list(key, limit, false); }
 
-    Response ls(std::string const &key, size_t const limit, int64_t revision) = delete;
+    Response ls(std::string const &key, size_t const limit, int64_t revision) {
+        return detail::kv_ls(handle()->get(), key, limit, revision, false);
+    }
 
     /**
-     * Keys in [key, range_end), read as a listing of their longest common prefix, then
-     * filtered.
+     * Keys in [key, range_end): any bytes; range_end "\0": every key from `key` on.
      */
     Response ls(std::string const &key, std::string const &range_end) {
         return list_range(key, range_end, 0, false);
@@ -248,14 +254,18 @@ public:
     }
 
     Response ls(std::string const &key, std::string const &range_end, size_t const limit,
-                int64_t revision) = delete;
+                int64_t revision) {
+        return detail::kv_ls_range(handle()->get(), key, range_end, limit, revision, false);
+    }
 
     /**
-     * Like ls(), with keys() only (values() empty).
+     * Like ls(); values() hold each entry without its value.
      */
     Response keys(std::string const &key) { return list(key, 0, true); }
     Response keys(std::string const &key, size_t const limit) { return list(key, limit, true); }
-    Response keys(std::string const &key, size_t const limit, int64_t revision) = delete;
+    Response keys(std::string const &key, size_t const limit, int64_t revision) {
+        return detail::kv_ls(handle()->get(), key, limit, revision, true);
+    }
     Response keys(std::string const &key, std::string const &range_end) {
         return list_range(key, range_end, 0, true);
     }
@@ -263,7 +273,9 @@ public:
         return list_range(key, range_end, limit, true);
     }
     Response keys(std::string const &key, std::string const &range_end, size_t const limit,
-                  int64_t revision) = delete;
+                  int64_t revision) {
+        return detail::kv_ls_range(handle()->get(), key, range_end, limit, revision, true);
+    }
 
     // One-shot watches (block until the next change): not implemented; use etcd::Watcher.
     Response watch(std::string const &key, bool recursive = false) = delete;
@@ -328,14 +340,37 @@ public:
         return resp;
     }
 
-    Response leases() = delete;
+    /**
+     * leases(): the ids of every lease etcd holds. action() "leaseleases".
+     */
+    Response leases() { return detail::list_leases(handle()->get()); }
+
+    /**
+     * The members of the cluster: members(). action() "listmember".
+     */
+    Response list_member() { return detail::list_members(handle()->get()); }
+
+    /**
+     * Adds a member (not started: until it is, a cluster counting on it may lose its quorum).
+     * peer_urls: comma-separated. members(): the new member. action() "addmember".
+     */
+    Response add_member(std::string const &peer_urls, bool is_learner) {
+        return detail::add_member(handle()->get(), peer_urls, is_learner);
+    }
+
+    /**
+     * Removes member `member_id`. action() "removemember".
+     */
+    Response remove_member(const uint64_t member_id) {
+        return detail::remove_member(handle()->get(), member_id);
+    }
 
     // Locks, transactions and elections: not implemented (docs/compat.md).
     Response lock(std::string const &key) = delete;
     Response lock(std::string const &key, int lease_ttl) = delete;
     Response lock_with_lease(std::string const &key, int64_t lease_id) = delete;
     Response unlock(std::string const &lock_key) = delete;
-    Response txn(etcdv3::Transaction const &txn) = delete;
+    Response txn(etcdv3::Transaction const &txn) { return detail::run_txn(handle()->get(), txn); }
     Response campaign(std::string const &name, int64_t lease_id, std::string const &value) = delete;
     Response proclaim(std::string const &name, int64_t lease_id, std::string const &key,
                       int64_t revision, std::string const &value) = delete;
@@ -421,109 +456,25 @@ private:
 
     Response put_mode(std::string const &key, std::string const &value, int64_t lease,
                       etcd_sd_put_mode mode, char const *action) {
-        auto start = now();
-        auto h = handle();
-        etcd_sd_kvs *raw = nullptr;
-        etcd_sd_result r =
-            etcd_sd_client_put(h->get(), key.c_str(), value.data(), value.size(), lease, mode, &raw);
-        detail::kvs_ptr prev(raw);
-        auto prev_values = detail::access::values_of(prev.get());
-        if (r == ETCD_SD_OK) {
-            Response resp = detail::access::ok(action, etcd_sd_kvs_revision(prev.get()), start);
-            Value const *p = prev_values.empty() ? nullptr : &prev_values.front();
-            detail::access::set_value(
-                resp, detail::access::made_value(key, value, lease, resp.index(), p));
-            if (p != nullptr) {
-                detail::access::set_prev_value(resp, *p);
-            }
-            return resp;
-        }
-        // NOT_FOUND: modify() of a missing key (100), or a lease that does not exist (5).
-        Response resp = detail::access::error(r, action, start,
-                                              mode == ETCD_SD_PUT_IF_PRESENT
-                                                  ? etcdv3::ERROR_KEY_NOT_FOUND
-                                                  : etcdv3::ERROR_GRPC_NOT_FOUND);
-        if (r == ETCD_SD_EXISTS && prev_values.empty()) {  // add(): value() is what is there
-            etcd_sd_kvs *cur = nullptr;
-            if (etcd_sd_client_get(h->get(), key.c_str(), &cur) == ETCD_SD_OK) {
-                detail::kvs_ptr owned(cur);
-                prev_values = detail::access::values_of(owned.get());
-            }
-        }
-        if (!prev_values.empty()) {
-            detail::access::set_value(resp, prev_values.front());
-            detail::access::set_prev_value(resp, prev_values.front());
-        }
-        return resp;
+        return detail::kv_put(handle()->get(), key, value, lease, mode, action);
     }
 
     Response remove(std::string const &key, bool prefix, int not_found) {
-        auto start = now();
-        auto h = handle();
-        etcd_sd_kvs *raw = nullptr;
-        etcd_sd_result r = etcd_sd_client_delete(h->get(), key.c_str(), prefix, &raw);
-        detail::kvs_ptr deleted(raw);
-        if (r != ETCD_SD_OK) {
-            return detail::access::error(r, etcdv3::DELETE_ACTION, start, not_found);
+        (void)not_found;  // always 100, "etcd-cpp-apiv3: key not found"
+        if (!prefix) {
+            return detail::kv_delete(handle()->get(), key, false, std::string());
         }
-        Response resp =
-            detail::access::ok(etcdv3::DELETE_ACTION, etcd_sd_kvs_revision(deleted.get()), start);
-        auto values = detail::access::values_of(deleted.get());
-        if (values.empty()) {
-            detail::access::set_error(resp, not_found, "etcd-sd: key not found");
-            return resp;
-        }
-        detail::access::set_prev_value(resp, values.front());
-        detail::access::set_values(resp, std::move(values));
-        return resp;
+        auto range = detail::prefix_range(key);
+        return detail::kv_delete(handle()->get(), range.first, true, range.second);
     }
 
     Response list(std::string const &prefix, size_t limit, bool keys_only) {
-        auto start = now();
-        auto h = handle();
-        etcd_sd_kvs *raw = nullptr;
-        etcd_sd_result r =
-            etcd_sd_client_range(h->get(), prefix.c_str(), static_cast<int64_t>(limit), &raw);
-        detail::kvs_ptr kvs(raw);
-        if (r != ETCD_SD_OK) {
-            return detail::access::error(r, etcdv3::GET_ACTION, start);
-        }
-        Response resp = detail::access::ok(etcdv3::GET_ACTION, etcd_sd_kvs_revision(kvs.get()), start);
-        detail::access::set_values(resp, detail::access::values_of(kvs.get()), keys_only);
-        return resp;
+        return detail::kv_ls(handle()->get(), prefix, limit, 0, keys_only);
     }
 
     Response list_range(std::string const &key, std::string const &range_end, size_t limit,
                         bool keys_only) {
-        if (range_end == etcdv3::detail::string_plus_one(key)) {
-            return list(key, limit, keys_only);
-        }
-        size_t common = 0;
-        while (common < key.size() && common < range_end.size() && key[common] == range_end[common]) {
-            common++;
-        }
-        std::string prefix = key.substr(0, common);
-        if (prefix.empty()) {
-            return detail::access::error(etcdv3::ERROR_GRPC_UNIMPLEMENTED,
-                                         "etcd-sd: a range whose ends share no prefix is not "
-                                         "supported",
-                                         etcdv3::GET_ACTION);
-        }
-        Response all = list(prefix, 0, false);
-        if (!all.is_ok()) {
-            return all;
-        }
-        std::vector<Value> in;
-        for (auto const &v : all.values()) {
-            if (v.key() >= key && (range_end.empty() || range_end == etcdv3::NUL || v.key() < range_end)) {
-                in.push_back(v);
-                if (limit > 0 && in.size() == limit) {
-                    break;
-                }
-            }
-        }
-        detail::access::set_values(all, std::move(in), keys_only);
-        return all;
+        return detail::kv_ls_range(handle()->get(), key, range_end, limit, 0, keys_only);
     }
 
     mutable std::mutex mutex_;

@@ -9,6 +9,7 @@
 #ifndef ETCD_SD_COMPAT_ACTION_CONSTANTS_HPP
 #define ETCD_SD_COMPAT_ACTION_CONSTANTS_HPP
 
+#include <cstdlib>
 #include <string>
 
 namespace etcdv3 {
@@ -39,6 +40,10 @@ inline char const *const LEADER_ACTION = "leader";
 inline char const *const OBSERVE_ACTION = "obverse";     // sic, as in the original
 inline char const *const RESIGN_ACTION = "resign";
 
+inline char const *const ADDMEMBER = "addmember";        // add_member()
+inline char const *const LISTMEMBER = "listmember";      // list_member()
+inline char const *const REMOVEMEMBER = "removemember";  // remove_member()
+
 // The smallest key: "\0" (used as a range end meaning "to the end of the keyspace").
 inline std::string const NUL = std::string(1, '\x00');
 
@@ -68,6 +73,14 @@ inline const int ERROR_KEY_ALREADY_EXISTS = 105;  // add() of a key that exists
 inline const int ERROR_ACTION_CANCELLED = 106;
 
 namespace detail {
+
+// $ETCD_ENDPOINTS when it is set, else `default_endpoints`: how etcd-cpp-apiv3's own tests
+// and examples pick their etcd. (Declared here, so <etcd/Client.hpp> and <etcd/SyncClient.hpp>
+// both provide it, as the original's do.)
+inline std::string resolve_etcd_endpoints(std::string const &default_endpoints) {
+    char const *env = std::getenv("ETCD_ENDPOINTS");
+    return env != nullptr ? std::string(env) : default_endpoints;
+}
 
 // The end of the range of keys starting with `value` (etcd's prefix end: the last byte that
 // is not 0xff incremented, the rest dropped); NUL when there is none.

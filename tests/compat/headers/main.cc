@@ -8,10 +8,12 @@ int use_keepalive();
 int use_watcher();
 int use_response();
 int use_value();
+int use_transaction();
+int use_member();
 
 int main() {
     int failed = use_client() + use_sync_client() + use_keepalive() + use_watcher() +
-                 use_response() + use_value();
+                 use_response() + use_value() + use_transaction() + use_member();
     std::printf("compat headers: %s\n", failed == 0 ? "OK" : "FAILED");
     return failed == 0 ? 0 : 1;
 }
