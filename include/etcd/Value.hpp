@@ -120,15 +120,16 @@ public:
     bool has_kv() const { return _has_kv; }
 
     /**
-     * True when the key existed before this change; etcd-sd's watches always ask for it, so
-     * it is false only for the PUT that created the key (or when etcd had compacted it away).
+     * True when the watcher knew the key before this change (it keeps the values it has seen;
+     * etcd is never asked for prev_kv): false for the PUT that created the key.
      */
     bool has_prev_kv() const { return _has_prev_kv; }
 
     const Value &kv() const { return _kv; }
 
     /**
-     * The value before this change; for a DELETE, the departed value.
+     * The value before this change as the watcher last saw it; for a DELETE, the departed
+     * value. Key and value are exact; its revisions, version and lease are 0.
      */
     const Value &prev_kv() const { return _prev_kv; }
 

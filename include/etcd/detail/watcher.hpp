@@ -37,7 +37,9 @@ namespace etcd {
  *     listed (ls/get) in the last 60 s through a client with the same settings starts right
  *     after that listing's revision, so `client.ls(dir).get()` followed by
  *     `Watcher(client, dir, cb, true)` misses nothing in between. Otherwise it starts now.
- * The previous value is always asked for: prev_kv() of a DELETE_ is the departed value.
+ * prev_kv() is the previous value as this watcher last saw it (from its own table, not from
+ * etcd: the library never asks etcd for prev_kv): its key and value are exact, its revisions,
+ * version and lease are 0. prev_kv() of a DELETE_ is the departed value.
  *
  * Threads: the callback runs on one of etcd-sd's callback threads, never two at once for one
  * Watcher, in revision order. It may call any Client method, and may Cancel() or destroy its
