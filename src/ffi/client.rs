@@ -1,7 +1,7 @@
 //! `etcd_sd_client`: the C face of the general client ([`kv::Client`]): KV and lease calls.
 
 use crate::error::{Error, Result};
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out, Castable, OwnershipBox};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
@@ -18,6 +18,10 @@ use std::os::raw::c_char;
 /// watches made from a client hold their own reference: they may outlive it.
 pub struct etcd_sd_client {
     pub(crate) inner: kv::Client,
+}
+
+impl Castable for etcd_sd_client {
+    type Ownership = OwnershipBox;
 }
 
 /// When `etcd_sd_client_put` applies. Functions take it as a `uint32_t` (C may pass any

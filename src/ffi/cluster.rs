@@ -1,7 +1,7 @@
 //! `etcd_sd_members` and the cluster and lease listing calls of `etcd_sd_client`.
 
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_str, write_out};
+use crate::ffi::args::{check_out, opt_ref, take_box, try_str, write_out, Castable, OwnershipBox};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
 use crate::types::Member;
@@ -25,6 +25,10 @@ pub struct etcd_sd_member {
 /// immutable, so it may be read from several threads.
 pub struct etcd_sd_members {
     members: Vec<(Member, [CString; 3])>,
+}
+
+impl Castable for etcd_sd_members {
+    type Ownership = OwnershipBox;
 }
 
 fn c_string(s: String) -> CString {
@@ -61,7 +65,7 @@ pub extern "C" fn etcd_sd_client_members(
 #[no_mangle]
 pub extern "C" fn etcd_sd_members_len(members: *const etcd_sd_members) -> usize {
     ffi_boundary! {
-        unsafe { members.as_ref() }.map_or(0, |m| m.members.len())
+        unsafe { opt_ref(members) }.map_or(0, |m| m.members.len())
     }
 }
 
@@ -75,7 +79,7 @@ pub extern "C" fn etcd_sd_members_at(
 ) -> bool {
     ffi_boundary! {
         let Some((m, [name, peers, clients])) =
-            unsafe { members.as_ref() }.and_then(|m| m.members.get(index))
+            unsafe { opt_ref(members) }.and_then(|m| m.members.get(index))
         else {
             return false;
         };

@@ -2,7 +2,7 @@
 
 use crate::discovery::Discovery;
 use crate::event::{Event, EventKind, EventSink};
-use crate::ffi::args::{check_out, take_box, try_str, write_out, UserData};
+use crate::ffi::args::{check_out, take_box, try_str, write_out, Castable, OwnershipBox, UserData};
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
@@ -35,6 +35,10 @@ pub type etcd_sd_event_fn = Option<
 pub struct etcd_sd_discovery {
     /// Held for its `Drop`, which stops the watch and the callbacks.
     pub(crate) inner: Discovery,
+}
+
+impl Castable for etcd_sd_discovery {
+    type Ownership = OwnershipBox;
 }
 
 struct CallbackSink {

@@ -2,7 +2,9 @@
 
 use crate::election::{current_leader, Election};
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{
+    check_out, opt_ref, take_box, try_mut, try_ref, try_str, write_out, Castable, OwnershipBox,
+};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::lock::{etcd_sd_lost_fn, lease_of, lost_sink, wait_of};
@@ -21,6 +23,10 @@ use std::os::raw::{c_char, c_void};
 pub struct etcd_sd_election {
     inner: Election,
     key: CString,
+}
+
+impl Castable for etcd_sd_election {
+    type Ownership = OwnershipBox;
 }
 
 /// Campaigns in election `name` with `value` (`value_len` bytes), waiting at most `wait_ms`
@@ -73,7 +79,7 @@ pub extern "C" fn etcd_sd_election_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_key(election: *const etcd_sd_election) -> *const c_char {
     ffi_boundary! {
-        unsafe { election.as_ref() }.map_or(std::ptr::null(), |e| e.key.as_ptr())
+        unsafe { opt_ref(election) }.map_or(std::ptr::null(), |e| e.key.as_ptr())
     }
 }
 
@@ -82,7 +88,7 @@ pub extern "C" fn etcd_sd_election_key(election: *const etcd_sd_election) -> *co
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_revision(election: *const etcd_sd_election) -> i64 {
     ffi_boundary! {
-        unsafe { election.as_ref() }.map_or(0, |e| e.inner.leader_key().rev)
+        unsafe { opt_ref(election) }.map_or(0, |e| e.inner.leader_key().rev)
     }
 }
 
@@ -90,7 +96,7 @@ pub extern "C" fn etcd_sd_election_revision(election: *const etcd_sd_election) -
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_lease(election: *const etcd_sd_election) -> i64 {
     ffi_boundary! {
-        unsafe { election.as_ref() }.map_or(0, |e| e.inner.leader_key().lease)
+        unsafe { opt_ref(election) }.map_or(0, |e| e.inner.leader_key().lease)
     }
 }
 
@@ -132,7 +138,7 @@ pub extern "C" fn etcd_sd_election_proclaim(
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_resign(election: *mut etcd_sd_election) -> etcd_sd_result {
     ffi_boundary! {
-        let e = unsafe { election.as_mut() }.ok_or_else(|| Error::invalid("election is NULL"))?;
+        let e = unsafe { try_mut(election, "election") }?;
         e.inner.resign()
     }
 }

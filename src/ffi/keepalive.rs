@@ -1,6 +1,6 @@
 //! `etcd_sd_keepalive`: the C face of [`KeptLease`], a lease kept alive and recovered.
 
-use crate::ffi::args::{check_out, take_box, write_out, UserData};
+use crate::ffi::args::{check_out, opt_ref, take_box, write_out, Castable, OwnershipBox, UserData};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
 use crate::session::kept::{GaveUp, KeptLease};
@@ -30,6 +30,10 @@ pub type etcd_sd_keepalive_fn = Option<
 /// delete its keys at once).
 pub struct etcd_sd_keepalive {
     inner: KeptLease,
+}
+
+impl Castable for etcd_sd_keepalive {
+    type Ownership = OwnershipBox;
 }
 
 /// Starts keeping `lease` alive, or, when `lease` is 0, grants a new lease of `ttl_seconds`
@@ -72,7 +76,7 @@ pub extern "C" fn etcd_sd_keepalive_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_keepalive_lease(keepalive: *const etcd_sd_keepalive) -> i64 {
     ffi_boundary! {
-        unsafe { keepalive.as_ref() }.map_or(0, |k| k.inner.id())
+        unsafe { opt_ref(keepalive) }.map_or(0, |k| k.inner.id())
     }
 }
 

@@ -1,5 +1,6 @@
 //! `etcd_sd_kvs` and `etcd_sd_kv`: what the general client's KV calls return to C.
 
+use crate::ffi::args::{opt_ref, Castable, OwnershipBox};
 use crate::types::{KeyValue, Kvs};
 use std::os::raw::c_char;
 
@@ -34,6 +35,10 @@ pub struct etcd_sd_kvs {
     kvs: Vec<KeyValue>,
 }
 
+impl Castable for etcd_sd_kvs {
+    type Ownership = OwnershipBox;
+}
+
 impl etcd_sd_kvs {
     pub(crate) fn new(kvs: Kvs) -> Self {
         let mut items = kvs.kvs;
@@ -66,7 +71,7 @@ pub(crate) fn view(kv: &KeyValue) -> etcd_sd_kv {
 #[no_mangle]
 pub extern "C" fn etcd_sd_kvs_len(kvs: *const etcd_sd_kvs) -> usize {
     ffi_boundary! {
-        unsafe { kvs.as_ref() }.map_or(0, |k| k.kvs.len())
+        unsafe { opt_ref(kvs) }.map_or(0, |k| k.kvs.len())
     }
 }
 
@@ -74,7 +79,7 @@ pub extern "C" fn etcd_sd_kvs_len(kvs: *const etcd_sd_kvs) -> usize {
 #[no_mangle]
 pub extern "C" fn etcd_sd_kvs_revision(kvs: *const etcd_sd_kvs) -> i64 {
     ffi_boundary! {
-        unsafe { kvs.as_ref() }.map_or(0, |k| k.revision)
+        unsafe { opt_ref(kvs) }.map_or(0, |k| k.revision)
     }
 }
 
@@ -88,7 +93,7 @@ pub extern "C" fn etcd_sd_kvs_at(
     out: *mut etcd_sd_kv,
 ) -> bool {
     ffi_boundary! {
-        match (unsafe { kvs.as_ref() }, out.is_null()) {
+        match (unsafe { opt_ref(kvs) }, out.is_null()) {
             (Some(k), false) => match k.kvs.get(index) {
                 Some(kv) => {
                     unsafe { out.write(view(kv)) };

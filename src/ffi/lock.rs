@@ -2,7 +2,10 @@
 
 use crate::dispatch::Sink;
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out, UserData};
+use crate::ffi::args::{
+    check_out, opt_ref, take_box, try_mut, try_ref, try_str, write_out, Castable, OwnershipBox,
+    UserData,
+};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
 use crate::lock::{Lease, Lock};
@@ -28,6 +31,10 @@ pub type etcd_sd_lost_fn =
 pub struct etcd_sd_lock {
     inner: Lock,
     key: CString,
+}
+
+impl Castable for etcd_sd_lock {
+    type Ownership = OwnershipBox;
 }
 
 /// A sink calling a C `etcd_sd_lost_fn`.
@@ -102,7 +109,7 @@ pub extern "C" fn etcd_sd_lock_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_key(lock: *const etcd_sd_lock) -> *const c_char {
     ffi_boundary! {
-        unsafe { lock.as_ref() }.map_or(std::ptr::null(), |l| l.key.as_ptr())
+        unsafe { opt_ref(lock) }.map_or(std::ptr::null(), |l| l.key.as_ptr())
     }
 }
 
@@ -111,7 +118,7 @@ pub extern "C" fn etcd_sd_lock_key(lock: *const etcd_sd_lock) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_revision(lock: *const etcd_sd_lock) -> i64 {
     ffi_boundary! {
-        unsafe { lock.as_ref() }.map_or(0, |l| l.inner.revision())
+        unsafe { opt_ref(lock) }.map_or(0, |l| l.inner.revision())
     }
 }
 
@@ -119,7 +126,7 @@ pub extern "C" fn etcd_sd_lock_revision(lock: *const etcd_sd_lock) -> i64 {
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_lease(lock: *const etcd_sd_lock) -> i64 {
     ffi_boundary! {
-        unsafe { lock.as_ref() }.map_or(0, |l| l.inner.lease())
+        unsafe { opt_ref(lock) }.map_or(0, |l| l.inner.lease())
     }
 }
 
@@ -138,7 +145,7 @@ pub extern "C" fn etcd_sd_lock_check(lock: *const etcd_sd_lock) -> etcd_sd_resul
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_unlock(lock: *mut etcd_sd_lock) -> etcd_sd_result {
     ffi_boundary! {
-        let l = unsafe { lock.as_mut() }.ok_or_else(|| Error::invalid("lock is NULL"))?;
+        let l = unsafe { try_mut(lock, "lock") }?;
         l.inner.unlock()
     }
 }

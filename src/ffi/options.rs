@@ -2,7 +2,9 @@
 //! breaking the ABI.
 
 use crate::error::Result;
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{
+    check_out, take_box, try_mut, try_ref, try_str, write_out, Castable, OwnershipBox,
+};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
 use std::os::raw::c_char;
@@ -16,6 +18,10 @@ use std::time::Duration;
 /// thread-safe: do not change one options object from two threads at once.
 pub struct etcd_sd_options {
     pub(crate) inner: Options,
+}
+
+impl Castable for etcd_sd_options {
+    type Ownership = OwnershipBox;
 }
 
 /// Creates an options object with the defaults and writes it to `*out`.
@@ -195,8 +201,7 @@ fn with_options(
     f: impl FnOnce(&mut Options) -> Result<()>,
 ) -> etcd_sd_result {
     ffi_boundary! {
-        let o = unsafe { opts.as_mut() }
-            .ok_or_else(|| crate::error::Error::invalid("options is NULL"))?;
+        let o = unsafe { try_mut(opts, "options") }?;
         let mut copy = o.inner.clone();
         f(&mut copy)?;
         o.inner = copy;

@@ -1,6 +1,8 @@
 //! `etcd_sd_registry`: the C face of [`Registry`].
 
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out, UserData};
+use crate::ffi::args::{
+    check_out, take_box, try_ref, try_str, write_out, Castable, OwnershipBox, UserData,
+};
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
@@ -19,6 +21,10 @@ use std::os::raw::{c_char, c_void};
 /// several at once.
 pub struct etcd_sd_registry {
     pub(crate) inner: Registry,
+}
+
+impl Castable for etcd_sd_registry {
+    type Ownership = OwnershipBox;
 }
 
 /// Connects to `endpoints` (see `etcd_sd_options_set_endpoints`) and joins the process's

@@ -1,7 +1,9 @@
 //! `etcd_sd_table`: the C face of [`ServiceTable`], a live service table with load balancing.
 
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out, UserData};
+use crate::ffi::args::{
+    check_out, opt_ref, take_box, try_ref, try_str, write_out, Castable, OwnershipBox, UserData,
+};
 use crate::ffi::boundary::Boundary;
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::{etcd_sd_result, fail, fail_code};
@@ -49,11 +51,19 @@ pub struct etcd_sd_table {
     inner: ServiceTable,
 }
 
+impl Castable for etcd_sd_table {
+    type Ownership = OwnershipBox;
+}
+
 /// An immutable snapshot of one service's instances, in key order. Owned by the caller:
 /// free it with `etcd_sd_instances_free`. Later changes to the table do not affect it. It may
 /// be read from any thread.
 pub struct etcd_sd_instances {
     inner: Instances,
+}
+
+impl Castable for etcd_sd_instances {
+    type Ownership = OwnershipBox;
 }
 
 /// A view of one instance inside an `etcd_sd_instances`: the strings belong to it and stay
@@ -365,7 +375,7 @@ pub extern "C" fn etcd_sd_table_set_changed_fn(
 #[no_mangle]
 pub extern "C" fn etcd_sd_instances_len(instances: *const etcd_sd_instances) -> usize {
     ffi_boundary! {
-        Len(unsafe { instances.as_ref() }.map_or(0, |i| i.inner.len()))
+        Len(unsafe { opt_ref(instances) }.map_or(0, |i| i.inner.len()))
     }
 }
 
@@ -378,7 +388,7 @@ pub extern "C" fn etcd_sd_instances_at(
     out: *mut etcd_sd_instance,
 ) -> bool {
     ffi_boundary! {
-        let (Some(s), false) = (unsafe { instances.as_ref() }, out.is_null()) else {
+        let (Some(s), false) = (unsafe { opt_ref(instances) }, out.is_null()) else {
             return Found(false);
         };
         let Some(inst) = s.inner.get(i) else { return Found(false) };

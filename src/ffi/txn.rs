@@ -3,7 +3,9 @@
 //! per-operation results are read by index.
 
 use crate::error::{Error, Result};
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{
+    check_out, opt_ref, take_box, try_mut, try_ref, try_str, write_out, Castable, OwnershipBox,
+};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::result::etcd_sd_result;
@@ -59,6 +61,10 @@ pub struct etcd_sd_txn {
     txn: Txn,
 }
 
+impl Castable for etcd_sd_txn {
+    type Ownership = OwnershipBox;
+}
+
 /// What etcd answered to a transaction: whether the compares held, the revision, and one
 /// result per operation of the branch that ran. Owned by the caller, freed with
 /// `etcd_sd_txn_response_free`; immutable, so it may be read from several threads. Pointers
@@ -68,6 +74,10 @@ pub struct etcd_sd_txn_response {
     succeeded: bool,
     revision: i64,
     ops: Vec<OpResult>,
+}
+
+impl Castable for etcd_sd_txn_response {
+    type Ownership = OwnershipBox;
 }
 
 struct OpResult {
@@ -142,11 +152,14 @@ pub extern "C" fn etcd_sd_txn_free(txn: *mut etcd_sd_txn) {
     }
 }
 
+/// The transaction behind a caller's pointer, to add to it.
+///
+/// # Safety
+/// As [`try_mut`]: `txn` is NULL or a live `etcd_sd_txn` that no other thread uses meanwhile
+/// (the header: one thread at a time while it is built).
 unsafe fn txn_mut<'a>(txn: *mut etcd_sd_txn) -> Result<&'a mut Txn> {
-    Ok(&mut txn
-        .as_mut()
-        .ok_or_else(|| Error::invalid("txn is NULL"))?
-        .txn)
+    // SAFETY: this fn's contract is `try_mut`'s.
+    Ok(&mut unsafe { try_mut(txn, "txn") }?.txn)
 }
 
 /// `len` bytes at `p` (NULL allowed when `len` is 0).
@@ -380,7 +393,7 @@ pub extern "C" fn etcd_sd_txn_response_free(response: *mut etcd_sd_txn_response)
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_succeeded(response: *const etcd_sd_txn_response) -> bool {
     ffi_boundary! {
-        unsafe { response.as_ref() }.is_some_and(|r| r.succeeded)
+        unsafe { opt_ref(response) }.is_some_and(|r| r.succeeded)
     }
 }
 
@@ -388,7 +401,7 @@ pub extern "C" fn etcd_sd_txn_response_succeeded(response: *const etcd_sd_txn_re
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_revision(response: *const etcd_sd_txn_response) -> i64 {
     ffi_boundary! {
-        unsafe { response.as_ref() }.map_or(0, |r| r.revision)
+        unsafe { opt_ref(response) }.map_or(0, |r| r.revision)
     }
 }
 
@@ -396,14 +409,14 @@ pub extern "C" fn etcd_sd_txn_response_revision(response: *const etcd_sd_txn_res
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_len(response: *const etcd_sd_txn_response) -> usize {
     ffi_boundary! {
-        unsafe { response.as_ref() }.map_or(0, |r| r.ops.len())
+        unsafe { opt_ref(response) }.map_or(0, |r| r.ops.len())
     }
 }
 
 fn op_at(response: *const etcd_sd_txn_response, index: usize) -> Option<&'static OpResult> {
     // SAFETY: the caller passes NULL or a live response, and uses what we return only while
     // that response lives (the header says so); 'static stands for that lifetime here.
-    unsafe { response.as_ref() }.and_then(|r| r.ops.get(index))
+    unsafe { opt_ref(response) }.and_then(|r| r.ops.get(index))
 }
 
 /// The kind of operation `index` (an `etcd_sd_txn_op_kind`), or -1 when `response` is NULL or

@@ -1,7 +1,7 @@
 //! `etcd_sd_watch`: the C face of [`Watcher`], raw events of a key or prefix.
 
 use crate::event::EventKind;
-use crate::ffi::args::{check_out, take_box, try_str, write_out, UserData};
+use crate::ffi::args::{check_out, take_box, try_str, write_out, Castable, OwnershipBox, UserData};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::{etcd_sd_kv, view};
 use crate::ffi::result::etcd_sd_result;
@@ -61,6 +61,10 @@ pub type etcd_sd_watch_fn = Option<
 /// its own watch.
 pub struct etcd_sd_watch {
     pub(crate) inner: Watcher,
+}
+
+impl Castable for etcd_sd_watch {
+    type Ownership = OwnershipBox;
 }
 
 /// Starts watching `key` (every key under it when `prefix` is true) and writes the watch to
