@@ -48,7 +48,11 @@ pub extern "C" fn etcd_sd_client_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `opts` is NULL (refused) or an `etcd_sd_options` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let inner = kv::Client::new(unsafe { options_ref(opts) }?)?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_client { inner }) };
         Ok(())
     }
@@ -58,6 +62,9 @@ pub extern "C" fn etcd_sd_client_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_client_free(client: *mut etcd_sd_client) {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (a no-op) or an `etcd_sd_client` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(client) });
     }
 }
@@ -65,12 +72,18 @@ pub extern "C" fn etcd_sd_client_free(client: *mut etcd_sd_client) {
 /// The client behind a caller's pointer.
 ///
 /// # Safety
-/// `c` is NULL or a live client.
+/// `c` is NULL or a live client (made by `etcd_sd_client_new`, not freed yet).
 pub(crate) unsafe fn client_ref<'a>(c: *const etcd_sd_client) -> Result<&'a kv::Client> {
-    Ok(&try_ref(c, "client")?.inner)
+    // SAFETY: `c` is NULL or a live client: this fn's contract, which is `try_ref`'s (a client
+    // is never mutated through a pointer, so "unmutated" holds).
+    Ok(&unsafe { try_ref(c, "client") }?.inner)
 }
 
 /// `len` bytes at `p` (NULL allowed when `len` is 0).
+///
+/// # Safety
+/// When `len > 0`, `p` is NULL or points to `len` readable bytes that nothing mutates while
+/// the result is used (the call).
 unsafe fn bytes<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
@@ -78,12 +91,16 @@ unsafe fn bytes<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a [u8]
     if p.is_null() {
         return Err(Error::invalid(format!("{what} is NULL")));
     }
-    Ok(std::slice::from_raw_parts(p.cast(), len))
+    // SAFETY: `p` is non-NULL (checked above) and `len > 0`, so by this fn's contract it
+    // points to `len` readable, unmutated bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len) })
 }
 
 /// Writes `kvs` to `*out` when `out` is not NULL.
 fn give(out: *mut *mut etcd_sd_kvs, kvs: Kvs) {
     if !out.is_null() {
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_kvs::new(kvs)) };
     }
 }
@@ -110,8 +127,14 @@ pub extern "C" fn etcd_sd_client_put(
     out_prev: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { bytes(value, value_len, "value") }?;
         let mode = put_mode(mode)?;
         give(out_prev, c.put(key.as_bytes(), value, lease, mode)?);
@@ -145,7 +168,11 @@ pub extern "C" fn etcd_sd_client_get(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         give(out, c.get(key.as_bytes())?);
         Ok(())
@@ -167,7 +194,11 @@ pub extern "C" fn etcd_sd_client_range(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `prefix` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let prefix = unsafe { try_str(prefix, "prefix") }?;
         give(out, c.range(prefix.as_bytes(), limit)?);
         Ok(())
@@ -186,7 +217,11 @@ pub extern "C" fn etcd_sd_client_get_at(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         give(out, c.get_at(key.as_bytes(), revision)?);
         Ok(())
@@ -207,8 +242,14 @@ pub extern "C" fn etcd_sd_client_range_at(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
+        // SAFETY: `range_end` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let end = if range_end.is_null() { "" } else { unsafe { try_str(range_end, "range_end") }? };
         give(out, c.range_at(key.as_bytes(), end.as_bytes(), limit, revision)?);
         Ok(())
@@ -228,7 +269,11 @@ pub extern "C" fn etcd_sd_client_get_bytes(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: the caller lends `key_len` readable bytes at `key` for the call (NULL is refused
+        // unless `key_len` is 0).
         let key = unsafe { bytes(key, key_len, "key") }?;
         give(out, c.get_at(key, revision)?);
         Ok(())
@@ -253,8 +298,14 @@ pub extern "C" fn etcd_sd_client_range_bytes(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: the caller lends `key_len` readable bytes at `key` for the call (NULL is refused
+        // unless `key_len` is 0).
         let key = unsafe { bytes(key, key_len, "key") }?;
+        // SAFETY: the caller lends `range_end_len` readable bytes at `range_end` for the call (NULL
+        // is refused unless `range_end_len` is 0).
         let end = unsafe { bytes(range_end, range_end_len, "range_end") }?;
         give(out, c.range_at(key, end, limit, revision)?);
         Ok(())
@@ -275,8 +326,14 @@ pub extern "C" fn etcd_sd_client_put_bytes(
     out_prev: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: the caller lends `key_len` readable bytes at `key` for the call (NULL is refused
+        // unless `key_len` is 0).
         let key = unsafe { bytes(key, key_len, "key") }?;
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { bytes(value, value_len, "value") }?;
         give(out_prev, c.put(key, value, lease, put_mode(mode)?)?);
         Ok(())
@@ -297,8 +354,14 @@ pub extern "C" fn etcd_sd_client_delete_bytes(
     out_deleted: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: the caller lends `key_len` readable bytes at `key` for the call (NULL is refused
+        // unless `key_len` is 0).
         let key = unsafe { bytes(key, key_len, "key") }?;
+        // SAFETY: the caller lends `range_end_len` readable bytes at `range_end` for the call (NULL
+        // is refused unless `range_end_len` is 0).
         let end = unsafe { bytes(range_end, range_end_len, "range_end") }?;
         let deleted = if end.is_empty() { c.delete(key, false)? } else { c.delete_range(key, end)? };
         give(out_deleted, deleted);
@@ -319,7 +382,11 @@ pub extern "C" fn etcd_sd_client_delete(
     out_deleted: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         give(out_deleted, c.delete(key.as_bytes(), prefix)?);
         Ok(())
@@ -341,8 +408,12 @@ pub extern "C" fn etcd_sd_client_lease_grant(
         if out_id.is_null() {
             return Err(Error::invalid("out_id is NULL"));
         }
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
         let id = c.lease_grant(ttl_seconds)?;
+        // SAFETY: `out_id` is non-NULL (checked above) and the caller passes it writable for the
+        // call.
         unsafe { out_id.write(id) };
         Ok(())
     }
@@ -360,6 +431,8 @@ pub extern "C" fn etcd_sd_client_lease_revoke(
     id: i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         unsafe { client_ref(client) }?.lease_revoke(id)
     }
 }
@@ -376,7 +449,11 @@ pub extern "C" fn etcd_sd_client_lease_ttl(
     out_granted_ttl: *mut i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let (left, granted) = unsafe { client_ref(client) }?.lease_ttl(id)?;
+        // SAFETY: each out-param is written only when non-NULL; the caller passes a non-NULL one
+        // as a writable `int64_t` for the call.
         unsafe {
             if !out_ttl_left.is_null() {
                 out_ttl_left.write(left);

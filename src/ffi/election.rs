@@ -50,7 +50,11 @@ pub extern "C" fn etcd_sd_election_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `name` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let name = unsafe { try_str(name, "name") }?;
         let value = if value_len == 0 {
             &[][..]
@@ -70,6 +74,8 @@ pub extern "C" fn etcd_sd_election_new(
         )?;
         let key = CString::new(inner.leader_key().key.clone())
             .map_err(|_| Error::Internal("leader key holds a NUL byte".into()))?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_election { inner, key }) };
         Ok(())
     }
@@ -79,6 +85,8 @@ pub extern "C" fn etcd_sd_election_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_key(election: *const etcd_sd_election) -> *const c_char {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (the documented default is returned) or an `etcd_sd_election`
+        // the caller has not freed (the header's contract); it is only read here.
         unsafe { opt_ref(election) }.map_or(std::ptr::null(), |e| e.key.as_ptr())
     }
 }
@@ -88,6 +96,8 @@ pub extern "C" fn etcd_sd_election_key(election: *const etcd_sd_election) -> *co
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_revision(election: *const etcd_sd_election) -> i64 {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (the documented default is returned) or an `etcd_sd_election`
+        // the caller has not freed (the header's contract); it is only read here.
         unsafe { opt_ref(election) }.map_or(0, |e| e.inner.leader_key().rev)
     }
 }
@@ -96,6 +106,8 @@ pub extern "C" fn etcd_sd_election_revision(election: *const etcd_sd_election) -
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_lease(election: *const etcd_sd_election) -> i64 {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (the documented default is returned) or an `etcd_sd_election`
+        // the caller has not freed (the header's contract); it is only read here.
         unsafe { opt_ref(election) }.map_or(0, |e| e.inner.leader_key().lease)
     }
 }
@@ -105,6 +117,8 @@ pub extern "C" fn etcd_sd_election_lease(election: *const etcd_sd_election) -> i
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_check(election: *const etcd_sd_election) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (refused) or an `etcd_sd_election` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         unsafe { try_ref(election, "election") }?.inner.check()
     }
 }
@@ -120,6 +134,8 @@ pub extern "C" fn etcd_sd_election_proclaim(
     value_len: usize,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (refused) or an `etcd_sd_election` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         let e = unsafe { try_ref(election, "election") }?;
         let value = if value_len == 0 {
             &[][..]
@@ -138,6 +154,8 @@ pub extern "C" fn etcd_sd_election_proclaim(
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_resign(election: *mut etcd_sd_election) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (refused) or an `etcd_sd_election` the caller has not freed,
+        // and the header lets only one thread at a time call this on it.
         let e = unsafe { try_mut(election, "election") }?;
         e.inner.resign()
     }
@@ -148,6 +166,9 @@ pub extern "C" fn etcd_sd_election_resign(election: *mut etcd_sd_election) -> et
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_free(election: *mut etcd_sd_election) {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (a no-op) or an `etcd_sd_election` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(election) });
     }
 }
@@ -164,10 +185,16 @@ pub extern "C" fn etcd_sd_client_leader(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `name` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let name = unsafe { try_str(name, "name") }?;
         let kv = current_leader(c, name.as_bytes())?;
         let kvs = Kvs { revision: kv.mod_revision, kvs: vec![kv] };
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_kvs::new(kvs)) };
         Ok(())
     }

@@ -71,6 +71,9 @@ pub(crate) fn view(kv: &KeyValue) -> etcd_sd_kv {
 #[no_mangle]
 pub extern "C" fn etcd_sd_kvs_len(kvs: *const etcd_sd_kvs) -> usize {
     ffi_boundary! {
+        // SAFETY: `kvs` is NULL (the documented default is returned) or an `etcd_sd_kvs` not freed
+        // yet, owned or a view into a response not freed yet (the header's contract); it is only
+        // read here.
         unsafe { opt_ref(kvs) }.map_or(0, |k| k.kvs.len())
     }
 }
@@ -79,6 +82,9 @@ pub extern "C" fn etcd_sd_kvs_len(kvs: *const etcd_sd_kvs) -> usize {
 #[no_mangle]
 pub extern "C" fn etcd_sd_kvs_revision(kvs: *const etcd_sd_kvs) -> i64 {
     ffi_boundary! {
+        // SAFETY: `kvs` is NULL (the documented default is returned) or an `etcd_sd_kvs` not freed
+        // yet, owned or a view into a response not freed yet (the header's contract); it is only
+        // read here.
         unsafe { opt_ref(kvs) }.map_or(0, |k| k.revision)
     }
 }
@@ -93,9 +99,14 @@ pub extern "C" fn etcd_sd_kvs_at(
     out: *mut etcd_sd_kv,
 ) -> bool {
     ffi_boundary! {
+        // SAFETY: `kvs` is NULL (the documented default is returned) or an `etcd_sd_kvs` not freed
+        // yet, owned or a view into a response not freed yet (the header's contract); it is only
+        // read here.
         match (unsafe { opt_ref(kvs) }, out.is_null()) {
             (Some(k), false) => match k.kvs.get(index) {
                 Some(kv) => {
+                    // SAFETY: `out` is non-NULL (checked above) and the caller passes it writable
+                    // for the call.
                     unsafe { out.write(view(kv)) };
                     true
                 }
@@ -110,6 +121,10 @@ pub extern "C" fn etcd_sd_kvs_at(
 #[no_mangle]
 pub extern "C" fn etcd_sd_kvs_free(kvs: *mut etcd_sd_kvs) {
     ffi_boundary! {
+        // SAFETY: `kvs` is NULL (a no-op) or an `etcd_sd_kvs` the library handed out (by
+        // `write_out`; never a view into a response, which the header says is not freed) that the
+        // caller gives back here and never uses again (the header's `_free` contract); `Castable`
+        // makes it the Box `write_out` made for this type.
         drop(unsafe { crate::ffi::args::take_box(kvs) });
     }
 }

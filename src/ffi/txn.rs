@@ -139,6 +139,8 @@ impl etcd_sd_txn_response {
 pub extern "C" fn etcd_sd_txn_new(out: *mut *mut etcd_sd_txn) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_txn { txn: Txn::default() }) };
         Ok(())
     }
@@ -148,6 +150,9 @@ pub extern "C" fn etcd_sd_txn_new(out: *mut *mut etcd_sd_txn) -> etcd_sd_result 
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_free(txn: *mut etcd_sd_txn) {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (a no-op) or an `etcd_sd_txn` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(txn) });
     }
 }
@@ -163,6 +168,10 @@ unsafe fn txn_mut<'a>(txn: *mut etcd_sd_txn) -> Result<&'a mut Txn> {
 }
 
 /// `len` bytes at `p` (NULL allowed when `len` is 0).
+///
+/// # Safety
+/// When `len > 0`, `p` is NULL or points to `len` readable bytes that nothing mutates while
+/// the result is used (the call).
 unsafe fn bytes<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
@@ -170,15 +179,21 @@ unsafe fn bytes<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a [u8]
     if p.is_null() {
         return Err(Error::invalid(format!("{what} is NULL")));
     }
-    Ok(std::slice::from_raw_parts(p.cast(), len))
+    // SAFETY: `p` is non-NULL (checked above) and `len > 0`, so by this fn's contract it
+    // points to `len` readable, unmutated bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len) })
 }
 
 /// An optional C string: NULL or "" is empty.
+///
+/// # Safety
+/// As [`try_str`]: `p` is NULL or a NUL-terminated string that outlives the call.
 unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<&'a [u8]> {
     if p.is_null() {
         return Ok(&[]);
     }
-    Ok(try_str(p, what)?.as_bytes())
+    // SAFETY: `p` is non-NULL here, and a NUL-terminated string by this fn's contract.
+    Ok(unsafe { try_str(p, what) }?.as_bytes())
 }
 
 fn cmp_op(op: u32) -> Result<CompareOp> {
@@ -213,9 +228,17 @@ pub extern "C" fn etcd_sd_txn_compare_value(
     value_len: usize,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: `range_end` is NULL (empty) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let range_end = unsafe { opt_str(range_end, "range_end") }?.to_vec();
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { bytes(value, value_len, "value") }?.to_vec();
         t.compare.push(Compare { key, range_end, op: cmp_op(op)?, target: CompareTarget::Value(value) });
         Ok(())
@@ -236,8 +259,14 @@ pub extern "C" fn etcd_sd_txn_compare_number(
     number: i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: `range_end` is NULL (empty) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let range_end = unsafe { opt_str(range_end, "range_end") }?.to_vec();
         let target = match target {
             0 => CompareTarget::Version(number),
@@ -265,8 +294,14 @@ pub extern "C" fn etcd_sd_txn_put(
     prev_kv: bool,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { bytes(value, value_len, "value") }?.to_vec();
         branch(t, branch_)?.push(TxnOp::Put { key, value, lease, prev_kv });
         Ok(())
@@ -288,8 +323,14 @@ pub extern "C" fn etcd_sd_txn_range(
     keys_only: bool,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: `range_end` is NULL (empty) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let range_end = unsafe { range_end_of(range_end) }?;
         branch(t, branch_)?.push(TxnOp::Range { key, range_end, limit, revision, keys_only });
         Ok(())
@@ -308,8 +349,14 @@ pub extern "C" fn etcd_sd_txn_delete(
     prev_kv: bool,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: `range_end` is NULL (empty) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let range_end = unsafe { range_end_of(range_end) }?;
         branch(t, branch_)?.push(TxnOp::Delete { key, range_end, prev_kv });
         Ok(())
@@ -318,8 +365,12 @@ pub extern "C" fn etcd_sd_txn_delete(
 
 /// A range end from C: NULL or "" for none; a string holding only "\0" cannot be passed as a
 /// C string, so "\\0" (backslash, zero) is not special either: use `etcd_sd_txn_range_from`.
+///
+/// # Safety
+/// As [`opt_str`]: `p` is NULL or a NUL-terminated string that outlives the call.
 unsafe fn range_end_of(p: *const c_char) -> Result<Vec<u8>> {
-    Ok(opt_str(p, "range_end")?.to_vec())
+    // SAFETY: this fn's contract is `opt_str`'s.
+    Ok(unsafe { opt_str(p, "range_end") }?.to_vec())
 }
 
 /// Adds to `branch` a read of every key from `key` on (range end "\0"), at most `limit`
@@ -334,7 +385,11 @@ pub extern "C" fn etcd_sd_txn_range_from(
     revision: i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
         branch(t, branch_)?.push(TxnOp::Range { key, range_end: vec![0], limit, revision, keys_only: false });
         Ok(())
@@ -350,7 +405,11 @@ pub extern "C" fn etcd_sd_txn_nest(
     nested: *const etcd_sd_txn,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `nested` is NULL (refused) or an `etcd_sd_txn` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let inner = unsafe { try_ref(nested, "nested") }?.txn.clone();
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
         branch(t, branch_)?.push(TxnOp::Txn(inner));
         Ok(())
@@ -373,9 +432,15 @@ pub extern "C" fn etcd_sd_client_txn(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` from its `_new`, not freed yet (the
+        // header's contract); it is only read during the call.
         let t = unsafe { try_ref(txn, "txn") }?;
         let r = c.txn(&t.txn)?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_txn_response::new(r)) };
         Ok(())
     }
@@ -385,6 +450,10 @@ pub extern "C" fn etcd_sd_client_txn(
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_free(response: *mut etcd_sd_txn_response) {
     ffi_boundary! {
+        // SAFETY: `response` is NULL (a no-op) or an `etcd_sd_txn_response` the library handed out
+        // (by `write_out`; never a view into a response, which the header says is not freed) that
+        // the caller gives back here and never uses again (the header's `_free` contract);
+        // `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(response) });
     }
 }
@@ -393,6 +462,9 @@ pub extern "C" fn etcd_sd_txn_response_free(response: *mut etcd_sd_txn_response)
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_succeeded(response: *const etcd_sd_txn_response) -> bool {
     ffi_boundary! {
+        // SAFETY: `response` is NULL (the documented default is returned) or an
+        // `etcd_sd_txn_response` not freed yet, owned or a view into a response not freed yet (the
+        // header's contract); it is only read here.
         unsafe { opt_ref(response) }.is_some_and(|r| r.succeeded)
     }
 }
@@ -401,6 +473,9 @@ pub extern "C" fn etcd_sd_txn_response_succeeded(response: *const etcd_sd_txn_re
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_revision(response: *const etcd_sd_txn_response) -> i64 {
     ffi_boundary! {
+        // SAFETY: `response` is NULL (the documented default is returned) or an
+        // `etcd_sd_txn_response` not freed yet, owned or a view into a response not freed yet (the
+        // header's contract); it is only read here.
         unsafe { opt_ref(response) }.map_or(0, |r| r.revision)
     }
 }
@@ -409,6 +484,9 @@ pub extern "C" fn etcd_sd_txn_response_revision(response: *const etcd_sd_txn_res
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_len(response: *const etcd_sd_txn_response) -> usize {
     ffi_boundary! {
+        // SAFETY: `response` is NULL (the documented default is returned) or an
+        // `etcd_sd_txn_response` not freed yet, owned or a view into a response not freed yet (the
+        // header's contract); it is only read here.
         unsafe { opt_ref(response) }.map_or(0, |r| r.ops.len())
     }
 }
