@@ -14,6 +14,9 @@
 //   products    Registry, Discovery, the service table, the general client and Watcher,
 //               Lock and Election (on `held`)
 //   ffi         the C ABI
+// Every unsafe block and impl says why it is sound (`// SAFETY:`), and the body of an
+// `unsafe fn` is no exception: its unsafe operations sit in commented blocks too (issue 17).
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 mod backoff;
 pub mod dispatch;
 pub mod endpoints;

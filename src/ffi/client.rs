@@ -1,7 +1,9 @@
 //! `etcd_sd_client`: the C face of the general client ([`kv::Client`]): KV and lease calls.
 
 use crate::error::{Error, Result};
-use crate::ffi::args::{check_out, take_box, try_bytes, try_ref, try_str, write_out};
+use crate::ffi::args::{
+    check_out, take_box, try_bytes, try_ref, try_str, write_out, Castable, OwnershipBox,
+};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
@@ -18,6 +20,10 @@ use std::os::raw::c_char;
 /// watches made from a client hold their own reference: they may outlive it.
 pub struct etcd_sd_client {
     pub(crate) inner: kv::Client,
+}
+
+impl Castable for etcd_sd_client {
+    type Ownership = OwnershipBox;
 }
 
 /// When `etcd_sd_client_put` applies. Functions take it as a `uint32_t` (C may pass any
@@ -44,7 +50,11 @@ pub extern "C" fn etcd_sd_client_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `opts` is NULL (refused) or an `etcd_sd_options` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let inner = kv::Client::new(unsafe { options_ref(opts) }?)?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_client { inner }) };
         Ok(())
     }
@@ -54,6 +64,9 @@ pub extern "C" fn etcd_sd_client_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_client_free(client: *mut etcd_sd_client) {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (a no-op) or an `etcd_sd_client` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(client) });
     }
 }
@@ -61,14 +74,18 @@ pub extern "C" fn etcd_sd_client_free(client: *mut etcd_sd_client) {
 /// The client behind a caller's pointer.
 ///
 /// # Safety
-/// `c` is NULL or a live client.
+/// `c` is NULL or a live client (made by `etcd_sd_client_new`, not freed yet).
 pub(crate) unsafe fn client_ref<'a>(c: *const etcd_sd_client) -> Result<&'a kv::Client> {
-    Ok(&try_ref(c, "client")?.inner)
+    // SAFETY: `c` is NULL or a live client: this fn's contract, which is `try_ref`'s (a client
+    // is never mutated through a pointer, so "unmutated" holds).
+    Ok(&unsafe { try_ref(c, "client") }?.inner)
 }
 
 /// Writes `kvs` to `*out` when `out` is not NULL.
 fn give(out: *mut *mut etcd_sd_kvs, kvs: Kvs) {
     if !out.is_null() {
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_kvs::new(kvs)) };
     }
 }
@@ -95,8 +112,14 @@ pub extern "C" fn etcd_sd_client_put(
     out_prev: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { try_bytes(value, value_len, "value") }?;
         let mode = put_mode(mode)?;
         give(out_prev, c.put(key.as_bytes(), value, lease, mode)?);
@@ -130,7 +153,11 @@ pub extern "C" fn etcd_sd_client_get(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         give(out, c.get(key.as_bytes())?);
         Ok(())
@@ -152,7 +179,11 @@ pub extern "C" fn etcd_sd_client_range(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `prefix` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let prefix = unsafe { try_str(prefix, "prefix") }?;
         give(out, c.range(prefix.as_bytes(), limit)?);
         Ok(())
@@ -171,7 +202,11 @@ pub extern "C" fn etcd_sd_client_get_at(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         give(out, c.get_at(key.as_bytes(), revision)?);
         Ok(())
@@ -192,8 +227,14 @@ pub extern "C" fn etcd_sd_client_range_at(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
+        // SAFETY: `range_end` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let end = if range_end.is_null() { "" } else { unsafe { try_str(range_end, "range_end") }? };
         give(out, c.range_at(key.as_bytes(), end.as_bytes(), limit, revision)?);
         Ok(())
@@ -213,7 +254,11 @@ pub extern "C" fn etcd_sd_client_get_bytes(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: the caller lends `key_len` readable bytes at `key` for the call (NULL is refused
+        // unless `key_len` is 0).
         let key = unsafe { try_bytes(key, key_len, "key") }?;
         give(out, c.get_at(key, revision)?);
         Ok(())
@@ -238,8 +283,14 @@ pub extern "C" fn etcd_sd_client_range_bytes(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: the caller lends `key_len` readable bytes at `key` for the call (NULL is refused
+        // unless `key_len` is 0).
         let key = unsafe { try_bytes(key, key_len, "key") }?;
+        // SAFETY: the caller lends `range_end_len` readable bytes at `range_end` for the call (NULL
+        // is refused unless `range_end_len` is 0).
         let end = unsafe { try_bytes(range_end, range_end_len, "range_end") }?;
         give(out, c.range_at(key, end, limit, revision)?);
         Ok(())
@@ -260,8 +311,14 @@ pub extern "C" fn etcd_sd_client_put_bytes(
     out_prev: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: the caller lends `key_len` readable bytes at `key` for the call (NULL is refused
+        // unless `key_len` is 0).
         let key = unsafe { try_bytes(key, key_len, "key") }?;
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { try_bytes(value, value_len, "value") }?;
         give(out_prev, c.put(key, value, lease, put_mode(mode)?)?);
         Ok(())
@@ -282,8 +339,14 @@ pub extern "C" fn etcd_sd_client_delete_bytes(
     out_deleted: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: the caller lends `key_len` readable bytes at `key` for the call (NULL is refused
+        // unless `key_len` is 0).
         let key = unsafe { try_bytes(key, key_len, "key") }?;
+        // SAFETY: the caller lends `range_end_len` readable bytes at `range_end` for the call (NULL
+        // is refused unless `range_end_len` is 0).
         let end = unsafe { try_bytes(range_end, range_end_len, "range_end") }?;
         let deleted = if end.is_empty() { c.delete(key, false)? } else { c.delete_range(key, end)? };
         give(out_deleted, deleted);
@@ -304,7 +367,11 @@ pub extern "C" fn etcd_sd_client_delete(
     out_deleted: *mut *mut etcd_sd_kvs,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         give(out_deleted, c.delete(key.as_bytes(), prefix)?);
         Ok(())
@@ -326,8 +393,12 @@ pub extern "C" fn etcd_sd_client_lease_grant(
         if out_id.is_null() {
             return Err(Error::invalid("out_id is NULL"));
         }
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
         let id = c.lease_grant(ttl_seconds)?;
+        // SAFETY: `out_id` is non-NULL (checked above) and the caller passes it writable for the
+        // call.
         unsafe { out_id.write(id) };
         Ok(())
     }
@@ -345,6 +416,8 @@ pub extern "C" fn etcd_sd_client_lease_revoke(
     id: i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         unsafe { client_ref(client) }?.lease_revoke(id)
     }
 }
@@ -361,7 +434,11 @@ pub extern "C" fn etcd_sd_client_lease_ttl(
     out_granted_ttl: *mut i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let (left, granted) = unsafe { client_ref(client) }?.lease_ttl(id)?;
+        // SAFETY: each out-param is written only when non-NULL; the caller passes a non-NULL one
+        // as a writable `int64_t` for the call.
         unsafe {
             if !out_ttl_left.is_null() {
                 out_ttl_left.write(left);

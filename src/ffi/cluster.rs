@@ -1,7 +1,7 @@
 //! `etcd_sd_members` and the cluster and lease listing calls of `etcd_sd_client`.
 
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_str, write_out};
+use crate::ffi::args::{check_out, opt_ref, take_box, try_str, write_out, Castable, OwnershipBox};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
 use crate::types::Member;
@@ -27,6 +27,10 @@ pub struct etcd_sd_members {
     members: Vec<(Member, [CString; 3])>,
 }
 
+impl Castable for etcd_sd_members {
+    type Ownership = OwnershipBox;
+}
+
 fn c_string(s: String) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
 }
@@ -40,6 +44,8 @@ pub extern "C" fn etcd_sd_client_members(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let members = unsafe { client_ref(client) }?
             .members()?
             .into_iter()
@@ -52,6 +58,8 @@ pub extern "C" fn etcd_sd_client_members(
                 (m, strings)
             })
             .collect();
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_members { members }) };
         Ok(())
     }
@@ -61,7 +69,9 @@ pub extern "C" fn etcd_sd_client_members(
 #[no_mangle]
 pub extern "C" fn etcd_sd_members_len(members: *const etcd_sd_members) -> usize {
     ffi_boundary! {
-        unsafe { members.as_ref() }.map_or(0, |m| m.members.len())
+        // SAFETY: `members` is NULL (the documented default is returned) or an `etcd_sd_members`
+        // the caller has not freed (the header's contract); it is only read here.
+        unsafe { opt_ref(members) }.map_or(0, |m| m.members.len())
     }
 }
 
@@ -75,7 +85,10 @@ pub extern "C" fn etcd_sd_members_at(
 ) -> bool {
     ffi_boundary! {
         let Some((m, [name, peers, clients])) =
-            unsafe { members.as_ref() }.and_then(|m| m.members.get(index))
+            // SAFETY: `members` is NULL (the documented default is returned) or an
+            // `etcd_sd_members` the caller has not freed (the header's contract); it is only read
+            // here.
+            unsafe { opt_ref(members) }.and_then(|m| m.members.get(index))
         else {
             return false;
         };
@@ -89,6 +102,7 @@ pub extern "C" fn etcd_sd_members_at(
             client_urls: clients.as_ptr(),
             is_learner: m.is_learner,
         };
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it writable for the call.
         unsafe { out.write(view) };
         true
     }
@@ -98,6 +112,9 @@ pub extern "C" fn etcd_sd_members_at(
 #[no_mangle]
 pub extern "C" fn etcd_sd_members_free(members: *mut etcd_sd_members) {
     ffi_boundary! {
+        // SAFETY: `members` is NULL (a no-op) or an `etcd_sd_members` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(members) });
     }
 }
@@ -116,7 +133,11 @@ pub extern "C" fn etcd_sd_client_member_add(
     out_id: *mut u64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `peer_urls` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let urls: Vec<String> = unsafe { try_str(peer_urls, "peer_urls") }?
             .split(',')
             .map(str::trim)
@@ -125,6 +146,8 @@ pub extern "C" fn etcd_sd_client_member_add(
             .collect();
         let m = c.member_add(&urls, is_learner)?;
         if !out_id.is_null() {
+            // SAFETY: `out_id` is non-NULL (checked above) and the caller passes it writable for
+            // the call.
             unsafe { out_id.write(m.id) };
         }
         Ok(())
@@ -140,6 +163,8 @@ pub extern "C" fn etcd_sd_client_member_remove(
     id: u64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         unsafe { client_ref(client) }?.member_remove(id)
     }
 }
@@ -163,11 +188,15 @@ pub extern "C" fn etcd_sd_client_leases(
         if ids.is_null() && capacity > 0 {
             return Err(Error::invalid("ids is NULL"));
         }
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let all = unsafe { client_ref(client) }?.leases()?;
         for (i, id) in all.iter().take(capacity).enumerate() {
             // SAFETY: `ids` has room for `capacity` ids (the caller's promise), i < capacity.
             unsafe { ids.add(i).write(*id) };
         }
+        // SAFETY: `out_count` is non-NULL (checked above) and the caller passes it writable for the
+        // call.
         unsafe { out_count.write(all.len()) };
         Ok(())
     }

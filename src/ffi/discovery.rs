@@ -2,7 +2,7 @@
 
 use crate::discovery::Discovery;
 use crate::event::{Event, EventKind, EventSink};
-use crate::ffi::args::{check_out, take_box, try_str, write_out, UserData};
+use crate::ffi::args::{check_out, take_box, try_str, write_out, Castable, OwnershipBox, UserData};
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
@@ -37,6 +37,10 @@ pub struct etcd_sd_discovery {
     pub(crate) inner: Discovery,
 }
 
+impl Castable for etcd_sd_discovery {
+    type Ownership = OwnershipBox;
+}
+
 struct CallbackSink {
     on_put: etcd_sd_event_fn,
     on_del: etcd_sd_event_fn,
@@ -64,6 +68,10 @@ impl EventSink for CallbackSink {
             buf.extend_from_slice(v);
             buf.push(0);
             let (key, value) = buf.split_at(k.len() + 1);
+            // SAFETY: `f` and `user_data` were given to `_new` by the caller, who vouched for
+            // their use from our callback threads until the discovery is freed (the header's
+            // contract for `etcd_sd_event_fn`); `key` and `value` are NUL-terminated slices of
+            // `buf`, alive for the whole call.
             unsafe {
                 f(
                     self.user_data.get(),
@@ -114,7 +122,11 @@ pub extern "C" fn etcd_sd_discovery_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `endpoints` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let opts = Options::new(unsafe { try_str(endpoints, "endpoints") }?)?;
+        // SAFETY: `prefix` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let prefix = unsafe { try_str(prefix, "prefix") }?;
         new_discovery(&opts, prefix, on_put, on_del, user_data, out)
     }
@@ -133,7 +145,11 @@ pub extern "C" fn etcd_sd_discovery_new_with(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `opts` is NULL (refused) or an `etcd_sd_options` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let opts = unsafe { options_ref(opts) }?;
+        // SAFETY: `prefix` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let prefix = unsafe { try_str(prefix, "prefix") }?;
         new_discovery(opts, prefix, on_put, on_del, user_data, out)
     }
@@ -153,6 +169,8 @@ fn new_discovery(
         user_data: UserData::new(user_data),
     };
     let inner = Discovery::new(opts, prefix, sink)?;
+    // SAFETY: both callers checked `out` non-NULL with check_out before any work; the caller
+    // passes it as a writable slot for the new handle.
     unsafe { write_out(out, etcd_sd_discovery { inner }) };
     Ok(())
 }
@@ -175,6 +193,9 @@ fn new_discovery(
 #[no_mangle]
 pub extern "C" fn etcd_sd_discovery_free(discovery: *mut etcd_sd_discovery) {
     ffi_boundary! {
+        // SAFETY: `discovery` is NULL (a no-op) or an `etcd_sd_discovery` the library handed out
+        // (by `write_out`) that the caller gives back here and never uses again (the header's
+        // `_free` contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(discovery) });
     }
 }

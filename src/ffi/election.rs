@@ -2,7 +2,10 @@
 
 use crate::election::{current_leader, Election};
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_bytes, try_ref, try_str, write_out};
+use crate::ffi::args::{
+    check_out, opt_ref, take_box, try_bytes, try_mut, try_ref, try_str, write_out, Castable,
+    OwnershipBox,
+};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::lock::{etcd_sd_lost_fn, lease_of, lost_sink, wait_of};
@@ -21,6 +24,10 @@ use std::os::raw::{c_char, c_void};
 pub struct etcd_sd_election {
     inner: Election,
     key: CString,
+}
+
+impl Castable for etcd_sd_election {
+    type Ownership = OwnershipBox;
 }
 
 /// Campaigns in election `name` with `value` (`value_len` bytes), waiting at most `wait_ms`
@@ -44,8 +51,14 @@ pub extern "C" fn etcd_sd_election_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `name` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let name = unsafe { try_str(name, "name") }?;
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { try_bytes(value, value_len, "value") }?;
         let inner = Election::campaign(
             c,
@@ -57,6 +70,8 @@ pub extern "C" fn etcd_sd_election_new(
         )?;
         let key = CString::new(inner.leader_key().key.clone())
             .map_err(|_| Error::Internal("leader key holds a NUL byte".into()))?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_election { inner, key }) };
         Ok(())
     }
@@ -66,7 +81,9 @@ pub extern "C" fn etcd_sd_election_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_key(election: *const etcd_sd_election) -> *const c_char {
     ffi_boundary! {
-        unsafe { election.as_ref() }.map_or(std::ptr::null(), |e| e.key.as_ptr())
+        // SAFETY: `election` is NULL (the documented default is returned) or an `etcd_sd_election`
+        // the caller has not freed (the header's contract); it is only read here.
+        unsafe { opt_ref(election) }.map_or(std::ptr::null(), |e| e.key.as_ptr())
     }
 }
 
@@ -75,7 +92,9 @@ pub extern "C" fn etcd_sd_election_key(election: *const etcd_sd_election) -> *co
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_revision(election: *const etcd_sd_election) -> i64 {
     ffi_boundary! {
-        unsafe { election.as_ref() }.map_or(0, |e| e.inner.leader_key().rev)
+        // SAFETY: `election` is NULL (the documented default is returned) or an `etcd_sd_election`
+        // the caller has not freed (the header's contract); it is only read here.
+        unsafe { opt_ref(election) }.map_or(0, |e| e.inner.leader_key().rev)
     }
 }
 
@@ -83,7 +102,9 @@ pub extern "C" fn etcd_sd_election_revision(election: *const etcd_sd_election) -
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_lease(election: *const etcd_sd_election) -> i64 {
     ffi_boundary! {
-        unsafe { election.as_ref() }.map_or(0, |e| e.inner.leader_key().lease)
+        // SAFETY: `election` is NULL (the documented default is returned) or an `etcd_sd_election`
+        // the caller has not freed (the header's contract); it is only read here.
+        unsafe { opt_ref(election) }.map_or(0, |e| e.inner.leader_key().lease)
     }
 }
 
@@ -92,6 +113,8 @@ pub extern "C" fn etcd_sd_election_lease(election: *const etcd_sd_election) -> i
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_check(election: *const etcd_sd_election) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (refused) or an `etcd_sd_election` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         unsafe { try_ref(election, "election") }?.inner.check()
     }
 }
@@ -107,7 +130,11 @@ pub extern "C" fn etcd_sd_election_proclaim(
     value_len: usize,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (refused) or an `etcd_sd_election` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         let e = unsafe { try_ref(election, "election") }?;
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { try_bytes(value, value_len, "value") }?;
         e.inner.proclaim(value)
     }
@@ -118,7 +145,9 @@ pub extern "C" fn etcd_sd_election_proclaim(
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_resign(election: *mut etcd_sd_election) -> etcd_sd_result {
     ffi_boundary! {
-        let e = unsafe { election.as_mut() }.ok_or_else(|| Error::invalid("election is NULL"))?;
+        // SAFETY: `election` is NULL (refused) or an `etcd_sd_election` the caller has not freed,
+        // and the header lets only one thread at a time call this on it.
+        let e = unsafe { try_mut(election, "election") }?;
         e.inner.resign()
     }
 }
@@ -128,6 +157,9 @@ pub extern "C" fn etcd_sd_election_resign(election: *mut etcd_sd_election) -> et
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_free(election: *mut etcd_sd_election) {
     ffi_boundary! {
+        // SAFETY: `election` is NULL (a no-op) or an `etcd_sd_election` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(election) });
     }
 }
@@ -144,10 +176,16 @@ pub extern "C" fn etcd_sd_client_leader(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `name` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let name = unsafe { try_str(name, "name") }?;
         let kv = current_leader(c, name.as_bytes())?;
         let kvs = Kvs { revision: kv.mod_revision, kvs: vec![kv] };
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_kvs::new(kvs)) };
         Ok(())
     }

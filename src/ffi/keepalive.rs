@@ -1,6 +1,6 @@
 //! `etcd_sd_keepalive`: the C face of [`KeptLease`], a lease kept alive and recovered.
 
-use crate::ffi::args::{check_out, take_box, write_out, UserData};
+use crate::ffi::args::{check_out, opt_ref, take_box, write_out, Castable, OwnershipBox, UserData};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
 use crate::session::kept::{GaveUp, KeptLease};
@@ -32,6 +32,10 @@ pub struct etcd_sd_keepalive {
     inner: KeptLease,
 }
 
+impl Castable for etcd_sd_keepalive {
+    type Ownership = OwnershipBox;
+}
+
 /// Starts keeping `lease` alive, or, when `lease` is 0, grants a new lease of `ttl_seconds`
 /// first (blocking, at most the connect timeout). Writes the keep-alive to `*out`.
 ///
@@ -52,6 +56,8 @@ pub extern "C" fn etcd_sd_keepalive_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
         let inner = c.keep_alive(ttl_seconds, lease)?;
         if let Some(f) = on_give_up {
@@ -59,9 +65,14 @@ pub extern "C" fn etcd_sd_keepalive_new(
             inner.set_give_up_sink(Some(Box::new(move |g: &GaveUp| {
                 let code = etcd_sd_result::from(&g.error) as c_int;
                 let msg = CString::new(g.error.to_string().replace('\0', " ")).unwrap_or_default();
+                // SAFETY: `f` and `user_data` were given to `_new`, the caller vouching for a
+                // call from a callback thread (the `etcd_sd_keepalive_fn` contract); `msg`
+                // outlives the call.
                 unsafe { f(user_data.get(), g.lease, code, msg.as_ptr()) };
             })));
         }
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_keepalive { inner }) };
         Ok(())
     }
@@ -72,7 +83,10 @@ pub extern "C" fn etcd_sd_keepalive_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_keepalive_lease(keepalive: *const etcd_sd_keepalive) -> i64 {
     ffi_boundary! {
-        unsafe { keepalive.as_ref() }.map_or(0, |k| k.inner.id())
+        // SAFETY: `keepalive` is NULL (the documented default is returned) or an
+        // `etcd_sd_keepalive` the caller has not freed (the header's contract); it is only read
+        // here.
+        unsafe { opt_ref(keepalive) }.map_or(0, |k| k.inner.id())
     }
 }
 
@@ -81,6 +95,8 @@ pub extern "C" fn etcd_sd_keepalive_lease(keepalive: *const etcd_sd_keepalive) -
 #[no_mangle]
 pub extern "C" fn etcd_sd_keepalive_check(keepalive: *const etcd_sd_keepalive) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `keepalive` is NULL (refused) or an `etcd_sd_keepalive` from its `_new`, not
+        // freed yet (the header's contract); it is only read during the call.
         let k = unsafe { crate::ffi::args::try_ref(keepalive, "keepalive") }?;
         k.inner.check()
     }
@@ -92,6 +108,9 @@ pub extern "C" fn etcd_sd_keepalive_check(keepalive: *const etcd_sd_keepalive) -
 #[no_mangle]
 pub extern "C" fn etcd_sd_keepalive_free(keepalive: *mut etcd_sd_keepalive) {
     ffi_boundary! {
+        // SAFETY: `keepalive` is NULL (a no-op) or an `etcd_sd_keepalive` the library handed out
+        // (by `write_out`) that the caller gives back here and never uses again (the header's
+        // `_free` contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(keepalive) });
     }
 }
@@ -105,6 +124,8 @@ pub extern "C" fn etcd_sd_keepalive_free(keepalive: *mut etcd_sd_keepalive) {
 #[no_mangle]
 pub extern "C" fn etcd_sd_keepalive_revoke(keepalive: *const etcd_sd_keepalive) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `keepalive` is NULL (refused) or an `etcd_sd_keepalive` from its `_new`, not
+        // freed yet (the header's contract); it is only read during the call.
         unsafe { crate::ffi::args::try_ref(keepalive, "keepalive") }?.inner.revoke()
     }
 }

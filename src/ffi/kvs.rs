@@ -1,5 +1,6 @@
 //! `etcd_sd_kvs` and `etcd_sd_kv`: what the general client's KV calls return to C.
 
+use crate::ffi::args::{opt_ref, Castable, OwnershipBox};
 use crate::types::{KeyValue, Kvs};
 use std::os::raw::c_char;
 
@@ -34,6 +35,10 @@ pub struct etcd_sd_kvs {
     kvs: Vec<KeyValue>,
 }
 
+impl Castable for etcd_sd_kvs {
+    type Ownership = OwnershipBox;
+}
+
 impl etcd_sd_kvs {
     pub(crate) fn new(kvs: Kvs) -> Self {
         let mut items = kvs.kvs;
@@ -66,7 +71,10 @@ pub(crate) fn view(kv: &KeyValue) -> etcd_sd_kv {
 #[no_mangle]
 pub extern "C" fn etcd_sd_kvs_len(kvs: *const etcd_sd_kvs) -> usize {
     ffi_boundary! {
-        unsafe { kvs.as_ref() }.map_or(0, |k| k.kvs.len())
+        // SAFETY: `kvs` is NULL (the documented default is returned) or an `etcd_sd_kvs` not freed
+        // yet, owned or a view into a response not freed yet (the header's contract); it is only
+        // read here.
+        unsafe { opt_ref(kvs) }.map_or(0, |k| k.kvs.len())
     }
 }
 
@@ -74,7 +82,10 @@ pub extern "C" fn etcd_sd_kvs_len(kvs: *const etcd_sd_kvs) -> usize {
 #[no_mangle]
 pub extern "C" fn etcd_sd_kvs_revision(kvs: *const etcd_sd_kvs) -> i64 {
     ffi_boundary! {
-        unsafe { kvs.as_ref() }.map_or(0, |k| k.revision)
+        // SAFETY: `kvs` is NULL (the documented default is returned) or an `etcd_sd_kvs` not freed
+        // yet, owned or a view into a response not freed yet (the header's contract); it is only
+        // read here.
+        unsafe { opt_ref(kvs) }.map_or(0, |k| k.revision)
     }
 }
 
@@ -88,9 +99,14 @@ pub extern "C" fn etcd_sd_kvs_at(
     out: *mut etcd_sd_kv,
 ) -> bool {
     ffi_boundary! {
-        match (unsafe { kvs.as_ref() }, out.is_null()) {
+        // SAFETY: `kvs` is NULL (the documented default is returned) or an `etcd_sd_kvs` not freed
+        // yet, owned or a view into a response not freed yet (the header's contract); it is only
+        // read here.
+        match (unsafe { opt_ref(kvs) }, out.is_null()) {
             (Some(k), false) => match k.kvs.get(index) {
                 Some(kv) => {
+                    // SAFETY: `out` is non-NULL (checked above) and the caller passes it writable
+                    // for the call.
                     unsafe { out.write(view(kv)) };
                     true
                 }
@@ -105,6 +121,10 @@ pub extern "C" fn etcd_sd_kvs_at(
 #[no_mangle]
 pub extern "C" fn etcd_sd_kvs_free(kvs: *mut etcd_sd_kvs) {
     ffi_boundary! {
+        // SAFETY: `kvs` is NULL (a no-op) or an `etcd_sd_kvs` the library handed out (by
+        // `write_out`; never a view into a response, which the header says is not freed) that the
+        // caller gives back here and never uses again (the header's `_free` contract); `Castable`
+        // makes it the Box `write_out` made for this type.
         drop(unsafe { crate::ffi::args::take_box(kvs) });
     }
 }

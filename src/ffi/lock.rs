@@ -2,7 +2,10 @@
 
 use crate::dispatch::Sink;
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out, UserData};
+use crate::ffi::args::{
+    check_out, opt_ref, take_box, try_mut, try_ref, try_str, write_out, Castable, OwnershipBox,
+    UserData,
+};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
 use crate::lock::{Lease, Lock};
@@ -28,6 +31,10 @@ pub type etcd_sd_lost_fn =
 pub struct etcd_sd_lock {
     inner: Lock,
     key: CString,
+}
+
+impl Castable for etcd_sd_lock {
+    type Ownership = OwnershipBox;
 }
 
 /// A sink calling a C `etcd_sd_lost_fn`.
@@ -81,7 +88,11 @@ pub extern "C" fn etcd_sd_lock_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `name` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let name = unsafe { try_str(name, "name") }?;
         let inner = Lock::acquire(
             c,
@@ -92,6 +103,8 @@ pub extern "C" fn etcd_sd_lock_new(
         )?;
         let key = CString::new(inner.key().to_vec())
             .map_err(|_| Error::Internal("lock key holds a NUL byte".into()))?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_lock { inner, key }) };
         Ok(())
     }
@@ -102,7 +115,9 @@ pub extern "C" fn etcd_sd_lock_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_key(lock: *const etcd_sd_lock) -> *const c_char {
     ffi_boundary! {
-        unsafe { lock.as_ref() }.map_or(std::ptr::null(), |l| l.key.as_ptr())
+        // SAFETY: `lock` is NULL (the documented default is returned) or an `etcd_sd_lock` the
+        // caller has not freed (the header's contract); it is only read here.
+        unsafe { opt_ref(lock) }.map_or(std::ptr::null(), |l| l.key.as_ptr())
     }
 }
 
@@ -111,7 +126,9 @@ pub extern "C" fn etcd_sd_lock_key(lock: *const etcd_sd_lock) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_revision(lock: *const etcd_sd_lock) -> i64 {
     ffi_boundary! {
-        unsafe { lock.as_ref() }.map_or(0, |l| l.inner.revision())
+        // SAFETY: `lock` is NULL (the documented default is returned) or an `etcd_sd_lock` the
+        // caller has not freed (the header's contract); it is only read here.
+        unsafe { opt_ref(lock) }.map_or(0, |l| l.inner.revision())
     }
 }
 
@@ -119,7 +136,9 @@ pub extern "C" fn etcd_sd_lock_revision(lock: *const etcd_sd_lock) -> i64 {
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_lease(lock: *const etcd_sd_lock) -> i64 {
     ffi_boundary! {
-        unsafe { lock.as_ref() }.map_or(0, |l| l.inner.lease())
+        // SAFETY: `lock` is NULL (the documented default is returned) or an `etcd_sd_lock` the
+        // caller has not freed (the header's contract); it is only read here.
+        unsafe { opt_ref(lock) }.map_or(0, |l| l.inner.lease())
     }
 }
 
@@ -128,6 +147,8 @@ pub extern "C" fn etcd_sd_lock_lease(lock: *const etcd_sd_lock) -> i64 {
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_check(lock: *const etcd_sd_lock) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `lock` is NULL (refused) or an `etcd_sd_lock` from its `_new`, not freed yet (the
+        // header's contract); it is only read during the call.
         unsafe { try_ref(lock, "lock") }?.inner.check()
     }
 }
@@ -138,7 +159,9 @@ pub extern "C" fn etcd_sd_lock_check(lock: *const etcd_sd_lock) -> etcd_sd_resul
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_unlock(lock: *mut etcd_sd_lock) -> etcd_sd_result {
     ffi_boundary! {
-        let l = unsafe { lock.as_mut() }.ok_or_else(|| Error::invalid("lock is NULL"))?;
+        // SAFETY: `lock` is NULL (refused) or an `etcd_sd_lock` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
+        let l = unsafe { try_mut(lock, "lock") }?;
         l.inner.unlock()
     }
 }
@@ -148,6 +171,9 @@ pub extern "C" fn etcd_sd_lock_unlock(lock: *mut etcd_sd_lock) -> etcd_sd_result
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_free(lock: *mut etcd_sd_lock) {
     ffi_boundary! {
+        // SAFETY: `lock` is NULL (a no-op) or an `etcd_sd_lock` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(lock) });
     }
 }
@@ -162,7 +188,11 @@ pub extern "C" fn etcd_sd_client_unlock(
     key: *const c_char,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         c.unlock(key.as_bytes()).map(|_| ())
     }

@@ -57,6 +57,10 @@ pub extern "C" fn etcd_sd_set_logger(
                 let mut text = Vec::with_capacity(msg.len() + 1);
                 text.extend_from_slice(msg.as_bytes());
                 text.push(0);
+                // SAFETY: `f` and `user_data` were given to `etcd_sd_set_logger`, the caller
+                // vouching for calls from the logging thread until the logger is replaced (the
+                // `etcd_sd_log_fn` contract; `set_sink` waits out a call in progress);
+                // `text` holds `msg.len()` bytes and a NUL, alive for the call.
                 unsafe { f(ud.get(), to_c_level(level), text.as_ptr().cast(), msg.len()) };
             }) as crate::log::LogSink
         });

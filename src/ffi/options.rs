@@ -2,7 +2,9 @@
 //! breaking the ABI.
 
 use crate::error::Result;
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out};
+use crate::ffi::args::{
+    check_out, take_box, try_mut, try_ref, try_str, write_out, Castable, OwnershipBox,
+};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
 use std::os::raw::c_char;
@@ -18,6 +20,10 @@ pub struct etcd_sd_options {
     pub(crate) inner: Options,
 }
 
+impl Castable for etcd_sd_options {
+    type Ownership = OwnershipBox;
+}
+
 /// Creates an options object with the defaults and writes it to `*out`.
 ///
 /// Errors: `ETCD_SD_INVALID_ARGUMENT` if `out` is NULL.
@@ -25,6 +31,8 @@ pub struct etcd_sd_options {
 pub extern "C" fn etcd_sd_options_new(out: *mut *mut etcd_sd_options) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_options { inner: Options::default() }) };
         Ok(())
     }
@@ -34,6 +42,9 @@ pub extern "C" fn etcd_sd_options_new(out: *mut *mut etcd_sd_options) -> etcd_sd
 #[no_mangle]
 pub extern "C" fn etcd_sd_options_free(opts: *mut etcd_sd_options) {
     ffi_boundary! {
+        // SAFETY: `opts` is NULL (a no-op) or an `etcd_sd_options` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(opts) });
     }
 }
@@ -49,6 +60,8 @@ pub extern "C" fn etcd_sd_options_set_endpoints(
     endpoints: *const c_char,
 ) -> etcd_sd_result {
     with_options(opts, |o| {
+        // SAFETY: `endpoints` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let endpoints = unsafe { try_str(endpoints, "endpoints") }?;
         o.set_endpoints(endpoints)
     })
@@ -117,6 +130,8 @@ pub extern "C" fn etcd_sd_options_set_ca_file(
     opts: *mut etcd_sd_options,
     path: *const c_char,
 ) -> etcd_sd_result {
+    // SAFETY: `path` is NULL (refused) or a NUL-terminated string the caller lends for the call
+    // (the header's string contract).
     with_options(opts, |o| o.set_ca_file(unsafe { try_str(path, "path") }?))
 }
 
@@ -129,7 +144,11 @@ pub extern "C" fn etcd_sd_options_set_client_cert(
     key_path: *const c_char,
 ) -> etcd_sd_result {
     with_options(opts, |o| {
+        // SAFETY: `cert_path` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let cert = unsafe { try_str(cert_path, "cert_path") }?;
+        // SAFETY: `key_path` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let key = unsafe { try_str(key_path, "key_path") }?;
         o.set_client_cert(cert, key)
     })
@@ -143,6 +162,8 @@ pub extern "C" fn etcd_sd_options_set_server_name(
     name: *const c_char,
 ) -> etcd_sd_result {
     with_options(opts, |o| {
+        // SAFETY: `name` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         o.set_server_name(unsafe { try_str(name, "name") }?)
     })
 }
@@ -157,7 +178,11 @@ pub extern "C" fn etcd_sd_options_set_user(
     password: *const c_char,
 ) -> etcd_sd_result {
     with_options(opts, |o| {
+        // SAFETY: `user` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let user = unsafe { try_str(user, "user") }?;
+        // SAFETY: `password` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let password = unsafe { try_str(password, "password") }?;
         o.set_user(user, password)
     })
@@ -195,8 +220,9 @@ fn with_options(
     f: impl FnOnce(&mut Options) -> Result<()>,
 ) -> etcd_sd_result {
     ffi_boundary! {
-        let o = unsafe { opts.as_mut() }
-            .ok_or_else(|| crate::error::Error::invalid("options is NULL"))?;
+        // SAFETY: `opts` is NULL (refused) or an `etcd_sd_options` the caller has not freed, and
+        // the header lets only one thread at a time call this on it.
+        let o = unsafe { try_mut(opts, "options") }?;
         let mut copy = o.inner.clone();
         f(&mut copy)?;
         o.inner = copy;
@@ -207,7 +233,9 @@ fn with_options(
 /// The options behind a caller's pointer, for the `_new_with` functions.
 ///
 /// # Safety
-/// `opts` is NULL or a live options object.
+/// `opts` is NULL or a live options object (made by `etcd_sd_options_new`, not freed yet)
+/// that no other thread changes during the call (the header: not thread-safe).
 pub(crate) unsafe fn options_ref<'a>(opts: *const etcd_sd_options) -> Result<&'a Options> {
-    Ok(&try_ref(opts, "options")?.inner)
+    // SAFETY: this fn's contract is `try_ref`'s for an `etcd_sd_options`.
+    Ok(&unsafe { try_ref(opts, "options") }?.inner)
 }

@@ -1,6 +1,8 @@
 //! `etcd_sd_registry`: the C face of [`Registry`].
 
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out, UserData};
+use crate::ffi::args::{
+    check_out, take_box, try_ref, try_str, write_out, Castable, OwnershipBox, UserData,
+};
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::etcd_sd_result;
 use crate::options::Options;
@@ -21,6 +23,10 @@ pub struct etcd_sd_registry {
     pub(crate) inner: Registry,
 }
 
+impl Castable for etcd_sd_registry {
+    type Ownership = OwnershipBox;
+}
+
 /// Connects to `endpoints` (see `etcd_sd_options_set_endpoints`) and joins the process's
 /// shared lease of `ttl_seconds` for these endpoints, granting it first if no registry holds it
 /// yet. On success writes the registry to `*out`.
@@ -36,9 +42,13 @@ pub extern "C" fn etcd_sd_registry_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `endpoints` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let mut opts = Options::new(unsafe { try_str(endpoints, "endpoints") }?)?;
         opts.set_ttl(ttl_seconds)?;
         let inner = Registry::new(&opts)?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_registry { inner }) };
         Ok(())
     }
@@ -53,7 +63,11 @@ pub extern "C" fn etcd_sd_registry_new_with(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `opts` is NULL (refused) or an `etcd_sd_options` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let inner = Registry::new(unsafe { options_ref(opts) }?)?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_registry { inner }) };
         Ok(())
     }
@@ -71,8 +85,14 @@ pub extern "C" fn etcd_sd_registry_register(
     value: *const c_char,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `registry` is NULL (refused) or an `etcd_sd_registry` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         let r = unsafe { try_ref(registry, "registry") }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
+        // SAFETY: `value` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let value = unsafe { try_str(value, "value") }?;
         r.inner.register(key, value)
     }
@@ -86,7 +106,11 @@ pub extern "C" fn etcd_sd_registry_unregister(
     key: *const c_char,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `registry` is NULL (refused) or an `etcd_sd_registry` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         let r = unsafe { try_ref(registry, "registry") }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         r.inner.unregister(key)
     }
@@ -100,10 +124,13 @@ pub extern "C" fn etcd_sd_registry_lease_id(
     out: *mut i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `registry` is NULL (refused) or an `etcd_sd_registry` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         let r = unsafe { try_ref(registry, "registry") }?;
         if out.is_null() {
             return Err(crate::error::Error::invalid("out is NULL"));
         }
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it writable for the call.
         unsafe { *out = r.inner.lease_id() };
         Ok(())
     }
@@ -137,6 +164,8 @@ pub extern "C" fn etcd_sd_registry_set_status_fn(
     user_data: *mut c_void,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `registry` is NULL (refused) or an `etcd_sd_registry` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         let r = unsafe { try_ref(registry, "registry") }?;
         let sink = status_fn.map(|f| {
             let ud = UserData::new(user_data);
@@ -145,6 +174,9 @@ pub extern "C" fn etcd_sd_registry_set_status_fn(
                     Status::Lost => etcd_sd_status::ETCD_SD_STATUS_LOST,
                     Status::Restored => etcd_sd_status::ETCD_SD_STATUS_RESTORED,
                 };
+                // SAFETY: `f` and `user_data` were given here by the caller, who vouched for
+                // calls from a callback thread until replaced or the registry is freed (the
+                // `etcd_sd_status_fn` contract).
                 unsafe { f(ud.get(), status) }
             }) as crate::dispatch::Sink<Status>
         });
@@ -162,6 +194,9 @@ pub extern "C" fn etcd_sd_registry_set_status_fn(
 #[no_mangle]
 pub extern "C" fn etcd_sd_registry_free(registry: *mut etcd_sd_registry) {
     ffi_boundary! {
+        // SAFETY: `registry` is NULL (a no-op) or an `etcd_sd_registry` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         if let Some(r) = unsafe { take_box(registry) } {
             let _ = r.inner.close();
         }

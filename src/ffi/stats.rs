@@ -105,15 +105,22 @@ unsafe fn fill<T>(out: *mut T, value: T) -> Result<()> {
     if out.is_null() {
         return Err(Error::invalid("out is NULL"));
     }
-    let size = out.cast::<usize>().read();
+    // SAFETY: `out` is non-NULL (checked above) and starts with a `size_t` (this fn's
+    // contract; the struct is `repr(C)` with `size` first, so it is aligned for one).
+    let size = unsafe { out.cast::<usize>().read() };
     if size < std::mem::size_of::<usize>() {
         return Err(Error::invalid(format!(
             "out->size is {size}: set it to sizeof the struct"
         )));
     }
     let n = size.min(std::mem::size_of::<T>());
-    std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), out.cast::<u8>(), n);
-    out.cast::<usize>().write(n);
+    // SAFETY: `n` is at most `size` (the writable bytes at `out`, by this fn's contract) and at
+    // most `size_of::<T>()` (the readable bytes of `value`); `value` is a local, so they do
+    // not overlap. Then `size` itself, which `n >= size_of::<usize>()` covers.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), out.cast::<u8>(), n);
+        out.cast::<usize>().write(n);
+    }
     Ok(())
 }
 
@@ -139,6 +146,8 @@ pub extern "C" fn etcd_sd_registry_stats_get(
     out: *mut etcd_sd_registry_stats,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `registry` is NULL (refused) or an `etcd_sd_registry` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
         let s = unsafe { try_ref(registry, "registry") }?.inner.stats();
         let v = etcd_sd_registry_stats {
             size: 0,
@@ -151,6 +160,8 @@ pub extern "C" fn etcd_sd_registry_stats_get(
             shared_lease: s.shared_lease,
             member: member(&s.member),
         };
+        // SAFETY: `out` is NULL (refused by `fill`) or the caller's stats struct, with at least
+        // `out->size` writable bytes starting with that `size_t` (the header's contract).
         unsafe { fill(out, v) }
     }
 }
@@ -164,7 +175,11 @@ pub extern "C" fn etcd_sd_discovery_stats_get(
     out: *mut etcd_sd_discovery_stats,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `discovery` is NULL (refused) or an `etcd_sd_discovery` from its `_new`, not
+        // freed yet (the header's contract); it is only read during the call.
         let s = unsafe { try_ref(discovery, "discovery") }?.inner.stats();
+        // SAFETY: `out` is NULL (refused by `fill`) or the caller's stats struct, with at least
+        // `out->size` writable bytes starting with that `size_t` (the header's contract).
         unsafe { fill(out, discovery_stats(s)) }
     }
 }
@@ -178,7 +193,11 @@ pub extern "C" fn etcd_sd_watch_stats_get(
     out: *mut etcd_sd_discovery_stats,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `watch` is NULL (refused) or an `etcd_sd_watch` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let s = unsafe { try_ref(watch, "watch") }?.inner.stats();
+        // SAFETY: `out` is NULL (refused by `fill`) or the caller's stats struct, with at least
+        // `out->size` writable bytes starting with that `size_t` (the header's contract).
         unsafe { fill(out, discovery_stats(s)) }
     }
 }
@@ -198,6 +217,8 @@ pub extern "C" fn etcd_sd_process_stats_get(out: *mut etcd_sd_process_stats) -> 
             requests_retried: s.requests_retried,
             log_records_dropped: crate::log::dropped(),
         };
+        // SAFETY: `out` is NULL (refused by `fill`) or the caller's stats struct, with at least
+        // `out->size` writable bytes starting with that `size_t` (the header's contract).
         unsafe { fill(out, v) }
     }
 }

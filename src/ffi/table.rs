@@ -1,7 +1,9 @@
 //! `etcd_sd_table`: the C face of [`ServiceTable`], a live service table with load balancing.
 
 use crate::error::Error;
-use crate::ffi::args::{check_out, take_box, try_ref, try_str, write_out, UserData};
+use crate::ffi::args::{
+    check_out, opt_ref, take_box, try_ref, try_str, write_out, Castable, OwnershipBox, UserData,
+};
 use crate::ffi::boundary::Boundary;
 use crate::ffi::options::{etcd_sd_options, options_ref};
 use crate::ffi::result::{etcd_sd_result, fail, fail_code};
@@ -49,11 +51,19 @@ pub struct etcd_sd_table {
     inner: ServiceTable,
 }
 
+impl Castable for etcd_sd_table {
+    type Ownership = OwnershipBox;
+}
+
 /// An immutable snapshot of one service's instances, in key order. Owned by the caller:
 /// free it with `etcd_sd_instances_free`. Later changes to the table do not affect it. It may
 /// be read from any thread.
 pub struct etcd_sd_instances {
     inner: Instances,
+}
+
+impl Castable for etcd_sd_instances {
+    type Ownership = OwnershipBox;
 }
 
 /// A view of one instance inside an `etcd_sd_instances`: the strings belong to it and stay
@@ -108,12 +118,18 @@ pub extern "C" fn etcd_sd_table_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `opts` is NULL (refused) or an `etcd_sd_options` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let opts = unsafe { options_ref(opts) }?;
+        // SAFETY: `prefix` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let prefix = unsafe { try_str(prefix, "prefix") }?;
         let policy = Policy::from_u32(policy)
             .ok_or_else(|| Error::invalid(format!("unknown policy {policy}")))?;
         let config = Config { policy, ejection: Ejection::default() };
         let inner = ServiceTable::new(opts, prefix, config, &[])?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_table { inner }) };
         Ok(())
     }
@@ -126,6 +142,9 @@ pub extern "C" fn etcd_sd_table_new(
 #[no_mangle]
 pub extern "C" fn etcd_sd_table_free(table: *mut etcd_sd_table) {
     ffi_boundary! {
+        // SAFETY: `table` is NULL (a no-op) or an `etcd_sd_table` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(table) });
     }
 }
@@ -139,7 +158,11 @@ pub extern "C" fn etcd_sd_table_declare(
     service: *const c_char,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `table` is NULL (refused) or an `etcd_sd_table` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let t = unsafe { try_ref(table, "table") }?;
+        // SAFETY: `service` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let service = unsafe { try_str(service, "service") }?;
         t.inner.declare(service);
         Ok(())
@@ -160,6 +183,8 @@ pub extern "C" fn etcd_sd_table_set_ejection(
     max_ejected_percent: u32,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `table` is NULL (refused) or an `etcd_sd_table` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let t = unsafe { try_ref(table, "table") }?;
         if base_ms == 0 || max_ms < base_ms {
             return Err(Error::invalid(format!(
@@ -265,21 +290,33 @@ pub extern "C" fn etcd_sd_table_pick(
     out_len: *mut usize,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `table` is NULL (refused) or an `etcd_sd_table` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let t = tri!(unsafe { try_ref(table, "table") });
+        // SAFETY: `service` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let name = tri!(unsafe { try_str(service, "service") });
         if buf.is_null() {
             return Error::invalid("buf is NULL").into();
         }
-        let key = (!hash_key.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(hash_key.cast::<u8>(), hash_key_len) });
+        let key = (!hash_key.is_null()).then(|| {
+            // SAFETY: `hash_key` is non-NULL here, and the caller lends `hash_key_len` readable
+            // bytes at it for the call.
+            unsafe { std::slice::from_raw_parts(hash_key.cast::<u8>(), hash_key_len) }
+        });
         let copied = t.inner.pick_with(name, key, |inst| {
             let a = inst.address_c().as_bytes(); // with its NUL
             if !out_len.is_null() {
+                // SAFETY: `out_len` is non-NULL (checked above) and the caller passes it writable
+                // for the call.
                 unsafe { *out_len = a.len() - 1 };
             }
             if a.len() > buf_len {
                 return Err(a.len());
             }
+            // SAFETY: `buf` is non-NULL (checked above) with `buf_len` writable bytes (the
+            // caller's promise), `a.len() <= buf_len` (checked just above), and `a` is ours, so
+            // the two do not overlap.
             unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), buf.cast::<u8>(), a.len()) };
             Ok(())
         });
@@ -303,8 +340,14 @@ pub extern "C" fn etcd_sd_table_instances(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `table` is NULL (refused) or an `etcd_sd_table` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let t = unsafe { try_ref(table, "table") }?;
+        // SAFETY: `service` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let service = unsafe { try_str(service, "service") }?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_instances { inner: t.inner.instances(service) }) };
         Ok(())
     }
@@ -323,8 +366,14 @@ pub extern "C" fn etcd_sd_table_report(
     ok: bool,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `table` is NULL (refused) or an `etcd_sd_table` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let t = tri!(unsafe { try_ref(table, "table") });
+        // SAFETY: `service` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let service = tri!(unsafe { try_str(service, "service") });
+        // SAFETY: `address` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let address = tri!(unsafe { try_str(address, "address") });
         if t.inner.report(service, address, ok) {
             PickResult::Done
@@ -346,6 +395,8 @@ pub extern "C" fn etcd_sd_table_set_changed_fn(
     user_data: *mut c_void,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `table` is NULL (refused) or an `etcd_sd_table` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let t = unsafe { try_ref(table, "table") }?;
         let sink = changed_fn.map(|f| {
             let ud = UserData::new(user_data);
@@ -353,6 +404,9 @@ pub extern "C" fn etcd_sd_table_set_changed_fn(
                 let mut buf = Vec::with_capacity(s.len() + 1);
                 buf.extend_from_slice(s.as_bytes());
                 buf.push(0);
+                // SAFETY: `f` and `user_data` were given here by the caller, who vouched for
+                // calls from a callback thread until replaced or the table is freed (the
+                // `etcd_sd_table_changed_fn` contract); `buf` holds `s` and a NUL for the call.
                 unsafe { f(ud.get(), buf.as_ptr().cast(), s.len()) }
             }) as crate::dispatch::Sink<Arc<str>>
         });
@@ -365,7 +419,10 @@ pub extern "C" fn etcd_sd_table_set_changed_fn(
 #[no_mangle]
 pub extern "C" fn etcd_sd_instances_len(instances: *const etcd_sd_instances) -> usize {
     ffi_boundary! {
-        Len(unsafe { instances.as_ref() }.map_or(0, |i| i.inner.len()))
+        // SAFETY: `instances` is NULL (the documented default is returned) or an
+        // `etcd_sd_instances` the caller has not freed (the header's contract); it is only read
+        // here.
+        Len(unsafe { opt_ref(instances) }.map_or(0, |i| i.inner.len()))
     }
 }
 
@@ -378,10 +435,14 @@ pub extern "C" fn etcd_sd_instances_at(
     out: *mut etcd_sd_instance,
 ) -> bool {
     ffi_boundary! {
-        let (Some(s), false) = (unsafe { instances.as_ref() }, out.is_null()) else {
+        // SAFETY: `instances` is NULL (the documented default is returned) or an
+        // `etcd_sd_instances` the caller has not freed (the header's contract); it is only read
+        // here.
+        let (Some(s), false) = (unsafe { opt_ref(instances) }, out.is_null()) else {
             return Found(false);
         };
         let Some(inst) = s.inner.get(i) else { return Found(false) };
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it writable for the call.
         unsafe { *out = view(inst, s.inner.is_ejected(i)) };
         Found(true)
     }
@@ -409,6 +470,9 @@ fn view(inst: &Instance, ejected: bool) -> etcd_sd_instance {
 #[no_mangle]
 pub extern "C" fn etcd_sd_instances_free(instances: *mut etcd_sd_instances) {
     ffi_boundary! {
+        // SAFETY: `instances` is NULL (a no-op) or an `etcd_sd_instances` the library handed out
+        // (by `write_out`) that the caller gives back here and never uses again (the header's
+        // `_free` contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(instances) });
     }
 }

@@ -3,7 +3,10 @@
 //! per-operation results are read by index.
 
 use crate::error::{Error, Result};
-use crate::ffi::args::{check_out, take_box, try_bytes, try_ref, try_str, write_out};
+use crate::ffi::args::{
+    check_out, opt_ref, take_box, try_bytes, try_mut, try_ref, try_str, write_out, Castable,
+    OwnershipBox,
+};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::etcd_sd_kvs;
 use crate::ffi::result::etcd_sd_result;
@@ -59,6 +62,10 @@ pub struct etcd_sd_txn {
     txn: Txn,
 }
 
+impl Castable for etcd_sd_txn {
+    type Ownership = OwnershipBox;
+}
+
 /// What etcd answered to a transaction: whether the compares held, the revision, and one
 /// result per operation of the branch that ran. Owned by the caller, freed with
 /// `etcd_sd_txn_response_free`; immutable, so it may be read from several threads. Pointers
@@ -68,6 +75,10 @@ pub struct etcd_sd_txn_response {
     succeeded: bool,
     revision: i64,
     ops: Vec<OpResult>,
+}
+
+impl Castable for etcd_sd_txn_response {
+    type Ownership = OwnershipBox;
 }
 
 struct OpResult {
@@ -129,6 +140,8 @@ impl etcd_sd_txn_response {
 pub extern "C" fn etcd_sd_txn_new(out: *mut *mut etcd_sd_txn) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_txn { txn: Txn::default() }) };
         Ok(())
     }
@@ -138,23 +151,33 @@ pub extern "C" fn etcd_sd_txn_new(out: *mut *mut etcd_sd_txn) -> etcd_sd_result 
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_free(txn: *mut etcd_sd_txn) {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (a no-op) or an `etcd_sd_txn` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(txn) });
     }
 }
 
+/// The transaction behind a caller's pointer, to add to it.
+///
+/// # Safety
+/// As [`try_mut`]: `txn` is NULL or a live `etcd_sd_txn` that no other thread uses meanwhile
+/// (the header: one thread at a time while it is built).
 unsafe fn txn_mut<'a>(txn: *mut etcd_sd_txn) -> Result<&'a mut Txn> {
-    Ok(&mut txn
-        .as_mut()
-        .ok_or_else(|| Error::invalid("txn is NULL"))?
-        .txn)
+    // SAFETY: this fn's contract is `try_mut`'s.
+    Ok(&mut unsafe { try_mut(txn, "txn") }?.txn)
 }
 
 /// An optional C string: NULL or "" is empty.
+///
+/// # Safety
+/// As [`try_str`]: `p` is NULL or a NUL-terminated string that outlives the call.
 unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<&'a [u8]> {
     if p.is_null() {
         return Ok(&[]);
     }
-    Ok(try_str(p, what)?.as_bytes())
+    // SAFETY: `p` is non-NULL here, and a NUL-terminated string by this fn's contract.
+    Ok(unsafe { try_str(p, what) }?.as_bytes())
 }
 
 fn cmp_op(op: u32) -> Result<CompareOp> {
@@ -189,9 +212,17 @@ pub extern "C" fn etcd_sd_txn_compare_value(
     value_len: usize,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: `range_end` is NULL (empty) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let range_end = unsafe { opt_str(range_end, "range_end") }?.to_vec();
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { try_bytes(value, value_len, "value") }?.to_vec();
         t.compare.push(Compare { key, range_end, op: cmp_op(op)?, target: CompareTarget::Value(value) });
         Ok(())
@@ -212,8 +243,14 @@ pub extern "C" fn etcd_sd_txn_compare_number(
     number: i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: `range_end` is NULL (empty) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let range_end = unsafe { opt_str(range_end, "range_end") }?.to_vec();
         let target = match target {
             0 => CompareTarget::Version(number),
@@ -241,8 +278,14 @@ pub extern "C" fn etcd_sd_txn_put(
     prev_kv: bool,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: the caller lends `value_len` readable bytes at `value` for the call (NULL is
+        // refused unless `value_len` is 0).
         let value = unsafe { try_bytes(value, value_len, "value") }?.to_vec();
         branch(t, branch_)?.push(TxnOp::Put { key, value, lease, prev_kv });
         Ok(())
@@ -264,8 +307,14 @@ pub extern "C" fn etcd_sd_txn_range(
     keys_only: bool,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: `range_end` is NULL (empty) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let range_end = unsafe { range_end_of(range_end) }?;
         branch(t, branch_)?.push(TxnOp::Range { key, range_end, limit, revision, keys_only });
         Ok(())
@@ -284,8 +333,14 @@ pub extern "C" fn etcd_sd_txn_delete(
     prev_kv: bool,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
+        // SAFETY: `range_end` is NULL (empty) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
         let range_end = unsafe { range_end_of(range_end) }?;
         branch(t, branch_)?.push(TxnOp::Delete { key, range_end, prev_kv });
         Ok(())
@@ -294,8 +349,12 @@ pub extern "C" fn etcd_sd_txn_delete(
 
 /// A range end from C: NULL or "" for none; a string holding only "\0" cannot be passed as a
 /// C string, so "\\0" (backslash, zero) is not special either: use `etcd_sd_txn_range_from`.
+///
+/// # Safety
+/// As [`opt_str`]: `p` is NULL or a NUL-terminated string that outlives the call.
 unsafe fn range_end_of(p: *const c_char) -> Result<Vec<u8>> {
-    Ok(opt_str(p, "range_end")?.to_vec())
+    // SAFETY: this fn's contract is `opt_str`'s.
+    Ok(unsafe { opt_str(p, "range_end") }?.to_vec())
 }
 
 /// Adds to `branch` a read of every key from `key` on (range end "\0"), at most `limit`
@@ -310,7 +369,11 @@ pub extern "C" fn etcd_sd_txn_range_from(
     revision: i64,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?.as_bytes().to_vec();
         branch(t, branch_)?.push(TxnOp::Range { key, range_end: vec![0], limit, revision, keys_only: false });
         Ok(())
@@ -326,7 +389,11 @@ pub extern "C" fn etcd_sd_txn_nest(
     nested: *const etcd_sd_txn,
 ) -> etcd_sd_result {
     ffi_boundary! {
+        // SAFETY: `nested` is NULL (refused) or an `etcd_sd_txn` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let inner = unsafe { try_ref(nested, "nested") }?.txn.clone();
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` the caller has not freed, and the
+        // header lets only one thread at a time call this on it.
         let t = unsafe { txn_mut(txn) }?;
         branch(t, branch_)?.push(TxnOp::Txn(inner));
         Ok(())
@@ -338,10 +405,9 @@ pub extern "C" fn etcd_sd_txn_nest(
 /// it never applies twice (after connecting, which is retried): a lost answer is
 /// `ETCD_SD_TIMEOUT` or `ETCD_SD_UNAVAILABLE`, and the caller cannot tell whether it applied.
 /// Blocks at most the request timeout.
-/// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, an empty key, or a transaction etcd refuses as
-/// malformed: a key written twice, too many operations), `ETCD_SD_NOT_FOUND` (a put under a
-/// lease that does not exist), `ETCD_SD_ETCD_ERROR` (any other refusal),
-/// `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, an empty key), `ETCD_SD_ETCD_ERROR` (etcd refused
+/// it: too many operations, a key written twice), `ETCD_SD_NOT_FOUND` (a put under a lease that
+/// does not exist), `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
 #[no_mangle]
 pub extern "C" fn etcd_sd_client_txn(
     client: *const etcd_sd_client,
@@ -350,9 +416,15 @@ pub extern "C" fn etcd_sd_client_txn(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `txn` is NULL (refused) or an `etcd_sd_txn` from its `_new`, not freed yet (the
+        // header's contract); it is only read during the call.
         let t = unsafe { try_ref(txn, "txn") }?;
         let r = c.txn(&t.txn)?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_txn_response::new(r)) };
         Ok(())
     }
@@ -362,6 +434,10 @@ pub extern "C" fn etcd_sd_client_txn(
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_free(response: *mut etcd_sd_txn_response) {
     ffi_boundary! {
+        // SAFETY: `response` is NULL (a no-op) or an `etcd_sd_txn_response` the library handed out
+        // (by `write_out`; never a view into a response, which the header says is not freed) that
+        // the caller gives back here and never uses again (the header's `_free` contract);
+        // `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(response) });
     }
 }
@@ -370,7 +446,10 @@ pub extern "C" fn etcd_sd_txn_response_free(response: *mut etcd_sd_txn_response)
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_succeeded(response: *const etcd_sd_txn_response) -> bool {
     ffi_boundary! {
-        unsafe { response.as_ref() }.is_some_and(|r| r.succeeded)
+        // SAFETY: `response` is NULL (the documented default is returned) or an
+        // `etcd_sd_txn_response` not freed yet, owned or a view into a response not freed yet (the
+        // header's contract); it is only read here.
+        unsafe { opt_ref(response) }.is_some_and(|r| r.succeeded)
     }
 }
 
@@ -378,7 +457,10 @@ pub extern "C" fn etcd_sd_txn_response_succeeded(response: *const etcd_sd_txn_re
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_revision(response: *const etcd_sd_txn_response) -> i64 {
     ffi_boundary! {
-        unsafe { response.as_ref() }.map_or(0, |r| r.revision)
+        // SAFETY: `response` is NULL (the documented default is returned) or an
+        // `etcd_sd_txn_response` not freed yet, owned or a view into a response not freed yet (the
+        // header's contract); it is only read here.
+        unsafe { opt_ref(response) }.map_or(0, |r| r.revision)
     }
 }
 
@@ -386,14 +468,17 @@ pub extern "C" fn etcd_sd_txn_response_revision(response: *const etcd_sd_txn_res
 #[no_mangle]
 pub extern "C" fn etcd_sd_txn_response_len(response: *const etcd_sd_txn_response) -> usize {
     ffi_boundary! {
-        unsafe { response.as_ref() }.map_or(0, |r| r.ops.len())
+        // SAFETY: `response` is NULL (the documented default is returned) or an
+        // `etcd_sd_txn_response` not freed yet, owned or a view into a response not freed yet (the
+        // header's contract); it is only read here.
+        unsafe { opt_ref(response) }.map_or(0, |r| r.ops.len())
     }
 }
 
 fn op_at(response: *const etcd_sd_txn_response, index: usize) -> Option<&'static OpResult> {
     // SAFETY: the caller passes NULL or a live response, and uses what we return only while
     // that response lives (the header says so); 'static stands for that lifetime here.
-    unsafe { response.as_ref() }.and_then(|r| r.ops.get(index))
+    unsafe { opt_ref(response) }.and_then(|r| r.ops.get(index))
 }
 
 /// The kind of operation `index` (an `etcd_sd_txn_op_kind`), or -1 when `response` is NULL or

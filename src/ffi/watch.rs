@@ -1,7 +1,7 @@
 //! `etcd_sd_watch`: the C face of [`Watcher`], raw events of a key or prefix.
 
 use crate::event::EventKind;
-use crate::ffi::args::{check_out, take_box, try_str, write_out, UserData};
+use crate::ffi::args::{check_out, take_box, try_str, write_out, Castable, OwnershipBox, UserData};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::{etcd_sd_kv, view};
 use crate::ffi::result::etcd_sd_result;
@@ -63,6 +63,10 @@ pub struct etcd_sd_watch {
     pub(crate) inner: Watcher,
 }
 
+impl Castable for etcd_sd_watch {
+    type Ownership = OwnershipBox;
+}
+
 /// Starts watching `key` (every key under it when `prefix` is true) and writes the watch to
 /// `*out`.
 ///
@@ -87,7 +91,11 @@ pub extern "C" fn etcd_sd_watch_new(
 ) -> etcd_sd_result {
     ffi_boundary! {
         check_out(out, "out")?;
+        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
         let c = unsafe { client_ref(client) }?;
+        // SAFETY: `key` is NULL (refused) or a NUL-terminated string the caller lends for the call
+        // (the header's string contract).
         let key = unsafe { try_str(key, "key") }?;
         let user_data = UserData::new(user_data);
         let sink = Box::new(move |b: &Batch| {
@@ -96,6 +104,8 @@ pub extern "C" fn etcd_sd_watch_new(
             }
         });
         let inner = Watcher::new(c, key.as_bytes(), prefix, start_revision, sink)?;
+        // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
+        // the new handle.
         unsafe { write_out(out, etcd_sd_watch { inner }) };
         Ok(())
     }
@@ -134,6 +144,10 @@ fn deliver(
             prev_kv: view(prev.as_ref().unwrap_or(&empty)),
         })
         .collect();
+    // SAFETY: `f` and `user_data` were given to `etcd_sd_watch_new`, the caller vouching for
+    // calls from a callback thread until the watch is freed (the `etcd_sd_watch_fn`
+    // contract); `events` and the strings its views point into (`owned`, `empty`) live until
+    // the call returns.
     unsafe {
         f(
             user_data.get(),
@@ -153,6 +167,9 @@ fn deliver(
 #[no_mangle]
 pub extern "C" fn etcd_sd_watch_free(watch: *mut etcd_sd_watch) {
     ffi_boundary! {
+        // SAFETY: `watch` is NULL (a no-op) or an `etcd_sd_watch` the library handed out (by
+        // `write_out`) that the caller gives back here and never uses again (the header's `_free`
+        // contract); `Castable` makes it the Box `write_out` made for this type.
         drop(unsafe { take_box(watch) });
     }
 }

@@ -10,6 +10,9 @@
 //! Exit codes: 0 success; 1 etcd unreachable or refused the request (for `check`: an endpoint
 //! did not answer); 2 bad usage. Errors go to stderr as one line starting with "etcd-sd:".
 
+// Every unsafe block says why it is sound (issue 17).
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
+
 mod args;
 mod check;
 mod clock;
