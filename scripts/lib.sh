@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/*.sh. Source it; do not run it.
 #
-#   ensure_deps              install etcd, etcdctl, protoc, cmake, pkg-config (and valgrind,
-#                            optional) via apt if any is missing; rustfmt + clippy via rustup
+#   ensure_deps              install etcd, etcdctl, protoc, cmake, pkg-config (and valgrind and
+#                            iproute2's ip, optional) via apt if any is missing; rustfmt +
+#                            clippy via rustup
 #   free_port                print a free TCP port on 127.0.0.1
 #   start_etcd DIR PREFIX    start a private etcd on two free loopback ports, data + log in DIR;
 #                            sets ${PREFIX}_ENDPOINTS ${PREFIX}_PID ${PREFIX}_LOG ${PREFIX}_DATA
@@ -46,6 +47,7 @@ _lib_pkg_for() {
     cmake) echo cmake ;;
     pkg-config) echo pkg-config ;;
     valgrind) echo valgrind ;;
+    ip) echo iproute2 ;;
     *) echo "$1" ;;
     esac
 }
@@ -123,17 +125,21 @@ _lib_stop_packaged_etcd() {
 
 ensure_deps() {
     local required=(etcd etcdctl protoc cmake pkg-config)
-    local optional=(valgrind)
+    # valgrind: the memcheck tests; ip: tests/partition.rs's network namespaces (both skip
+    # without them).
+    local optional=(valgrind ip)
     local missing_req=() missing_opt=() c
     for c in "${required[@]}"; do
         command -v "$c" >/dev/null 2>&1 || missing_req+=("$c")
     done
     for c in "${optional[@]}"; do
-        command -v "$c" >/dev/null 2>&1 || missing_opt+=("$c")
+        # ip is in /usr/sbin, off a normal user's PATH.
+        command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || [ -x "/sbin/$c" ] ||
+            missing_opt+=("$c")
     done
 
     if [ "${#missing_req[@]}" -gt 0 ] || [ "${#missing_opt[@]}" -gt 0 ]; then
-        local pkgs=(etcd-server etcd-client protobuf-compiler cmake pkg-config valgrind)
+        local pkgs=(etcd-server etcd-client protobuf-compiler cmake pkg-config valgrind iproute2)
         local missing=("${missing_req[@]}" "${missing_opt[@]}")
         log "ensure_deps: missing command(s): ${missing[*]}"
         if _lib_can_root && command -v apt-get >/dev/null 2>&1; then
@@ -146,7 +152,8 @@ ensure_deps() {
                 if [ "${#missing_req[@]}" -gt 0 ]; then
                     die "apt-get install failed; install these Debian packages manually: ${pkgs[*]}"
                 fi
-                log "ensure_deps: warning: could not install valgrind; memcheck tests will be skipped"
+                log "ensure_deps: warning: could not install ${missing_opt[*]};" \
+                    "the tests that need them will be skipped (valgrind: memcheck; ip: partition)"
             fi
             _lib_stop_packaged_etcd "$before"
         elif [ "${#missing_req[@]}" -gt 0 ]; then
@@ -167,8 +174,8 @@ ensure_deps() {
             } >&2
             exit 1
         else
-            log "ensure_deps: warning: valgrind missing and no root/sudo to install it;" \
-                "memcheck tests will be skipped (apt-get install valgrind)"
+            log "ensure_deps: warning: ${missing_opt[*]} missing and no root/sudo to install;" \
+                "the tests that need them will be skipped (apt-get install valgrind iproute2)"
         fi
         for c in "${required[@]}"; do
             command -v "$c" >/dev/null 2>&1 ||

@@ -8,6 +8,11 @@
 #   cmake     configure + build the C/C++ side (Release) in build/
 #   ctest     ctest --test-dir build --output-on-failure
 #   package   scripts/package-test.sh (only when that script exists)
+#   partition (not in the default list: `cargo test` in the test step runs it already)
+#             cargo test --test partition: network partitions of a 3-member
+#             etcd in network namespaces (tests/partition.rs), ~1 min; needs root and iproute2,
+#             prints a SKIP line and passes without them; ETCD_SD_SKIP_PARTITION=1 opts out
+#             (in the test step too)
 #   sanitize  (not in the default list: run `scripts/test.sh sanitize` or scripts/sanitize.sh)
 #             ctest again with the C/C++ side under ASan + UBSan in
 #             build/sanitize-address-undefined. Left out of the default run to keep the whole
@@ -41,6 +46,7 @@ step_cmake() {
 step_ctest() { ctest --test-dir build --output-on-failure; }
 step_package() { bash scripts/package-test.sh; }
 step_sanitize() { bash scripts/sanitize.sh address,undefined; }
+step_partition() { cargo test --test partition; }
 
 # Steps run in a subshell whose status is tested, so `set -e` does not apply inside them:
 # chain multi-command steps with && (or return on failure) explicitly.
@@ -60,6 +66,7 @@ describe() {
     ctest) echo "ctest --test-dir build --output-on-failure" ;;
     package) echo "scripts/package-test.sh" ;;
     sanitize) echo "scripts/sanitize.sh address,undefined (ctest under ASan + UBSan)" ;;
+    partition) echo "cargo test --test partition (network partitions in namespaces)" ;;
     *) echo "$1" ;;
     esac
 }
@@ -69,7 +76,7 @@ if [ "${#selected[@]}" -eq 0 ]; then
     selected=("${STEPS[@]}")
 else
     for s in "${selected[@]}"; do
-        declare -F "step_$s" >/dev/null || die "unknown step '$s' (steps: ${STEPS[*]} sanitize)"
+        declare -F "step_$s" >/dev/null || die "unknown step '$s' (steps: ${STEPS[*]} partition sanitize)"
     done
 fi
 

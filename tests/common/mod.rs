@@ -320,6 +320,22 @@ impl Recorder {
         }
     }
 
+    /// Waits until `pred` holds for what was recorded; false (no panic) if it did not within
+    /// `limit`.
+    pub fn try_wait_for(&self, limit: Duration, pred: impl Fn(&Recorded) -> bool) -> bool {
+        let (m, cv) = &*self.inner;
+        let deadline = Instant::now() + limit;
+        let mut r = m.lock().unwrap();
+        while !pred(&r) {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            r = cv.wait_timeout(r, deadline - now).unwrap().0;
+        }
+        true
+    }
+
     /// Waits for an event of `kind` on `key` and returns how long it took.
     pub fn wait_event(&self, kind: EventKind, key: &str, limit: Duration) -> Duration {
         let t = Instant::now();
