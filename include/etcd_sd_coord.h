@@ -239,10 +239,9 @@ etcd_sd_result etcd_sd_txn_nest(struct etcd_sd_txn *txn,
  * it never applies twice (after connecting, which is retried): a lost answer is
  * `ETCD_SD_TIMEOUT` or `ETCD_SD_UNAVAILABLE`, and the caller cannot tell whether it applied.
  * Blocks at most the request timeout.
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, an empty key, or a transaction etcd refuses as
- * malformed: a key written twice, too many operations), `ETCD_SD_NOT_FOUND` (a put under a
- * lease that does not exist), `ETCD_SD_ETCD_ERROR` (any other refusal),
- * `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, an empty key), `ETCD_SD_ETCD_ERROR` (etcd refused
+ * it: too many operations, a key written twice), `ETCD_SD_NOT_FOUND` (a put under a lease that
+ * does not exist), `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`, `ETCD_SD_AUTH`.
  */
 etcd_sd_result etcd_sd_client_txn(const etcd_sd_client *client,
                                   const struct etcd_sd_txn *txn,
