@@ -502,8 +502,10 @@ void test_keepalive_cancel() {
     // a KeepAlive of the caller's lease revokes it as well
     int64_t given = c.leasegrant(30).get().value().lease();
     CHECK_OK(c.put(p + "g", "1", given).get());
-    { etcd::KeepAlive k(c, [](std::exception_ptr) {}, 30, given); }
+    std::atomic<int> handler_calls{0};
+    { etcd::KeepAlive k(c, [&](std::exception_ptr) { handler_calls++; }, 30, given); }
     CHECK_EQ(c.get(p + "g").get().error_code(), etcdv3::ERROR_KEY_NOT_FOUND);
+    CHECK_EQ(handler_calls.load(), 0);  // its own revoke is no give-up
 
     // leaserevoke() of a kept lease by this process ends it: Check() throws, never healed
     auto kr = c.leasekeepalive(30).get();

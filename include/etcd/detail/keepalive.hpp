@@ -119,6 +119,11 @@ public:
             k_ = nullptr;
             cancelled_ = true;
         }
+        {
+            // Our own revoke below ends the keep-alive: not a give-up for the handler.
+            std::lock_guard<std::mutex> lock(state_->mutex);
+            state_->cancelled = true;
+        }
         if (revoke_on_cancel_ && etcd_sd_keepalive_check(k) == ETCD_SD_OK) {
             // Not after a give-up (nothing to revoke). On failure (etcd unreachable) the lease
             // expires after its TTL, as it would have.
@@ -177,6 +182,7 @@ private:
         std::mutex mutex;
         std::function<void(std::exception_ptr)> handler;
         std::exception_ptr error;
+        bool cancelled = false;  // Cancel() began: a give-up from now on is its own revoke
     };
 
     KeepAlive(detail::handle_ptr handle, std::function<void(std::exception_ptr)> handler, int ttl,
@@ -209,6 +215,9 @@ private:
             std::function<void(std::exception_ptr)> handler;
             {
                 std::lock_guard<std::mutex> lock(st->mutex);
+                if (st->cancelled) {
+                    return;
+                }
                 st->error = e;
                 handler = st->handler;
             }
