@@ -10,7 +10,9 @@
 #   compat_faults          the same programs under faults: etcd SIGKILLed and restarted after
 #                          more than the TTL, external revoke, compaction, a dead endpoint
 #                          (tests/compat/faults.py starts and kills its own etcd)
-#   compat_api_memcheck    compat_api_test under valgrind (when found)
+#   compat_coord_test      locks, elections, one-shot watch, KeepAlive Cancel (tests/with_etcd.py)
+#   compat_api_memcheck    compat_api_test under valgrind (when found); compat_coord_memcheck
+#                          compat_coord_test likewise
 #   compat_txn_test        transactions, modify_if/rm_if, reads at a revision, byte keys and
 #                          ranges, error messages, members, lease listing (-Werror)
 #   compat_txn_memcheck    compat_txn_test under valgrind (when found)
@@ -48,6 +50,11 @@ add_executable(compat_api_test tests/compat/api_test.cc)
 target_link_libraries(compat_api_test PRIVATE etcd_sd::etcd_sd Threads::Threads)
 etcd_sd_warnings(compat_api_test)
 
+# Locks, elections, the one-shot watch and KeepAlive's Cancel (-Wall -Wextra -Werror).
+add_executable(compat_coord_test tests/compat/coord_test.cc)
+target_link_libraries(compat_coord_test PRIVATE etcd_sd::etcd_sd Threads::Threads)
+etcd_sd_warnings(compat_coord_test)
+
 # "Compiles unchanged": no warning flags, only -std=c++17 (CMAKE_CXX_STANDARD); linked the way
 # their build files do it, -letcd-cpp-api (found in ETCD_SD_COMPAT_LINK_DIR, then the real
 # library in ETCD_SD_LIB_DIR), plus -pthread.
@@ -84,8 +91,11 @@ add_test(NAME compat_api_auth COMMAND ${_with_etcd} --auth --env ETCD_SD_TEST_ON
 add_test(NAME compat_txn_test COMMAND ${_with_etcd}
          --env ETCD_SD_CONNECT_TIMEOUT_MS=1500 --env ETCD_SD_REQUEST_TIMEOUT_MS=3000
          -- "$<TARGET_FILE:compat_txn_test>")
+add_test(NAME compat_coord_test COMMAND ${_with_etcd}
+         --env ETCD_SD_CONNECT_TIMEOUT_MS=1500 --env ETCD_SD_REQUEST_TIMEOUT_MS=1000
+         -- "$<TARGET_FILE:compat_coord_test>")
 set(_compat_tests compat_api_test compat_api_tls compat_api_auth compat_samples compat_faults
-    compat_txn_test)
+    compat_txn_test compat_coord_test)
 if(VALGRIND_EXECUTABLE)
   add_test(NAME compat_api_memcheck
     # long timeouts: under valgrind on a loaded machine the first dial alone can take seconds
@@ -97,6 +107,10 @@ if(VALGRIND_EXECUTABLE)
     COMMAND ${_with_etcd} --env ETCD_SD_TEST_SLOW=1 --env ETCD_SD_CONNECT_TIMEOUT_MS=20000
             --env ETCD_SD_REQUEST_TIMEOUT_MS=15000
             -- ${_memcheck} "$<TARGET_FILE:compat_txn_test>")
-  list(APPEND _compat_tests compat_api_memcheck compat_txn_memcheck)
+  add_test(NAME compat_coord_memcheck
+    COMMAND ${_with_etcd} --env ETCD_SD_TEST_SLOW=1 --env ETCD_SD_CONNECT_TIMEOUT_MS=20000
+            --env ETCD_SD_REQUEST_TIMEOUT_MS=15000
+            -- ${_memcheck} "$<TARGET_FILE:compat_coord_test>")
+  list(APPEND _compat_tests compat_api_memcheck compat_txn_memcheck compat_coord_memcheck)
 endif()
 set_tests_properties(${_compat_tests} PROPERTIES TIMEOUT 120)

@@ -427,8 +427,9 @@ void test_leases() {
         int64_t given = c.leasegrant(3).get().value().lease();
         etcd::KeepAlive k7(c, handler, 3, given);
         CHECK_EQ(k7.Lease(), given);
-        etcd::KeepAlive k8(s, 3, given);
-        CHECK_EQ(k8.Lease(), given);
+        int64_t given2 = c.leasegrant(3).get().value().lease();  // k8 revokes its lease when destroyed
+        etcd::KeepAlive k8(s, 3, given2);
+        CHECK_EQ(k8.Lease(), given2);
         for (auto *k : {&k1, &k2, &k3, &k4, &k5, &k6}) {
             CHECK(k->Lease() != 0);
             k->Check();
@@ -441,10 +442,11 @@ void test_leases() {
         CHECK(throws<std::exception>([&] { etcd::KeepAlive k(endpoints, "/nonexistent/ca.pem", "", "", handler, 3); }));
         k1.set_grpc_timeout(std::chrono::seconds(1));
         CHECK(k1.get_grpc_timeout() == std::chrono::microseconds(1000000));
-        k1.Cancel();
+        k1.Cancel();  // revokes the lease (ETCD_SD_KEEPALIVE_CANCEL unset); the handler is not called
         int64_t last = k1.Lease();
         CHECK(last != 0);
-        k1.Check();
+        CHECK(throws<std::runtime_error>([&] { k1.Check(); }));
+        CHECK_EQ(c.leasetimetolive(last).get().value().ttl(), -1);
         // the kept lease outlives its TTL
         std::this_thread::sleep_for(std::chrono::milliseconds(4000));
         CHECK(c.leasetimetolive(k7.Lease()).get().value().ttl() > 0);

@@ -12,8 +12,8 @@
 // (<iostream>, <string>, <vector>, <memory>, <functional>, <chrono>, <map>, <mutex>, ...).
 //
 // Settings a program cannot pass in code come from the environment (read when a client is
-// made): ETCD_SD_CONNECT_TIMEOUT_MS, ETCD_SD_REQUEST_TIMEOUT_MS, ETCD_SD_WAIT_FOR_ETCD and
-// ETCD_SD_LOG (docs/compat.md, "Environment").
+// made): ETCD_SD_CONNECT_TIMEOUT_MS, ETCD_SD_REQUEST_TIMEOUT_MS, ETCD_SD_WAIT_FOR_ETCD,
+// ETCD_SD_LOG and, for KeepAlive, ETCD_SD_KEEPALIVE_CANCEL (docs/compat.md, "Environment").
 
 #ifndef ETCD_SD_COMPAT_ALL_HPP
 #define ETCD_SD_COMPAT_ALL_HPP
@@ -36,8 +36,11 @@
 #include "etcd/Response.hpp"
 #include "etcd/Value.hpp"
 #include "etcd/detail/client.hpp"
+#include "etcd/detail/election.hpp"
 #include "etcd/detail/keepalive.hpp"
+#include "etcd/detail/lock.hpp"
 #include "etcd/detail/members.hpp"
+#include "etcd/detail/oneshot_watch.hpp"
 #include "etcd/detail/pplx.hpp"
 #include "etcd/detail/ranges.hpp"
 #include "etcd/detail/sync_client.hpp"

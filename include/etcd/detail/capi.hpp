@@ -252,6 +252,7 @@ struct access {
     static void set_value(Response &resp, Value v) { resp._value = std::move(v); }
     static void set_prev_value(Response &resp, Value v) { resp._prev_value = std::move(v); }
     static Value &prev_value(Response &resp) { return resp._prev_value; }
+    static void set_compact_revision(Response &resp, int64_t r) { resp._compact_revision = r; }
     static void set_error(Response &resp, int code, std::string message) {
         resp._error_code = code;
         resp._error_message = std::move(message);

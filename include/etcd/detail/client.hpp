@@ -197,15 +197,14 @@ public:
         return pplx::create_task([&] { return client_->keys(key, range_end, limit, revision); });
     }
 
-    // One-shot watches: not implemented (an eager task would block the caller until the next
-    // change); use etcd::Watcher.
-    pplx::task<Response> watch(std::string const &key, bool recursive = false) = delete;
-    pplx::task<Response> watch(std::string const &key, int64_t fromIndex,
-                               bool recursive = false) = delete;
-    pplx::task<Response> watch(std::string const &key, const char *range_end) = delete;
-    pplx::task<Response> watch(std::string const &key, std::string const &range_end) = delete;
+    // One-shot watches: a *pending* task, done at the first change; dropping every copy of it
+    // cancels the watch (etcd/detail/oneshot_watch.hpp).
+    pplx::task<Response> watch(std::string const &key, bool recursive = false);
+    pplx::task<Response> watch(std::string const &key, int64_t fromIndex, bool recursive = false);
+    pplx::task<Response> watch(std::string const &key, const char *range_end);
+    pplx::task<Response> watch(std::string const &key, std::string const &range_end);
     pplx::task<Response> watch(std::string const &key, std::string const &range_end,
-                               int64_t fromIndex) = delete;
+                               int64_t fromIndex);
 
     pplx::task<Response> leasegrant(int ttl) {
         return pplx::create_task([&] { return client_->leasegrant(ttl); });
@@ -243,25 +242,29 @@ public:
     }
 
     // Locks, transactions and elections: not implemented (docs/compat.md).
-    pplx::task<Response> lock(std::string const &key) = delete;
-    pplx::task<Response> lock(std::string const &key, const bool sync) = delete;
-    pplx::task<Response> lock(std::string const &key, int lease_ttl) = delete;
-    pplx::task<Response> lock(std::string const &key, int lease_ttl, const bool sync) = delete;
-    pplx::task<Response> lock_with_lease(std::string const &key, int64_t lease_id) = delete;
+    // Locks (etcd/detail/lock.hpp) and elections (etcd/detail/election.hpp): eager, as every
+    // call here; `sync` changes nothing.
+    pplx::task<Response> lock(std::string const &key);
+    pplx::task<Response> lock(std::string const &key, const bool sync);
+    pplx::task<Response> lock(std::string const &key, int lease_ttl);
+    pplx::task<Response> lock(std::string const &key, int lease_ttl, const bool sync);
+    pplx::task<Response> lock_with_lease(std::string const &key, int64_t lease_id);
     pplx::task<Response> lock_with_lease(std::string const &key, int64_t lease_id,
-                                         const bool sync) = delete;
-    pplx::task<Response> unlock(std::string const &lock_key) = delete;
+                                         const bool sync);
+    pplx::task<Response> unlock(std::string const &lock_key);
     pplx::task<Response> txn(etcdv3::Transaction const &txn) {
         return pplx::create_task([&] { return client_->txn(txn); });
     }
     pplx::task<Response> campaign(std::string const &name, int64_t lease_id,
-                                  std::string const &value) = delete;
+                                  std::string const &value);
     pplx::task<Response> proclaim(std::string const &name, int64_t lease_id,
                                   std::string const &key, int64_t revision,
-                                  std::string const &value) = delete;
-    pplx::task<Response> leader(std::string const &name) = delete;
+                                  std::string const &value);
+    pplx::task<Response> leader(std::string const &name);
+    using Observer = SyncClient::Observer;
+    std::unique_ptr<Observer> observe(std::string const &name);
     pplx::task<Response> resign(std::string const &name, int64_t lease_id, std::string const &key,
-                                int64_t revision) = delete;
+                                int64_t revision);
 
     const std::string &current_auth_token() const { return client_->current_auth_token(); }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -40,11 +41,18 @@ namespace etcd {
  * a std::runtime_error saying why; Check() then rethrows it. The handler may destroy the
  * KeepAlive.
  *
+ * Only a lease lost to the outside is recovered. A lease this process ended itself is not:
+ * after leaserevoke(Lease()) through any client of the process, or Cancel(), the keep-alive
+ * is over and Check() throws (as it does once etcd-sd gave up).
+ *
  * The constructors block until the lease is granted (at most the connect timeout: 5 s, or
  * ETCD_SD_CONNECT_TIMEOUT_MS) and throw std::runtime_error if etcd does not answer or
- * refuses: there is no KeepAlive of lease 0. Cancel() and the destructor stop renewing
- * (without revoking: the keys expire after the TTL) and return in bounded time, with etcd up
- * or down. Not copyable, not movable; its methods may be called from any thread.
+ * refuses: there is no KeepAlive of lease 0. Cancel() and the destructor revoke the lease, so
+ * the keys put under it leave etcd at once (a clean shutdown is offline at once); they return
+ * within the request timeout, with etcd up or down. With ETCD_SD_KEEPALIVE_CANCEL=expire in
+ * the environment (read by the constructor) they only stop renewing, as the original: the
+ * keys expire after the TTL. Not copyable, not movable; its methods may be called from any
+ * thread.
  */
 class KeepAlive {
 public:
@@ -95,7 +103,9 @@ public:
     }
 
     /**
-     * Stops the keep alive action (does not revoke the lease). Idempotent; bounded.
+     * Ends the keep-alive and revokes the lease: its keys leave etcd at once (with
+     * ETCD_SD_KEEPALIVE_CANCEL=expire: only stops renewing). Check() throws from then on.
+     * Idempotent; bounded by the request timeout (the revoke), with etcd up or down.
      */
     void Cancel() {
         etcd_sd_keepalive *k = nullptr;
@@ -107,13 +117,26 @@ public:
             last_lease_ = etcd_sd_keepalive_lease(k_);
             k = k_;
             k_ = nullptr;
+            cancelled_ = true;
+        }
+        {
+            // Our own revoke below ends the keep-alive: not a give-up for the handler.
+            std::lock_guard<std::mutex> lock(state_->mutex);
+            state_->cancelled = true;
+        }
+        if (revoke_on_cancel_ && etcd_sd_keepalive_check(k) == ETCD_SD_OK) {
+            // Not after a give-up (nothing to revoke). On failure (etcd unreachable) the lease
+            // expires after its TTL, as it would have.
+            (void)etcd_sd_keepalive_revoke(k);
         }
         etcd_sd_keepalive_free(k);  // at once; may be called from the handler itself
     }
 
     /**
-     * Nothing happens while the keep-alive works (an etcd outage is not a failure: it
-     * recovers); rethrows the handler's exception once etcd-sd gave up.
+     * Nothing happens while the keep-alive works (an etcd outage, or a lease lost to the
+     * outside and being replaced, is not a failure: it recovers). Throws std::runtime_error
+     * once the keep-alive is over: this process revoked the lease (leaserevoke) or called
+     * Cancel(), or etcd-sd gave up (then the handler's exception).
      */
     void Check() {
         std::exception_ptr e;
@@ -123,7 +146,11 @@ public:
         }
         if (!e) {
             std::lock_guard<std::mutex> lock(mutex_);
-            if (k_ != nullptr) {
+            if (k_ == nullptr && cancelled_) {
+                e = std::make_exception_ptr(std::runtime_error(
+                    "etcd-sd: the keep-alive of lease " + std::to_string(last_lease_) +
+                    " was cancelled"));
+            } else if (k_ != nullptr) {
                 etcd_sd_result r = etcd_sd_keepalive_check(k_);
                 if (r != ETCD_SD_OK) {
                     e = std::make_exception_ptr(std::runtime_error(
@@ -155,11 +182,13 @@ private:
         std::mutex mutex;
         std::function<void(std::exception_ptr)> handler;
         std::exception_ptr error;
+        bool cancelled = false;  // Cancel() began: a give-up from now on is its own revoke
     };
 
     KeepAlive(detail::handle_ptr handle, std::function<void(std::exception_ptr)> handler, int ttl,
               int64_t lease_id)
         : handle_(std::move(handle)), state_(std::make_shared<state>()) {
+        revoke_on_cancel_ = revoke_on_cancel();
         state_->handler = std::move(handler);
         etcd_sd_keepalive *k = nullptr;
         etcd_sd_result r = etcd_sd_keepalive_new(handle_->get(), ttl, lease_id, &KeepAlive::on_give_up,
@@ -186,6 +215,9 @@ private:
             std::function<void(std::exception_ptr)> handler;
             {
                 std::lock_guard<std::mutex> lock(st->mutex);
+                if (st->cancelled) {
+                    return;
+                }
                 st->error = e;
                 handler = st->handler;
             }
@@ -197,9 +229,24 @@ private:
         }
     }
 
+    // ETCD_SD_KEEPALIVE_CANCEL: "revoke" (default) or "expire".
+    static bool revoke_on_cancel() {
+        char const *v = std::getenv("ETCD_SD_KEEPALIVE_CANCEL");
+        if (v == nullptr || v[0] == '\0' || std::string(v) == "revoke") {
+            return true;
+        }
+        if (std::string(v) == "expire") {
+            return false;
+        }
+        throw std::invalid_argument("etcd-sd: ETCD_SD_KEEPALIVE_CANCEL must be \"revoke\" or "
+                                    "\"expire\", not \"" + std::string(v) + "\"");
+    }
+
     detail::handle_ptr handle_;
     std::shared_ptr<state> state_;
     mutable std::mutex mutex_;
+    bool revoke_on_cancel_ = true;
+    bool cancelled_ = false;  // guarded by mutex_
     etcd_sd_keepalive *k_ = nullptr;
     mutable int64_t last_lease_ = 0;
     std::chrono::microseconds grpc_timeout_ = std::chrono::microseconds::zero();

@@ -16,6 +16,13 @@
 // There is no thread pool and nothing runs in the background: a call that is never
 // `.get()`-ed has still been made (leaserevoke(id) without .get() revokes).
 //
+// One exception, the *pending* task (made only by the one-shot Client::watch()): it is
+// completed later, from an etcd-sd callback thread, when the first change arrives. Until
+// then is_done() is false, get()/wait() block, and then(f) returns a pending task at once;
+// f runs, on the thread that completes the task, once it is complete. A pending task owns
+// what completes it (the watch): when the last copy of it (and of the tasks then() made
+// from it) is destroyed, that is cancelled.
+//
 // Not provided: cancellation tokens, task_completion_event, when_all/when_any, schedulers.
 // A program that also includes cpprestsdk's own <pplx/pplxtasks.h> cannot use these headers
 // (both define pplx::task).
@@ -23,13 +30,16 @@
 #ifndef ETCD_SD_COMPAT_PPLX_HPP
 #define ETCD_SD_COMPAT_PPLX_HPP
 
+#include <condition_variable>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace pplx {
 
@@ -53,15 +63,99 @@ class task;
 
 namespace details {
 
+// What a pending task waits on (null in the eager tasks: those are complete when made).
+struct waiter {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::vector<std::function<void()>> continuations;  // run once done, outside the lock
+    std::shared_ptr<void> owned;  // what completes the task (a watch); released with it
+
+    bool is_done() {
+        std::lock_guard<std::mutex> lock(mutex);
+        return done;
+    }
+    void wait() {
+        std::unique_lock<std::mutex> lock(mutex);
+        cv.wait(lock, [this] { return done; });
+    }
+    // Runs `f` once done: now (returns false) or later, on the completing thread (true).
+    bool defer(std::function<void()> f) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (done) {
+            return false;
+        }
+        continuations.push_back(std::move(f));
+        return true;
+    }
+};
+
 template <typename T>
 struct state {
     std::exception_ptr error;
     T value{};
+    std::unique_ptr<waiter> pending;
 };
 
 template <>
 struct state<void> {
     std::exception_ptr error;
+    std::unique_ptr<waiter> pending;
+};
+
+// Completes a pending task: stores the result (the first one only), wakes get()/wait(), runs
+// the continuations. Holds the task weakly: a task nobody holds any more is not kept alive.
+template <typename T>
+class completer {
+public:
+    completer() = default;
+    explicit completer(std::weak_ptr<state<T>> s) : s_(std::move(s)) {}
+
+    // False when the task was already complete or is gone.
+    template <typename... V>
+    bool set_value(V &&...value) {
+        return finish([&](state<T> &st) { assign(st, std::forward<V>(value)...); });
+    }
+    bool set_exception(std::exception_ptr e) {
+        return finish([&](state<T> &st) { st.error = std::move(e); });
+    }
+    bool is_done() const {
+        auto s = s_.lock();
+        return s == nullptr || s->pending == nullptr || s->pending->is_done();
+    }
+
+private:
+    template <typename U, typename V>
+    static void assign(U &st, V &&v) {
+        st.value = std::forward<V>(v);
+    }
+    template <typename U>
+    static void assign(U &) {}
+
+    template <typename F>
+    bool finish(F &&store) {
+        std::shared_ptr<state<T>> s = s_.lock();
+        if (s == nullptr || s->pending == nullptr) {
+            return false;
+        }
+        std::vector<std::function<void()>> run;
+        {
+            std::lock_guard<std::mutex> lock(s->pending->mutex);
+            if (s->pending->done) {
+                return false;
+            }
+            store(*s);
+            s->pending->done = true;
+            run.swap(s->pending->continuations);
+        }
+        s->pending->cv.notify_all();
+        for (auto &f : run) {
+            f();
+        }
+        return true;  // `s` may be the last reference: the task (and what it owns) ends here
+    }
+
+    std::weak_ptr<state<T>> s_;
 };
 
 template <typename T>
@@ -104,31 +198,101 @@ public:
     task &operator=(const task &) = default;
     task &operator=(task &&) noexcept = default;
 
-    // The result; rethrows the exception the work ended with.
+    // The result; rethrows the exception the work ended with. A pending task: waits first.
     T get() const {
         check();
+        if (s_->pending) {
+            s_->pending->wait();
+        }
         if (s_->error) {
             std::rethrow_exception(s_->error);
         }
         return s_->value;
     }
 
-    // Always completed (the work ran when the task was made); rethrows its exception, as
-    // pplx's wait() does.
+    // Completed (an eager task ran when it was made; a pending one is waited for); rethrows
+    // its exception, as pplx's wait() does.
     task_status wait() const {
         check();
+        if (s_->pending) {
+            s_->pending->wait();
+        }
         if (s_->error) {
             std::rethrow_exception(s_->error);
         }
         return completed;
     }
 
-    bool is_done() const { return s_ != nullptr; }
+    bool is_done() const {
+        return s_ != nullptr && (s_->pending == nullptr || s_->pending->is_done());
+    }
 
     // Continuation: f(T) or f(task<T>); see the top of this file.
     template <typename F>
     auto then(F &&f) const {
         check();
+        if (s_->pending && !s_->pending->is_done()) {
+            return then_later(std::forward<F>(f));
+        }
+        return then_now(std::forward<F>(f));
+    }
+
+    // (internal) A pending task (see the top of this file), the completer that completes it,
+    // and `owned`, what the task keeps until it is destroyed.
+    static task make_pending(details::completer<T> *out) {
+        task t;
+        t.s_ = std::make_shared<details::state<T>>();
+        t.s_->pending = std::make_unique<details::waiter>();
+        *out = details::completer<T>(t.s_);
+        return t;
+    }
+    void own(std::shared_ptr<void> owned) const {
+        if (s_ && s_->pending) {
+            std::lock_guard<std::mutex> lock(s_->pending->mutex);
+            s_->pending->owned = std::move(owned);
+        }
+    }
+
+private:
+    // then() of a pending task: a pending task completed by `f`, run when this one is done.
+    // The new task keeps this one alive (and what it owns); this one holds it weakly.
+    template <typename F>
+    auto then_later(F &&f) const {
+        using R = std::conditional_t<std::is_invocable<F &, T>::value,
+                                     std::invoke_result<F &, T>, std::invoke_result<F &, task<T>>>;
+        using Out = typename details::unwrap<typename R::type>::type;
+        using U = typename Out::result_type;
+        details::completer<U> done;
+        Out out = Out::make_pending(&done);
+        out.own(s_);
+        std::weak_ptr<details::state<T>> self = s_;
+        auto fn = std::make_shared<std::decay_t<F>>(std::forward<F>(f));
+        s_->pending->defer([self, fn, done]() mutable {
+            std::shared_ptr<details::state<T>> s = self.lock();
+            if (s == nullptr) {
+                return;
+            }
+            task<T> me;
+            me.s_ = s;
+            Out r = me.then_now(*fn);
+            try {
+                if constexpr (std::is_void<U>::value) {
+                    r.get();
+                    done.set_value();
+                } else {
+                    done.set_value(r.get());
+                }
+            } catch (...) {
+                done.set_exception(std::current_exception());
+            }
+        });
+        return out;
+    }
+
+public:
+    // (internal) then() of a complete task: runs f now.
+    template <typename F>
+    auto then_now(F &&f) const {
         if constexpr (std::is_invocable<F &, T>::value) {
             using R = std::invoke_result_t<F &, T>;
             using Out = typename details::unwrap<R>::type;
@@ -190,6 +354,9 @@ public:
 
     void get() const {
         check();
+        if (s_->pending) {
+            s_->pending->wait();
+        }
         if (s_->error) {
             std::rethrow_exception(s_->error);
         }
@@ -200,11 +367,73 @@ public:
         return completed;
     }
 
-    bool is_done() const { return s_ != nullptr; }
+    bool is_done() const {
+        return s_ != nullptr && (s_->pending == nullptr || s_->pending->is_done());
+    }
 
     template <typename F>
     auto then(F &&f) const {
         check();
+        if (s_->pending && !s_->pending->is_done()) {
+            return then_later(std::forward<F>(f));
+        }
+        return then_now(std::forward<F>(f));
+    }
+
+    // (internal) see task<T>::make_pending and own.
+    static task make_pending(details::completer<void> *out) {
+        task t;
+        t.s_ = std::make_shared<details::state<void>>();
+        t.s_->pending = std::make_unique<details::waiter>();
+        *out = details::completer<void>(t.s_);
+        return t;
+    }
+    void own(std::shared_ptr<void> owned) const {
+        if (s_ && s_->pending) {
+            std::lock_guard<std::mutex> lock(s_->pending->mutex);
+            s_->pending->owned = std::move(owned);
+        }
+    }
+
+private:
+    // As task<T>::then_later.
+    template <typename F>
+    auto then_later(F &&f) const {
+        using R = std::conditional_t<std::is_invocable<F &>::value, std::invoke_result<F &>,
+                                     std::invoke_result<F &, task<void>>>;
+        using Out = typename details::unwrap<typename R::type>::type;
+        using U = typename Out::result_type;
+        details::completer<U> done;
+        Out out = Out::make_pending(&done);
+        out.own(s_);
+        std::weak_ptr<details::state<void>> self = s_;
+        auto fn = std::make_shared<std::decay_t<F>>(std::forward<F>(f));
+        s_->pending->defer([self, fn, done]() mutable {
+            std::shared_ptr<details::state<void>> s = self.lock();
+            if (s == nullptr) {
+                return;
+            }
+            task<void> me;
+            me.s_ = s;
+            Out r = me.then_now(*fn);
+            try {
+                if constexpr (std::is_void<U>::value) {
+                    r.get();
+                    done.set_value();
+                } else {
+                    done.set_value(r.get());
+                }
+            } catch (...) {
+                done.set_exception(std::current_exception());
+            }
+        });
+        return out;
+    }
+
+public:
+    // (internal) then() of a complete task: runs f now.
+    template <typename F>
+    auto then_now(F &&f) const {
         if constexpr (std::is_invocable<F &>::value) {
             using R = std::invoke_result_t<F &>;
             using Out = typename details::unwrap<R>::type;

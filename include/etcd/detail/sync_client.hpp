@@ -277,12 +277,12 @@ public:
         return detail::kv_ls_range(handle()->get(), key, range_end, limit, revision, true);
     }
 
-    // One-shot watches (block until the next change): not implemented; use etcd::Watcher.
-    Response watch(std::string const &key, bool recursive = false) = delete;
-    Response watch(std::string const &key, int64_t fromIndex, bool recursive = false) = delete;
-    Response watch(std::string const &key, const char *range_end) = delete;
-    Response watch(std::string const &key, std::string const &range_end) = delete;
-    Response watch(std::string const &key, std::string const &range_end, int64_t fromIndex) = delete;
+    // One-shot watches: block until the first change (etcd/detail/oneshot_watch.hpp).
+    Response watch(std::string const &key, bool recursive = false);
+    Response watch(std::string const &key, int64_t fromIndex, bool recursive = false);
+    Response watch(std::string const &key, const char *range_end);
+    Response watch(std::string const &key, std::string const &range_end);
+    Response watch(std::string const &key, std::string const &range_end, int64_t fromIndex);
 
     /**
      * Grants a lease of `ttl` seconds: value().lease() is its id, value().ttl() its TTL.
@@ -366,17 +366,31 @@ public:
     }
 
     // Locks, transactions and elections: not implemented (docs/compat.md).
-    Response lock(std::string const &key) = delete;
-    Response lock(std::string const &key, int lease_ttl) = delete;
-    Response lock_with_lease(std::string const &key, int64_t lease_id) = delete;
-    Response unlock(std::string const &lock_key) = delete;
+    // Locks (etcd/detail/lock.hpp) and elections (etcd/detail/election.hpp): never taken
+    // again behind the caller's back once lost.
+    Response lock(std::string const &key);
+    Response lock(std::string const &key, int lease_ttl);
+    Response lock_with_lease(std::string const &key, int64_t lease_id);
+    Response unlock(std::string const &lock_key);
     Response txn(etcdv3::Transaction const &txn) { return detail::run_txn(handle()->get(), txn); }
-    Response campaign(std::string const &name, int64_t lease_id, std::string const &value) = delete;
+    Response campaign(std::string const &name, int64_t lease_id, std::string const &value);
     Response proclaim(std::string const &name, int64_t lease_id, std::string const &key,
-                      int64_t revision, std::string const &value) = delete;
-    Response leader(std::string const &name) = delete;
+                      int64_t revision, std::string const &value);
+    Response leader(std::string const &name);
+    class Observer;
+    std::unique_ptr<Observer> observe(std::string const &name);
     Response resign(std::string const &name, int64_t lease_id, std::string const &key,
-                    int64_t revision) = delete;
+                    int64_t revision);
+
+private:
+    struct held;                  // the locks and leaderships taken through this client
+    std::shared_ptr<held> held_;  // made on first use (guarded by mutex_)
+    std::shared_ptr<held> held_state();
+    uint64_t wait_bound_ms() const;
+    Response locked(detail::handle_ptr h, etcd_sd_lock *raw, etcd_sd_result r,
+                    std::chrono::high_resolution_clock::time_point start);
+
+public:
 
     /**
      * Always "": etcd-sd manages the auth token itself.
