@@ -209,7 +209,7 @@ fn a_slow_first_connection_within_the_connect_timeout_succeeds() {
         for client in proxy.incoming().flatten() {
             let target = target.clone();
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(1500));
+                std::thread::sleep(Duration::from_millis(1500)); // the slow network: the scenario
                 let Ok(server) = std::net::TcpStream::connect(&target) else {
                     return;
                 };
