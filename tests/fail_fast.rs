@@ -143,7 +143,10 @@ fn refused_and_silent_endpoints_wait_for_the_silent_one_and_report_both() {
         .split("within ")
         .nth(1)
         .and_then(|rest| rest.split(" s:").next())
-        .filter(|n| n.split_once('.').is_some_and(|(_, tenths)| tenths.len() == 1))
+        .filter(|n| {
+            n.split_once('.')
+                .is_some_and(|(_, tenths)| tenths.len() == 1)
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no \"within N.N s:\" in {msg}"));
     assert!(

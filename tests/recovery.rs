@@ -19,7 +19,11 @@ fn assert_converges(rec: &Recorder, etcd: &Etcd, prefix: &str) -> Duration {
         truth = etcd.get_prefix(prefix);
         rec.table() == truth
     });
-    assert!(converged, "diverged: announced {:?} vs etcd {truth:?}", rec.table());
+    assert!(
+        converged,
+        "diverged: announced {:?} vs etcd {truth:?}",
+        rec.table()
+    );
     t.elapsed()
 }
 
@@ -81,7 +85,9 @@ fn revoked_lease_is_reported_and_restored() {
     });
     eprintln!("lease revoked → all 20 keys back in {:?}", t.elapsed());
     // The statuses are reported after the keys are back.
-    wait_until(CONVERGE, "two statuses", || statuses.lock().unwrap().len() >= 2);
+    wait_until(CONVERGE, "two statuses", || {
+        statuses.lock().unwrap().len() >= 2
+    });
     assert_eq!(*statuses.lock().unwrap(), [Status::Lost, Status::Restored]);
     assert_ne!(reg.lease_id(), old);
 }
@@ -248,7 +254,9 @@ fn randomized_faults_never_diverge() {
                     // etcdctl itself may time out while the cluster elects a leader.
                     let mut truth = None;
                     let converged = try_wait_until(CONVERGE, || {
-                        truth = cluster.members[live].try_get_prefix("/fz/").or(truth.take());
+                        truth = cluster.members[live]
+                            .try_get_prefix("/fz/")
+                            .or(truth.take());
                         truth.as_ref() == Some(&r.table())
                     });
                     let truth = truth.expect("etcd did not answer etcdctl");

@@ -351,7 +351,10 @@ pub fn try_wait_until(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
 /// Waits until `pred` holds; panics naming `what` after `limit`. Returns how long it took.
 pub fn wait_until(limit: Duration, what: &str, pred: impl FnMut() -> bool) -> Duration {
     let t = Instant::now();
-    assert!(try_wait_until(limit, pred), "timed out after {limit:?} waiting for {what}");
+    assert!(
+        try_wait_until(limit, pred),
+        "timed out after {limit:?} waiting for {what}"
+    );
     t.elapsed()
 }
 
@@ -417,14 +420,23 @@ impl Etcd {
         assert_eq!(self.scheme, "http", "metrics over plain http only");
         let mut c = std::net::TcpStream::connect(("127.0.0.1", self.client_port)).expect("connect");
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(c, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            c,
+            "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut body = String::new();
         c.read_to_string(&mut body).expect("read /metrics");
         let line = body
             .lines()
             .find(|l| l.starts_with("etcd_debugging_mvcc_watcher_total "))
             .unwrap_or_else(|| panic!("no watcher gauge in /metrics"));
-        line.rsplit(' ').next().unwrap().trim().parse::<f64>().unwrap() as u64
+        line.rsplit(' ')
+            .next()
+            .unwrap()
+            .trim()
+            .parse::<f64>()
+            .unwrap() as u64
     }
 
     pub fn is_running(&self) -> bool {
