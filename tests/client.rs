@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{opts, Etcd};
+use common::{opts, wait_until, Etcd};
 use etcd_sd::kv::{Client, PutMode};
 use etcd_sd::watch::{Batch, RawEvent, Watcher};
 use etcd_sd::{Error, EventKind, Registry};
@@ -101,17 +101,15 @@ fn kept_lease_recovers_its_keys_and_answers_to_the_old_id() {
     let old = kept.id();
     assert_ne!(old, 0);
     c.put(b"/ka/a", b"1", old, PutMode::Always).unwrap();
-    // Kept alive well past the TTL.
+    // Kept alive well past the TTL: the scenario, not synchronisation.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(etcd.get_prefix("/ka/").len(), 1);
 
     // Revoked from outside: a new lease, the key back under it.
     etcd.ctl(&["lease", "revoke", &format!("{old:x}")]);
-    let t = Instant::now();
-    while kept.id() == old || etcd.get_prefix("/ka/").is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(5), "not recovered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(5), "recovered", || {
+        kept.id() != old && !etcd.get_prefix("/ka/").is_empty()
+    });
     let new = kept.id();
     assert_eq!(c.get(b"/ka/a").unwrap().kvs[0].lease, new);
     // A put naming the old id goes under the new one.
@@ -121,11 +119,9 @@ fn kept_lease_recovers_its_keys_and_answers_to_the_old_id() {
     // A deleted key is not put back by a later recovery.
     c.delete(b"/ka/a", false).unwrap();
     etcd.ctl(&["lease", "revoke", &format!("{new:x}")]);
-    let t = Instant::now();
-    while kept.id() == new || etcd.get_prefix("/ka/").is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(5), "not recovered twice");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(5), "recovered twice", || {
+        kept.id() != new && !etcd.get_prefix("/ka/").is_empty()
+    });
     assert_eq!(
         etcd.get_prefix("/ka/").keys().collect::<Vec<_>>(),
         vec!["/ka/b"]
@@ -170,11 +166,9 @@ fn registries_share_one_lease_and_free_only_their_own_keys() {
     // The shared lease survives the first registry's exit and is lost and restored for both.
     let lease = b.lease_id();
     etcd.ctl(&["lease", "revoke", &format!("{lease:x}")]);
-    let t = Instant::now();
-    while etcd.get_prefix("/shared/").len() != 2 || b.lease_id() == lease {
-        assert!(t.elapsed() < Duration::from_secs(5), "not restored");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(5), "restored", || {
+        etcd.get_prefix("/shared/").len() == 2 && b.lease_id() != lease
+    });
     drop(c);
     assert_eq!(etcd.get_prefix("/shared/").len(), 1);
 }
@@ -199,7 +193,7 @@ fn wait_for_events(seen: &Seen, n: usize) -> Vec<RawEvent> {
             .map(|b| b.events.len())
             .sum::<usize>()
     };
-    wait_until(&format!("{n} events"), || count() == n);
+    wait_until(WAIT, &format!("{n} events"), || count() == n);
     seen.lock()
         .unwrap()
         .iter()
@@ -207,13 +201,7 @@ fn wait_for_events(seen: &Seen, n: usize) -> Vec<RawEvent> {
         .collect()
 }
 
-fn wait_until(what: &str, pred: impl Fn() -> bool) {
-    let t = Instant::now();
-    while !pred() {
-        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn watch_delivers_raw_events_with_previous_values() {
@@ -234,7 +222,7 @@ fn watch_delivers_raw_events_with_previous_values() {
     // From a given revision: replays history.
     let (seen2, sink2) = recording();
     let _w2 = Watcher::new(&c, b"/w/a", false, 1, sink2).unwrap();
-    wait_until("replay", || {
+    wait_until(WAIT, "replay", || {
         seen2
             .lock()
             .unwrap()
@@ -279,7 +267,7 @@ fn list_then_watch_loses_nothing_in_between() {
     etcd.put("/gap/b", "2");
     let (seen, sink) = recording();
     let _w = Watcher::new(&c, b"/gap/", true, 0, sink).unwrap();
-    wait_until("the put made before the watcher", || {
+    wait_until(WAIT, "the put made before the watcher", || {
         seen.lock()
             .unwrap()
             .iter()
@@ -359,7 +347,7 @@ fn watch_stats_are_never_behind_the_batch_being_delivered() {
         c.put(b"/st/k", i.to_string().as_bytes(), 0, PutMode::Always)
             .unwrap();
     }
-    wait_until("300 events", || {
+    wait_until(WAIT, "300 events", || {
         batches.load(std::sync::atomic::Ordering::SeqCst) >= 300
     });
     watcher.lock().unwrap().take();
@@ -415,7 +403,7 @@ fn concurrent_registrations_of_one_key_survive_a_recovery_as_etcd_had_them() {
         let before = etcd.get_prefix("/conc/")["/conc/k"].clone();
         let lease = reg.lease_id();
         etcd.ctl(&["lease", "revoke", &format!("{lease:x}")]);
-        wait_until("restored", || {
+        wait_until(WAIT, "restored", || {
             reg.lease_id() != lease && etcd.get_prefix("/conc/").len() == 1
         });
         assert_eq!(

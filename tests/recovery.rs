@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{opts, Cluster, Etcd, Recorder};
+use common::{opts, try_wait_until, wait_until, Cluster, Etcd, Recorder};
 use etcd_sd::{Discovery, EventKind, Registry, Status};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,18 +14,17 @@ const CONVERGE: Duration = Duration::from_secs(10);
 /// Waits until the discovery's table equals etcd's view of `prefix`; returns how long it took.
 fn assert_converges(rec: &Recorder, etcd: &Etcd, prefix: &str) -> Duration {
     let t = Instant::now();
-    loop {
-        let truth = etcd.get_prefix(prefix);
-        if rec.table() == truth {
-            return t.elapsed();
-        }
-        assert!(
-            t.elapsed() < CONVERGE,
-            "diverged: announced {:?} vs etcd {truth:?}",
-            rec.table()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut truth = Default::default();
+    let converged = try_wait_until(CONVERGE, || {
+        truth = etcd.get_prefix(prefix);
+        rec.table() == truth
+    });
+    assert!(
+        converged,
+        "diverged: announced {:?} vs etcd {truth:?}",
+        rec.table()
+    );
+    t.elapsed()
 }
 
 fn status_log(reg: &Registry) -> Arc<Mutex<Vec<Status>>> {
@@ -45,7 +44,7 @@ fn etcd_restart_loses_nothing() {
     let lease = reg.lease_id();
     for outage in [Duration::from_millis(500), Duration::from_secs(4)] {
         etcd.kill();
-        std::thread::sleep(outage);
+        std::thread::sleep(outage); // the outage's length: the scenario, not synchronisation
         etcd.restart();
         etcd.wait_healthy();
         let back = Instant::now();
@@ -81,12 +80,14 @@ fn revoked_lease_is_reported_and_restored() {
     let old = reg.lease_id();
     let t = Instant::now();
     etcd.ctl(&["lease", "revoke", &format!("{old:x}")]);
-    while etcd.get_prefix("/rl/").len() < 20 {
-        assert!(t.elapsed() < Duration::from_secs(3), "keys not restored");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(Duration::from_secs(3), "the 20 keys restored", || {
+        etcd.get_prefix("/rl/").len() == 20
+    });
     eprintln!("lease revoked → all 20 keys back in {:?}", t.elapsed());
-    std::thread::sleep(Duration::from_millis(200));
+    // The statuses are reported after the keys are back.
+    wait_until(CONVERGE, "two statuses", || {
+        statuses.lock().unwrap().len() >= 2
+    });
     assert_eq!(*statuses.lock().unwrap(), [Status::Lost, Status::Restored]);
     assert_ne!(reg.lease_id(), old);
 }
@@ -100,7 +101,8 @@ fn compaction_past_a_paused_watcher_relists_and_diffs() {
     let rec = Recorder::default();
     let d = Discovery::new(&opts(&etcd.endpoint(), 3), "/cp/", rec.sink()).unwrap();
     d.pause_watch_for_test(true);
-    std::thread::sleep(Duration::from_millis(100));
+    // The pause closes the stream asynchronously: wait until etcd has no watcher left.
+    wait_until(CONVERGE, "the watch stream closed", || etcd.watchers() == 0);
     etcd.del("/cp/a");
     etcd.put("/cp/b", "22");
     etcd.put("/cp/d", "4");
@@ -108,7 +110,9 @@ fn compaction_past_a_paused_watcher_relists_and_diffs() {
     etcd.ctl(&["compact", &etcd.revision().to_string()]);
     d.pause_watch_for_test(false);
     assert_converges(&rec, &etcd, "/cp/");
-    std::thread::sleep(Duration::from_millis(200));
+    // A later put, delivered after anything the relist could still announce: the marker.
+    etcd.put("/cp/e", "5");
+    rec.wait_event(EventKind::Put, "/cp/e", CONVERGE);
     let after: Vec<_> = rec.events().into_iter().skip(3).collect();
     assert_eq!(
         after,
@@ -116,11 +120,10 @@ fn compaction_past_a_paused_watcher_relists_and_diffs() {
             (EventKind::Delete, "/cp/a".into(), "1".into()),
             (EventKind::Put, "/cp/b".into(), "22".into()),
             (EventKind::Put, "/cp/d".into(), "44".into()),
+            (EventKind::Put, "/cp/e".into(), "5".into()),
         ],
-        "only the differences, deletes with their last known value"
+        "only the differences, deletes with their last known value, then the watch goes on"
     );
-    etcd.put("/cp/e", "5");
-    rec.wait_event(EventKind::Put, "/cp/e", CONVERGE);
 }
 
 #[test]
@@ -140,11 +143,9 @@ fn starts_before_etcd_when_asked() {
     etcd.restart();
     rec.wait_event(EventKind::Put, "/early/svc", CONVERGE);
     // The lease id and the status are published just after the keys are put.
-    let t = Instant::now();
-    while (reg.lease_id() == 0 || statuses.lock().unwrap().is_empty()) && t.elapsed() < CONVERGE {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_ne!(reg.lease_id(), 0);
+    wait_until(CONVERGE, "the lease id and a status", || {
+        reg.lease_id() != 0 && !statuses.lock().unwrap().is_empty()
+    });
     assert_eq!(*statuses.lock().unwrap(), [Status::Restored]);
     // The default stays fail-fast.
     etcd.kill();
@@ -179,7 +180,8 @@ fn cluster_member_loss_keeps_leases_calls_and_watches() {
         eprintln!(
             "member m{victim} down: register {register_took:?}, watch event {took:?} after the put"
         );
-        std::thread::sleep(Duration::from_secs(3)); // longer than the TTL
+        // Longer than the TTL (2 s): the scenario (a lease must survive it), not synchronisation.
+        std::thread::sleep(Duration::from_secs(3));
         assert_converges(&rec, live, "/cl/");
         cluster.members[victim].restart();
         cluster.members[victim].wait_healthy();
@@ -249,20 +251,16 @@ fn randomized_faults_never_diverge() {
                 }
                 let live = (0..3).find(|&i| cluster.members[i].is_running()).unwrap();
                 for r in &recs {
-                    let t = Instant::now();
-                    let truth = loop {
-                        // etcdctl itself may time out while the cluster elects a leader.
-                        let Some(truth) = cluster.members[live].try_get_prefix("/fz/") else {
-                            assert!(t.elapsed() < CONVERGE, "etcd did not answer etcdctl");
-                            std::thread::sleep(Duration::from_millis(50));
-                            continue;
-                        };
-                        if r.table() == truth || t.elapsed() > CONVERGE {
-                            break truth;
-                        }
-                        std::thread::sleep(Duration::from_millis(50));
-                    };
-                    if r.table() != truth {
+                    // etcdctl itself may time out while the cluster elects a leader.
+                    let mut truth = None;
+                    let converged = try_wait_until(CONVERGE, || {
+                        truth = cluster.members[live]
+                            .try_get_prefix("/fz/")
+                            .or(truth.take());
+                        truth.as_ref() == Some(&r.table())
+                    });
+                    let truth = truth.expect("etcd did not answer etcdctl");
+                    if !converged {
                         divergences += 1;
                         eprintln!("divergence: {:?} vs {truth:?}", r.table());
                     }
@@ -331,19 +329,18 @@ fn black_holed_member_is_detected_in_bounded_time() {
 /// replaced etcd answering; returns how long it took.
 fn assert_back_after_replace(rec: &Recorder, etcd: &Etcd, limit: Duration) -> Duration {
     let back = Instant::now();
-    loop {
-        let truth = etcd.get_prefix("/rp/");
-        let registered = truth.keys().filter(|k| k.starts_with("/rp/reg/")).count();
-        if registered == 20 && rec.table() == truth {
-            return back.elapsed();
-        }
-        assert!(
-            back.elapsed() < limit,
-            "not back: {registered}/20 keys; announced {:?} vs etcd {truth:?}",
-            rec.table()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut truth, mut registered) = (Default::default(), 0);
+    let ok = try_wait_until(limit, || {
+        truth = etcd.get_prefix("/rp/");
+        registered = truth.keys().filter(|k| k.starts_with("/rp/reg/")).count();
+        registered == 20 && rec.table() == truth
+    });
+    assert!(
+        ok,
+        "not back: {registered}/20 keys; announced {:?} vs etcd {truth:?}",
+        rec.table()
+    );
+    back.elapsed()
 }
 
 #[test]

@@ -200,7 +200,8 @@ fn auth_survives_token_expiry_restart_and_auth_store_changes() {
     rec.wait_event(EventKind::Put, "/service/user/i1", FAST);
     let lease = reg.lease_id();
 
-    // Tokens expire (TTL 2 s) several times over: keep-alive and watch carry on.
+    // Tokens expire (TTL 2 s) several times over: keep-alive and watch carry on. The wait is
+    // the scenario (time for tokens to expire), not synchronisation.
     std::thread::sleep(Duration::from_secs(5));
     reg.register("/service/user/i2", "10.0.0.1:2").unwrap();
     rec.wait_event(EventKind::Put, "/service/user/i2", FAST);

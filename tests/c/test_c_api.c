@@ -140,7 +140,7 @@ static void record(recorder *r, char kind, const char *key, size_t key_len, cons
         return;
     }
 
-    if (nap > 0) sleep_ms(nap);
+    if (nap > 0) sleep_ms(nap); /* a callback slow on purpose (sleep_each_ms, slow_key) */
     if (stop) {
         etcd_sd_discovery *self;
         long long t0 = now_ms(), dt;
@@ -198,12 +198,9 @@ static int rec_find(recorder *r, int from, char kind, const char *key, const cha
 /* Polls until rec_find succeeds or timeout_ms pass; returns the index or -1. */
 static int rec_wait(recorder *r, int from, char kind, const char *key, const char *value,
                     long timeout_ms) {
-    long long deadline = now_ms() + timeout_ms;
-    for (;;) {
-        int i = rec_find(r, from, kind, key, value);
-        if (i >= 0 || now_ms() > deadline) return i;
-        sleep_ms(5);
-    }
+    int i = -1;
+    POLL_UNTIL((i = rec_find(r, from, kind, key, value)) >= 0, timeout_ms);
+    return i;
 }
 
 static void rec_dump(recorder *r) {
@@ -579,12 +576,12 @@ static void test_prefix_semantics(void) {
     rec_init(&r);
     disc = new_discovery("/svc", &r);
     CHECK(rec_find(&r, 0, 'P', "/svcX/early", "e") >= 0);
+    /* Events come in revision order: once the later puts are seen, /sv/not would have been. */
+    reg_put(reg, "/sv/not", "n");
     reg_put(reg, "/svcX/a", "x");
     reg_put(reg, "/svc/b", "y");
-    reg_put(reg, "/sv/not", "n");
     WAIT_EVENT(&r, 0, 'P', "/svcX/a", "x", bound(2000));
     WAIT_EVENT(&r, 0, 'P', "/svc/b", "y", bound(2000));
-    sleep_ms(100);
     CHECK(rec_find(&r, 0, 'P', "/sv/not", NULL) < 0);
     etcd_sd_discovery_free(disc);
     rec_check_sane(&r);
@@ -719,29 +716,33 @@ static void test_slow_callback_keeps_lease(void) {
     etcd_sd_registry_free(trigger);
 }
 
+static int freed_self(recorder *r, long long *took) {
+    int freed;
+    pthread_mutex_lock(&r->mu);
+    freed = r->freed_self;
+    *took = r->free_self_ms;
+    pthread_mutex_unlock(&r->mu);
+    return freed;
+}
+
 static void test_free_inside_callback(void) {
     etcd_sd_registry *reg = new_registry(5);
-    recorder r;
-    int n, freed;
-    long long took;
+    etcd_sd_discovery *marker;
+    recorder r, m;
+    int n, freed = 0;
+    long long took = 0;
 
     rec_init(&r);
     r.stop_key = "/self/stop";
     new_discovery("/self/", &r); /* r.self; freed by its own callback */
+    /* a second observer of the prefix: the marker that delivery has gone past a change */
+    rec_init(&m);
+    marker = new_discovery("/self/", &m);
     reg_put(reg, "/self/before", "b");
     WAIT_EVENT(&r, 0, 'P', "/self/before", "b", bound(2000));
     reg_put(reg, "/self/stop", "s");
     WAIT_EVENT(&r, 0, 'P', "/self/stop", "s", bound(2000));
-    {
-        long long deadline = now_ms() + bound(2000);
-        do {
-            pthread_mutex_lock(&r.mu);
-            freed = r.freed_self;
-            took = r.free_self_ms;
-            pthread_mutex_unlock(&r.mu);
-            if (!freed) sleep_ms(5);
-        } while (!freed && now_ms() < deadline);
-    }
+    POLL_UNTIL((freed = freed_self(&r, &took)) != 0, bound(2000));
     CHECK_MSG(freed, "etcd_sd_discovery_free did not return inside the callback");
     CHECK_MSG(took < bound(500), "etcd_sd_discovery_free inside the callback took %lld ms", took);
     n = rec_count(&r);
@@ -750,10 +751,12 @@ static void test_free_inside_callback(void) {
     reg_put(reg, "/self/after1", "a");
     reg_put(reg, "/self/after2", "a");
     CHECK_OK(etcd_sd_registry_unregister(reg, "/self/before"));
-    sleep_ms(bound(500));
+    WAIT_EVENT(&m, 0, 'D', "/self/before", "b", bound(2000));
     CHECK_MSG(rec_count(&r) == n, "%d callbacks after the discovery freed itself", rec_count(&r) - n);
+    etcd_sd_discovery_free(marker);
     rec_check_sane(&r);
     rec_destroy(&r);
+    rec_destroy(&m);
     etcd_sd_registry_free(reg);
 }
 
@@ -891,6 +894,14 @@ static void *churn(void *p) {
     return NULL;
 }
 
+static int churn_written(churn_state *s) {
+    int w;
+    pthread_mutex_lock(&s->mu);
+    w = s->written;
+    pthread_mutex_unlock(&s->mu);
+    return w;
+}
+
 static void test_no_callback_after_free(void) {
     /* Keys keep changing while a discovery is freed; once free returns, its recorder is
      * declared DEAD and any callback that touches it afterwards poisons the run. Each round
@@ -898,7 +909,9 @@ static void test_no_callback_after_free(void) {
      * would then also be an invalid read). */
     enum { ROUNDS = 3 };
     recorder *recs[ROUNDS];
-    etcd_sd_discovery *disc;
+    recorder m;
+    etcd_sd_discovery *disc, *marker;
+    etcd_sd_registry *last;
     churn_state s;
     pthread_t t;
     int round, written;
@@ -912,7 +925,7 @@ static void test_no_callback_after_free(void) {
         CHECK(r != NULL);
         recs[round] = r;
         rec_init(r);
-        r->sleep_each_ms = 2;
+        r->sleep_each_ms = 2; /* slow on purpose: events are queued when free comes */
         disc = new_discovery("/after/", r);
         CHECK(rec_wait(r, 0, 'P', "/after/k7", NULL, bound(3000)) >= 0);
         etcd_sd_discovery_free(disc);
@@ -922,25 +935,22 @@ static void test_no_callback_after_free(void) {
         pthread_mutex_unlock(&r->mu);
     }
     /* let more puts happen: a late callback would find DEAD */
-    pthread_mutex_lock(&s.mu);
-    written = s.written;
-    pthread_mutex_unlock(&s.mu);
-    {
-        long long deadline = now_ms() + bound(2000);
-        int w;
-        do {
-            sleep_ms(20);
-            pthread_mutex_lock(&s.mu);
-            w = s.written;
-            pthread_mutex_unlock(&s.mu);
-        } while (w < written + 20 && now_ms() < deadline);
-    }
+    written = churn_written(&s);
+    POLL_UNTIL(churn_written(&s) >= written + 20, bound(2000));
     pthread_mutex_lock(&s.mu);
     s.stop = 1;
     pthread_mutex_unlock(&s.mu);
     pthread_join(t, NULL);
-    sleep_ms(100);
+    /* a second observer of the prefix sees a last put: the changes before it are delivered */
+    rec_init(&m);
+    marker = new_discovery("/after/", &m);
+    last = new_registry(5);
+    reg_put(last, "/after/end", "e");
+    WAIT_EVENT(&m, 0, 'P', "/after/end", "e", bound(3000));
+    etcd_sd_registry_free(last);
+    etcd_sd_discovery_free(marker);
     CHECK_MSG(!get_poisoned(), "a callback ran after etcd_sd_discovery_free returned");
+    rec_destroy(&m);
     for (round = 0; round < ROUNDS; round++) {
         rec_check_sane(recs[round]);
         rec_destroy(recs[round]);
@@ -1030,6 +1040,8 @@ static void test_crashed_registrant(void) {
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static int log_count;
 static int log_bad;
+static const char *log_marker; /* the first record containing this ... */
+static int log_marker_at = -1; /* ... arrived when log_count was this */
 
 static void count_log(void *user_data, etcd_sd_log_level level, const char *message,
                       size_t message_len) {
@@ -1039,6 +1051,9 @@ static void count_log(void *user_data, etcd_sd_log_level level, const char *mess
         strlen(message) != message_len) {
         log_bad = 1;
     }
+    if (log_marker != NULL && log_marker_at < 0 && message != NULL &&
+        strstr(message, log_marker) != NULL)
+        log_marker_at = log_count;
     log_count++;
     pthread_mutex_unlock(&log_mu);
 }
@@ -1051,11 +1066,37 @@ static int logged(void) {
     return n;
 }
 
+static int marker_at(void) {
+    int at;
+    pthread_mutex_lock(&log_mu);
+    at = log_marker_at;
+    pthread_mutex_unlock(&log_mu);
+    return at;
+}
+
+/* At level DEBUG: logs a record count_log recognises ("lease ... kept, ttl <ttl>s", from a
+ * registry with a TTL nothing else here uses) and waits until it arrives. Records are
+ * delivered in order, so every record made before it has been delivered then. Returns how
+ * many records had arrived before it. */
+static int log_mark(int64_t ttl) {
+    static char want[32];
+    int at = -1;
+    snprintf(want, sizeof want, " ttl %llds", (long long)ttl);
+    pthread_mutex_lock(&log_mu);
+    log_marker = want;
+    log_marker_at = -1;
+    pthread_mutex_unlock(&log_mu);
+    etcd_sd_registry_free(new_registry(ttl));
+    POLL_UNTIL((at = marker_at()) >= 0, bound(5000));
+    CHECK_MSG(at >= 0, "the marker record \"%s\" did not reach the logger", want);
+    return at;
+}
+
 static void test_logger(void) {
     etcd_sd_registry *reg = (etcd_sd_registry *)SENTINEL;
     etcd_sd_options *opts = NULL;
     char ep[64];
-    int n;
+    int n, i;
 
     CHECK_OK(etcd_sd_set_logger(count_log, &log_count));
     CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_DEBUG));
@@ -1069,10 +1110,7 @@ static void test_logger(void) {
     reg = new_registry(3);
     reg_put(reg, "/log/k", "v");
     etcd_sd_registry_free(reg);
-    {
-        long long deadline = now_ms() + bound(1000);
-        while (logged() == 0 && now_ms() < deadline) sleep_ms(5);
-    }
+    POLL_UNTIL(logged() > 0, bound(1000));
     n = logged();
     CHECK_MSG(n > 0, "no log record reached the callback at DEBUG level");
     pthread_mutex_lock(&log_mu);
@@ -1080,15 +1118,17 @@ static void test_logger(void) {
     pthread_mutex_unlock(&log_mu);
     printf("    %d log records at DEBUG level\n", n);
 
-    /* OFF: nothing */
+    /* OFF: nothing. A marker record before (all earlier records delivered) and after (a
+     * record made at OFF would have arrived before it). */
+    log_mark(13);
     CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_OFF));
-    sleep_ms(50);
     n = logged();
     reg = new_registry(3);
     reg_put(reg, "/log/k", "v");
     etcd_sd_registry_free(reg);
-    sleep_ms(50);
-    CHECK_MSG(logged() == n, "%d records logged at level OFF", logged() - n);
+    CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_DEBUG));
+    i = log_mark(14);
+    CHECK_MSG(i == n, "%d records logged at level OFF", i - n);
 
     /* NULL: back to stderr (captured in a file for a moment); the callback gets nothing */
     CHECK_OK(etcd_sd_set_logger(NULL, NULL));
@@ -1110,10 +1150,8 @@ static void test_logger(void) {
         CHECK_OK(etcd_sd_options_set_connect_timeout_ms(opts, 500));
         rc = etcd_sd_registry_new_with(opts, &reg);
         etcd_sd_options_free(opts);
-        { /* the logging thread writes stderr shortly after: wait for it (bounded) */
-            long long deadline = now_ms() + bound(5000);
-            while (lseek(fileno(capture), 0, SEEK_END) <= 0 && now_ms() < deadline) sleep_ms(5);
-        }
+        /* the logging thread writes stderr shortly after: wait for it (bounded) */
+        POLL_UNTIL(lseek(fileno(capture), 0, SEEK_END) > 0, bound(5000));
         CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_WARN));
         fflush(stderr);
         dup2(saved, STDERR_FILENO);

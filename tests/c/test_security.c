@@ -73,6 +73,8 @@ static void check_no_secret_at(const char *file, int line, const char *text, con
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static int log_count;
 static int log_leaked;
+static int log_marked; /* the marker record (see test_auth_secrets_never_logged) arrived */
+#define LOG_MARKER " ttl 17s"
 static char log_leak[512];
 
 static void secret_log(void *user_data, etcd_sd_log_level level, const char *message,
@@ -84,6 +86,7 @@ static void secret_log(void *user_data, etcd_sd_log_level level, const char *mes
            strstr(message, wrong_password) != NULL;
     pthread_mutex_lock(&log_mu);
     log_count++;
+    if (strstr(message, LOG_MARKER) != NULL) log_marked = 1;
     if (leak && !log_leaked) {
         size_t n = message_len < sizeof log_leak - 1 ? message_len : sizeof log_leak - 1;
         memcpy(log_leak, message, n);
@@ -164,14 +167,11 @@ static void rec_dump(recorder *r) {
 
 static void wait_event_at(const char *file, int line, recorder *r, char kind, const char *key,
                           const char *value, long timeout_ms) {
-    long long deadline = now_ms() + bound(timeout_ms);
-    while (!rec_has(r, kind, key, value)) {
-        if (now_ms() > deadline) {
-            rec_dump(r);
-            fail(file, line, "no %c event for %s = %s within %ld ms", kind, key, value,
-                 bound(timeout_ms));
-        }
-        sleep_ms(5);
+    POLL_UNTIL(rec_has(r, kind, key, value), bound(timeout_ms));
+    if (!rec_has(r, kind, key, value)) {
+        rec_dump(r);
+        fail(file, line, "no %c event for %s = %s within %ld ms", kind, key, value,
+             bound(timeout_ms));
     }
 }
 
@@ -510,7 +510,7 @@ static void test_auth_token_expiry(void) {
     WAIT_EVENT(&r, 'P', "/service/chat/i1", "10.0.0.1:1", 3000);
     CHECK_OK(etcd_sd_registry_lease_id(reg, &lease1));
 
-    sleep_ms(5000);
+    sleep_ms(5000); /* tokens (TTL 2 s) expire meanwhile: the scenario, not synchronisation */
     CHECK_OK(etcd_sd_registry_register(reg, "/service/chat/i2", "10.0.0.1:2"));
     WAIT_EVENT(&r, 'P', "/service/chat/i2", "10.0.0.1:2", 3000);
     CHECK_OK(etcd_sd_registry_lease_id(reg, &lease2));
@@ -572,6 +572,14 @@ static void test_auth_permission_denied(void) {
     etcd_sd_options_free(o);
 }
 
+static int log_is_marked(void) {
+    int m;
+    pthread_mutex_lock(&log_mu);
+    m = log_marked;
+    pthread_mutex_unlock(&log_mu);
+    return m;
+}
+
 static void test_auth_secrets_never_logged(void) {
     /* The logger (DEBUG) has been installed since the first auth case ran: every record of
      * the failing and succeeding cases above went through secret_log. One more of each. */
@@ -585,9 +593,15 @@ static void test_auth_secrets_never_logged(void) {
     CHECK_RC(etcd_sd_registry_register(reg, "/other/log", "v"), ETCD_SD_AUTH);
     CHECK_NO_SECRET(etcd_sd_last_error(), "etcd_sd_last_error()");
     etcd_sd_registry_free(reg);
+    /* A marker record ("lease ... kept, ttl 17s" at DEBUG, from a registry with a TTL nothing
+     * else uses): records arrive in order, so once it is in, every record above is too. */
+    CHECK_OK(etcd_sd_options_set_ttl(good, 17));
+    reg = NULL;
+    CHECK_OK(etcd_sd_registry_new_with(good, &reg));
+    etcd_sd_registry_free(reg);
+    WAIT_UNTIL(log_is_marked(), bound(5000));
     etcd_sd_options_free(bad);
     etcd_sd_options_free(good);
-    sleep_ms(100);
 
     pthread_mutex_lock(&log_mu);
     n = log_count;

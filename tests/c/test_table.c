@@ -40,12 +40,9 @@ static size_t count(const etcd_sd_table *t, const char *service) {
 
 /* Waits until `service` has `n` instances. */
 static void wait_count(const etcd_sd_table *t, const char *service, size_t n) {
-    long long t0 = now_ms();
-    while (count(t, service) != n) {
-        CHECK_MSG(now_ms() - t0 < bound(5000), "%s: %zu instances, want %zu", service,
-                  count(t, service), n);
-        sleep_ms(5);
-    }
+    POLL_UNTIL(count(t, service) == n, bound(5000));
+    CHECK_MSG(count(t, service) == n, "%s: %zu instances, want %zu", service, count(t, service),
+              n);
 }
 
 static void reg(etcd_sd_registry *r, const char *key, const char *value) {
@@ -231,7 +228,7 @@ static void test_ejection_and_readmission(void) {
     etcd_sd_registry *r = new_registry();
     etcd_sd_table *t;
     const char *svc = "/t_eject/svc", *bad = "127.0.0.1:7401";
-    long long t0;
+    long long t0, took;
     int i;
     reg(r, "/t_eject/svc/0", "127.0.0.1:7400");
     reg(r, "/t_eject/svc/1", bad);
@@ -241,18 +238,24 @@ static void test_ejection_and_readmission(void) {
     CHECK_OK(etcd_sd_table_set_ejection(t, 5, bound(400), bound(4000), 50));
     for (i = 0; i < 4; i++) CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
     CHECK(picked_within(t, svc, bad, 4)); /* 4 failures: still in */
+    /* The ejection starts at the 5th report, not before t0: it cannot end before t0 + base.
+     * Re-admission is polled for, so it is seen (and the next failures come) a few ms after
+     * it, well within base_ms: no doubling is forgiven. */
+    t0 = now_ms();
     CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
-    t0 = now_ms();
     CHECK(!picked_within(t, svc, bad, 40));
-    sleep_ms(bound(400) + 100);
-    CHECK_MSG(picked_within(t, svc, bad, 4), "not re-admitted after %lld ms", now_ms() - t0);
+    POLL_UNTIL(picked_within(t, svc, bad, 4), bound(400) + bound(2000));
+    took = now_ms() - t0;
+    CHECK_MSG(took >= bound(400) && took < bound(400) + bound(2000),
+              "re-admitted after %lld ms, want %ld", took, bound(400));
     /* Fails 5 times again: ejected for twice as long. */
-    for (i = 0; i < 5; i++) CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
     t0 = now_ms();
-    sleep_ms(bound(400) + 100);
-    if (now_ms() - t0 < bound(800) - 50) CHECK(!picked_within(t, svc, bad, 40));
-    sleep_ms(bound(400));
-    CHECK(picked_within(t, svc, bad, 4));
+    for (i = 0; i < 5; i++) CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
+    CHECK(!picked_within(t, svc, bad, 40));
+    POLL_UNTIL(picked_within(t, svc, bad, 4), bound(800) + bound(2000));
+    took = now_ms() - t0;
+    CHECK_MSG(took >= bound(800) && took < bound(800) + bound(2000),
+              "re-admitted after %lld ms, want %ld (twice as long)", took, bound(800));
     /* A success resets the count. */
     for (i = 0; i < 4; i++) CHECK_OK(etcd_sd_table_report(t, svc, bad, false));
     CHECK_OK(etcd_sd_table_report(t, svc, bad, true));
@@ -315,27 +318,25 @@ static int calls(changed_log *l) {
 
 static void test_changed_and_declared(void) {
     etcd_sd_registry *r = new_registry();
-    etcd_sd_table *t = new_table("/t_chg/", ETCD_SD_POLICY_ROUND_ROBIN);
-    changed_log l;
-    long long t0;
+    etcd_sd_table *t = new_table("/t_chg/", ETCD_SD_POLICY_ROUND_ROBIN), *t2;
+    changed_log l, l2;
+    int n;
     pthread_mutex_init(&l.mu, NULL);
     l.calls = 0;
     l.last[0] = '\0';
     CHECK_OK(etcd_sd_table_set_changed_fn(t, on_changed, &l));
     reg(r, "/t_chg/a/1", "127.0.0.1:7601");
-    t0 = now_ms();
-    while (calls(&l) < 1) {
-        CHECK(now_ms() - t0 < bound(5000));
-        sleep_ms(5);
-    }
+    WAIT_UNTIL(calls(&l) >= 1, bound(5000));
     CHECK(strcmp(l.last, "/t_chg/a") == 0);
     CHECK(strcmp(pick(t, "/t_chg/a", NULL), "127.0.0.1:7601") == 0);
     /* The same value again: no change, no call. */
     reg(r, "/t_chg/a/1", "127.0.0.1:7601");
     reg(r, "/t_chg/b/1", "127.0.0.1:7602");
     wait_count(t, "/t_chg/b", 1);
-    sleep_ms(100);
+    /* /t_chg/b's call is the marker: a call for the repeated value would have come first */
+    WAIT_UNTIL(calls(&l) >= 2, bound(5000));
     CHECK_MSG(calls(&l) == 2, "%d calls", calls(&l));
+    CHECK(strcmp(l.last, "/t_chg/b") == 0);
     /* Declared: only /t_chg/b is kept. */
     CHECK_OK(etcd_sd_table_declare(t, "/t_chg/b"));
     CHECK(strcmp(pick(t, "/t_chg/a", NULL), "") == 0);
@@ -344,14 +345,22 @@ static void test_changed_and_declared(void) {
     CHECK(strcmp(pick(t, "/t_chg/a", NULL), "127.0.0.1:7601") == 0);
     /* Removed: no call after set_changed_fn(NULL) returns. */
     CHECK_OK(etcd_sd_table_set_changed_fn(t, NULL, NULL));
-    t0 = calls(&l);
+    n = calls(&l);
+    /* a second table on the prefix: its call for the change is the marker */
+    pthread_mutex_init(&l2.mu, NULL);
+    l2.calls = 0;
+    l2.last[0] = '\0';
+    t2 = new_table("/t_chg/", ETCD_SD_POLICY_ROUND_ROBIN);
+    CHECK_OK(etcd_sd_table_set_changed_fn(t2, on_changed, &l2));
     reg(r, "/t_chg/b/2", "127.0.0.1:7603");
     wait_count(t, "/t_chg/b", 2);
-    sleep_ms(100);
-    CHECK(calls(&l) == t0);
+    WAIT_UNTIL(calls(&l2) >= 1, bound(5000));
+    CHECK(calls(&l) == n);
+    etcd_sd_table_free(t2);
     etcd_sd_table_free(t);
     etcd_sd_registry_free(r);
     pthread_mutex_destroy(&l.mu);
+    pthread_mutex_destroy(&l2.mu);
 }
 
 /* 8 threads pick while a registry adds and removes instances. */
@@ -373,7 +382,7 @@ static void *picker(void *p) {
         CHECK(rc == ETCD_SD_OK || rc == ETCD_SD_NO_INSTANCE);
         if (rc == ETCD_SD_OK) CHECK(strncmp(buf, "127.0.0.1:77", 12) == 0 && len == 14);
         a->picks++;
-        if (slow) sleep_ms(1); /* under valgrind: leave the registry room */
+        if (slow) sleep_ms(1); /* under valgrind: leave the registry room (pacing, no wait) */
     }
     return NULL;
 }

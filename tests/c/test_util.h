@@ -8,6 +8,9 @@
  *       atexit handlers: library threads may be inside a callback)
  *   fail(file, line, fmt, ...)   the same, for checks with their own file and line
  *   now_ms(), sleep_ms(ms)       monotonic milliseconds; a sleep that survives EINTR
+ *   POLL_UNTIL(cond, ms)         polls cond every 5 ms until it holds or ms pass (then
+ *                                check it): the one waiting loop of the C tests
+ *   WAIT_UNTIL(cond, ms)         the same, failing the case when cond does not hold in time
  *   slow, bound(ms)              ETCD_SD_TEST_SLOW (read by test_begin): time bounds x 8
  *   env_flag(name)               the variable is set, non-empty and not "0"
  *   need_env(name)               its value, or exit(2) with a note when unset or empty
@@ -97,6 +100,23 @@ static void sleep_ms(long ms) {
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
+
+/* Polls `cond` every 5 ms until it holds or `ms` milliseconds pass; afterwards `cond` may
+ * still be false: check it. */
+#define POLL_UNTIL(cond, ms)                                                               \
+    do {                                                                                   \
+        long long until_ = now_ms() + (ms);                                                \
+        while (!(cond) && now_ms() < until_) sleep_ms(5); /* the poll interval */          \
+    } while (0)
+
+/* Waits until `cond` holds; fails the case after `ms` milliseconds. */
+#define WAIT_UNTIL(cond, ms)                                                               \
+    do {                                                                                   \
+        POLL_UNTIL(cond, ms);                                                              \
+        if (!(cond))                                                                       \
+            fail(__FILE__, __LINE__, "timed out after %ld ms waiting for %s", (long)(ms),  \
+                 #cond);                                                                   \
+    } while (0)
 
 static int slow; /* under valgrind: timing bounds are multiplied */
 

@@ -119,7 +119,7 @@ impl Etcd {
             if ok {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(100)); // the poll interval of a bounded wait
         }
         panic!(
             "etcd {} did not become healthy; log: {}",
@@ -346,6 +346,34 @@ impl Recorder {
     }
 }
 
+/// Polls `pred` until it holds (true) or `limit` passes (false), every 5 ms at first, then
+/// less often up to every 50 ms (many predicates run etcdctl). The one waiting loop of the
+/// Rust tests: everything that waits for a condition goes through it.
+pub fn try_wait_until(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut interval = Duration::from_millis(5);
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(interval); // the poll interval of a bounded wait
+        interval = (interval * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `pred` holds; panics naming `what` after `limit`. Returns how long it took.
+pub fn wait_until(limit: Duration, what: &str, pred: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    assert!(
+        try_wait_until(limit, pred),
+        "timed out after {limit:?} waiting for {what}"
+    );
+    t.elapsed()
+}
+
 /// Options for `endpoint` with short timeouts, as tests want.
 pub fn opts(endpoint: &str, ttl: i64) -> etcd_sd::Options {
     let mut o = etcd_sd::Options::new(endpoint).unwrap();
@@ -399,6 +427,32 @@ impl Etcd {
             .unwrap()
             .success();
         assert!(ok, "kill {sig} {pid}");
+    }
+
+    /// Watchers the member serves now (its `etcd_debugging_mvcc_watcher_total` gauge, from
+    /// /metrics on the client port; plain http only).
+    pub fn watchers(&self) -> u64 {
+        use std::io::{Read, Write};
+        assert_eq!(self.scheme, "http", "metrics over plain http only");
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.client_port)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            c,
+            "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        c.read_to_string(&mut body).expect("read /metrics");
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("etcd_debugging_mvcc_watcher_total "))
+            .unwrap_or_else(|| panic!("no watcher gauge in /metrics"));
+        line.rsplit(' ')
+            .next()
+            .unwrap()
+            .trim()
+            .parse::<f64>()
+            .unwrap() as u64
     }
 
     pub fn is_running(&self) -> bool {

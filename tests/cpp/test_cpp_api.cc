@@ -240,8 +240,10 @@ void test_move_semantics() {
     CHECK(reg.registry("/mv2/x", "y"));
     WAIT_EVENT(ev2, "P /mv2/x y", 2000ms);
     size_t before = ev.size();
+    Events marker;  // a second observer of the prefix: delivery has gone past the put
+    etcd_sd::Discovery witness(endpoints, "/mv/", marker.put(), marker.del());
     CHECK(reg.registry("/mv/d", "4"));
-    std::this_thread::sleep_for(200ms);
+    WAIT_EVENT(marker, "P /mv/d 4", 2000ms);
     CHECK_MSG(ev.size() == before, "a replaced Discovery still delivered events");
 
     // a moved-from Registry owns nothing
@@ -318,15 +320,16 @@ void test_destroy_inside_own_callback() {
             }
         },
         nullptr);
+    Events marker;  // a second observer of the prefix: delivery has gone past the last put
+    etcd_sd::Discovery witness(endpoints, "/cppself/", marker.put(), marker.del());
     CHECK(reg.registry("/cppself/a", "1"));
     CHECK(reg.registry("/cppself/stop", "1"));
-    auto deadline = Clock::now() + bound(2000ms);
-    while (!destroyed && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
-    CHECK_MSG(destroyed, "~Discovery did not return inside its own callback");
+    CHECK_MSG(poll_until([&] { return destroyed.load(); }, 2000ms),
+              "~Discovery did not return inside its own callback");
     int n = calls.load();
     CHECK(n == 2);
     CHECK(reg.registry("/cppself/after", "1"));
-    std::this_thread::sleep_for(bound(300ms));
+    WAIT_EVENT(marker, "P /cppself/after 1", 2000ms);
     CHECK_MSG(calls.load() == n, "a callback ran after the Discovery destroyed itself");
 }
 
@@ -341,6 +344,7 @@ void test_no_callback_after_destruction() {
     });
     std::atomic<bool> dead{false};
     std::atomic<bool> violated{false};
+    etcd_sd::Registry marks(endpoints, 5);
     for (int round = 0; round < 3; round++) {
         std::atomic<int> seen{0};
         {
@@ -351,16 +355,20 @@ void test_no_callback_after_destruction() {
                     if (dead) violated = true;
                     ++*state;
                     ++seen;
-                    std::this_thread::sleep_for(1ms);
+                    std::this_thread::sleep_for(1ms);  // slow on purpose: events queue up
                     if (dead) violated = true;
                 },
                 nullptr);
-            auto deadline = Clock::now() + bound(3000ms);
-            while (seen < 5 && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
-            CHECK(seen >= 5);
+            CHECK(poll_until([&] { return seen >= 5; }, 3000ms));
         }
         dead = true;
-        std::this_thread::sleep_for(50ms);
+        {  // a second observer of the prefix sees a later put: the changes before it are in
+            Events marker;
+            etcd_sd::Discovery witness(endpoints, "/cppafter/", marker.put(), marker.del());
+            const std::string end = "end" + std::to_string(round);
+            CHECK(marks.registry("/cppafter/" + end, end));
+            WAIT_EVENT(marker, "P /cppafter/" + end + " " + end, 3000ms);
+        }
         CHECK_MSG(!violated, "a callback ran after ~Discovery returned");
         dead = false;
     }
@@ -405,6 +413,12 @@ void test_status_callback() {
 
     Events ev;
     etcd_sd::Registry reg(endpoints, 2);
+    // Same settings and TTL: the same (shared) lease. Its statuses are the marker below.
+    etcd_sd::Registry witness(endpoints, 2);
+    std::atomic<int> witnessed{0};
+    witness.on_status([&](etcd_sd_status) { ++witnessed; });
+    CHECK(witness.registry("/stw/a", "1"));
+    CHECK(witness.lease_id() == reg.lease_id());
     reg.on_status([&](etcd_sd_status st) {
         {
             std::lock_guard<std::mutex> lock(mu);
@@ -431,12 +445,13 @@ void test_status_callback() {
         CHECK(seen[0] == ETCD_SD_STATUS_LOST);
         CHECK(seen[1] == ETCD_SD_STATUS_RESTORED);
     }
-    auto deadline = Clock::now() + bound(3000ms);
     auto events = ev.snapshot();
-    while (std::count(events.begin(), events.end(), "P /st/a 1") < 2 && Clock::now() < deadline) {
-        std::this_thread::sleep_for(10ms);
-        events = ev.snapshot();
-    }
+    poll_until(
+        [&] {
+            events = ev.snapshot();
+            return std::count(events.begin(), events.end(), "P /st/a 1") >= 2;
+        },
+        3000ms);
     CHECK_MSG(std::count(events.begin(), events.end(), "P /st/a 1") == 2,
               "the key was not put again after the lease was restored:" + ev.dump());
     CHECK(reg.lease_id() != lease);
@@ -450,10 +465,11 @@ void test_status_callback() {
     const std::string cmd2 = std::string(etcdctl) + " --endpoints " + endpoints +
                              " lease revoke " + hex + " >/dev/null";
     size_t before = ev.size();
+    CHECK(poll_until([&] { return witnessed >= 2; }, 3000ms));
     CHECK(std::system(cmd2.c_str()) == 0);
-    deadline = Clock::now() + bound(3000ms);
-    while (ev.size() < before + 2 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-    std::this_thread::sleep_for(100ms);
+    WAIT_UNTIL("the key back", [&] { return ev.size() >= before + 2; }, 3000ms);
+    // The witness's LOST + RESTORED for the same lease: the statuses have been reported.
+    WAIT_UNTIL("the witness's statuses", [&] { return witnessed >= 4; });
     std::lock_guard<std::mutex> lock(mu);
     CHECK_MSG(seen.size() == 2, "a removed status callback was called");
 }

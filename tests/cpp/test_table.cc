@@ -25,13 +25,20 @@ using Pool = etcd_sd::ChannelPool<echo::EchoChannel>;
 
 namespace {
 
-template <class Pred>
-void wait_for(const char *what, Pred pred, std::chrono::milliseconds limit = 5000ms) {
-    auto deadline = Clock::now() + bound(limit);
-    while (!pred()) {
-        CHECK_MSG(Clock::now() < deadline, std::string("timed out waiting for ") + what);
-        std::this_thread::sleep_for(5ms);
-    }
+// Registers an instance of `service` (under mgr's prefix) and waits until mgr's listeners are
+// told of it. Listeners are told one change after the other, in order, so then every change
+// before it has reached every listener (a pool's too). Used as the marker that a change which
+// must NOT affect a listener would have by now.
+void settle(etcd_sd::Registry &reg, const etcd_sd::ServiceManager::ptr &mgr,
+            const std::string &service) {
+    std::atomic<bool> seen{false};
+    size_t id = mgr->subscribe([&](const std::string &s) {
+        if (s == service) seen = true;
+    });
+    CHECK(reg.registry(service + "/marker", "127.0.0.1:1"));
+    WAIT_UNTIL("the marker " + service, [&] { return seen.load(); });
+    mgr->unsubscribe(id);
+    CHECK(reg.unregister(service + "/marker"));
 }
 
 etcd_sd::ServiceManager::ptr manager(const std::string &prefix,
@@ -50,7 +57,7 @@ void test_manager() {
     CHECK(mgr->choose("/tm/user") == "127.0.0.1:8101");
     CHECK(mgr->choose("/tm/none").empty());
     CHECK(reg.registry("/tm/user/2", "127.0.0.1:8102 weight=4"));
-    wait_for("2 instances", [&] { return mgr->instances("/tm/user").size() == 2; });
+    WAIT_UNTIL("2 instances", [&] { return mgr->instances("/tm/user").size() == 2; });
     std::map<std::string, int> counts;
     for (int i = 0; i < 200; i++) counts[mgr->choose("/tm/user")]++;
     CHECK(counts.size() == 2 && counts["127.0.0.1:8101"] == 100);
@@ -96,7 +103,7 @@ void test_channel_pool_lifecycle() {
         CHECK(pool.size() == 2 && pool.created() == 2);
         // Repeated PUTs of the same value: nothing changes, no channel made or leaked.
         for (int i = 0; i < 5; i++) CHECK(reg.registry("/tp/echo/1", s1.address()));
-        std::this_thread::sleep_for(200ms);
+        settle(reg, mgr, "/tp/mark");
         for (int i = 0; i < 10; i++) CHECK(pool.choose("/tp/echo") != nullptr);
         CHECK(pool.size() == 2 && pool.created() == 2);
         // Instance 1 moves to s3's address: its old channel is dropped, a new one made.
@@ -107,16 +114,16 @@ void test_channel_pool_lifecycle() {
         }
         CHECK(!old.expired());
         CHECK(reg.registry("/tp/echo/1", s3.address()));
-        wait_for("s1's channel dropped", [&] { return old.expired(); });
+        WAIT_UNTIL("s1's channel dropped", [&] { return old.expired(); });
         std::set<std::string> addrs;
         for (int i = 0; i < 10; i++) addrs.insert(pool.pick("/tp/echo").address);
         CHECK(addrs == (std::set<std::string>{s2.address(), s3.address()}));
         CHECK(pool.size() == 2 && pool.created() == 3);
         // The instance leaves: its channel goes; the last one leaving: none, nullptr.
         CHECK(reg.unregister("/tp/echo/2"));
-        wait_for("s2's channel dropped", [&] { return pool.size() == 1; });
+        WAIT_UNTIL("s2's channel dropped", [&] { return pool.size() == 1; });
         CHECK(reg.unregister("/tp/echo/1"));
-        wait_for("no channel", [&] { return pool.size() == 0; });
+        WAIT_UNTIL("no channel", [&] { return pool.size() == 0; });
         CHECK(pool.choose("/tp/echo") == nullptr);
     }
     CHECK(echo::EchoChannel::instances().load() == alive_before);
@@ -172,7 +179,7 @@ void test_threads_and_churn() {
                 auto p = (t % 2) ? pool->pick("/tc/echo", &key) : pool->pick("/tc/echo");
                 if (p.channel) CHECK(p.channel->address() == p.address);
                 n++;
-                if (slow) std::this_thread::sleep_for(1ms);
+                if (slow) std::this_thread::sleep_for(1ms);  // pacing under valgrind, no wait
             }
             picks += n;
         });
@@ -190,9 +197,9 @@ void test_threads_and_churn() {
     std::printf("    %d changes, %ld picks\n", changes, picks.load());
     // Settled: exactly one channel per live address, nothing leaked.
     CHECK(reg.registry("/tc/echo/b", s2.address()));
-    wait_for("2 instances", [&] { return mgr->instances("/tc/echo").size() == 2; });
+    WAIT_UNTIL("2 instances", [&] { return mgr->instances("/tc/echo").size() == 2; });
     for (int i = 0; i < 10; i++) pool->choose("/tc/echo");
-    std::this_thread::sleep_for(200ms);
+    settle(reg, mgr, "/tc/mark");
     for (int i = 0; i < 10; i++) pool->choose("/tc/echo");
     CHECK_MSG(pool->size() == 2, "pool holds " + std::to_string(pool->size()));
     pool.reset();

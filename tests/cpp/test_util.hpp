@@ -15,6 +15,10 @@
 //   env_flag(name)             the variable is set, non-empty and not "0"
 //   need_env(name)             its value, or exit(2) with a note when unset or empty
 //   dead_port()                a loopback port nothing listens on
+//   poll_until(pred, limit)    polls pred every 5 ms until it holds (true) or bound(limit)
+//                              passes (false): the one waiting loop of the C++ tests
+//   WAIT_UNTIL(what, pred[, limit = 5 s])
+//                              the same, failing the case (naming `what`) on time-out
 //   test_case, run_cases(cases)
 //                              main's frame: reads the environment above, line-buffered stdout,
 //                              ETCD_SD_TEST_ONLY=name selects the cases whose name contains it,
@@ -33,6 +37,7 @@
 #include <exception>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -125,6 +130,25 @@ inline int dead_port() {
     CHECK(getsockname(s, reinterpret_cast<sockaddr *>(&a), &len) == 0);
     close(s);
     return ntohs(a.sin_port);
+}
+
+// Polls `pred` every 5 ms until it holds (true) or bound(limit) passes (false).
+template <class Pred>
+bool poll_until(Pred pred, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + bound(limit);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() >= deadline) return pred();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll interval
+    }
+    return true;
+}
+
+// Waits until `pred` holds; fails the case, naming `what`, after bound(limit).
+#define WAIT_UNTIL(what, ...) wait_until_at(__FILE__, __LINE__, (what), __VA_ARGS__)
+template <class Pred>
+void wait_until_at(const char *file, int line, const std::string &what, Pred pred,
+                   std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+    if (!poll_until(pred, limit)) fail(file, line, "timed out waiting for " + what);
 }
 
 // ------------------------------------------------------------------------------------------
