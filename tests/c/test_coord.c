@@ -62,16 +62,6 @@ static int get_kv(etcd_sd_client *c, const char *k, etcd_sd_kv *out, etcd_sd_kvs
 
 static int exists(etcd_sd_client *c, const char *k) { return get_kv(c, k, NULL, NULL); }
 
-/* Waits (bounded) until cond(arg) holds. */
-#define WAIT_UNTIL(cond, ms, what)                                                         \
-    do {                                                                                   \
-        long long t0_ = now_ms();                                                          \
-        while (!(cond)) {                                                                  \
-            CHECK_MSG(now_ms() - t0_ < bound(ms), "timed out waiting: %s", (what));        \
-            sleep_ms(10);                                                                  \
-        }                                                                                  \
-    } while (0)
-
 /* A loopback port that nothing listens on (bound to 0, then closed). */
 static int free_port(void) {
     struct sockaddr_in a;
@@ -544,7 +534,7 @@ static void test_lock_lost_on_revoke(void) {
     copy_str(key, sizeof key, etcd_sd_lock_key(a), strlen(etcd_sd_lock_key(a)));
     /* someone revokes the lock's lease */
     CHECK_OK(etcd_sd_client_lease_revoke(c, etcd_sd_lock_lease(a)));
-    WAIT_UNTIL(lost_calls(&la) == 1, 5000, "on_lost after the revoke");
+    WAIT_UNTIL(lost_calls(&la) == 1, bound(5000)); /* on_lost after the revoke */
     CHECK(la.result == ETCD_SD_LOST && la.message[0] != '\0');
     CHECK_RC(etcd_sd_lock_check(a), ETCD_SD_LOST);
     CHECK_RC(etcd_sd_lock_unlock(a), ETCD_SD_LOST);
@@ -561,7 +551,7 @@ static void test_lock_lost_on_revoke(void) {
     lost_init(&la);
     CHECK_OK(etcd_sd_lock_new(c, "/cll/job", 5, 0, 2000, on_lost, &la, &a));
     CHECK_OK(etcd_sd_client_unlock(c, etcd_sd_lock_key(a)));
-    WAIT_UNTIL(lost_calls(&la) == 1, 5000, "on_lost after the key's deletion");
+    WAIT_UNTIL(lost_calls(&la) == 1, bound(5000)); /* on_lost after the key's deletion */
     CHECK_RC(etcd_sd_lock_check(a), ETCD_SD_LOST);
     CHECK_OK(etcd_sd_lock_new(c, "/cll/job", 5, 0, 2000, NULL, NULL, &b));
     CHECK_RC(etcd_sd_lock_unlock(a), ETCD_SD_LOST);
@@ -617,7 +607,7 @@ static void test_lock_free_in_callback(void) {
     s.lock = l;
     pthread_mutex_unlock(&s.mu);
     CHECK_OK(etcd_sd_client_lease_revoke(c, lease));
-    WAIT_UNTIL(freed_count(&s) == 1, 5000, "the lock freed from its own on_lost");
+    WAIT_UNTIL(freed_count(&s) == 1, bound(5000)); /* the lock freed from its own on_lost */
     CHECK(s.result == ETCD_SD_LOST);
     CHECK_OK(etcd_sd_lock_new(c, "/clf/job", 5, 0, 2000, NULL, NULL, &b));
     etcd_sd_lock_free(b);
@@ -728,7 +718,7 @@ static void test_election_lost_on_revoke(void) {
     lost_init(&la);
     CHECK_OK(etcd_sd_election_new(c, "/ce/svc", "one", 3, 5, 0, 2000, on_lost, &la, &e));
     CHECK_OK(etcd_sd_client_lease_revoke(c, etcd_sd_election_lease(e)));
-    WAIT_UNTIL(lost_calls(&la) == 1, 5000, "on_lost after the revoke");
+    WAIT_UNTIL(lost_calls(&la) == 1, bound(5000)); /* on_lost after the revoke */
     CHECK(la.result == ETCD_SD_LOST && la.message[0] != '\0');
     CHECK_RC(etcd_sd_election_check(e), ETCD_SD_LOST);
     CHECK_RC(etcd_sd_election_proclaim(e, "x", 1), ETCD_SD_LOST);
@@ -871,7 +861,7 @@ static void test_keepalive_revoke(void) {
     CHECK(!exists(c, "/ck/k")); /* its keys left at once */
     CHECK_OK(etcd_sd_client_lease_ttl(c, lease, &left, NULL));
     CHECK(left == -1);
-    WAIT_UNTIL(give_up_calls(&g) == 1, 5000, "on_give_up after the revoke");
+    WAIT_UNTIL(give_up_calls(&g) == 1, bound(5000)); /* on_give_up after the revoke */
     CHECK(g.lease == lease && g.result == ETCD_SD_LOST);
     CHECK_OK(etcd_sd_keepalive_revoke(ka)); /* a lease etcd no longer has is not an error */
     CHECK_RC(etcd_sd_keepalive_check(ka), ETCD_SD_LOST);

@@ -64,6 +64,15 @@ struct kvs_deleter {
 };
 using kvs_ptr = std::unique_ptr<etcd_sd_kvs, kvs_deleter>;
 
+struct txn_deleter {
+    void operator()(etcd_sd_txn *t) const noexcept { etcd_sd_txn_free(t); }
+};
+struct txn_response_deleter {
+    void operator()(etcd_sd_txn_response *r) const noexcept { etcd_sd_txn_response_free(r); }
+};
+using txn_ptr = std::unique_ptr<etcd_sd_txn, txn_deleter>;
+using txn_response_ptr = std::unique_ptr<etcd_sd_txn_response, txn_response_deleter>;
+
 // What a client is made of; kept so that set_grpc_timeout() can make a new C client.
 struct settings {
     std::string endpoints;  // normalised: comma-separated

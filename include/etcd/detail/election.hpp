@@ -42,13 +42,6 @@
 namespace etcd {
 namespace detail {
 
-struct txn_deleter {
-    void operator()(etcd_sd_txn *t) const noexcept { etcd_sd_txn_free(t); }
-};
-struct txn_response_deleter {
-    void operator()(etcd_sd_txn_response *t) const noexcept { etcd_sd_txn_response_free(t); }
-};
-
 // etcd's election service on a leader key it was not asked through this client: if `key`
 // still has creation revision `revision`, put `value` under `lease` (proclaim) or delete it
 // (resign). `*succeeded`: whether the compare held; `*revision_out`: etcd's revision.
@@ -60,7 +53,7 @@ inline etcd_sd_result election_txn(etcd_sd_client const *client, std::string con
     if (r != ETCD_SD_OK) {
         return r;
     }
-    std::unique_ptr<etcd_sd_txn, txn_deleter> txn(raw);
+    txn_ptr txn(raw);
     r = etcd_sd_txn_compare_number(txn.get(), key.c_str(), nullptr, ETCD_SD_CMP_CREATE_REVISION,
                                    ETCD_SD_CMP_EQUAL, revision);
     if (r == ETCD_SD_OK) {
@@ -74,7 +67,7 @@ inline etcd_sd_result election_txn(etcd_sd_client const *client, std::string con
     }
     etcd_sd_txn_response *out = nullptr;
     r = etcd_sd_client_txn(client, txn.get(), &out);
-    std::unique_ptr<etcd_sd_txn_response, txn_response_deleter> resp(out);
+    txn_response_ptr resp(out);
     if (r == ETCD_SD_OK) {
         *succeeded = etcd_sd_txn_response_succeeded(resp.get());
         *revision_out = etcd_sd_txn_response_revision(resp.get());

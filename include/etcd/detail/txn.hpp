@@ -28,15 +28,6 @@
 namespace etcd {
 namespace detail {
 
-struct txn_deleter {
-    void operator()(etcd_sd_txn *t) const noexcept { etcd_sd_txn_free(t); }
-};
-struct txn_response_deleter {
-    void operator()(etcd_sd_txn_response *r) const noexcept { etcd_sd_txn_response_free(r); }
-};
-using txn_ptr = std::unique_ptr<etcd_sd_txn, txn_deleter>;
-using txn_response_ptr = std::unique_ptr<etcd_sd_txn_response, txn_response_deleter>;
-
 struct txn_runner {
     using Txn = etcdv3::Transaction;
 
