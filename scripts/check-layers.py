@@ -7,6 +7,9 @@ or `lib.rs`, a child module it declares (`pub use child::X`). A path resolves to
 module file it names. Comments and `#[cfg(test)] mod tests { ... }` blocks at the end of a
 file are ignored, and so are files named tests.rs (test-only modules).
 
+Inline modules (`mod sealed { ... }`) are not tracked: inside one, name items by their crate
+path (`crate::ffi::args::X`), not `super::X`, which this script reads as the file's parent.
+
 A `mod.rs` is a facade: it declares and re-exports its children, so its children must not name
 it (`super::Item` where Item is defined in mod.rs is an edge back up, and a cycle). Likewise
 nothing inside src/ may name a re-export of lib.rs (`crate::Error`): name the defining module.
@@ -233,7 +236,7 @@ def main():
                         f"upward import: {name(files, m)} ({a[1]}) imports {name(files, t)} ({b[1]})"
                     )
     for p in problems:
-        print(p)
+        print(p, flush=True)
     cycles = [c for c in sccs(edges) if len(c) > 1]
     for c in cycles:
         members = sorted(name(files, m) for m in c)

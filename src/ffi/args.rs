@@ -23,7 +23,7 @@ impl Ownership for OwnershipBox {}
 
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for super::OwnershipBox {}
+    impl Sealed for crate::ffi::args::OwnershipBox {}
 }
 
 /// An opaque C handle type, as rustls-ffi's `Castable`: the type C sees by pointer is the Rust
