@@ -54,7 +54,7 @@ def load():
 
 def strip(src):
     # Drop a trailing `#[cfg(test)] mod tests { ... }` (by convention the file's last item).
-    m = re.search(r"^#\[cfg\(test\)\]\s*\n\s*mod tests\s*\{", src, re.M)
+    m = re.search(r"^#\[cfg\(test\)\]\s*\n\s*(?:pub(?:\(crate\))?\s+)?mod tests\s*\{", src, re.M)
     if m:
         src = src[: m.start()]
     out = []

@@ -254,10 +254,11 @@ pub(crate) fn is_refused_message(msg: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn refused() -> Error {
+    /// What a refused connection looks like (shared with outage.rs's tests).
+    pub(crate) fn refused() -> Error {
         Error::Unavailable(format!(
             "lease grant: tcp connect error: Connection refused (os error {})",
             libc::ECONNREFUSED

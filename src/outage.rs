@@ -139,12 +139,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn refused() -> Error {
-        Error::Unavailable(format!(
-            "lease grant: tcp connect error: Connection refused (os error {})",
-            libc::ECONNREFUSED
-        ))
-    }
+    use crate::error::tests::refused;
 
     #[test]
     fn one_line_per_outage_and_per_change_of_kind() {

@@ -28,23 +28,6 @@
 
 static const char *endpoints;
 
-/* A loopback port that nothing listens on (bound to 0, then closed). */
-static int dead_port(void) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int port, s = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(s >= 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
-    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
-    port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* the event recorder: user_data of every discovery in these tests */
 
@@ -399,7 +382,7 @@ static void test_dead_endpoint(void) {
     etcd_sd_result rc;
     recorder r;
 
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", dead_port());
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", unused_port());
     CHECK_OK(etcd_sd_options_new(&opts));
     CHECK_OK(etcd_sd_options_set_endpoints(opts, ep));
     CHECK_OK(etcd_sd_options_set_connect_timeout_ms(opts, 1000));
@@ -451,7 +434,7 @@ static void test_endpoint_forms(void) {
      * should reach the live member, so the key goes at once rather than after the TTL. */
     rec_init(&r);
     disc = new_discovery("/forms/", &r);
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%d,%s", dead_port(), endpoints);
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d,%s", unused_port(), endpoints);
     for (i = 0; i < 4; i++) {
         reg = NULL;
         snprintf(key, sizeof key, "/forms/list%d", i);
@@ -1101,7 +1084,7 @@ static void test_logger(void) {
     CHECK_OK(etcd_sd_set_logger(count_log, &log_count));
     CHECK_OK(etcd_sd_set_log_level(ETCD_SD_LOG_DEBUG));
     /* a failure (dead endpoint) and some normal work */
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", dead_port());
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", unused_port());
     CHECK_OK(etcd_sd_options_new(&opts));
     CHECK_OK(etcd_sd_options_set_endpoints(opts, ep));
     CHECK_OK(etcd_sd_options_set_connect_timeout_ms(opts, 500));

@@ -13,17 +13,7 @@
 
 static const char *endpoints;
 
-static etcd_sd_client *new_client(void) {
-    etcd_sd_options *o = NULL;
-    etcd_sd_client *c = NULL;
-    CHECK_OK(etcd_sd_options_new(&o));
-    CHECK_OK(etcd_sd_options_set_endpoints(o, endpoints));
-    CHECK_OK(etcd_sd_options_set_connect_timeout_ms(o, 2000));
-    CHECK_OK(etcd_sd_options_set_request_timeout_ms(o, 2000));
-    CHECK_OK(etcd_sd_client_new(o, &c));
-    etcd_sd_options_free(o);
-    return c;
-}
+static etcd_sd_client *new_client(void) { return test_client_new(endpoints); }
 
 static void put(etcd_sd_client *c, const char *k, const char *v, int64_t lease) {
     CHECK_OK(etcd_sd_client_put(c, k, v, strlen(v), lease, ETCD_SD_PUT_ALWAYS, NULL));

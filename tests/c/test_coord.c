@@ -24,17 +24,7 @@
 
 static const char *endpoints;
 
-static etcd_sd_client *new_client(void) {
-    etcd_sd_options *o = NULL;
-    etcd_sd_client *c = NULL;
-    CHECK_OK(etcd_sd_options_new(&o));
-    CHECK_OK(etcd_sd_options_set_endpoints(o, endpoints));
-    CHECK_OK(etcd_sd_options_set_connect_timeout_ms(o, 2000));
-    CHECK_OK(etcd_sd_options_set_request_timeout_ms(o, 2000));
-    CHECK_OK(etcd_sd_client_new(o, &c));
-    etcd_sd_options_free(o);
-    return c;
-}
+static etcd_sd_client *new_client(void) { return test_client_new(endpoints); }
 
 static int64_t put(etcd_sd_client *c, const char *k, const char *v, int64_t lease) {
     etcd_sd_kvs *prev = NULL;
@@ -61,22 +51,6 @@ static int get_kv(etcd_sd_client *c, const char *k, etcd_sd_kv *out, etcd_sd_kvs
 }
 
 static int exists(etcd_sd_client *c, const char *k) { return get_kv(c, k, NULL, NULL); }
-
-/* A loopback port that nothing listens on (bound to 0, then closed). */
-static int free_port(void) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int port, s = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(s >= 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
-    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
-    port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* the loss recorder: user_data of on_lost in these tests */
@@ -758,7 +732,7 @@ static void test_members(void) {
     etcd_sd_members_free(m);
 
     /* a learner (never a voting member: the single test etcd would lose its quorum) */
-    snprintf(peer, sizeof peer, "http://127.0.0.1:%d", free_port());
+    snprintf(peer, sizeof peer, "http://127.0.0.1:%d", unused_port());
     CHECK_OK(etcd_sd_client_member_add(c, peer, true, &id));
     CHECK(id != 0 && id != first);
     CHECK_OK(etcd_sd_client_members(c, &m));

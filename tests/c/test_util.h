@@ -24,12 +24,16 @@
 
 #include "etcd_sd.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------- */
 /* checks */
@@ -190,6 +194,39 @@ static inline int run_cases(const test_case *cases, size_t n) {
     int ran = 0;
     for (i = 0; i < n; i++) ran += run_case(cases[i].name, cases[i].fn);
     return test_end(ran);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* shared fixtures (static inline: a test that does not use them gets no warning) */
+
+/* A loopback port that nothing listens on (bound to 0, then closed). */
+static inline int unused_port(void) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int port, s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s >= 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
+    port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+/* A general client of `endpoints` with 2 s connect and request timeouts. */
+static inline etcd_sd_client *test_client_new(const char *endpoints) {
+    etcd_sd_options *o = NULL;
+    etcd_sd_client *c = NULL;
+    CHECK_OK(etcd_sd_options_new(&o));
+    CHECK_OK(etcd_sd_options_set_endpoints(o, endpoints));
+    CHECK_OK(etcd_sd_options_set_connect_timeout_ms(o, 2000));
+    CHECK_OK(etcd_sd_options_set_request_timeout_ms(o, 2000));
+    CHECK_OK(etcd_sd_client_new(o, &c));
+    etcd_sd_options_free(o);
+    return c;
 }
 
 #endif /* ETCD_SD_TEST_UTIL_H */

@@ -13,7 +13,7 @@
 #include <etcd/Value.hpp>
 #include <etcd/Watcher.hpp>
 
-#include "../cpp/test_util.hpp"
+#include "compat_util.hpp"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -33,21 +33,7 @@
 
 namespace {
 
-#define CHECK_OK(resp)                                                                         \
-    do {                                                                                       \
-        etcd::Response _r = (resp);                                                            \
-        if (!_r.is_ok()) {                                                                     \
-            fail(__FILE__, __LINE__,                                                           \
-                 "CHECK_OK(" #resp "): " + std::to_string(_r.error_code()) + " " +             \
-                     _r.error_message());                                                      \
-        }                                                                                      \
-    } while (0)
-
-// A unique key prefix for each case.
-std::string prefix() {
-    static int n = 0;
-    return "/compat-api/" + std::to_string(getpid()) + "/" + std::to_string(++n) + "/";
-}
+std::string prefix() { return unique_prefix("compat-api"); }
 
 // Collects watch Responses from a callback thread.
 struct Inbox {

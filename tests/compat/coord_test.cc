@@ -16,7 +16,7 @@
 #include <etcd/Value.hpp>
 #include <etcd/Watcher.hpp>
 
-#include "../cpp/test_util.hpp"
+#include "compat_util.hpp"
 
 #include <atomic>
 #include <cstdio>
@@ -31,20 +31,7 @@
 
 namespace {
 
-#define CHECK_OK(resp)                                                                         \
-    do {                                                                                       \
-        etcd::Response _r = (resp);                                                            \
-        if (!_r.is_ok()) {                                                                     \
-            fail(__FILE__, __LINE__,                                                           \
-                 "CHECK_OK(" #resp "): " + std::to_string(_r.error_code()) + " " +             \
-                     _r.error_message());                                                      \
-        }                                                                                      \
-    } while (0)
-
-std::string prefix() {
-    static int n = 0;
-    return "/compat-coord/" + std::to_string(getpid()) + "/" + std::to_string(++n) + "/";
-}
+std::string prefix() { return unique_prefix("compat-coord"); }
 
 // Waits (polling every 10 ms) until `cond` holds, at most `ms`; false if it never did.
 bool eventually(std::function<bool()> const &cond, int ms = 5000) {

@@ -11,7 +11,7 @@
 #include <etcd/v3/Member.hpp>
 #include <etcd/v3/Transaction.hpp>
 
-#include "../cpp/test_util.hpp"
+#include "compat_util.hpp"
 
 #include <unistd.h>
 
@@ -25,20 +25,7 @@
 
 namespace {
 
-#define CHECK_OK(resp)                                                                         \
-    do {                                                                                       \
-        etcd::Response _r = (resp);                                                            \
-        if (!_r.is_ok()) {                                                                     \
-            fail(__FILE__, __LINE__,                                                           \
-                 "CHECK_OK(" #resp "): " + std::to_string(_r.error_code()) + " " +             \
-                     _r.error_message());                                                      \
-        }                                                                                      \
-    } while (0)
-
-std::string prefix() {
-    static int n = 0;
-    return "/compat-txn/" + std::to_string(getpid()) + "/" + std::to_string(++n) + "/";
-}
+std::string prefix() { return unique_prefix("compat-txn"); }
 
 const std::string kNotFound = "etcd-cpp-apiv3: key not found";
 const std::string kCompareFailed = "etcd-cpp-apiv3: compare failed";
