@@ -14,7 +14,7 @@ use crate::requests::{cluster, lease as lease_req, lock as lock_req, range, txn 
 use crate::runtime;
 use crate::session::kept::{Heal, KeptLease};
 use crate::session::{session, Session};
-use crate::transport::{first_contact_error, once, retry};
+use crate::transport::{first_contact_error, once, retry, retry_leaderless};
 use crate::types::{Member, Txn, TxnOp, TxnResponse};
 
 pub use crate::types::MemberStatus;
@@ -206,9 +206,16 @@ impl Client {
         self.run("unlock", |c| lock_req::unlock(c, key))
     }
 
-    /// Every member of the cluster.
+    /// Every member of the cluster. Answered even by a member without a leader (a cluster
+    /// that lost its quorum still lists its members), as etcdctl does.
     pub fn members(&self) -> Result<Vec<Member>> {
-        self.run("member list", cluster::list)
+        runtime::block_on(retry_leaderless(
+            self.session.conn(),
+            self.opts.request_timeout,
+            "member list",
+            cluster::list,
+        ))?
+        .map_err(|e| first_contact_error(e, &self.opts))
     }
 
     /// Adds a member that will listen on `peer_urls` (not started: the cluster waits for it,

@@ -534,3 +534,25 @@ fn binary_keys_and_open_ranges() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+/// A cluster that lost its quorum (a voting member added that never starts) still lists its
+/// members, as etcdctl and etcd-cpp-apiv3 do: the member list does not require a leader.
+#[test]
+fn members_are_listed_without_a_leader() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    let port = portpicker::pick_unused_port().unwrap();
+    c.member_add(&[format!("http://127.0.0.1:{port}")], false)
+        .unwrap();
+    // Quorum is now 2 of 2: writes fail with "no leader" once etcd notices...
+    let t = Instant::now();
+    while c.put(b"/q/x", b"1", 0, PutMode::Always).is_ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the quorum was not lost"
+        );
+    }
+    // ...and the list still answers, with both members.
+    let members = c.members().unwrap();
+    assert_eq!(members.len(), 2, "{members:?}");
+}

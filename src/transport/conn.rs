@@ -41,6 +41,12 @@ pub(crate) struct Shared {
     options_without_user: Option<ConnectOptions>,
     connect_timeout: Duration,
     members: Vec<tokio::sync::OnceCell<Client>>,
+    /// The same connections without require-leader, dialled only for the few requests a
+    /// member must answer even when it has no leader (the member list: the cluster with a
+    /// member added that never started has lost its quorum, and is still listed).
+    leaderless: Vec<tokio::sync::OnceCell<Client>>,
+    leaderless_options: ConnectOptions,
+    leaderless_without_user: Option<ConnectOptions>,
     pub(super) current: AtomicUsize,
     /// The connection's own log: one INFO line when requests start failing, one when etcd
     /// answers again (the objects above log their own view at WARN).
@@ -58,12 +64,32 @@ impl Shared {
     /// The current member's client, connecting first if needed (which, with auth,
     /// authenticates). A member that cannot be reached is left for the next one.
     pub(crate) async fn pick(&self) -> Result<Member<'_>> {
+        self.pick_in(&self.members, &self.options, &self.options_without_user)
+            .await
+    }
+
+    /// As [`Self::pick`], on a connection whose requests do not require a leader.
+    pub(crate) async fn pick_leaderless(&self) -> Result<Member<'_>> {
+        self.pick_in(
+            &self.leaderless,
+            &self.leaderless_options,
+            &self.leaderless_without_user,
+        )
+        .await
+    }
+
+    async fn pick_in(
+        &self,
+        cells: &[tokio::sync::OnceCell<Client>],
+        options: &ConnectOptions,
+        without_user: &Option<ConnectOptions>,
+    ) -> Result<Member<'_>> {
         let idx = self.current.load(Ordering::Acquire);
-        let connected = self.members[idx]
+        let connected = cells[idx]
             .get_or_try_init(|| async {
                 let endpoint = self.endpoints[idx].as_str();
-                let connected = self.connect_one(endpoint, &self.options).await;
-                match (&connected, &self.options_without_user) {
+                let connected = self.connect_one(endpoint, options).await;
+                match (&connected, without_user) {
                     (Err(e), Some(plain)) if e.is_auth_not_enabled() => {
                         log::warn!(target: "etcd_sd", "{endpoint}: auth is not enabled; connecting without credentials");
                         self.connect_one(endpoint, plain).await
@@ -209,8 +235,12 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
             .with_user(c.user.clone(), c.password.clone())
             .with_auto_token_refresh(true);
     }
+    let no_leader = |o: &ConnectOptions| o.clone().with_require_leader(false);
     let shared = Arc::new(Shared {
         members: key.endpoints.iter().map(|_| Default::default()).collect(),
+        leaderless: key.endpoints.iter().map(|_| Default::default()).collect(),
+        leaderless_options: no_leader(&options),
+        leaderless_without_user: options_without_user.as_ref().map(no_leader),
         endpoints: key.endpoints.clone(),
         options,
         options_without_user,

@@ -6,4 +6,4 @@ pub(crate) mod conn;
 pub(crate) mod retry;
 
 pub(crate) use conn::{connect, connection_stats, first_contact_error, Member, Shared};
-pub(crate) use retry::{once, retry};
+pub(crate) use retry::{once, retry, retry_leaderless};

@@ -118,6 +118,35 @@ pub(crate) async fn retry<T, F, Fut>(
     conn: &Shared,
     limit: Duration,
     what: &str,
+    attempt: F,
+) -> Result<T>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    retry_on(conn, limit, what, false, attempt).await
+}
+
+/// As [`retry`], on connections whose requests do not require a leader: for what a member
+/// answers from its own state even without a leader (the member list).
+pub(crate) async fn retry_leaderless<T, F, Fut>(
+    conn: &Shared,
+    limit: Duration,
+    what: &str,
+    attempt: F,
+) -> Result<T>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    retry_on(conn, limit, what, true, attempt).await
+}
+
+async fn retry_on<T, F, Fut>(
+    conn: &Shared,
+    limit: Duration,
+    what: &str,
+    leaderless: bool,
     mut attempt: F,
 ) -> Result<T>
 where
@@ -144,7 +173,14 @@ where
         let outcome = tokio::time::timeout_at(deadline, async {
             // Recorded before `pick`, so that a member too slow even to connect is left too.
             used.store(conn.current.load(Ordering::Acquire), Ordering::Relaxed);
-            let member = match tokio::time::timeout_at(connect_until, conn.pick()).await {
+            let pick = async {
+                if leaderless {
+                    conn.pick_leaderless().await
+                } else {
+                    conn.pick().await
+                }
+            };
+            let member = match tokio::time::timeout_at(connect_until, pick).await {
                 Ok(picked) => picked.map_err(|e| (e, None))?,
                 Err(_) => return Ok(None),
             };
