@@ -63,8 +63,9 @@ typedef enum etcd_sd_txn_op_kind {
 } etcd_sd_txn_op_kind;
 
 /**
- * A held leadership of an election. Thread-safe to read; `_proclaim`, `_resign` and `_free`
- * from one thread at a time.
+ * A held leadership of an election. Thread-safe: the getters, `_check`, `_proclaim` and
+ * `_resign` may be called from any threads at once (only the first `_resign` resigns); `_free`
+ * once, when no other call on it runs.
  *
  * It lives under a lease, as `etcd_sd_lock` does (granted and kept by the library when
  * `lease` is 0 at creation, revoked on resign). The library never campaigns again by
@@ -74,7 +75,8 @@ typedef enum etcd_sd_txn_op_kind {
 typedef struct etcd_sd_election etcd_sd_election;
 
 /**
- * A held lock. Thread-safe to read; `_unlock` and `_free` from one thread.
+ * A held lock. Thread-safe: the getters, `_check` and `_unlock` may be called from any threads
+ * at once (only the first `_unlock` releases); `_free` once, when no other call on it runs.
  *
  * The lock lives under a lease. With `lease` 0 at creation the library grants one of
  * `ttl_seconds` and keeps it alive through the connection's keep-alive stream; it is revoked

@@ -106,11 +106,11 @@ impl Election {
     }
 
     /// Gives up leadership (once: later calls do nothing). `Err(Lost)` if it was lost before.
-    pub fn resign(&mut self) -> Result<()> {
+    pub fn resign(&self) -> Result<()> {
         self.release()
     }
 
-    fn release(&mut self) -> Result<()> {
+    fn release(&self) -> Result<()> {
         let (leader, limit) = (&self.leader, self.client.opts.request_timeout);
         self.held.give_back(limit, "resign", |c| resign(c, leader))
     }

@@ -51,7 +51,8 @@ pub(crate) struct Held {
     conn: Arc<Shared>,
     /// The lease, when the library granted it (it is revoked on release).
     kept: Option<KeptLease>,
-    released: bool,
+    /// Given back by its owner (once).
+    released: std::sync::atomic::AtomicBool,
     _watch: Handle,
 }
 
@@ -94,7 +95,7 @@ impl Held {
             state,
             conn,
             kept,
-            released: false,
+            released: std::sync::atomic::AtomicBool::new(false),
             _watch: watch,
         }
     }
@@ -111,17 +112,15 @@ impl Held {
     /// unlock or the resign, retried within `limit`); then revokes the lease the library
     /// granted for it. `Err(Lost)` when it was lost before (nothing was held any more).
     /// Blocks; refuses (leaving the lease to expire) inside an async runtime.
-    pub(crate) fn give_back<T, F, Fut>(
-        &mut self,
-        limit: Duration,
-        what: &str,
-        request: F,
-    ) -> Result<()>
+    pub(crate) fn give_back<T, F, Fut>(&self, limit: Duration, what: &str, request: F) -> Result<()>
     where
         F: FnMut(etcd_client::Client) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        if std::mem::replace(&mut self.released, true) {
+        if self
+            .released
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             return Ok(());
         }
         let lost = self.check();

@@ -144,11 +144,11 @@ impl Lock {
 
     /// Releases the lock (once: later calls do nothing). `Err(Lost)` if it was lost before
     /// (nothing is released then: it was not held any more).
-    pub fn unlock(&mut self) -> Result<()> {
+    pub fn unlock(&self) -> Result<()> {
         self.release()
     }
 
-    fn release(&mut self) -> Result<()> {
+    fn release(&self) -> Result<()> {
         let (key, limit) = (&self.key, self.client.opts.request_timeout);
         self.held.give_back(limit, "unlock", |c| unlock(c, key))
     }

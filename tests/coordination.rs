@@ -218,7 +218,7 @@ fn reads_at_a_past_revision() {
 fn a_lock_excludes_a_second_contender_until_unlocked() {
     let etcd = Etcd::start();
     let c = client(&etcd);
-    let mut first = Lock::acquire(
+    let first = Lock::acquire(
         &c,
         b"/locks/job",
         Lease::Own(10),
@@ -274,7 +274,7 @@ fn a_lock_whose_lease_is_revoked_is_lost_and_never_taken_again() {
     let etcd = Etcd::start();
     let c = client(&etcd);
     let (sink, lost) = on_lost();
-    let mut lock = Lock::acquire(
+    let lock = Lock::acquire(
         &c,
         b"/locks/rv",
         Lease::Own(10),
@@ -399,7 +399,7 @@ fn an_election_hands_over_on_resign_and_reports_its_loss() {
     let none = current_leader(&c, b"/elect/e");
     assert!(matches!(none, Err(Error::NotFound(_))), "{none:?}");
     let (sink, lost) = on_lost();
-    let mut first = Election::campaign(
+    let first = Election::campaign(
         &c,
         b"/elect/e",
         b"a",
@@ -435,7 +435,7 @@ fn an_election_hands_over_on_resign_and_reports_its_loss() {
     });
     let fence = first.leader_key().rev;
     first.resign().unwrap();
-    let mut second = contender.join().unwrap().unwrap();
+    let second = contender.join().unwrap().unwrap();
     assert!(second.leader_key().rev > fence);
     assert_eq!(s(&current_leader(&c, b"/elect/e").unwrap().value), "b");
     assert!(lost.try_recv().is_err(), "a resign is no loss");

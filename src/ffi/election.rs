@@ -3,8 +3,7 @@
 use crate::election::{current_leader, Election};
 use crate::error::Error;
 use crate::ffi::args::{
-    check_out, opt_ref, take_box, try_bytes, try_mut, try_ref, try_str, write_out, Castable,
-    OwnershipBox,
+    check_out, opt_ref, take_box, try_bytes, try_ref, try_str, write_out, Castable, OwnershipBox,
 };
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::kvs::etcd_sd_kvs;
@@ -14,8 +13,9 @@ use crate::types::Kvs;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_void};
 
-/// A held leadership of an election. Thread-safe to read; `_proclaim`, `_resign` and `_free`
-/// from one thread at a time.
+/// A held leadership of an election. Thread-safe: the getters, `_check`, `_proclaim` and
+/// `_resign` may be called from any threads at once (only the first `_resign` resigns); `_free`
+/// once, when no other call on it runs.
 ///
 /// It lives under a lease, as `etcd_sd_lock` does (granted and kept by the library when
 /// `lease` is 0 at creation, revoked on resign). The library never campaigns again by
@@ -145,9 +145,10 @@ pub extern "C" fn etcd_sd_election_proclaim(
 #[no_mangle]
 pub extern "C" fn etcd_sd_election_resign(election: *mut etcd_sd_election) -> etcd_sd_result {
     ffi_boundary! {
-        // SAFETY: `election` is NULL (refused) or an `etcd_sd_election` the caller has not freed,
-        // and the header lets only one thread at a time call this on it.
-        let e = unsafe { try_mut(election, "election") }?;
+        // SAFETY: `election` is NULL (refused) or an `etcd_sd_election` the caller has not freed; only
+        // shared access is made (giving back is guarded by an atomic flag), so reads from other
+        // threads at the same time are sound.
+        let e = unsafe { try_ref(election, "election") }?;
         e.inner.resign()
     }
 }

@@ -3,8 +3,7 @@
 use crate::dispatch::Sink;
 use crate::error::Error;
 use crate::ffi::args::{
-    check_out, opt_ref, take_box, try_mut, try_ref, try_str, write_out, Castable, OwnershipBox,
-    UserData,
+    check_out, opt_ref, take_box, try_ref, try_str, write_out, Castable, OwnershipBox, UserData,
 };
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
@@ -20,7 +19,8 @@ use std::time::Duration;
 pub type etcd_sd_lost_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, result: c_int, message: *const c_char)>;
 
-/// A held lock. Thread-safe to read; `_unlock` and `_free` from one thread.
+/// A held lock. Thread-safe: the getters, `_check` and `_unlock` may be called from any threads
+/// at once (only the first `_unlock` releases); `_free` once, when no other call on it runs.
 ///
 /// The lock lives under a lease. With `lease` 0 at creation the library grants one of
 /// `ttl_seconds` and keeps it alive through the connection's keep-alive stream; it is revoked
@@ -159,9 +159,10 @@ pub extern "C" fn etcd_sd_lock_check(lock: *const etcd_sd_lock) -> etcd_sd_resul
 #[no_mangle]
 pub extern "C" fn etcd_sd_lock_unlock(lock: *mut etcd_sd_lock) -> etcd_sd_result {
     ffi_boundary! {
-        // SAFETY: `lock` is NULL (refused) or an `etcd_sd_lock` the caller has not freed, and the
-        // header lets only one thread at a time call this on it.
-        let l = unsafe { try_mut(lock, "lock") }?;
+        // SAFETY: `lock` is NULL (refused) or an `etcd_sd_lock` the caller has not freed; only
+        // shared access is made (giving back is guarded by an atomic flag), so reads from other
+        // threads at the same time are sound.
+        let l = unsafe { try_ref(lock, "lock") }?;
         l.inner.unlock()
     }
 }
