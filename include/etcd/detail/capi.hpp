@@ -18,6 +18,7 @@
 #include "etcd/Response.hpp"
 #include "etcd/Value.hpp"
 #include "etcd/v3/action_constants.hpp"
+#include "etcd/v3/action_constants.hpp"
 
 namespace etcd {
 namespace detail {
@@ -72,6 +73,20 @@ struct txn_response_deleter {
 };
 using txn_ptr = std::unique_ptr<etcd_sd_txn, txn_deleter>;
 using txn_response_ptr = std::unique_ptr<etcd_sd_txn_response, txn_response_deleter>;
+
+// The prefix a watch of [key, range_end) follows: `key` itself when range_end is key's own
+// prefix end, else the longest prefix both ends share (the events are then filtered to the
+// range by the caller; "" when they share none).
+inline std::string range_watch_prefix(std::string const &key, std::string const &range_end) {
+    if (range_end == etcdv3::detail::string_plus_one(key)) {
+        return key;
+    }
+    size_t common = 0;
+    while (common < key.size() && common < range_end.size() && key[common] == range_end[common]) {
+        common++;
+    }
+    return key.substr(0, common);
+}
 
 // What a client is made of; kept so that set_grpc_timeout() can make a new C client.
 struct settings {

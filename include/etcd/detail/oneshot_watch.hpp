@@ -48,12 +48,7 @@ public:
         if (!range_end.empty()) {
             prefix = true;
             if (range_end != etcdv3::detail::string_plus_one(key)) {
-                size_t common = 0;
-                while (common < key.size() && common < range_end.size() &&
-                       key[common] == range_end[common]) {
-                    common++;
-                }
-                watched = key.substr(0, common);
+                watched = range_watch_prefix(key, range_end);
                 op->filter_ = true;
                 op->begin_ = key;
                 op->end_ = range_end;

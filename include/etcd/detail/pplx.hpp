@@ -158,6 +158,21 @@ private:
     std::weak_ptr<state<T>> s_;
 };
 
+// Completes `done` with what the complete task `r` holds: its value, or its exception.
+template <typename Task, typename U>
+void complete_from(Task r, completer<U> &done) {
+    try {
+        if constexpr (std::is_void<U>::value) {
+            r.get();
+            done.set_value();
+        } else {
+            done.set_value(r.get());
+        }
+    } catch (...) {
+        done.set_exception(std::current_exception());
+    }
+}
+
 template <typename T>
 struct is_task : std::false_type {};
 template <typename T>
@@ -274,17 +289,7 @@ private:
             }
             task<T> me;
             me.s_ = s;
-            Out r = me.then_now(*fn);
-            try {
-                if constexpr (std::is_void<U>::value) {
-                    r.get();
-                    done.set_value();
-                } else {
-                    done.set_value(r.get());
-                }
-            } catch (...) {
-                done.set_exception(std::current_exception());
-            }
+            details::complete_from(me.then_now(*fn), done);
         });
         return out;
     }
@@ -415,17 +420,7 @@ private:
             }
             task<void> me;
             me.s_ = s;
-            Out r = me.then_now(*fn);
-            try {
-                if constexpr (std::is_void<U>::value) {
-                    r.get();
-                    done.set_value();
-                } else {
-                    done.set_value(r.get());
-                }
-            } catch (...) {
-                done.set_exception(std::current_exception());
-            }
+            details::complete_from(me.then_now(*fn), done);
         });
         return out;
     }

@@ -329,12 +329,7 @@ private:
         if (!range_end.empty()) {
             prefix = true;
             if (range_end != etcdv3::detail::string_plus_one(key)) {
-                size_t common = 0;
-                while (common < key.size() && common < range_end.size() &&
-                       key[common] == range_end[common]) {
-                    common++;
-                }
-                watched = key.substr(0, common);
+                watched = detail::range_watch_prefix(key, range_end);
                 if (watched.empty()) {
                     throw std::invalid_argument(
                         "etcd-sd: Watcher: a range whose ends share no prefix is not supported");
