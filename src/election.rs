@@ -5,7 +5,7 @@
 
 use crate::dispatch::Sink;
 use crate::error::{Error, Result};
-use crate::held::Held;
+use crate::held::{await_waiter_gone, Held};
 use crate::kv::Client;
 use crate::lock::Lease;
 use crate::requests::election::{campaign, leader, proclaim, resign};
@@ -43,8 +43,12 @@ impl Election {
         let (leader, revision) = match won {
             Ok(w) => w,
             Err(e) => {
-                if let Some(k) = &kept {
-                    let _ = k.revoke();
+                match &kept {
+                    Some(k) => {
+                        let _ = k.revoke();
+                    }
+                    None if e.is_transient() => await_waiter_gone(&conn, name, lease_id),
+                    None => {}
                 }
                 return Err(match e {
                     e if e.is_lease_not_found() => Error::NotFound(format!(

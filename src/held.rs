@@ -153,6 +153,27 @@ impl Held {
     }
 }
 
+/// After a lock or a campaign under the caller's lease gave up waiting: etcd removes the
+/// waiter's key (`name/<lease in hex>`) only after the cancelled request has ended, and
+/// asynchronously. An attempt under the same lease made before that would reuse the key and
+/// lose it at once to that removal. So wait (at most 2 s, polling every 20 ms) until the key is
+/// gone, before the caller is told it may try again. A lease of our own is revoked instead.
+pub(crate) fn await_waiter_gone(conn: &Shared, name: &[u8], lease: i64) {
+    let mut key = name.to_vec();
+    key.extend_from_slice(format!("/{lease:x}").as_bytes());
+    let _ = runtime::block_on(async {
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < until {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match retry(conn, left, "lock", |c| crate::requests::kv::get(c, &key, 0)).await {
+                Ok(kvs) if kvs.kvs.is_empty() => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) => return,
+            }
+        }
+    });
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         self.stop_reporting();

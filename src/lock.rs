@@ -4,7 +4,7 @@
 
 use crate::dispatch::Sink;
 use crate::error::{Error, Result};
-use crate::held::Held;
+use crate::held::{await_waiter_gone, Held};
 use crate::kv::Client;
 use crate::requests::kv::{check_key, get};
 use crate::requests::lock::{lock, unlock};
@@ -67,8 +67,12 @@ impl Lock {
         let (key, _) = match acquired {
             Ok(k) => k,
             Err(e) => {
-                if let Some(k) = &kept {
-                    let _ = k.revoke();
+                match &kept {
+                    Some(k) => {
+                        let _ = k.revoke();
+                    }
+                    None if e.is_transient() => await_waiter_gone(&conn, name, lease_id),
+                    None => {}
                 }
                 return Err(match e {
                     e if e.is_lease_not_found() => Error::NotFound(format!(

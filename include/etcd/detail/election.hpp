@@ -222,7 +222,6 @@ inline Response SyncClient::campaign(std::string const &name, int64_t lease_id,
                                             lease_id, wait_bound_ms(), nullptr, nullptr, &raw);
     if (r == ETCD_SD_TIMEOUT) {
         std::string why = detail::last_error_message(r);
-        detail::await_waiter_gone(h->get(), name, lease_id);  // see there
         return detail::access::error(etcdv3::ERROR_GRPC_DEADLINE_EXCEEDED, why,
                                      etcdv3::CAMPAIGN_ACTION);
     }

@@ -74,29 +74,6 @@ inline std::string lost_why(etcd_sd_result r, std::string const &key) {
     return "its key " + key + " is gone (its lease ended or was revoked, or it was deleted)";
 }
 
-// After a lock or campaign under the caller's lease gave up waiting (ETCD_SD_TIMEOUT): etcd
-// removes the waiter's key *after* the cancelled request ends, asynchronously. A new attempt
-// under the same lease made before that would reuse the key and then lose it to that removal
-// (taken, then lost at once). So wait, at most 2 s, until that key is gone.
-inline void await_waiter_gone(etcd_sd_client const *client, std::string const &name,
-                              int64_t lease) {
-    char hex[32];
-    std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(lease));
-    std::string key = name + "/" + hex;
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (std::chrono::steady_clock::now() < until) {
-        etcd_sd_kvs *raw = nullptr;
-        if (etcd_sd_client_get(client, key.c_str(), &raw) != ETCD_SD_OK) {
-            return;
-        }
-        kvs_ptr kvs(raw);
-        if (etcd_sd_kvs_len(kvs.get()) == 0) {
-            return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-}
-
 // Whether `key` still exists with creation revision `revision` (true when etcd cannot tell:
 // the release that follows then reports the error).
 inline bool still_held(etcd_sd_client const *client, std::string const &key, int64_t revision) {
@@ -169,7 +146,6 @@ inline Response SyncClient::lock_with_lease(std::string const &key, int64_t leas
                                         nullptr, nullptr, &raw);
     if (r == ETCD_SD_TIMEOUT) {
         std::string why = detail::last_error_message(r);
-        detail::await_waiter_gone(h->get(), key, lease_id);
         return detail::access::error(etcdv3::ERROR_GRPC_DEADLINE_EXCEEDED, why,
                                      etcdv3::LOCK_ACTION);
     }
