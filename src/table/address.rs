@@ -28,6 +28,10 @@ pub struct Endpoint {
     pub weight: u32,
     /// The JSON text of `Metadata` (JSON values only; `null` is dropped).
     pub metadata: Option<String>,
+    /// The metadata as key/value pairs, sorted by key (a key appears once): a JSON
+    /// `Metadata` object's members, with strings as they are and other values as their JSON
+    /// text. Selectors, zones and drain read these.
+    pub meta: Vec<(String, String)>,
 }
 
 /// Parses an instance value; the error says why it is not one.
@@ -58,6 +62,7 @@ fn parse_plain(text: &str) -> Result<Endpoint, String> {
         addr,
         weight,
         metadata: None,
+        meta: Vec::new(),
     })
 }
 
@@ -93,7 +98,27 @@ fn parse_json(text: &str) -> Result<Endpoint, String> {
         addr: addr.to_string(),
         weight,
         metadata: meta.map(|m| m.to_string()),
+        meta: meta.map(pairs_of).unwrap_or_default(),
     })
+}
+
+/// A JSON metadata object's members as sorted (key, text) pairs; other JSON values have none.
+pub fn pairs_of(meta: &serde_json::Value) -> Vec<(String, String)> {
+    let Some(obj) = meta.as_object() else {
+        return Vec::new();
+    };
+    let mut pairs: Vec<(String, String)> = obj
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect();
+    pairs.sort();
+    pairs
 }
 
 fn weight_from_str(s: &str) -> Result<u32, String> {
@@ -146,6 +171,14 @@ mod tests {
         let e = ok(r#"{"Addr":"h:1","Metadata":{"weight":4,"zone":"a"}}"#);
         assert_eq!(e.weight, 4);
         assert_eq!(e.metadata.as_deref(), Some(r#"{"weight":4,"zone":"a"}"#));
+        let pairs = [("weight", "4"), ("zone", "a")].map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(e.meta, pairs);
+        let e = ok(r#"{"Addr":"h:1","Metadata":{"canary":false,"v":"2","n":null}}"#);
+        assert_eq!(
+            e.meta,
+            [("canary", "false"), ("n", "null"), ("v", "2")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
         assert_eq!(ok(r#"{"Addr":"h:1","Metadata":{"Weight":"5"}}"#).weight, 5);
         assert_eq!(ok(r#"{"Addr":"h:1","Metadata":"x"}"#).weight, 1);
         assert!(parse(br#"{"Op":1,"Addr":"h:1"}"#).is_err());
