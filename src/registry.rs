@@ -158,7 +158,7 @@ impl Registry {
             Box::pin(async move {
                 match retry(&conn, limit, "lease revoke", |c| revoke(c, id)).await {
                     Err(Error::NotFound(_)) => Ok(()),
-                    other => other,
+                    other => other.map(|_| ()),
                 }
             })
                 as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
