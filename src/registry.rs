@@ -9,6 +9,7 @@
 //! put back, and the status callback of each registry says so.
 
 use crate::dispatch::Sink;
+use crate::drain;
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::requests::kv::delete_all;
@@ -19,8 +20,9 @@ use crate::session::session;
 use crate::stats::RegistryStats;
 use crate::transport::retry;
 use crate::types::PutMode;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use crate::types::Status;
@@ -33,6 +35,16 @@ pub struct Registry {
     own_lease: bool,
     request_timeout: Duration,
     closed: bool,
+    /// The values as registered, and whether they are in etcd with the draining mark. Held
+    /// across a register's put, so that a drain and a register of the same registry are
+    /// serialized (a key registered while draining is put marked).
+    values: Mutex<Values>,
+}
+
+#[derive(Default)]
+struct Values {
+    draining: bool,
+    registered: BTreeMap<String, String>,
 }
 
 impl Registry {
@@ -54,17 +66,15 @@ impl Registry {
             own_lease: opts.own_lease,
             request_timeout: opts.request_timeout,
             closed: false,
+            values: Mutex::default(),
         })
     }
 
-    /// Puts `key -> value` under the lease (again, if already registered: the value is
-    /// updated). The key stays registered, across lease losses, until `unregister` or drop.
-    /// While a `wait_for_etcd` registry has not reached etcd yet, the key is only recorded and
-    /// put when the lease is granted.
-    pub fn register(&self, key: &str, value: &str) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::invalid("key is empty"));
-        }
+    fn values(&self) -> MutexGuard<'_, Values> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(&self, key: &str, value: &str) -> Result<()> {
         self.lease
             .put_tagged(
                 key.as_bytes(),
@@ -76,6 +86,66 @@ impl Registry {
             .map(|_| ())
     }
 
+    /// Puts `key -> value` under the lease (again, if already registered: the value is
+    /// updated). The key stays registered, across lease losses, until `unregister` or drop.
+    /// While a `wait_for_etcd` registry has not reached etcd yet, the key is only recorded and
+    /// put when the lease is granted.
+    pub fn register(&self, key: &str, value: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::invalid("key is empty"));
+        }
+        let mut values = self.values();
+        if values.draining {
+            self.put(key, &drain::mark(value)?)?;
+        } else {
+            self.put(key, value)?;
+        }
+        values.registered.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// Marks every key of this registry as draining in etcd (see [`crate::drain`]): tables
+    /// stop picking these instances for new calls while calls in flight go on. Keys
+    /// registered later are put marked too. Then `unregister` or drop, once the calls in
+    /// flight are done; or [`Self::undrain`]. Each key is one put (bounded by the request
+    /// timeout); every key is tried, and the first failure is returned. A value the mark
+    /// cannot be added to (JSON of no known format) is `InvalidArgument`, before anything is
+    /// changed.
+    pub fn drain(&self) -> Result<()> {
+        self.set_draining(true)
+    }
+
+    /// Takes the draining mark away: the keys hold their values as registered again.
+    pub fn undrain(&self) -> Result<()> {
+        self.set_draining(false)
+    }
+
+    /// True after [`Self::drain`] (until [`Self::undrain`]).
+    pub fn is_draining(&self) -> bool {
+        self.values().draining
+    }
+
+    fn set_draining(&self, on: bool) -> Result<()> {
+        let mut values = self.values();
+        let mut puts = Vec::with_capacity(values.registered.len());
+        for (key, value) in &values.registered {
+            let value = if on {
+                drain::mark(value)?
+            } else {
+                value.clone()
+            };
+            puts.push((key.clone(), value));
+        }
+        values.draining = on;
+        let mut first_error = None;
+        for (key, value) in puts {
+            if let Err(e) = self.put(&key, &value) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Deletes `key` and stops keeping it registered. Keys this registry did not register are
     /// not touched, and are not an error.
     pub fn unregister(&self, key: &str) -> Result<()> {
@@ -84,9 +154,11 @@ impl Registry {
         }
         // Forgotten before the delete, so that a lease recovery running meanwhile does not
         // put it back; remembered again if the delete fails, so that a retry deletes it.
+        let mut values = self.values();
         let Some(value) = self.lease.forget_own(key.as_bytes(), self.tag) else {
             return Ok(());
         };
+        let registered = values.registered.remove(key);
         if self.lease.id() == 0 {
             return Ok(());
         }
@@ -98,6 +170,11 @@ impl Registry {
         .and_then(|r| r);
         if deleted.is_err() {
             self.lease.restore(&key, value, self.tag);
+            if let Some(v) = registered {
+                values
+                    .registered
+                    .insert(String::from_utf8_lossy(&key).into_owned(), v);
+            }
         }
         deleted
     }
