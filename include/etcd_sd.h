@@ -894,6 +894,22 @@ enum etcd_sd_result etcd_sd_set_logger(etcd_sd_log_fn log_fn, void *user_data);
 enum etcd_sd_result etcd_sd_set_log_level(uint32_t level);
 
 /**
+ * Writes the process's counters in the Prometheus text exposition format (version 0.0.4:
+ * serve it with `Content-Type: text/plain; version=0.0.4`): connections, leases,
+ * registries, watches and service tables, with HELP and TYPE lines and stable names and
+ * labels (listed in the README's "Metrics").
+ *
+ * As `snprintf`: writes at most `capacity` bytes to `buf`, always NUL-terminated when
+ * `capacity > 0`, and the length of the whole text (without the NUL) to `*out_len`; the
+ * text was cut when `*out_len >= capacity`, so call again with a buffer of `*out_len + 1`
+ * bytes. `buf` may be NULL when `capacity` is 0 (to ask the length). Does no I/O; takes
+ * about a microsecond per instance of the tables. Any thread.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (`out_len` NULL, `buf` NULL with `capacity > 0`).
+ */
+enum etcd_sd_result etcd_sd_metrics_text(char *buf, size_t capacity, size_t *out_len);
+
+/**
  * Creates an options object with the defaults and writes it to `*out`.
  *
  * Errors: `ETCD_SD_INVALID_ARGUMENT` if `out` is NULL.

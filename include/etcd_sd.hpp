@@ -136,6 +136,22 @@ inline etcd_sd_process_stats process_stats() {
     return s;
 }
 
+// The process's counters in the Prometheus text exposition format (version 0.0.4): serve it
+// at /metrics with Content-Type "text/plain; version=0.0.4". No I/O; any thread. Names and
+// labels: the README's "Metrics".
+inline std::string metrics_text() {
+    std::string text(4096, '\0');
+    for (;;) {
+        size_t len = 0;
+        detail::check(etcd_sd_metrics_text(&text[0], text.size(), &len));
+        if (len < text.size()) {
+            text.resize(len);
+            return text;
+        }
+        text.resize(len + 1);  // grew meanwhile: ask again with room for all of it
+    }
+}
+
 // Most verbose level the library logs (default: $ETCD_SD_LOG, else WARN). Log records go to
 // stderr unless a logger is installed with the C function etcd_sd_set_logger().
 inline void set_log_level(etcd_sd_log_level level) { detail::check(etcd_sd_set_log_level(level)); }

@@ -196,6 +196,14 @@ ensure_deps() {
         rustup component add "${comps[@]}" ||
             die "'rustup component add ${comps[*]}' failed"
     fi
+
+    # Python's prometheus_client: tests/metrics.rs checks etcd_sd_metrics_text with its
+    # parser (a real Prometheus text-format parser, from PyPI).
+    if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+        log "ensure_deps: python3 -m pip install prometheus_client"
+        python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client ||
+            die "could not install the Python package prometheus_client (pip install prometheus_client)"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ mod human;
 pub mod log;
 pub mod options;
 mod outage;
+pub mod prometheus;
 pub mod runtime;
 pub mod stats;
 mod tls;
@@ -43,6 +44,7 @@ pub mod election;
 mod held;
 pub mod kv;
 pub mod lock;
+pub mod metrics;
 pub mod registry;
 /// The service table with load balancing (issue 10).
 pub mod table;

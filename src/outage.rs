@@ -34,6 +34,7 @@
 use crate::error::{Error, FailureKind};
 use crate::human::human;
 use log::Level;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// The log state of one retrying loop or connection; see the module documentation.
@@ -88,6 +89,8 @@ impl OutageLog {
         let kind = FailureKind::of(err);
         match &mut self.current {
             None => {
+                crate::stats::OUTAGES.fetch_add(1, Ordering::Relaxed);
+                crate::stats::OUTAGES_ONGOING.fetch_add(1, Ordering::Relaxed);
                 self.current = Some(Outage {
                     since: now,
                     kind,
@@ -121,6 +124,7 @@ impl OutageLog {
     /// [`recovered`](Self::recovered) without the logging: the INFO line, if any.
     fn recovered_at(&mut self, now: Instant) -> Option<String> {
         let o = self.current.take()?;
+        crate::stats::OUTAGES_ONGOING.fetch_sub(1, Ordering::Relaxed);
         let not_logged = match o.suppressed {
             0 => String::new(),
             1 => " (1 failed attempt not logged)".to_owned(),
@@ -131,6 +135,14 @@ impl OutageLog {
             self.subject,
             human(now.saturating_duration_since(o.since))
         ))
+    }
+}
+
+impl Drop for OutageLog {
+    fn drop(&mut self) {
+        if self.current.is_some() {
+            crate::stats::OUTAGES_ONGOING.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -60,6 +60,7 @@ impl Registry {
         } else {
             session.shared_lease(opts)?
         };
+        crate::stats::REGISTRIES.fetch_add(1, Ordering::Relaxed);
         Ok(Registry {
             lease,
             tag: kept::new_tag(),
@@ -100,7 +101,13 @@ impl Registry {
         } else {
             self.put(key, value)?;
         }
-        values.registered.insert(key.to_string(), value.to_string());
+        if values
+            .registered
+            .insert(key.to_string(), value.to_string())
+            .is_none()
+        {
+            crate::stats::REGISTERED_KEYS.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -136,6 +143,10 @@ impl Registry {
             };
             puts.push((key.clone(), value));
         }
+        if values.draining != on {
+            let change = if on { 1 } else { -1 };
+            crate::stats::REGISTRIES_DRAINING.fetch_add(change, Ordering::Relaxed);
+        }
         values.draining = on;
         let mut first_error = None;
         for (key, value) in puts {
@@ -159,6 +170,9 @@ impl Registry {
             return Ok(());
         };
         let registered = values.registered.remove(key);
+        if registered.is_some() {
+            crate::stats::REGISTERED_KEYS.fetch_sub(1, Ordering::Relaxed);
+        }
         if self.lease.id() == 0 {
             return Ok(());
         }
@@ -223,6 +237,15 @@ impl Registry {
             return Ok(());
         }
         self.set_status_sink(None);
+        {
+            let mut values = self.values();
+            let keys = std::mem::take(&mut values.registered).len() as i64;
+            crate::stats::REGISTERED_KEYS.fetch_sub(keys, Ordering::Relaxed);
+            if std::mem::replace(&mut values.draining, false) {
+                crate::stats::REGISTRIES_DRAINING.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        crate::stats::REGISTRIES.fetch_sub(1, Ordering::Relaxed);
         let conn = self.lease.conn();
         let limit = self.request_timeout;
         let work = if self.own_lease {

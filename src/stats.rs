@@ -3,6 +3,7 @@
 
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// A registry's state.
@@ -63,9 +64,53 @@ static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
 /// Process-wide count of retried requests.
 pub(crate) static RETRIED: AtomicU64 = AtomicU64::new(0);
 
+/// Registries alive, and of those the ones draining (gauges for the metrics text).
+pub(crate) static REGISTRIES: AtomicI64 = AtomicI64::new(0);
+pub(crate) static REGISTRIES_DRAINING: AtomicI64 = AtomicI64::new(0);
+/// Keys registered by the registries alive.
+pub(crate) static REGISTERED_KEYS: AtomicI64 = AtomicI64::new(0);
+/// Kept leases lost, and restored with their keys, since the process started.
+pub(crate) static LEASE_LOSSES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LEASE_RESTORES: AtomicU64 = AtomicU64::new(0);
+/// Outages begun since the process started, and outages going on now (a connection, a
+/// lease or a watch failing until it succeeds again; see `outage.rs`).
+pub(crate) static OUTAGES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static OUTAGES_ONGOING: AtomicI64 = AtomicI64::new(0);
+
+/// Every live watch's counters, for the metrics text.
+static WATCHES: Lazy<Mutex<Vec<Weak<WatchCounters>>>> = Lazy::new(Mutex::default);
+static NEXT_WATCH: AtomicU64 = AtomicU64::new(1);
+
+/// New counters for a watch of `subject` (its key or prefix), enrolled for the metrics text
+/// until dropped.
+pub(crate) fn watch_counters(subject: String) -> Arc<WatchCounters> {
+    let c = Arc::new(WatchCounters {
+        id: NEXT_WATCH.fetch_add(1, Ordering::Relaxed),
+        subject,
+        ..WatchCounters::default()
+    });
+    let mut all = WATCHES.lock().unwrap_or_else(|e| e.into_inner());
+    if all.len() >= 16 && all.len().is_power_of_two() {
+        all.retain(|w| w.strong_count() > 0);
+    }
+    all.push(Arc::downgrade(&c));
+    c
+}
+
+/// The counters of every live watch, oldest first.
+pub(crate) fn live_watches() -> Vec<Arc<WatchCounters>> {
+    let mut all = WATCHES.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|w| w.strong_count() > 0);
+    all.iter().filter_map(Weak::upgrade).collect()
+}
+
 /// The watch counters shared between a watch task and its owner.
 #[derive(Default)]
 pub(crate) struct WatchCounters {
+    /// Process-unique number (the metrics' `watch` label).
+    pub(crate) id: u64,
+    /// The key or prefix watched.
+    pub(crate) subject: String,
     pub(crate) revision: AtomicI64,
     pub(crate) keys: AtomicU64,
     pub(crate) events: AtomicU64,

@@ -529,6 +529,7 @@ impl LeaseOwner for KeptInner {
         }
         if self.heal == Heal::Never {
             self.losses.fetch_add(1, Ordering::Relaxed);
+            crate::stats::LEASE_LOSSES.fetch_add(1, Ordering::Relaxed);
             log::warn!(target: "etcd_sd", "lease {id:x} lost; not taken again (it holds a lock or a leadership)");
             self.end(Error::Lost(format!("lease {id:x} expired or was revoked")));
             return;
@@ -537,6 +538,7 @@ impl LeaseOwner for KeptInner {
             return;
         }
         self.losses.fetch_add(1, Ordering::Relaxed);
+        crate::stats::LEASE_LOSSES.fetch_add(1, Ordering::Relaxed);
         log::warn!(target: "etcd_sd", "lease {id:x} lost; granting a new one and putting its keys back");
         self.report(Status::Lost);
         runtime::spawn(recover(Arc::downgrade(&self), true));
@@ -588,6 +590,7 @@ async fn expire_when_silent(weak: Weak<KeptInner>, id: i64) {
                     return;
                 }
                 me.losses.fetch_add(1, Ordering::Relaxed);
+                crate::stats::LEASE_LOSSES.fetch_add(1, Ordering::Relaxed);
                 let why = format!(
                     "lease {id:x}: etcd did not renew it for its whole TTL ({} s); it may have expired",
                     me.ttl
@@ -623,6 +626,7 @@ async fn recover(weak: Weak<KeptInner>, was_lost: bool) {
                 me.recovering.store(false, Ordering::Release);
                 if was_lost {
                     me.restores.fetch_add(1, Ordering::Relaxed);
+                    crate::stats::LEASE_RESTORES.fetch_add(1, Ordering::Relaxed);
                 }
                 log::info!(target: "etcd_sd", "lease restored: {n} key(s) under lease {id:x}");
                 me.report(Status::Restored);

@@ -122,7 +122,7 @@ pub(crate) fn start(
 ) -> Handle {
     let (pause, paused) = watch::channel(false);
     let table_known = !table.is_empty();
-    let counters = Arc::new(WatchCounters::default());
+    let counters = crate::stats::watch_counters(String::from_utf8_lossy(&spec.key).into_owned());
     counters.keys.store(table.len() as u64, Ordering::Relaxed);
     counters
         .revision

@@ -666,6 +666,7 @@ impl ServiceTable {
         let t = table.clone();
         let discovery = Discovery::new(opts, prefix, move |e: &Event| t.apply(e))?;
         table.finish_initial();
+        enroll(prefix, &table);
         Ok(ServiceTable {
             discovery: Some(discovery),
             table,
@@ -683,6 +684,28 @@ impl std::ops::Deref for ServiceTable {
     fn deref(&self) -> &Table {
         &self.table
     }
+}
+
+/// Every live service table: its number (process-unique), prefix and table, for the metrics
+/// text ([`crate::metrics`]).
+type Enrolled = (u64, String, std::sync::Weak<Table>);
+static LIVE: Mutex<Vec<Enrolled>> = Mutex::new(Vec::new());
+static NEXT_TABLE: AtomicU64 = AtomicU64::new(1);
+
+fn enroll(prefix: &str, table: &Arc<Table>) {
+    let mut live = lock(&LIVE);
+    live.retain(|(_, _, t)| t.strong_count() > 0);
+    let id = NEXT_TABLE.fetch_add(1, Ordering::Relaxed);
+    live.push((id, prefix.to_string(), Arc::downgrade(table)));
+}
+
+/// The live service tables, oldest first: (number, prefix, table).
+pub(crate) fn live_tables() -> Vec<(u64, String, Arc<Table>)> {
+    let mut live = lock(&LIVE);
+    live.retain(|(_, _, t)| t.strong_count() > 0);
+    live.iter()
+        .filter_map(|(id, p, t)| Some((*id, p.clone(), t.upgrade()?)))
+        .collect()
 }
 
 impl Drop for ServiceTable {
