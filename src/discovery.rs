@@ -13,6 +13,9 @@ use crate::stats::DiscoveryStats;
 use crate::transport;
 use std::sync::Arc;
 
+/// Asked for the keys last known under a prefix (key order) when the first listing fails.
+pub type Fallback = Box<dyn FnOnce() -> Option<Vec<(Vec<u8>, Vec<u8>)>> + Send>;
+
 /// Watches a prefix and reports puts and deletes under it until dropped.
 pub struct Discovery {
     mailbox: Arc<Mailbox<Event>>,
@@ -27,6 +30,20 @@ impl Discovery {
     /// starts watching. Later events are delivered on the callback pool, in revision order,
     /// never two at once for this discovery.
     pub fn new(opts: &Options, prefix: &str, sink: impl EventSink) -> Result<Self> {
+        Self::with_fallback(opts, prefix, None, sink)
+    }
+
+    /// [`Self::new`], and when the first listing fails for a reason that may pass (etcd down
+    /// or unreachable), `fallback` is asked for the keys last known: if it has them, they
+    /// are delivered as puts (in key order, on the calling thread) instead of the failure,
+    /// and the watch lists the prefix as soon as etcd answers, delivering the difference
+    /// (deletes for keys gone, puts for new or changed ones). [`Self::listed`] says when.
+    pub fn with_fallback(
+        opts: &Options,
+        prefix: &str,
+        fallback: Option<Fallback>,
+        sink: impl EventSink,
+    ) -> Result<Self> {
         if prefix.is_empty() {
             return Err(Error::invalid(
                 "prefix is empty (it would watch the whole key space)",
@@ -67,8 +84,23 @@ impl Discovery {
                         log::warn!(target: "etcd_sd", "discovery: {e}; will list when etcd answers");
                         break;
                     }
-                    mailbox.close();
-                    return Err(e);
+                    let last_known = match fallback {
+                        Some(f) if e.is_transient() => f(),
+                        _ => None,
+                    };
+                    let Some(last_known) = last_known else {
+                        mailbox.close();
+                        return Err(e);
+                    };
+                    log::warn!(target: "etcd_sd",
+                        "discovery: {e}; starting from the {} key(s) last known, will list when etcd answers",
+                        last_known.len());
+                    for (k, v) in last_known {
+                        let ev = Event::put(k, v);
+                        mailbox.deliver_now(&ev);
+                        rows.push((ev.key, ev.value));
+                    }
+                    break;
                 }
             }
         }
@@ -90,6 +122,13 @@ impl Discovery {
 
     /// What the discovery is doing: revision reached, keys announced, resumes and relistings,
     /// member in use, time since the last event.
+    /// True once etcd has answered the prefix's listing: always after a plain `new`; after a
+    /// start from the keys last known ([`Self::with_fallback`]) or with `wait_for_etcd`, once
+    /// the watch has listed the prefix.
+    pub fn listed(&self) -> bool {
+        self.watch.stats().revision > 0
+    }
+
     pub fn stats(&self) -> DiscoveryStats {
         let mut s = self.watch.stats();
         s.events += self.initial;

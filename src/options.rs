@@ -27,6 +27,8 @@ pub struct Options {
     pub(crate) user: Option<Credentials>,
     /// A registry with its own lease instead of the process's shared one.
     pub(crate) own_lease: bool,
+    /// Service tables: the file of their last-known snapshot (`crate::table::snapshot`).
+    pub(crate) snapshot_file: Option<PathBuf>,
 }
 
 /// Where the TLS material lives; read when an object connects, so errors name the file.
@@ -68,6 +70,7 @@ impl Default for Options {
             tls: TlsFiles::default(),
             user: None,
             own_lease: false,
+            snapshot_file: None,
         }
     }
 }
@@ -112,6 +115,18 @@ impl Options {
     /// callback pool, like any later event). Services then need no wait-for-etcd wrapper.
     pub fn set_wait_for_etcd(&mut self, wait: bool) {
         self.wait_for_etcd = wait;
+    }
+
+    /// Service tables only: keep the table's last-known snapshot in `path` (written
+    /// atomically after changes, at most once a second) and start from it when etcd does not
+    /// answer the first listing; see [`crate::table::snapshot`]. `None` (the default): no
+    /// snapshot.
+    pub fn set_snapshot_file(&mut self, path: Option<&str>) -> Result<()> {
+        self.snapshot_file = match path {
+            None => None,
+            Some(p) => Some(non_empty_path("snapshot file", p)?),
+        };
+        Ok(())
     }
 
     /// PEM file of the CA(s) that signed etcd's server certificate (default: the system's

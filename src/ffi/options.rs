@@ -121,6 +121,29 @@ pub extern "C" fn etcd_sd_options_set_wait_for_etcd(
     })
 }
 
+/// Service tables only (`etcd_sd_table_new`): keeps the table's last-known snapshot in the
+/// file `path` and starts from it when etcd does not answer the first listing. The file is
+/// written atomically (a temporary file renamed over it) after changes, at most once a
+/// second, from a library thread. A table created while etcd is down (unreachable, refusing)
+/// starts from the file, reports itself stale (`etcd_sd_table_is_stale`) and takes etcd's
+/// listing as soon as etcd answers. A missing, corrupt or foreign file (another prefix,
+/// another format) is logged with its reason and ignored: `_new` then fails as without it.
+/// NULL clears the setting. Errors: `ETCD_SD_INVALID_ARGUMENT` (an empty path).
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_snapshot_file(
+    opts: *mut etcd_sd_options,
+    path: *const c_char,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        if path.is_null() {
+            return o.set_snapshot_file(None);
+        }
+        // SAFETY: `path` is non-NULL (checked above) and a NUL-terminated string the caller
+        // lends for the call (the header's string contract).
+        o.set_snapshot_file(Some(unsafe { try_str(path, "path") }?))
+    })
+}
+
 /// Sets the PEM file holding the CA certificate(s) that signed etcd's server certificate
 /// (without it, `https://` endpoints are checked against the system's roots). The file is
 /// read when a registry or discovery connects; a missing or unreadable file is then an

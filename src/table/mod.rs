@@ -29,12 +29,13 @@ pub mod address;
 pub mod eject;
 mod nul_str;
 pub mod pick;
+pub mod snapshot;
 
 pub use address::Endpoint;
 pub use eject::Ejection;
 pub use pick::Policy;
 
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, Fallback};
 use crate::dispatch::{Mailbox, Sink};
 use crate::error::Result;
 use crate::event::{Event, EventKind};
@@ -652,6 +653,8 @@ pub struct ServiceTable {
     // Field order is drop order: the discovery (the only writer) stops first.
     discovery: Option<Discovery>,
     table: Arc<Table>,
+    /// Keeps the last-known snapshot file, when the options name one (written last on drop).
+    snapshot: Option<Arc<snapshot::Writer>>,
 }
 
 impl ServiceTable {
@@ -663,14 +666,39 @@ impl ServiceTable {
             table.declare(d);
         }
         lock(&table.writer).initializing = true;
-        let t = table.clone();
-        let discovery = Discovery::new(opts, prefix, move |e: &Event| t.apply(e))?;
+        let snapshot = (opts.snapshot_file.clone()).map(|p| snapshot::Writer::start(p, prefix));
+        let (t, s) = (table.clone(), snapshot.clone());
+        let sink = move |e: &Event| {
+            t.apply(e);
+            if let Some(s) = &s {
+                s.note(e);
+            }
+        };
+        let fallback = opts.snapshot_file.clone().map(|path| {
+            let prefix = prefix.to_string();
+            Box::new(move || match snapshot::load(&path, &prefix) {
+                Ok(rows) => Some(rows),
+                Err(e) => {
+                    log::warn!(target: "etcd_sd", "service table: {e}; not used");
+                    None
+                }
+            }) as Fallback
+        });
+        let discovery = Discovery::with_fallback(opts, prefix, fallback, sink)?;
         table.finish_initial();
         enroll(prefix, &table);
         Ok(ServiceTable {
             discovery: Some(discovery),
             table,
+            snapshot,
         })
+    }
+
+    /// True until etcd has answered this table's listing: after a start from the last-known
+    /// snapshot (etcd was down) or with `wait_for_etcd`. The snapshot's instances are picked
+    /// meanwhile.
+    pub fn is_stale(&self) -> bool {
+        !self.discovery.as_ref().is_some_and(Discovery::listed)
     }
 
     /// The table (shared: it outlives this object while the `Arc` lives, frozen).
@@ -714,6 +742,9 @@ impl Drop for ServiceTable {
     fn drop(&mut self) {
         drop(self.discovery.take());
         self.table.set_changed(None);
+        if let Some(s) = self.snapshot.take() {
+            s.flush(); // the last change is written now
+        }
     }
 }
 
