@@ -228,6 +228,8 @@ struct Writer {
     /// True during a [`ServiceTable`]'s initial listing: keys are recorded, snapshots are
     /// built once at the end.
     initializing: bool,
+    /// Which URL of a Kratos value gives the address (from the options).
+    kratos: crate::options::KratosEndpoint,
 }
 
 /// The service table core: fed with events, read by any number of threads.
@@ -254,6 +256,7 @@ impl Table {
                 services: HashMap::new(),
                 declared: None,
                 initializing: false,
+                kratos: Default::default(),
             }),
             changed: Mutex::new(None),
             epoch: Instant::now(),
@@ -290,7 +293,7 @@ impl Table {
         let service = service_of(key);
         let endpoint = match event.kind {
             EventKind::Delete => None,
-            EventKind::Put => match address::parse(&event.value) {
+            EventKind::Put => match address::parse_with(key, &event.value, &w.kratos) {
                 Ok(e) => Some(e),
                 Err(why) => {
                     log::warn!(target: "etcd_sd",
@@ -663,6 +666,7 @@ impl ServiceTable {
             table.declare(d);
         }
         lock(&table.writer).initializing = true;
+        lock(&table.writer).kratos = opts.kratos_endpoint().clone();
         let t = table.clone();
         let discovery = Discovery::new(opts, prefix, move |e: &Event| t.apply(e))?;
         table.finish_initial();
