@@ -206,14 +206,17 @@ impl Registry {
 /// `"Metadata":{"weight":WEIGHT}`. A JSON object with a non-empty string `Addr` is taken as
 /// already in that format and returned as given; any other value is an invalid argument.
 pub fn go_naming_value(value: &str) -> Result<String> {
-    let bad = |why: String| Error::invalid(format!("value {value:?} for the Go naming format: {why}"));
+    let bad =
+        |why: String| Error::invalid(format!("value {value:?} for the Go naming format: {why}"));
     let e = address::parse(value.as_bytes()).map_err(bad)?;
     if value.trim_start().starts_with('{') {
         let has_addr = serde_json::from_str::<serde_json::Value>(value)
             .ok()
             .is_some_and(|v| v.get("Addr").is_some());
         if !has_addr {
-            return Err(bad("a JSON value must be a Go naming one, with \"Addr\"".into()));
+            return Err(bad(
+                "a JSON value must be a Go naming one, with \"Addr\"".into()
+            ));
         }
         return Ok(value.to_string());
     }
@@ -259,7 +262,10 @@ mod tests {
         assert!(go_naming_value("h:1 0").is_err());
         assert!(go_naming_value("").is_err());
         for v in ["10.0.0.5:9000", "h:1 7", given] {
-            let (back, given) = (address::parse(g(v).as_bytes()), address::parse(v.as_bytes()));
+            let (back, given) = (
+                address::parse(g(v).as_bytes()),
+                address::parse(v.as_bytes()),
+            );
             let (back, given) = (back.unwrap(), given.unwrap());
             assert_eq!((back.addr, back.weight), (given.addr, given.weight));
         }

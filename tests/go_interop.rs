@@ -107,7 +107,10 @@ fn go_naming_both_ways() {
         .collect();
     assert_eq!(
         found,
-        ["go/greeter/a 127.0.0.1:7001 1", "go/greeter/b 127.0.0.1:7002 1"]
+        [
+            "go/greeter/a 127.0.0.1:7001 1",
+            "go/greeter/b 127.0.0.1:7002 1"
+        ]
     );
     gonaming(&bin, &etcd, &["add", "go/greeter", "c", "127.0.0.1:7003"]);
     wait_until(Duration::from_secs(5), "Go's third endpoint", || {

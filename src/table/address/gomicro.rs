@@ -56,21 +56,29 @@ mod tests {
 
     #[test]
     fn takes_the_node_named_by_the_key() {
-        let v = obj(r#"{"name":"greeter","version":"1.0","metadata":{"team":"x","zone":"s"},
+        let v = obj(
+            r#"{"name":"greeter","version":"1.0","metadata":{"team":"x","zone":"s"},
             "endpoints":[{"name":"Greeter.Hello","metadata":{}}],
             "nodes":[{"id":"greeter-1","address":"10.0.0.5:8080","metadata":{"zone":"a"}},
-                     {"id":"greeter-2","address":"10.0.0.6:8080","metadata":null}]}"#);
+                     {"id":"greeter-2","address":"10.0.0.6:8080","metadata":null}]}"#,
+        );
         let r = parse("/micro/registry/greeter/greeter-2", &v).unwrap();
         assert_eq!(r.addr, "10.0.0.6:8080");
         let (_, m) = r.merged();
         assert_eq!([&m["version"], &m["team"], &m["zone"]], ["1.0", "x", "s"]);
         let (addr, m) = parse("/micro/registry/greeter/other", &v).unwrap().merged();
-        assert_eq!((addr.as_str(), m["zone"].as_str()), ("10.0.0.5:8080", Some("a")));
+        assert_eq!(
+            (addr.as_str(), m["zone"].as_str()),
+            ("10.0.0.5:8080", Some("a"))
+        );
     }
 
     #[test]
     fn old_nodes_with_a_port_apart_and_bad_nodes() {
-        let r = parse("k", &obj(r#"{"nodes":[{"id":"n","address":"10.0.0.5","port":8080}]}"#));
+        let r = parse(
+            "k",
+            &obj(r#"{"nodes":[{"id":"n","address":"10.0.0.5","port":8080}]}"#),
+        );
         assert_eq!(r.unwrap().addr, "10.0.0.5:8080");
         let r = parse("k", &obj(r#"{"nodes":[{"address":"::1","port":80}]}"#));
         assert_eq!(r.unwrap().addr, "[::1]:80");

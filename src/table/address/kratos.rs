@@ -67,8 +67,10 @@ mod tests {
 
     #[test]
     fn chooses_the_endpoint_by_scheme_or_first() {
-        let v = obj(r#"{"id":"i1","name":"helloworld","version":"v2","metadata":{"zone":"a"},
-            "endpoints":["http://10.0.0.5:8000","grpc://10.0.0.5:9000?isSecure=false"]}"#);
+        let v = obj(
+            r#"{"id":"i1","name":"helloworld","version":"v2","metadata":{"zone":"a"},
+            "endpoints":["http://10.0.0.5:8000","grpc://10.0.0.5:9000?isSecure=false"]}"#,
+        );
         let grpc = KratosEndpoint::default();
         let r = parse(&v, &grpc).unwrap();
         assert_eq!(r.addr, "10.0.0.5:9000");
@@ -76,7 +78,10 @@ mod tests {
         assert_eq!(m["version"], "v2");
         assert_eq!(m["id"], "i1");
         assert_eq!(m["zone"], "a");
-        assert_eq!(parse(&v, &KratosEndpoint::First).unwrap().addr, "10.0.0.5:8000");
+        assert_eq!(
+            parse(&v, &KratosEndpoint::First).unwrap().addr,
+            "10.0.0.5:8000"
+        );
         let http = KratosEndpoint::parse("HTTP").unwrap();
         assert_eq!(parse(&v, &http).unwrap().addr, "10.0.0.5:8000");
         let none = KratosEndpoint::parse("quic").unwrap();
