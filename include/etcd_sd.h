@@ -1079,6 +1079,24 @@ enum etcd_sd_result etcd_sd_registry_register(struct etcd_sd_registry *registry,
 enum etcd_sd_result etcd_sd_registry_unregister(struct etcd_sd_registry *registry, const char *key);
 
 /**
+ * Marks every key of this registry as draining in etcd (the metadata `draining=true`, in
+ * the value's own format: see the README's "Drain"): tables stop picking these instances
+ * for new calls, while calls in flight go on. Keys registered later are put marked too.
+ * Then, once the calls in flight are done, `_unregister` or `_free`; or `_undrain`.
+ *
+ * Blocks for one put per key, each bounded by the request timeout; every key is tried and
+ * the first failure is returned. Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL registry, a JSON
+ * value of no known format: nothing is changed), `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`.
+ */
+enum etcd_sd_result etcd_sd_registry_drain(struct etcd_sd_registry *registry);
+
+/**
+ * Takes the draining mark of `etcd_sd_registry_drain` away: every key holds its value as
+ * registered again. Blocking and errors as for `_drain`.
+ */
+enum etcd_sd_result etcd_sd_registry_undrain(struct etcd_sd_registry *registry);
+
+/**
  * Writes the lease currently holding the keys to `*out` (it changes when the library has to
  * grant a new lease after the old one was lost).
  */

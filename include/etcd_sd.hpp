@@ -384,6 +384,17 @@ public:
         return ok(etcd_sd_registry_unregister(handle_.get(), key.c_str()));
     }
 
+    // Marks every key of this registry as draining in etcd (metadata draining=true in the
+    // value's own format): tables stop picking these instances for new calls while calls in
+    // flight go on; keys registered later are put marked too. Then, once the calls in flight
+    // are done, unregister() or destroy; or undrain(). The SIGTERM sequence: drain(), wait
+    // for the calls in flight, destroy. Blocks one request timeout per key; returns false on
+    // failure, like registry().
+    bool drain() { return ok(etcd_sd_registry_drain(handle_.get())); }
+
+    // Takes the draining mark away: the keys hold their values as registered again.
+    bool undrain() { return ok(etcd_sd_registry_undrain(handle_.get())); }
+
     // The lease currently holding the keys (changes if the library had to grant a new one
     // after losing the old). Throws Error if the Registry was moved from or released.
     int64_t lease_id() const {
@@ -401,7 +412,7 @@ public:
         return s;
     }
 
-    // The message of the most recent failed registry()/unregister() on this object (from
+    // The message of the most recent failed registry()/unregister()/drain()/undrain() on this object (from
     // any thread), "" if none failed yet.
     std::string last_error() const {
         if (!state_) return std::string();

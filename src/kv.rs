@@ -12,10 +12,10 @@ use crate::options::Options;
 use crate::requests::kv::{self as kv_req, check_key};
 use crate::requests::{cluster, lease as lease_req, lock as lock_req, range, txn as txn_req};
 use crate::runtime;
-use crate::session::kept::{Heal, KeptLease};
+use crate::session::kept::{Heal, KeptLease, CLIENT_TAG};
 use crate::session::{session, Session};
 use crate::transport::{first_contact_error, once, retry, retry_leaderless};
-use crate::types::{Member, Txn, TxnOp, TxnResponse};
+use crate::types::{LeaseInfo, Member, PutReply, Txn, TxnOp, TxnResponse};
 
 pub use crate::types::MemberStatus;
 use std::sync::Arc;
@@ -61,13 +61,36 @@ impl Client {
     /// translated to its current id (it changes when the lease is lost and re-granted) and
     /// the key is put back under every later lease of it.
     pub fn put(&self, key: &[u8], value: &[u8], lease: i64, mode: PutMode) -> Result<Kvs> {
+        let reply = self.put_reply(key, value, lease, mode)?;
+        if !reply.applied {
+            return Err(kv_req::refused(key, mode));
+        }
+        Ok(reply.kvs)
+    }
+
+    /// [`Self::put`] with the whole answer: a refusal by `mode` is a reply with `applied`
+    /// false, with the value that is there for `IfAbsent` (read in the same request), and
+    /// `lease` is the lease the key is under (a kept lease's current id).
+    pub fn put_reply(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        mode: PutMode,
+    ) -> Result<PutReply> {
         check_key(key)?;
         if lease != 0 {
             if let Some(kept) = self.session.kept(lease) {
-                return kept.put(key, value, mode, self.opts.request_timeout);
+                let limit = self.opts.request_timeout;
+                return kept.put_reply(key, value, mode, CLIENT_TAG, limit);
             }
         }
-        self.run("put", |c| kv_req::put_once(c, key, value, lease, mode))
+        let (applied, kvs) = self.run("put", |c| kv_req::put_cond(c, key, value, lease, mode))?;
+        Ok(PutReply {
+            applied,
+            lease,
+            kvs,
+        })
     }
 
     /// The value of one key (0 or 1 entries).
@@ -99,6 +122,12 @@ impl Client {
 
     /// Grants a lease of `ttl_seconds`; returns its id. Not kept alive (see [`Self::keep_alive`]).
     pub fn lease_grant(&self, ttl_seconds: i64) -> Result<i64> {
+        Ok(self.lease_grant_info(ttl_seconds)?.id)
+    }
+
+    /// [`Self::lease_grant`] with etcd's whole answer: the TTL it granted (etcd raises a TTL
+    /// under its minimum) and the revision.
+    pub fn lease_grant_info(&self, ttl_seconds: i64) -> Result<LeaseInfo> {
         if ttl_seconds <= 0 {
             return Err(Error::invalid(format!(
                 "ttl must be > 0 seconds, got {ttl_seconds}"
@@ -111,6 +140,12 @@ impl Client {
     /// A lease kept by a [`KeptLease`] of this process is revoked under its current id, and
     /// its keep-alive stops recovering it.
     pub fn lease_revoke(&self, id: i64) -> Result<()> {
+        self.lease_revoke_info(id).map(|_| ())
+    }
+
+    /// [`Self::lease_revoke`], answering the id revoked (a kept lease's current one) and the
+    /// revision.
+    pub fn lease_revoke_info(&self, id: i64) -> Result<LeaseInfo> {
         // A kept lease revoked by its own process ends for good: its keep-alive's `check`
         // fails from now on (the lease is not granted again behind its owner's back). It
         // stops being renewed and recovered first, and its owner is told only once the
@@ -129,6 +164,13 @@ impl Client {
 
     /// (TTL left, granted TTL) of a lease in seconds; TTL left is -1 when it does not exist.
     pub fn lease_ttl(&self, id: i64) -> Result<(i64, i64)> {
+        let info = self.lease_ttl_info(id)?;
+        Ok((info.ttl, info.granted_ttl))
+    }
+
+    /// [`Self::lease_ttl`] with the id asked about (a kept lease's current one) and the
+    /// revision; `ttl` is the seconds left.
+    pub fn lease_ttl_info(&self, id: i64) -> Result<LeaseInfo> {
         let id = self.session.kept(id).map(|k| k.id()).unwrap_or(id);
         self.run("lease time-to-live", |c| lease_req::time_to_live(c, id))
     }
@@ -240,6 +282,11 @@ impl Client {
 
     /// The ids of every lease etcd holds.
     pub fn leases(&self) -> Result<Vec<i64>> {
+        Ok(self.leases_at()?.0)
+    }
+
+    /// [`Self::leases`] and the revision when etcd answered.
+    pub fn leases_at(&self) -> Result<(Vec<i64>, i64)> {
         self.run("lease leases", lease_req::leases)
     }
 

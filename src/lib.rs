@@ -38,6 +38,7 @@ mod requests;
 mod session;
 
 pub mod discovery;
+pub mod drain;
 pub mod election;
 mod held;
 pub mod kv;

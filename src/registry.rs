@@ -9,6 +9,7 @@
 //! put back, and the status callback of each registry says so.
 
 use crate::dispatch::Sink;
+use crate::drain;
 use crate::error::{Error, Result};
 use crate::options::{Options, ValueFormat};
 use crate::requests::kv::delete_all;
@@ -20,8 +21,9 @@ use crate::stats::RegistryStats;
 use crate::table::address;
 use crate::transport::retry;
 use crate::types::PutMode;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use crate::types::Status;
@@ -35,6 +37,16 @@ pub struct Registry {
     request_timeout: Duration,
     format: ValueFormat,
     closed: bool,
+    /// The values as registered, and whether they are in etcd with the draining mark. Held
+    /// across a register's put, so that a drain and a register of the same registry are
+    /// serialized (a key registered while draining is put marked).
+    values: Mutex<Values>,
+}
+
+#[derive(Default)]
+struct Values {
+    draining: bool,
+    registered: BTreeMap<String, String>,
 }
 
 impl Registry {
@@ -57,14 +69,31 @@ impl Registry {
             request_timeout: opts.request_timeout,
             format: opts.value_format,
             closed: false,
+            values: Mutex::default(),
         })
+    }
+
+    fn values(&self) -> MutexGuard<'_, Values> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(&self, key: &str, value: &str) -> Result<()> {
+        self.lease
+            .put_tagged(
+                key.as_bytes(),
+                value.as_bytes(),
+                PutMode::Always,
+                self.tag,
+                self.request_timeout,
+            )
+            .map(|_| ())
     }
 
     /// Puts `key -> value` under the lease (again, if already registered: the value is
     /// updated). The key stays registered, across lease losses, until `unregister` or drop.
     /// While a `wait_for_etcd` registry has not reached etcd yet, the key is only recorded and
     /// put when the lease is granted. With [`ValueFormat::GoNaming`] the value is first
-    /// converted ([`go_naming_value`]).
+    /// converted ([`go_naming_value`]): what is registered is the converted value.
     pub fn register(&self, key: &str, value: &str) -> Result<()> {
         if key.is_empty() {
             return Err(Error::invalid("key is empty"));
@@ -77,15 +106,56 @@ impl Registry {
                 converted.as_str()
             }
         };
-        self.lease
-            .put_tagged(
-                key.as_bytes(),
-                value.as_bytes(),
-                PutMode::Always,
-                self.tag,
-                self.request_timeout,
-            )
-            .map(|_| ())
+        let mut values = self.values();
+        if values.draining {
+            self.put(key, &drain::mark(value)?)?;
+        } else {
+            self.put(key, value)?;
+        }
+        values.registered.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// Marks every key of this registry as draining in etcd (see [`crate::drain`]): tables
+    /// stop picking these instances for new calls while calls in flight go on. Keys
+    /// registered later are put marked too. Then `unregister` or drop, once the calls in
+    /// flight are done; or [`Self::undrain`]. Each key is one put (bounded by the request
+    /// timeout); every key is tried, and the first failure is returned. A value the mark
+    /// cannot be added to (JSON of no known format) is `InvalidArgument`, before anything is
+    /// changed.
+    pub fn drain(&self) -> Result<()> {
+        self.set_draining(true)
+    }
+
+    /// Takes the draining mark away: the keys hold their values as registered again.
+    pub fn undrain(&self) -> Result<()> {
+        self.set_draining(false)
+    }
+
+    /// True after [`Self::drain`] (until [`Self::undrain`]).
+    pub fn is_draining(&self) -> bool {
+        self.values().draining
+    }
+
+    fn set_draining(&self, on: bool) -> Result<()> {
+        let mut values = self.values();
+        let mut puts = Vec::with_capacity(values.registered.len());
+        for (key, value) in &values.registered {
+            let value = if on {
+                drain::mark(value)?
+            } else {
+                value.clone()
+            };
+            puts.push((key.clone(), value));
+        }
+        values.draining = on;
+        let mut first_error = None;
+        for (key, value) in puts {
+            if let Err(e) = self.put(&key, &value) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Deletes `key` and stops keeping it registered. Keys this registry did not register are
@@ -96,9 +166,11 @@ impl Registry {
         }
         // Forgotten before the delete, so that a lease recovery running meanwhile does not
         // put it back; remembered again if the delete fails, so that a retry deletes it.
+        let mut values = self.values();
         let Some(value) = self.lease.forget_own(key.as_bytes(), self.tag) else {
             return Ok(());
         };
+        let registered = values.registered.remove(key);
         if self.lease.id() == 0 {
             return Ok(());
         }
@@ -110,6 +182,11 @@ impl Registry {
         .and_then(|r| r);
         if deleted.is_err() {
             self.lease.restore(&key, value, self.tag);
+            if let Some(v) = registered {
+                values
+                    .registered
+                    .insert(String::from_utf8_lossy(&key).into_owned(), v);
+            }
         }
         deleted
     }
@@ -170,7 +247,7 @@ impl Registry {
             Box::pin(async move {
                 match retry(&conn, limit, "lease revoke", |c| revoke(c, id)).await {
                     Err(Error::NotFound(_)) => Ok(()),
-                    other => other,
+                    other => other.map(|_| ()),
                 }
             })
                 as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
@@ -203,7 +280,8 @@ impl Registry {
 /// `{"Op":0,"Addr":"10.0.0.5:9000","Metadata":null}`, which the gRPC resolver of etcd 3.4 and
 /// 3.5 (`naming/resolver`) and the older grpc-naming watcher read. A plain value
 /// `host:port WEIGHT` (or `weight=WEIGHT`) with a weight other than 1 gets
-/// `"Metadata":{"weight":WEIGHT}`. A JSON object with a non-empty string `Addr` is taken as
+/// `"Metadata":{"weight":WEIGHT}` (and the plain value's metadata pairs, if any, as strings).
+/// A JSON object with a non-empty string `Addr` is taken as
 /// already in that format and returned as given; any other value is an invalid argument.
 pub fn go_naming_value(value: &str) -> Result<String> {
     let bad =
@@ -220,10 +298,23 @@ pub fn go_naming_value(value: &str) -> Result<String> {
         }
         return Ok(value.to_string());
     }
+    // Plain metadata pairs (if the plain form has any) go along as strings, the weight as a
+    // number; Go's json.Marshal of a map sorts its keys, as serde_json's map does.
+    let mut meta: serde_json::Map<String, serde_json::Value> = e
+        .meta
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    if e.weight != 1 {
+        meta.insert("weight".into(), e.weight.into());
+    }
     let addr = serde_json::Value::String(e.addr);
-    Ok(match e.weight {
-        1 => format!(r#"{{"Op":0,"Addr":{addr},"Metadata":null}}"#),
-        w => format!(r#"{{"Op":0,"Addr":{addr},"Metadata":{{"weight":{w}}}}}"#),
+    Ok(match meta.is_empty() {
+        true => format!(r#"{{"Op":0,"Addr":{addr},"Metadata":null}}"#),
+        false => format!(
+            r#"{{"Op":0,"Addr":{addr},"Metadata":{}}}"#,
+            serde_json::Value::Object(meta)
+        ),
     })
 }
 

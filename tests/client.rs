@@ -94,6 +94,46 @@ fn leases_grant_revoke_and_time_to_live() {
 }
 
 #[test]
+fn lease_and_put_replies_are_etcds() {
+    let etcd = Etcd::start();
+    let c = client(&etcd);
+    // etcd raises a TTL under its minimum (2 s with the default election timeout).
+    let g = c.lease_grant_info(1).unwrap();
+    assert!(
+        g.ttl >= 2 && g.granted_ttl == g.ttl && g.revision > 0,
+        "{g:?}"
+    );
+    let put = c.put(b"/lr/k", b"v", g.id, PutMode::Always).unwrap();
+    let t = c.lease_ttl_info(g.id).unwrap();
+    assert_eq!((t.id, t.granted_ttl), (g.id, g.ttl));
+    assert!(t.revision >= put.revision);
+    assert!(c.leases_at().unwrap().1 >= put.revision);
+    let r = c.lease_revoke_info(g.id).unwrap();
+    assert!(r.revision > put.revision, "the revoke deleted /lr/k");
+
+    // A conditional put refused by its mode is a reply, with what is there for IfAbsent.
+    c.put(b"/lr/a", b"first", 0, PutMode::Always).unwrap();
+    let refused = c
+        .put_reply(b"/lr/a", b"second", 0, PutMode::IfAbsent)
+        .unwrap();
+    assert!(!refused.applied);
+    assert_eq!(refused.kvs.kvs[0].value, b"first");
+    let missing = c
+        .put_reply(b"/lr/none", b"x", 0, PutMode::IfPresent)
+        .unwrap();
+    assert!(!missing.applied && missing.kvs.kvs.is_empty());
+    assert!(matches!(
+        c.put(b"/lr/a", b"second", 0, PutMode::IfAbsent),
+        Err(Error::Exists(_))
+    ));
+    // A missing lease stays an error, told apart from a missing key.
+    assert!(matches!(
+        c.put_reply(b"/lr/a", b"x", g.id, PutMode::IfPresent),
+        Err(Error::NotFound(m)) if m.contains("lease")
+    ));
+}
+
+#[test]
 fn kept_lease_recovers_its_keys_and_answers_to_the_old_id() {
     let etcd = Etcd::start();
     let c = client(&etcd);
@@ -112,8 +152,9 @@ fn kept_lease_recovers_its_keys_and_answers_to_the_old_id() {
     });
     let new = kept.id();
     assert_eq!(c.get(b"/ka/a").unwrap().kvs[0].lease, new);
-    // A put naming the old id goes under the new one.
-    c.put(b"/ka/b", b"2", old, PutMode::Always).unwrap();
+    // A put naming the old id goes under the new one, and says so.
+    let reply = c.put_reply(b"/ka/b", b"2", old, PutMode::Always).unwrap();
+    assert_eq!((reply.applied, reply.lease), (true, new));
     assert_eq!(c.get(b"/ka/b").unwrap().kvs[0].lease, new);
     kept.check().unwrap();
     // A deleted key is not put back by a later recovery.

@@ -5,7 +5,10 @@
 mod common;
 
 use common::{opts, Etcd};
-use etcd_sd::ffi::{etcd_sd_log_level, etcd_sd_result, etcd_sd_set_logger};
+use etcd_sd::ffi::{
+    etcd_sd_log_level, etcd_sd_process_stats, etcd_sd_process_stats_get, etcd_sd_result,
+    etcd_sd_set_logger,
+};
 use etcd_sd::Registry;
 use std::io::{BufRead, BufReader, Write};
 use std::os::raw::{c_char, c_void};
@@ -272,4 +275,110 @@ fn stall_child() {
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     std::process::exit(0);
+}
+
+/// A sink that blocks until released, recording what it was given.
+#[derive(Default)]
+struct Gate {
+    open: AtomicBool,
+    calls: AtomicU64,
+    messages: Mutex<Vec<String>>,
+}
+
+unsafe extern "C" fn gated_log(
+    user_data: *mut c_void,
+    _level: etcd_sd_log_level,
+    message: *const c_char,
+    message_len: usize,
+) {
+    // SAFETY: `user_data` is the `Gate` the test installed and keeps alive until it replaced
+    // the logger; `message` is `message_len` bytes the library lends for the call.
+    let (g, text) = unsafe {
+        (
+            &*(user_data as *const Gate),
+            std::slice::from_raw_parts(message.cast::<u8>(), message_len),
+        )
+    };
+    g.calls.fetch_add(1, Ordering::SeqCst);
+    g.messages
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(text).into_owned());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !g.open.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+}
+
+/// A sink that does not return fills the queue (1,024 records); what comes beyond is dropped,
+/// counted in the process stats, and announced by the next record once the sink returns.
+#[test]
+fn a_stuck_sink_drops_and_counts_records() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let gate = Gate::default();
+    let ud = &gate as *const Gate as *mut c_void;
+    assert_eq!(
+        etcd_sd_set_logger(Some(gated_log), ud),
+        etcd_sd_result::ETCD_SD_OK
+    );
+    let stats = || {
+        // SAFETY: the stats struct is plain integers, for which all zeroes is a valid value.
+        let mut s: etcd_sd_process_stats = unsafe { std::mem::zeroed() };
+        s.size = std::mem::size_of::<etcd_sd_process_stats>();
+        assert_eq!(
+            etcd_sd_process_stats_get(&mut s),
+            etcd_sd_result::ETCD_SD_OK
+        );
+        s.log_records_dropped
+    };
+    log::warn!(target: "etcd_sd", "first: the sink blocks on it");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gate.calls.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the sink was never called");
+        std::thread::yield_now();
+    }
+    let before = stats();
+    let extra = 100;
+    for i in 0..etcd_sd::log::QUEUE_CAPACITY + extra {
+        log::warn!(target: "etcd_sd", "filler {i}");
+    }
+    let dropped = stats() - before;
+    // Other tests of this binary may log meanwhile: at least `extra` records were dropped.
+    assert!(
+        dropped >= extra as u64,
+        "{dropped} records dropped, expected at least {extra}"
+    );
+    assert_eq!(etcd_sd::log::dropped(), stats());
+    gate.open.store(true, Ordering::SeqCst);
+    // Once the queue has drained (the first record and the 1,024 queued ones reached the
+    // sink), the next record is preceded by the "dropped" line.
+    let queued = 1 + etcd_sd::log::QUEUE_CAPACITY as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gate.calls.load(Ordering::SeqCst) < queued {
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        std::thread::yield_now();
+    }
+    log::warn!(target: "etcd_sd", "last");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (said, last) = {
+            let m = gate.messages.lock().unwrap();
+            (
+                m.iter().any(|m| m.contains("log record(s) dropped")),
+                m.iter().any(|m| m.ends_with("last")),
+            )
+        };
+        if said && last {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 'records dropped' line reached the sink"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        etcd_sd_set_logger(None, std::ptr::null_mut()),
+        etcd_sd_result::ETCD_SD_OK
+    );
 }

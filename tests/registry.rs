@@ -149,3 +149,58 @@ fn close_revokes_at_once_with_a_dead_member_in_the_list() {
         );
     }
 }
+
+/// Drain marks every key of the registry in its own format, keeps the mark for keys
+/// registered later and across a lost lease, and undrain puts the values back as registered.
+#[test]
+fn drain_marks_every_key_and_undrain_restores_them() {
+    let etcd = Etcd::start();
+    let reg = Registry::new(&opts(&etcd.endpoint(), 2)).unwrap();
+    let other = Registry::new(&opts(&etcd.endpoint(), 2)).unwrap();
+    reg.register("/dr/plain", "10.0.0.5:9000 3").unwrap();
+    reg.register(
+        "/dr/go",
+        r#"{"Addr":"10.0.0.6:9000","Metadata":{"zone":"a"}}"#,
+    )
+    .unwrap();
+    other.register("/dr/other", "10.0.0.7:9000").unwrap();
+    assert!(!reg.is_draining());
+    reg.drain().unwrap();
+    assert!(reg.is_draining());
+    reg.register("/dr/late", "10.0.0.8:9000").unwrap();
+    let marked = |kv: &std::collections::BTreeMap<String, String>| {
+        assert_eq!(kv["/dr/plain"], "10.0.0.5:9000 3 draining=true");
+        assert_eq!(
+            kv["/dr/go"],
+            r#"{"Addr":"10.0.0.6:9000","Metadata":{"draining":true,"zone":"a"}}"#
+        );
+        assert_eq!(kv["/dr/late"], "10.0.0.8:9000 draining=true");
+        assert_eq!(kv["/dr/other"], "10.0.0.7:9000", "another registry's key");
+    };
+    marked(&etcd.get_prefix("/dr/"));
+    // Lost and recovered while draining: the keys come back marked.
+    let old = reg.lease_id();
+    etcd.ctl(&["lease", "revoke", &format!("{old:x}")]);
+    wait_until(Duration::from_secs(5), "keys restored", || {
+        reg.lease_id() != old && etcd.get_prefix("/dr/").len() == 4
+    });
+    marked(&etcd.get_prefix("/dr/"));
+    reg.undrain().unwrap();
+    let kv = etcd.get_prefix("/dr/");
+    assert_eq!(kv["/dr/plain"], "10.0.0.5:9000 3");
+    assert_eq!(
+        kv["/dr/go"],
+        r#"{"Addr":"10.0.0.6:9000","Metadata":{"zone":"a"}}"#
+    );
+    assert_eq!(kv["/dr/late"], "10.0.0.8:9000");
+    // A value the mark cannot go into is refused before anything changes.
+    reg.register("/dr/odd", r#"{"x":1}"#).unwrap();
+    assert!(matches!(reg.drain(), Err(Error::InvalidArgument(_))));
+    assert!(!reg.is_draining());
+    assert_eq!(etcd.get_prefix("/dr/")["/dr/plain"], "10.0.0.5:9000 3");
+    // Unregistered keys are not put back by a later drain.
+    reg.unregister("/dr/odd").unwrap();
+    reg.unregister("/dr/late").unwrap();
+    reg.drain().unwrap();
+    assert!(!etcd.get_prefix("/dr/").contains_key("/dr/late"));
+}

@@ -67,6 +67,13 @@ public:
     int ttl() const { return _ttl; }
 
     /**
+     * etcd-sd addition: the TTL (seconds) the lease was granted with, in the answer of
+     * leasegrant (etcd's granted TTL, which etcd raises to its minimum) and leasetimetolive
+     * (etcd-cpp-apiv3 drops it there); 0 for keys.
+     */
+    int64_t granted_ttl() const { return _granted_ttl; }
+
+    /**
      * The lease the key is attached to (0: none); the lease id for leasegrant /
      * leasetimetolive answers.
      */
@@ -89,6 +96,7 @@ protected:
     int64_t _version = 0;
     int _ttl = 0;
     int64_t leaseId = 0;
+    int64_t _granted_ttl = 0;
 };
 
 using Values = std::vector<Value>;

@@ -82,7 +82,7 @@ pub(crate) unsafe fn client_ref<'a>(c: *const etcd_sd_client) -> Result<&'a kv::
 }
 
 /// Writes `kvs` to `*out` when `out` is not NULL.
-fn give(out: *mut *mut etcd_sd_kvs, kvs: Kvs) {
+pub(crate) fn give(out: *mut *mut etcd_sd_kvs, kvs: Kvs) {
     if !out.is_null() {
         // SAFETY: `out` is non-NULL (checked above) and the caller passes it as a writable slot for
         // the new handle.
@@ -128,7 +128,7 @@ pub extern "C" fn etcd_sd_client_put(
 }
 
 /// An `etcd_sd_put_mode` from C: any integer may arrive, so it is matched as one.
-fn put_mode(mode: u32) -> Result<PutMode> {
+pub(crate) fn put_mode(mode: u32) -> Result<PutMode> {
     const ALWAYS: u32 = etcd_sd_put_mode::ETCD_SD_PUT_ALWAYS as u32;
     const IF_ABSENT: u32 = etcd_sd_put_mode::ETCD_SD_PUT_IF_ABSENT as u32;
     const IF_PRESENT: u32 = etcd_sd_put_mode::ETCD_SD_PUT_IF_PRESENT as u32;

@@ -116,6 +116,34 @@ pub extern "C" fn etcd_sd_registry_unregister(
     }
 }
 
+/// Marks every key of this registry as draining in etcd (the metadata `draining=true`, in
+/// the value's own format: see the README's "Drain"): tables stop picking these instances
+/// for new calls, while calls in flight go on. Keys registered later are put marked too.
+/// Then, once the calls in flight are done, `_unregister` or `_free`; or `_undrain`.
+///
+/// Blocks for one put per key, each bounded by the request timeout; every key is tried and
+/// the first failure is returned. Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL registry, a JSON
+/// value of no known format: nothing is changed), `ETCD_SD_UNAVAILABLE`, `ETCD_SD_TIMEOUT`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_drain(registry: *mut etcd_sd_registry) -> etcd_sd_result {
+    ffi_boundary! {
+        // SAFETY: `registry` is NULL (refused) or an `etcd_sd_registry` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
+        unsafe { try_ref(registry, "registry") }?.inner.drain()
+    }
+}
+
+/// Takes the draining mark of `etcd_sd_registry_drain` away: every key holds its value as
+/// registered again. Blocking and errors as for `_drain`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_registry_undrain(registry: *mut etcd_sd_registry) -> etcd_sd_result {
+    ffi_boundary! {
+        // SAFETY: `registry` is NULL (refused) or an `etcd_sd_registry` from its `_new`, not freed
+        // yet (the header's contract); it is only read during the call.
+        unsafe { try_ref(registry, "registry") }?.inner.undrain()
+    }
+}
+
 /// Writes the lease currently holding the keys to `*out` (it changes when the library has to
 /// grant a new lease after the old one was lost).
 #[no_mangle]

@@ -97,11 +97,12 @@ fn ms(d: Option<Duration>) -> i64 {
     d.map_or(-1, |d| d.as_millis().min(i64::MAX as u128) as i64)
 }
 
-/// Copies the first `(*out).size` bytes of `value` into `*out` and sets its size to that.
+/// Checks a size-prefixed out-struct before a call whose effect cannot be undone (a revoke):
+/// `out` non-NULL with `size` at least a `size_t`; returns `size`.
 ///
 /// # Safety
-/// `out` is NULL or points to at least `(*out).size` writable bytes starting with a `size_t`.
-unsafe fn fill<T>(out: *mut T, value: T) -> Result<()> {
+/// `out` is NULL or points to a readable `size_t`.
+pub(crate) unsafe fn check_sized<T>(out: *mut T) -> Result<usize> {
     if out.is_null() {
         return Err(Error::invalid("out is NULL"));
     }
@@ -113,6 +114,16 @@ unsafe fn fill<T>(out: *mut T, value: T) -> Result<()> {
             "out->size is {size}: set it to sizeof the struct"
         )));
     }
+    Ok(size)
+}
+
+/// Copies the first `(*out).size` bytes of `value` into `*out` and sets its size to that.
+///
+/// # Safety
+/// `out` is NULL or points to at least `(*out).size` writable bytes starting with a `size_t`.
+pub(crate) unsafe fn fill<T>(out: *mut T, value: T) -> Result<()> {
+    // SAFETY: this fn's contract is `check_sized`'s.
+    let size = unsafe { check_sized(out) }?;
     let n = size.min(std::mem::size_of::<T>());
     // SAFETY: `n` is at most `size` (the writable bytes at `out`, by this fn's contract) and at
     // most `size_of::<T>()` (the readable bytes of `value`); `value` is a local, so they do

@@ -60,14 +60,25 @@ pub(crate) async fn delete_range(
     Ok(Kvs { revision, kvs })
 }
 
-/// One put request (a transaction when `mode` sets a condition).
-pub(crate) async fn put_once(
+/// The error of a put that `mode` refused.
+pub(crate) fn refused(key: &[u8], mode: PutMode) -> Error {
+    let key = String::from_utf8_lossy(key);
+    match mode {
+        PutMode::IfAbsent => Error::Exists(format!("key {key:?} exists")),
+        _ => Error::NotFound(format!("key {key:?} not found")),
+    }
+}
+
+/// One put request (a transaction when `mode` sets a condition): (applied, kvs). Applied:
+/// the previous value (0 or 1 entries). Refused by `mode`: the value that is there
+/// (`IfAbsent`; the transaction reads it in the same request) or nothing (`IfPresent`).
+pub(crate) async fn put_cond(
     mut c: etcd_client::Client,
     key: &[u8],
     value: &[u8],
     lease: i64,
     mode: PutMode,
-) -> Result<Kvs> {
+) -> Result<(bool, Kvs)> {
     let mut opts = PutOptions::new().with_prev_key();
     if lease != 0 {
         opts = opts.with_lease(lease);
@@ -83,12 +94,12 @@ pub(crate) async fn put_once(
             .map(KeyValue::from)
             .into_iter()
             .collect();
-        return Ok(Kvs { revision, kvs });
+        return Ok((true, Kvs { revision, kvs }));
     }
     // create_revision == 0 means "the key does not exist".
-    let (cmp, what) = match mode {
-        PutMode::IfAbsent => (CompareOp::Equal, "exists"),
-        _ => (CompareOp::Greater, "not found"),
+    let cmp = match mode {
+        PutMode::IfAbsent => CompareOp::Equal,
+        _ => CompareOp::Greater,
     };
     let txn = Txn::new()
         .when([Compare::create_revision(key, cmp, 0)])
@@ -104,14 +115,7 @@ pub(crate) async fn put_once(
             _ => {}
         }
     }
-    if !resp.succeeded() {
-        let key = String::from_utf8_lossy(key);
-        return Err(match mode {
-            PutMode::IfAbsent => Error::Exists(format!("key {key:?} {what}")),
-            _ => Error::NotFound(format!("key {key:?} {what}")),
-        });
-    }
-    Ok(Kvs { revision, kvs })
+    Ok((resp.succeeded(), Kvs { revision, kvs }))
 }
 
 fn put_error(e: etcd_client::Error, lease: i64) -> Error {

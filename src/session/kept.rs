@@ -17,11 +17,11 @@ use crate::dispatch::{Mailbox, Sink};
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::outage::OutageLog;
-use crate::requests::kv::{put_once, TXN_OPS};
+use crate::requests::kv::{put_cond, refused, TXN_OPS};
 use crate::requests::lease::{grant, revoke};
 use crate::runtime;
 use crate::transport::{first_contact_error, retry, Shared};
-use crate::types::{Kvs, PutMode, Status};
+use crate::types::{Kvs, PutMode, PutReply, Status};
 use etcd_client::{PutOptions, Txn, TxnOp};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -137,7 +137,7 @@ impl KeptLease {
         let limit = self.inner.request_timeout;
         match runtime::block_on(retry(&conn, limit, "lease revoke", |c| revoke(c, id)))? {
             Err(Error::NotFound(_)) => Ok(()),
-            other => other,
+            other => other.map(|_| ()),
         }
     }
 
@@ -223,7 +223,7 @@ impl KeptInner {
             ))?
             .map_err(|e| first_contact_error(e, opts));
             match granted {
-                Ok(id) => id,
+                Ok(info) => info.id,
                 Err(e) if wait_for_etcd && e.is_transient() => {
                     log::warn!(target: "etcd_sd", "lease: {e}; will grant it when etcd answers");
                     0
@@ -377,6 +377,24 @@ impl KeptInner {
         tag: u64,
         limit: Duration,
     ) -> Result<Kvs> {
+        let reply = self.put_reply(key, value, mode, tag, limit)?;
+        if !reply.applied {
+            return Err(refused(key, mode));
+        }
+        Ok(reply.kvs)
+    }
+
+    /// [`Self::put_tagged`] with the whole answer: a refusal by `mode` is a reply with
+    /// `applied` false (and the value that is there), and `lease` is the lease the key is
+    /// under when the call returns.
+    pub(crate) fn put_reply(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        mode: PutMode,
+        tag: u64,
+        limit: Duration,
+    ) -> Result<PutReply> {
         let key_lock = self.key_lock(key);
         runtime::block_on(async {
             let deadline = tokio::time::Instant::now() + limit;
@@ -388,27 +406,42 @@ impl KeptInner {
             };
             let mut backoff = Backoff::new();
             let mut mode = mode;
-            let mut result = None;
+            let mut result: Option<Kvs> = None;
             loop {
                 let id = self.id();
                 if id == 0 && mode == PutMode::Always {
                     lock(&self.keys).insert(key.to_vec(), (value.to_vec(), tag));
-                    return Ok(result.unwrap_or_default());
+                    return Ok(PutReply {
+                        applied: true,
+                        lease: 0,
+                        kvs: result.unwrap_or_default(),
+                    });
                 }
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let put = retry(
                     &self.home.conn,
                     left.max(Duration::from_millis(1)),
                     "put",
-                    |c| put_once(c, key, value, id, mode),
+                    |c| put_cond(c, key, value, id, mode),
                 )
                 .await;
                 match put {
-                    Ok(kvs) => {
+                    Ok((false, kvs)) if result.is_none() => {
+                        return Ok(PutReply {
+                            applied: false,
+                            lease: id,
+                            kvs,
+                        });
+                    }
+                    Ok((_, kvs)) => {
                         lock(&self.keys).insert(key.to_vec(), (value.to_vec(), tag));
                         result.get_or_insert(kvs);
                         if self.id() == id {
-                            return Ok(result.unwrap_or_default());
+                            return Ok(PutReply {
+                                applied: true,
+                                lease: id,
+                                kvs: result.unwrap_or_default(),
+                            });
                         }
                         // Recovered meanwhile: put it under the new lease too.
                         mode = PutMode::Always;
@@ -687,7 +720,7 @@ async fn fill_new_lease(
 ) -> Result<i64> {
     let limit = per_attempt(me);
     let id = match tokio::time::timeout(limit, grant(client.clone(), me.ttl)).await {
-        Ok(r) => r?,
+        Ok(r) => r?.id,
         Err(_) => return Err(Error::Timeout(limit, "lease grant".into())),
     };
     let mut unfilled = Unfilled {

@@ -50,6 +50,19 @@ pub enum PutMode {
     IfPresent,
 }
 
+/// What a put did, in full.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PutReply {
+    /// False when the put's mode refused it: `IfAbsent` on a key that exists (`kvs` then
+    /// holds the value that is there) or `IfPresent` on one that does not (`kvs` is empty).
+    pub applied: bool,
+    /// The lease the key is under: for a lease kept by this process, its current id (which
+    /// changes when the lease is lost and re-granted); 0 for none.
+    pub lease: i64,
+    /// The previous value (0 or 1 entries) when applied; see `applied` otherwise.
+    pub kvs: Kvs,
+}
+
 /// What a registry's status callback is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {

@@ -4,8 +4,10 @@
 
 mod cluster;
 mod kv;
+mod lease;
 mod txn;
 
 pub use cluster::{LeaderKey, Member, MemberStatus};
-pub use kv::{KeyValue, Kvs, PutMode, Status};
+pub use kv::{KeyValue, Kvs, PutMode, PutReply, Status};
+pub use lease::LeaseInfo;
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};

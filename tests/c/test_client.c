@@ -118,6 +118,50 @@ static void test_leases(void) {
     etcd_sd_client_free(c);
 }
 
+/* The whole replies (etcd_sd_coord.h): etcd's granted TTL and revision, a conditional put's
+ * refusal with the value found, and bad out-structs refused before anything is done. */
+static void test_replies(void) {
+    etcd_sd_client *c = new_client();
+    etcd_sd_lease_info info = {sizeof info, 0, 0, 0, 0};
+    etcd_sd_lease_info tiny = {sizeof(size_t) - 1, 0, 0, 0, 0};
+    etcd_sd_put_info put = {sizeof put, false, 0, 0};
+    etcd_sd_kvs *found = NULL;
+    etcd_sd_kv kv;
+    int64_t revision = 0;
+    size_t count = 0;
+
+    CHECK_OK(etcd_sd_client_lease_grant_info(c, 1, &info));
+    CHECK(info.size == sizeof info && info.id != 0);
+    CHECK(info.ttl >= 2 && info.granted_ttl == info.ttl && info.revision > 0); /* etcd's minimum */
+    CHECK_OK(etcd_sd_client_put_info(c, "/cr/k", 5, "v", 1, info.id, ETCD_SD_PUT_IF_ABSENT, &put,
+                                     &found));
+    CHECK(put.applied && put.lease == info.id && put.revision > info.revision);
+    CHECK(etcd_sd_kvs_len(found) == 0);
+    etcd_sd_kvs_free(found);
+    found = NULL;
+    CHECK_OK(etcd_sd_client_put_info(c, "/cr/k", 5, "w", 1, 0, ETCD_SD_PUT_IF_ABSENT, &put, &found));
+    CHECK(!put.applied && etcd_sd_kvs_len(found) == 1);
+    CHECK(etcd_sd_kvs_at(found, 0, &kv) && kv.value_len == 1 && kv.value[0] == 'v');
+    etcd_sd_kvs_free(found);
+    CHECK_OK(etcd_sd_client_put_info(c, "/cr/none", 8, "w", 1, 0, ETCD_SD_PUT_IF_PRESENT, &put,
+                                     NULL));
+    CHECK(!put.applied);
+    CHECK_OK(etcd_sd_client_leases_info(c, NULL, 0, &count, &revision));
+    CHECK(count >= 1 && revision >= put.revision);
+    CHECK_OK(etcd_sd_client_lease_ttl_info(c, info.id, &info));
+    CHECK(info.granted_ttl >= 2 && info.ttl > 0);
+    CHECK_INVALID(etcd_sd_client_lease_revoke_info(c, info.id, NULL), "out");
+    CHECK_INVALID(etcd_sd_client_lease_revoke_info(c, info.id, &tiny), "size");
+    CHECK_OK(etcd_sd_client_lease_ttl_info(c, info.id, &info)); /* not revoked by the refusals */
+    CHECK(info.ttl > 0);
+    CHECK_OK(etcd_sd_client_lease_revoke_info(c, info.id, &info));
+    CHECK(info.revision > put.revision); /* the revoke deleted /cr/k */
+    CHECK_RC(etcd_sd_client_put_info(c, "/cr/k", 5, "v", 1, info.id, ETCD_SD_PUT_ALWAYS, &put, NULL),
+             ETCD_SD_NOT_FOUND);
+    CHECK_INVALID(etcd_sd_client_put_info(c, "/cr/k", 5, "v", 1, 0, 7, &put, NULL), "mode");
+    etcd_sd_client_free(c);
+}
+
 static void test_keepalive_recovers(void) {
     etcd_sd_client *c = new_client();
     etcd_sd_keepalive *ka = NULL;
@@ -285,6 +329,7 @@ int main(void) {
     static const test_case cases[] = {
         {"kv", test_kv},
         {"leases", test_leases},
+        {"replies", test_replies},
         {"keepalive_recovers", test_keepalive_recovers},
         {"watch", test_watch},
         {"stats", test_stats},

@@ -203,10 +203,11 @@ struct access {
         return v;
     }
 
-    static Value lease_value(int64_t lease, int64_t ttl) {
+    static Value lease_value(etcd_sd_lease_info const &info) {
         Value v;
-        v.leaseId = lease;
-        v._ttl = static_cast<int>(ttl);
+        v.leaseId = info.id;
+        v._ttl = static_cast<int>(info.ttl);
+        v._granted_ttl = info.granted_ttl;
         return v;
     }
 

@@ -114,8 +114,9 @@ inline Response list_leases(etcd_sd_client *c) {
     auto start = clock_now();
     std::vector<int64_t> ids(64);
     size_t total = 0;
+    int64_t revision = 0;
     for (;;) {
-        etcd_sd_result r = etcd_sd_client_leases(c, ids.data(), ids.size(), &total);
+        etcd_sd_result r = etcd_sd_client_leases_info(c, ids.data(), ids.size(), &total, &revision);
         if (r != ETCD_SD_OK) {
             return failed(r, etcdv3::LEASELEASES, start, etcdv3::ERROR_GRPC_NOT_FOUND);
         }
@@ -125,7 +126,7 @@ inline Response list_leases(etcd_sd_client *c) {
         ids.resize(total + total / 4 + 1);  // leases were granted in between: read again
     }
     ids.resize(total);
-    Response resp = access::ok(etcdv3::LEASELEASES, 0, start);
+    Response resp = access::ok(etcdv3::LEASELEASES, revision, start);
     access::set_leases(resp, std::move(ids));
     return resp;
 }

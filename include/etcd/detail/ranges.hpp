@@ -209,35 +209,38 @@ inline Response kv_delete(etcd_sd_client *c, std::string const &key, bool has_ra
 inline Response kv_put(etcd_sd_client *c, std::string const &key, std::string const &value,
                        int64_t lease, etcd_sd_put_mode mode, char const *action) {
     auto start = clock_now();
+    etcd_sd_put_info info{};
+    info.size = sizeof info;
     etcd_sd_kvs *raw = nullptr;
-    etcd_sd_result r = etcd_sd_client_put_bytes(c, key.data(), key.size(), value.data(),
-                                                value.size(), lease, mode, &raw);
-    kvs_ptr prev(raw);
-    auto prev_values = access::values_of(prev.get());
-    if (r == ETCD_SD_OK) {
-        Response resp = access::ok(action, etcd_sd_kvs_revision(prev.get()), start);
-        Value const *p = prev_values.empty() ? nullptr : &prev_values.front();
-        access::set_value(resp, access::made_value(key, value, lease, resp.index(), p));
-        if (p != nullptr) {
-            access::set_prev_value(resp, *p);
+    etcd_sd_result r = etcd_sd_client_put_info(c, key.data(), key.size(), value.data(),
+                                               value.size(), lease, mode, &info, &raw);
+    kvs_ptr found(raw);
+    auto values = access::values_of(found.get());
+    Value const *v = values.empty() ? nullptr : &values.front();
+    if (r == ETCD_SD_OK && info.applied) {
+        // value(): what was put, under the lease it went under (a KeepAlive's current one)
+        Response resp = access::ok(action, info.revision, start);
+        access::set_value(resp, access::made_value(key, value, info.lease, resp.index(), v));
+        if (v != nullptr) {
+            access::set_prev_value(resp, *v);
         }
         return resp;
     }
-    Response resp = failed(r, action, start,
-                           mode == ETCD_SD_PUT_IF_PRESENT ? etcdv3::ERROR_KEY_NOT_FOUND
-                                                          : etcdv3::ERROR_GRPC_NOT_FOUND);
-    if (r == ETCD_SD_EXISTS && prev_values.empty()) {  // add(): value() is what is there
-        etcd_sd_kvs *cur = nullptr;
-        if (etcd_sd_client_get_bytes(c, key.data(), key.size(), 0, &cur) == ETCD_SD_OK) {
-            kvs_ptr owned(cur);
-            prev_values = access::values_of(owned.get());
+    if (r == ETCD_SD_OK) {  // refused by the mode: add() found the key, modify() did not
+        Response resp = access::ok(action, info.revision, start);
+        if (mode == ETCD_SD_PUT_IF_ABSENT) {
+            access::set_error(resp, etcdv3::ERROR_KEY_ALREADY_EXISTS, key_exists_message());
+        } else {
+            access::set_error(resp, etcdv3::ERROR_KEY_NOT_FOUND, key_not_found_message());
         }
+        if (v != nullptr) {  // add(): value() is what is there, read in the same request
+            access::set_value(resp, *v);
+            access::set_prev_value(resp, *v);
+        }
+        return resp;
     }
-    if (!prev_values.empty()) {
-        access::set_value(resp, prev_values.front());
-        access::set_prev_value(resp, prev_values.front());
-    }
-    return resp;
+    // etcd refused (a lease that does not exist: 5 and etcd's message) or did not answer
+    return failed(r, action, start, etcdv3::ERROR_GRPC_NOT_FOUND);
 }
 
 }  // namespace detail

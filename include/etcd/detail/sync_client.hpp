@@ -285,19 +285,21 @@ public:
     Response watch(std::string const &key, std::string const &range_end, int64_t fromIndex);
 
     /**
-     * Grants a lease of `ttl` seconds: value().lease() is its id, value().ttl() its TTL.
+     * Grants a lease of `ttl` seconds: value().lease() is its id, value().ttl() the TTL etcd
+     * granted (etcd raises a TTL under its minimum, 2 s by default), index() the revision.
      * It is not kept alive (see leasekeepalive()).
      */
     Response leasegrant(int ttl) {
         auto start = now();
         auto h = handle();
-        int64_t id = 0;
-        etcd_sd_result r = etcd_sd_client_lease_grant(h->get(), ttl, &id);
+        etcd_sd_lease_info info{};
+        info.size = sizeof info;
+        etcd_sd_result r = etcd_sd_client_lease_grant_info(h->get(), ttl, &info);
         if (r != ETCD_SD_OK) {
             return detail::access::error(r, etcdv3::LEASEGRANT, start);
         }
-        Response resp = detail::access::ok(etcdv3::LEASEGRANT, 0, start);
-        detail::access::set_value(resp, detail::access::lease_value(id, ttl));
+        Response resp = detail::access::ok(etcdv3::LEASEGRANT, info.revision, start);
+        detail::access::set_value(resp, detail::access::lease_value(info));
         return resp;
     }
 
@@ -309,34 +311,39 @@ public:
     std::shared_ptr<KeepAlive> leasekeepalive(int ttl);
 
     /**
-     * Revokes a lease (its keys are deleted). An unknown or expired lease: error_code() 5
-     * (gRPC NOT_FOUND).
+     * Revokes a lease (its keys are deleted); index() is the revision. An unknown or expired
+     * lease: error_code() 5 (gRPC NOT_FOUND).
      */
     Response leaserevoke(int64_t lease_id) {
         auto start = now();
         auto h = handle();
-        etcd_sd_result r = etcd_sd_client_lease_revoke(h->get(), lease_id);
+        etcd_sd_lease_info info{};
+        info.size = sizeof info;
+        etcd_sd_result r = etcd_sd_client_lease_revoke_info(h->get(), lease_id, &info);
         if (r != ETCD_SD_OK) {
             return detail::access::error(r, etcdv3::LEASEREVOKE, start,
                                          etcdv3::ERROR_GRPC_NOT_FOUND);
         }
-        return detail::access::ok(etcdv3::LEASEREVOKE, 0, start);
+        return detail::access::ok(etcdv3::LEASEREVOKE, info.revision, start);
     }
 
     /**
-     * value().lease(): the id; value().ttl(): seconds left (-1 once expired or unknown).
+     * value().lease(): the id (a lease kept by a KeepAlive of this process: its current id);
+     * value().ttl(): seconds left (-1 once expired or unknown); value().granted_ttl(): the
+     * TTL it was granted with (an etcd-sd addition); index(): the revision.
      */
     Response leasetimetolive(int64_t lease_id) {
         auto start = now();
         auto h = handle();
-        int64_t left = -1, granted = 0;
-        etcd_sd_result r = etcd_sd_client_lease_ttl(h->get(), lease_id, &left, &granted);
+        etcd_sd_lease_info info{};
+        info.size = sizeof info;
+        etcd_sd_result r = etcd_sd_client_lease_ttl_info(h->get(), lease_id, &info);
         if (r != ETCD_SD_OK) {
             return detail::access::error(r, etcdv3::LEASETIMETOLIVE, start,
                                          etcdv3::ERROR_GRPC_NOT_FOUND);
         }
-        Response resp = detail::access::ok(etcdv3::LEASETIMETOLIVE, 0, start);
-        detail::access::set_value(resp, detail::access::lease_value(lease_id, left));
+        Response resp = detail::access::ok(etcdv3::LEASETIMETOLIVE, info.revision, start);
+        detail::access::set_value(resp, detail::access::lease_value(info));
         return resp;
     }
 
