@@ -170,6 +170,25 @@ typedef enum etcd_sd_policy {
 } etcd_sd_policy;
 
 /**
+ * How a registry writes the value of each key it registers (`etcd_sd_options_set_value_format`).
+ */
+typedef enum etcd_sd_value_format {
+  /**
+   * The value as given (the default).
+   */
+  ETCD_SD_VALUE_AS_GIVEN = 0,
+  /**
+   * The JSON Go's etcd `naming/endpoints` manager writes, so that Go programs using etcd's
+   * gRPC resolver (`etcd:///TARGET`, keys `TARGET/NAME`) find the instance:
+   * `host:port` becomes `{"Op":0,"Addr":"host:port","Metadata":null}`, and `host:port N`
+   * (a weight N other than 1) `{"Op":0,"Addr":"host:port","Metadata":{"weight":N}}`. A
+   * JSON object with an `Addr` (to add metadata) is written as given; any other value is
+   * refused by `etcd_sd_registry_register` with `ETCD_SD_INVALID_ARGUMENT`.
+   */
+  ETCD_SD_VALUE_GO_NAMING = 1,
+} etcd_sd_value_format;
+
+/**
  * When `etcd_sd_client_put` applies. Functions take it as a `uint32_t` (C may pass any
  * integer; one that is not a value here is refused with `ETCD_SD_INVALID_ARGUMENT`).
  */
@@ -1018,6 +1037,27 @@ enum etcd_sd_result etcd_sd_options_set_user(struct etcd_sd_options *opts,
  * gets a lease of its own, revoked when it is freed.
  */
 enum etcd_sd_result etcd_sd_options_set_own_lease(struct etcd_sd_options *opts, bool own);
+
+/**
+ * Sets how registries made with these options write their values: an
+ * `etcd_sd_value_format` value (default `ETCD_SD_VALUE_AS_GIVEN`). The service table reads
+ * every format (see docs/formats.md) whatever this says.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` for NULL or an unknown format.
+ */
+enum etcd_sd_result etcd_sd_options_set_value_format(struct etcd_sd_options *opts, uint32_t format);
+
+/**
+ * Sets which of a Kratos instance's `endpoints` URLs gives its address in a service table
+ * made with these options: `"grpc"` (the default), `"http"` or any URL scheme (case is
+ * ignored) takes the first URL with that scheme, and an instance without one is not an
+ * instance; `"first"` takes the first URL whatever its scheme.
+ *
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` for NULL or text that is neither a scheme nor `first`;
+ * the options are then unchanged.
+ */
+enum etcd_sd_result etcd_sd_options_set_kratos_endpoint(struct etcd_sd_options *opts,
+                                                        const char *which);
 
 /**
  * Applies settings from the environment, each only when the variable is set:

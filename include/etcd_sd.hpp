@@ -274,6 +274,27 @@ public:
         return *this;
     }
 
+    // How a Registry writes its values. ETCD_SD_VALUE_GO_NAMING writes the JSON of Go's etcd
+    // naming/endpoints ({"Op":0,"Addr":"host:port","Metadata":null}), so that Go programs
+    // dialing "etcd:///TARGET" through etcd's gRPC resolver find keys TARGET/NAME:
+    //
+    //   etcd_sd::Registry reg(etcd_sd::Options().endpoints(url)
+    //                             .value_format(ETCD_SD_VALUE_GO_NAMING));
+    //   reg.registry("greeter/node-1", "10.0.0.5:9000"); // Go: grpc.Dial("etcd:///greeter")
+    Options &value_format(etcd_sd_value_format format) {
+        detail::check(
+            etcd_sd_options_set_value_format(opts_.get(), static_cast<uint32_t>(format)));
+        return *this;
+    }
+
+    // Which URL of a Kratos instance's "endpoints" gives its address in a ServiceTable made
+    // with these options: a scheme ("grpc", the default; "http"; ...) or "first" (the first
+    // URL whatever its scheme). Throws Error on anything else.
+    Options &kratos_endpoint(const std::string &which) {
+        detail::check(etcd_sd_options_set_kratos_endpoint(opts_.get(), which.c_str()));
+        return *this;
+    }
+
     // Applies ETCD_SD_CONNECT_TIMEOUT_MS, ETCD_SD_REQUEST_TIMEOUT_MS, ETCD_SD_TTL and
     // ETCD_SD_WAIT_FOR_ETCD from the environment (each only when set).
     Options &from_env() {

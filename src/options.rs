@@ -29,6 +29,59 @@ pub struct Options {
     pub(crate) own_lease: bool,
     /// Service tables: the file of their last-known snapshot (`crate::table::snapshot`).
     pub(crate) snapshot_file: Option<PathBuf>,
+    /// How a registry writes its values.
+    pub(crate) value_format: ValueFormat,
+    /// Which endpoint of a Kratos value a service table takes.
+    pub(crate) kratos_endpoint: KratosEndpoint,
+}
+
+/// How a registry writes the value of each key it registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ValueFormat {
+    /// The value as given (the default).
+    #[default]
+    AsGiven,
+    /// The JSON of Go's etcd `naming/endpoints` (`{"Op":0,"Addr":"host:port","Metadata":null}`),
+    /// so that Go programs resolving through etcd's gRPC naming find the instance. A value
+    /// `host:port` or `host:port WEIGHT` is converted (a weight other than 1 becomes
+    /// `"Metadata":{"weight":WEIGHT}`); a JSON object with an `Addr` is written as given.
+    GoNaming,
+}
+
+/// Which of a Kratos instance's `endpoints` URLs gives its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KratosEndpoint {
+    /// The first URL with this scheme (lower case, without `://`); the default is `grpc`. An
+    /// instance without one is not an instance for the table.
+    Scheme(String),
+    /// The first URL, whatever its scheme.
+    First,
+}
+
+impl Default for KratosEndpoint {
+    fn default() -> Self {
+        KratosEndpoint::Scheme("grpc".into())
+    }
+}
+
+impl KratosEndpoint {
+    /// `first`, or a URL scheme (`grpc`, `http`, ...; letters, digits, `+`, `-`, `.`, starting
+    /// with a letter; case is ignored).
+    pub fn parse(text: &str) -> Result<Self> {
+        let t = text.trim().to_ascii_lowercase();
+        if t == "first" {
+            return Ok(KratosEndpoint::First);
+        }
+        let valid = t.starts_with(|c: char| c.is_ascii_alphabetic())
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !valid {
+            return Err(Error::invalid(format!(
+                "Kratos endpoint {text:?}: expected a URL scheme (grpc, http, ...) or \"first\""
+            )));
+        }
+        Ok(KratosEndpoint::Scheme(t))
+    }
 }
 
 /// Where the TLS material lives; read when an object connects, so errors name the file.
@@ -71,6 +124,8 @@ impl Default for Options {
             user: None,
             own_lease: false,
             snapshot_file: None,
+            value_format: ValueFormat::AsGiven,
+            kratos_endpoint: KratosEndpoint::default(),
         }
     }
 }
@@ -171,6 +226,25 @@ impl Options {
     /// the registry grants a lease of its own (one more keep-alive), revoked when it is freed.
     pub fn set_own_lease(&mut self, own: bool) {
         self.own_lease = own;
+    }
+
+    /// How registries made with these options write their values (default: as given).
+    pub fn set_value_format(&mut self, format: ValueFormat) {
+        self.value_format = format;
+    }
+
+    pub fn value_format(&self) -> ValueFormat {
+        self.value_format
+    }
+
+    /// Which URL of a Kratos value's `endpoints` gives the address, for service tables made
+    /// with these options (default: the first `grpc://` one).
+    pub fn set_kratos_endpoint(&mut self, which: KratosEndpoint) {
+        self.kratos_endpoint = which;
+    }
+
+    pub fn kratos_endpoint(&self) -> &KratosEndpoint {
+        &self.kratos_endpoint
     }
 
     /// Applies the settings a program cannot pass in code (a legacy program built against

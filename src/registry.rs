@@ -11,13 +11,14 @@
 use crate::dispatch::Sink;
 use crate::drain;
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{Options, ValueFormat};
 use crate::requests::kv::delete_all;
 use crate::requests::lease::revoke;
 use crate::runtime;
 use crate::session::kept::{self, KeptInner};
 use crate::session::session;
 use crate::stats::RegistryStats;
+use crate::table::address;
 use crate::transport::retry;
 use crate::types::PutMode;
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ pub struct Registry {
     tag: u64,
     own_lease: bool,
     request_timeout: Duration,
+    format: ValueFormat,
     closed: bool,
     /// The values as registered, and whether they are in etcd with the draining mark. Held
     /// across a register's put, so that a drain and a register of the same registry are
@@ -66,6 +68,7 @@ impl Registry {
             tag: kept::new_tag(),
             own_lease: opts.own_lease,
             request_timeout: opts.request_timeout,
+            format: opts.value_format,
             closed: false,
             values: Mutex::default(),
         })
@@ -90,11 +93,20 @@ impl Registry {
     /// Puts `key -> value` under the lease (again, if already registered: the value is
     /// updated). The key stays registered, across lease losses, until `unregister` or drop.
     /// While a `wait_for_etcd` registry has not reached etcd yet, the key is only recorded and
-    /// put when the lease is granted.
+    /// put when the lease is granted. With [`ValueFormat::GoNaming`] the value is first
+    /// converted ([`go_naming_value`]): what is registered is the converted value.
     pub fn register(&self, key: &str, value: &str) -> Result<()> {
         if key.is_empty() {
             return Err(Error::invalid("key is empty"));
         }
+        let converted;
+        let value = match self.format {
+            ValueFormat::AsGiven => value,
+            ValueFormat::GoNaming => {
+                converted = go_naming_value(value)?;
+                converted.as_str()
+            }
+        };
         let mut values = self.values();
         if values.draining {
             self.put(key, &drain::mark(value)?)?;
@@ -284,6 +296,51 @@ impl Registry {
     }
 }
 
+/// `value` as Go's etcd `naming/endpoints` manager writes an endpoint
+/// (`endpoints.Manager.AddEndpoint`): the `json.Marshal` of its stored record
+/// (`internal.Update{Op, Addr, Metadata}`, fields without JSON tags, so the members are named
+/// as the fields, in that order; `Op` 0 is "add"), e.g.
+/// `{"Op":0,"Addr":"10.0.0.5:9000","Metadata":null}`, which the gRPC resolver of etcd 3.4 and
+/// 3.5 (`naming/resolver`) and the older grpc-naming watcher read. A plain value
+/// `host:port WEIGHT` (or `weight=WEIGHT`) with a weight other than 1 gets
+/// `"Metadata":{"weight":WEIGHT}` (and the plain value's metadata pairs, if any, as strings).
+/// A JSON object with a non-empty string `Addr` is taken as
+/// already in that format and returned as given; any other value is an invalid argument.
+pub fn go_naming_value(value: &str) -> Result<String> {
+    let bad =
+        |why: String| Error::invalid(format!("value {value:?} for the Go naming format: {why}"));
+    let e = address::parse(value.as_bytes()).map_err(bad)?;
+    if value.trim_start().starts_with('{') {
+        let has_addr = serde_json::from_str::<serde_json::Value>(value)
+            .ok()
+            .is_some_and(|v| v.get("Addr").is_some());
+        if !has_addr {
+            return Err(bad(
+                "a JSON value must be a Go naming one, with \"Addr\"".into()
+            ));
+        }
+        return Ok(value.to_string());
+    }
+    // Plain metadata pairs (if the plain form has any) go along as strings, the weight as a
+    // number; Go's json.Marshal of a map sorts its keys, as serde_json's map does.
+    let mut meta: serde_json::Map<String, serde_json::Value> = e
+        .meta
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    if e.weight != 1 {
+        meta.insert("weight".into(), e.weight.into());
+    }
+    let addr = serde_json::Value::String(e.addr);
+    Ok(match meta.is_empty() {
+        true => format!(r#"{{"Op":0,"Addr":{addr},"Metadata":null}}"#),
+        false => format!(
+            r#"{{"Op":0,"Addr":{addr},"Metadata":{}}}"#,
+            serde_json::Value::Object(meta)
+        ),
+    })
+}
+
 /// How long the shared lease outlives the last registry using it, so that a process that
 /// frees and creates registries again reuses it (a new registry then costs no round trip).
 const LINGER: Duration = Duration::from_secs(30);
@@ -297,6 +354,34 @@ impl Drop for Registry {
                 tokio::time::sleep(LINGER).await;
                 drop(lease);
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_naming_values() {
+        let g = |v: &str| go_naming_value(v).unwrap();
+        let plain = r#"{"Op":0,"Addr":"10.0.0.5:9000","Metadata":null}"#;
+        assert_eq!(g("10.0.0.5:9000"), plain);
+        assert_eq!(g(" 10.0.0.5:9000 1 "), plain);
+        let weighted = r#"{"Op":0,"Addr":"h:1","Metadata":{"weight":3}}"#;
+        assert_eq!(g("h:1 weight=3"), weighted);
+        let given = r#"{"Addr":"h:1","Metadata":{"zone":"a"}}"#;
+        assert_eq!(g(given), given);
+        assert!(go_naming_value(r#"{"endpoints":["grpc://h:1"]}"#).is_err());
+        assert!(go_naming_value("h:1 0").is_err());
+        assert!(go_naming_value("").is_err());
+        for v in ["10.0.0.5:9000", "h:1 7", given] {
+            let (back, given) = (
+                address::parse(g(v).as_bytes()),
+                address::parse(v.as_bytes()),
+            );
+            let (back, given) = (back.unwrap(), given.unwrap());
+            assert_eq!((back.addr, back.weight), (given.addr, given.weight));
         }
     }
 }

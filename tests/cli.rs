@@ -217,6 +217,133 @@ fn check_services_watch_register() {
     assert!(watch.wait().unwrap().success());
 }
 
+/// `services --json` parsed.
+fn services_json(args: &[&str]) -> serde_json::Value {
+    let o = run(&with(&["services", "--json"], args));
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
+}
+
+#[test]
+fn prefixes_without_a_slash_formats_and_json() {
+    let etcd = Etcd::start();
+    let ep = etcd.endpoint();
+    // go-zero: `<key>/<lease id>`, no leading slash.
+    for (id, port) in [("7587862355498237445", 8080), ("7587862355498237447", 8081)] {
+        etcd.put(&format!("user.rpc/{id}"), &format!("127.0.0.1:{port}"));
+    }
+    etcd.put("user.rpc/7587862355498237449", "not an address at all");
+    etcd.put(
+        "/microservices/helloworld/i1",
+        r#"{"id":"i1","name":"helloworld","version":"v2","metadata":{"zone":"a"},"endpoints":["http://127.0.0.1:8001","grpc://127.0.0.1:9001?isSecure=false"]}"#,
+    );
+    etcd.put(
+        "/micro/registry/greeter/n1",
+        r#"{"name":"greeter","version":"1.0","nodes":[{"id":"n1","address":"127.0.0.1:7001","metadata":{"weight":"4"}}]}"#,
+    );
+
+    // The prefix by position without a slash (either order), or by option.
+    for args in [
+        vec!["services", "-e", &ep, "user.rpc"],
+        vec!["services", "user.rpc", &ep],
+        vec!["services", &ep, "--prefix", "user.rpc"],
+        vec!["-p", "user.rpc", "services", &ep],
+    ] {
+        let o = run(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let text = stdout(&o);
+        assert!(
+            text.contains("1 service(s), 2 instance(s) under user.rpc"),
+            "{args:?}: {text}"
+        );
+        assert!(text.contains("(not an instance:"), "{text}");
+    }
+
+    let doc = services_json(&[&ep, "user.rpc/"]);
+    assert_eq!(doc["prefix"], "user.rpc/");
+    assert!(doc["revision"].as_i64().unwrap() > 0);
+    let svcs = doc["services"].as_array().unwrap();
+    assert_eq!(svcs.len(), 1, "{doc}");
+    assert_eq!(svcs[0]["service"], "user.rpc");
+    let inst = svcs[0]["instances"].as_array().unwrap();
+    assert_eq!(inst.len(), 2);
+    assert_eq!(inst[0]["key"], "user.rpc/7587862355498237445");
+    assert_eq!(inst[0]["address"], "127.0.0.1:8080");
+    assert_eq!(inst[0]["weight"], 1);
+    assert_eq!(inst[0]["lease"], 0);
+    assert!(inst[0]["ttl_left"].is_null());
+    assert_eq!(svcs[0]["invalid"][0]["key"], "user.rpc/7587862355498237449");
+
+    // Kratos: the grpc:// endpoint by default, the first with --kratos-endpoint first.
+    let doc = services_json(&[&ep, "/microservices/"]);
+    let i = &doc["services"][0]["instances"][0];
+    assert_eq!(i["address"], "127.0.0.1:9001");
+    assert_eq!(i["metadata"]["version"], "v2");
+    assert_eq!(i["metadata"]["zone"], "a");
+    let doc = services_json(&["--kratos-endpoint", "first", &ep, "/microservices/"]);
+    assert_eq!(
+        doc["services"][0]["instances"][0]["address"],
+        "127.0.0.1:8001"
+    );
+    // go-micro: the node's address and metadata.
+    let doc = services_json(&[&ep, "/micro/"]);
+    let i = &doc["services"][0]["instances"][0];
+    assert_eq!(doc["services"][0]["service"], "/micro/registry/greeter");
+    assert_eq!(
+        (&i["address"], &i["weight"]),
+        (&"127.0.0.1:7001".into(), &4.into())
+    );
+
+    // What stays ambiguous is refused, with the way out.
+    expect_usage(
+        &run(&["services", "-e", &ep, "10.0.0.1:2379"]),
+        "second endpoints",
+        "needs --prefix",
+    );
+    expect_usage(
+        &run(&["services", "--prefix", "a", &ep, "b"]),
+        "two prefixes",
+        "unexpected argument \"b\"",
+    );
+    expect_usage(
+        &run(&["services", "--kratos-endpoint", "grpc://", &ep]),
+        "bad scheme",
+        "Kratos endpoint",
+    );
+    expect_usage(
+        &run(&["services", "--json=yes", &ep]),
+        "--json=",
+        "no value",
+    );
+
+    // A sidecar registering in Go's naming format, found by `services`.
+    let (mut reg, rrx) = spawn(&[
+        "-e",
+        &ep,
+        "register",
+        "--go-naming",
+        "greeter/1",
+        "127.0.0.1:7101 2",
+    ]);
+    let line = expect_line(&rrx, "registered greeter/1");
+    let go = r#"{"Op":0,"Addr":"127.0.0.1:7101","Metadata":{"weight":2}}"#;
+    assert!(line.contains(go), "{line}");
+    assert_eq!(etcd.get_prefix("greeter/")["greeter/1"], go);
+    let doc = services_json(&[&ep, "greeter"]);
+    let i = &doc["services"][0]["instances"][0];
+    assert_eq!(
+        (&i["address"], &i["weight"]),
+        (&"127.0.0.1:7101".into(), &2.into())
+    );
+    signal(&reg, "-TERM");
+    assert!(reg.wait().unwrap().success());
+    expect_usage(
+        &run(&["-e", &ep, "register", "--go-naming", "greeter/2", "h:1 0"]),
+        "bad value",
+        "Go naming format",
+    );
+}
+
 /// Exit code 1 (etcd refused or unreachable), an `etcd-sd:` line on stderr, and `needle` in
 /// what was said (`check` says why on stdout, per endpoint). Returns stdout and stderr.
 fn expect_refused(o: &Output, what: &str, needle: &str) -> String {

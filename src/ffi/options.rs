@@ -1,12 +1,13 @@
 //! `etcd_sd_options`: an opaque builder for every setting, so fields can be added without
 //! breaking the ABI.
 
+use crate::error::Error;
 use crate::error::Result;
 use crate::ffi::args::{
     check_out, take_box, try_mut, try_ref, try_str, write_out, Castable, OwnershipBox,
 };
 use crate::ffi::result::etcd_sd_result;
-use crate::options::Options;
+use crate::options::{KratosEndpoint, Options, ValueFormat};
 use std::os::raw::c_char;
 use std::time::Duration;
 
@@ -221,6 +222,63 @@ pub extern "C" fn etcd_sd_options_set_own_lease(
 ) -> etcd_sd_result {
     with_options(opts, |o| {
         o.set_own_lease(own);
+        Ok(())
+    })
+}
+
+/// How a registry writes the value of each key it registers (`etcd_sd_options_set_value_format`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum etcd_sd_value_format {
+    /// The value as given (the default).
+    ETCD_SD_VALUE_AS_GIVEN = 0,
+    /// The JSON Go's etcd `naming/endpoints` manager writes, so that Go programs using etcd's
+    /// gRPC resolver (`etcd:///TARGET`, keys `TARGET/NAME`) find the instance:
+    /// `host:port` becomes `{"Op":0,"Addr":"host:port","Metadata":null}`, and `host:port N`
+    /// (a weight N other than 1) `{"Op":0,"Addr":"host:port","Metadata":{"weight":N}}`. A
+    /// JSON object with an `Addr` (to add metadata) is written as given; any other value is
+    /// refused by `etcd_sd_registry_register` with `ETCD_SD_INVALID_ARGUMENT`.
+    ETCD_SD_VALUE_GO_NAMING = 1,
+}
+
+/// Sets how registries made with these options write their values: an
+/// `etcd_sd_value_format` value (default `ETCD_SD_VALUE_AS_GIVEN`). The service table reads
+/// every format (see docs/formats.md) whatever this says.
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` for NULL or an unknown format.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_value_format(
+    opts: *mut etcd_sd_options,
+    format: u32,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        let f = match format {
+            x if x == etcd_sd_value_format::ETCD_SD_VALUE_AS_GIVEN as u32 => ValueFormat::AsGiven,
+            x if x == etcd_sd_value_format::ETCD_SD_VALUE_GO_NAMING as u32 => ValueFormat::GoNaming,
+            other => return Err(Error::invalid(format!("unknown value format {other}"))),
+        };
+        o.set_value_format(f);
+        Ok(())
+    })
+}
+
+/// Sets which of a Kratos instance's `endpoints` URLs gives its address in a service table
+/// made with these options: `"grpc"` (the default), `"http"` or any URL scheme (case is
+/// ignored) takes the first URL with that scheme, and an instance without one is not an
+/// instance; `"first"` takes the first URL whatever its scheme.
+///
+/// Errors: `ETCD_SD_INVALID_ARGUMENT` for NULL or text that is neither a scheme nor `first`;
+/// the options are then unchanged.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_kratos_endpoint(
+    opts: *mut etcd_sd_options,
+    which: *const c_char,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        // SAFETY: `which` is NULL (refused) or a NUL-terminated string the caller lends for the
+        // call (the header's string contract).
+        let which = unsafe { try_str(which, "which") }?;
+        o.set_kratos_endpoint(KratosEndpoint::parse(which)?);
         Ok(())
     })
 }

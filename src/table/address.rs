@@ -14,9 +14,21 @@
 //!   number or a numeric string, when `Metadata` is an object. `Metadata` is kept as its JSON
 //!   text.
 //!
+//! - JSON of the Go frameworks' own registries, told apart by their members (an object
+//!   without `Addr`): go-micro's service with `nodes` ([`gomicro`]), Kratos' instance with
+//!   `endpoints` URLs ([`kratos`]). Their metadata is the instance's own members plus some
+//!   of the service's (its version...); `metadata` is then the JSON text of that merged
+//!   object. The table of every format is in docs/formats.md.
+//!
 //! Weights are integers from 1 to [`MAX_WEIGHT`]; an absent weight is 1. A weight out of
 //! range or not an integer makes the value invalid (the key is then not an instance, and a
 //! warning is logged), rather than silently turning a mistake into a weight of 1.
+
+pub mod gomicro;
+pub mod kratos;
+pub mod record;
+
+use crate::options::KratosEndpoint;
 
 /// The largest weight accepted.
 pub const MAX_WEIGHT: u32 = 10_000;
@@ -34,15 +46,22 @@ pub struct Endpoint {
     pub meta: Vec<(String, String)>,
 }
 
-/// Parses an instance value; the error says why it is not one.
+/// Parses an instance value with the default settings and no key; the error says why it is
+/// not one.
 pub fn parse(value: &[u8]) -> Result<Endpoint, String> {
+    parse_with("", value, &KratosEndpoint::default())
+}
+
+/// Parses the value of `key` (go-micro's node is chosen by the key), taking a Kratos
+/// instance's address from the URL `kratos` names; the error says why it is not one.
+pub fn parse_with(key: &str, value: &[u8], kratos: &KratosEndpoint) -> Result<Endpoint, String> {
     let text = std::str::from_utf8(value).map_err(|_| "value is not UTF-8".to_string())?;
     let text = text.trim();
     if text.is_empty() {
         return Err("value is empty".into());
     }
     if text.starts_with('{') {
-        parse_json(text)
+        parse_json(key, text, kratos)
     } else {
         parse_plain(text)
     }
@@ -66,10 +85,19 @@ fn parse_plain(text: &str) -> Result<Endpoint, String> {
     })
 }
 
-fn parse_json(text: &str) -> Result<Endpoint, String> {
+fn parse_json(key: &str, text: &str, kratos: &KratosEndpoint) -> Result<Endpoint, String> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let obj = v.as_object().ok_or("JSON value is not an object")?;
+    if !obj.contains_key("Addr") {
+        // go-micro's service also has `endpoints` (objects): `nodes` first.
+        if obj.contains_key("nodes") {
+            return from_record(gomicro::parse(key, obj)?);
+        }
+        if obj.contains_key("endpoints") {
+            return from_record(kratos::parse(obj, kratos)?);
+        }
+    }
     if let Some(op) = obj.get("Op") {
         if op.as_i64() != Some(0) {
             return Err(format!("Op is {op}, not 0 (add)"));
@@ -80,25 +108,44 @@ fn parse_json(text: &str) -> Result<Endpoint, String> {
         .and_then(|a| a.as_str())
         .map(str::trim)
         .filter(|a| !a.is_empty())
-        .ok_or("JSON object has no non-empty string \"Addr\"")?;
+        .ok_or(
+            "JSON object has no non-empty string \"Addr\" (Go naming), \"nodes\" (go-micro) \
+             or \"endpoints\" (Kratos)",
+        )?;
     let meta = obj.get("Metadata").filter(|m| !m.is_null());
-    let weight = match meta
+    Ok(Endpoint {
+        addr: addr.to_string(),
+        weight: weight_in(meta)?,
+        metadata: meta.map(|m| m.to_string()),
+        meta: meta.map(pairs_of).unwrap_or_default(),
+    })
+}
+
+/// The weight in a metadata object (`weight` or `Weight`, a number or a numeric string).
+fn weight_in(meta: Option<&serde_json::Value>) -> Result<u32, String> {
+    match meta
         .and_then(|m| m.as_object())
         .and_then(|m| m.get("weight").or_else(|| m.get("Weight")))
     {
-        None => 1,
-        Some(serde_json::Value::String(s)) => weight_from_str(s)?,
+        None => Ok(1),
+        Some(serde_json::Value::String(s)) => weight_from_str(s),
         Some(serde_json::Value::Number(n)) => match n.as_u64() {
-            Some(w) => check_weight(w)?,
-            None => return Err(format!("weight {n} is not a positive integer")),
+            Some(w) => check_weight(w),
+            None => Err(format!("weight {n} is not a positive integer")),
         },
-        Some(other) => return Err(format!("weight {other} is not a number")),
-    };
+        Some(other) => Err(format!("weight {other} is not a number")),
+    }
+}
+
+/// A Kratos or go-micro instance: the merged metadata is both `metadata` and `meta`.
+fn from_record(r: record::Record) -> Result<Endpoint, String> {
+    let (addr, merged) = r.merged();
+    let merged = (!merged.is_empty()).then_some(serde_json::Value::Object(merged));
     Ok(Endpoint {
-        addr: addr.to_string(),
-        weight,
-        metadata: meta.map(|m| m.to_string()),
-        meta: meta.map(pairs_of).unwrap_or_default(),
+        addr,
+        weight: weight_in(merged.as_ref())?,
+        meta: merged.as_ref().map(pairs_of).unwrap_or_default(),
+        metadata: merged.map(|m| m.to_string()),
     })
 }
 
@@ -187,5 +234,40 @@ mod tests {
         assert!(parse(br#"{"Addr":"h:1""#).is_err());
         assert!(parse(br#"{"Addr":"h:1","Metadata":{"weight":-1}}"#).is_err());
         assert!(parse(br#"{"Addr":"h:1","Metadata":{"weight":1.5}}"#).is_err());
+    }
+
+    #[test]
+    fn kratos_and_go_micro_told_apart_by_their_members() {
+        let kratos = r#"{"id":"i1","name":"helloworld","version":"v2","metadata":{"weight":"3"},
+            "endpoints":["http://10.0.0.5:8000","grpc://10.0.0.5:9000?isSecure=false"]}"#;
+        let e = ok(kratos);
+        assert_eq!((e.addr.as_str(), e.weight), ("10.0.0.5:9000", 3));
+        assert_eq!(
+            e.metadata.as_deref(),
+            Some(r#"{"id":"i1","version":"v2","weight":"3"}"#)
+        );
+        assert_eq!(
+            e.meta,
+            [("id", "i1"), ("version", "v2"), ("weight", "3")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        let first = parse_with("", kratos.as_bytes(), &KratosEndpoint::First).unwrap();
+        assert_eq!(first.addr, "10.0.0.5:8000");
+        let micro = r#"{"name":"greeter","version":"latest","metadata":null,
+            "endpoints":[{"name":"Greeter.Hello"}],
+            "nodes":[{"id":"greeter-1","address":"10.0.0.7:8080","metadata":{"weight":2}}]}"#;
+        let e = ok(micro);
+        assert_eq!((e.addr.as_str(), e.weight), ("10.0.0.7:8080", 2));
+        assert_eq!(
+            e.meta,
+            [("version", "latest"), ("weight", "2")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        // No metadata at all: none, as for the other formats.
+        let e = ok(r#"{"endpoints":["grpc://h:1"]}"#);
+        assert_eq!((e.metadata, e.meta.len()), (None, 0));
+        assert!(parse(br#"{"endpoints":["grpc://h:1"],"metadata":{"weight":0}}"#).is_err());
+        assert!(parse(br#"{"name":"x"}"#)
+            .unwrap_err()
+            .contains("\"nodes\" (go-micro)"));
     }
 }

@@ -229,6 +229,8 @@ struct Writer {
     /// True during a [`ServiceTable`]'s initial listing: keys are recorded, snapshots are
     /// built once at the end.
     initializing: bool,
+    /// Which URL of a Kratos value gives the address (from the options).
+    kratos: crate::options::KratosEndpoint,
 }
 
 /// The service table core: fed with events, read by any number of threads.
@@ -255,6 +257,7 @@ impl Table {
                 services: HashMap::new(),
                 declared: None,
                 initializing: false,
+                kratos: Default::default(),
             }),
             changed: Mutex::new(None),
             epoch: Instant::now(),
@@ -291,7 +294,7 @@ impl Table {
         let service = service_of(key);
         let endpoint = match event.kind {
             EventKind::Delete => None,
-            EventKind::Put => match address::parse(&event.value) {
+            EventKind::Put => match address::parse_with(key, &event.value, &w.kratos) {
                 Ok(e) => Some(e),
                 Err(why) => {
                     log::warn!(target: "etcd_sd",
@@ -666,6 +669,7 @@ impl ServiceTable {
             table.declare(d);
         }
         lock(&table.writer).initializing = true;
+        lock(&table.writer).kratos = opts.kratos_endpoint().clone();
         let snapshot = (opts.snapshot_file.clone()).map(|p| snapshot::Writer::start(p, prefix));
         let (t, s) = (table.clone(), snapshot.clone());
         let sink = move |e: &Event| {

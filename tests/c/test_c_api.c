@@ -1194,6 +1194,57 @@ static void test_thread_count(void) {
     }
 }
 
+/* Issue 19: a registry writing Go's naming JSON, a table reading Kratos by the chosen scheme. */
+static void test_value_formats(void) {
+    static const char kratos[] =
+        "{\"id\":\"i1\",\"name\":\"hello\",\"version\":\"v2\",\"metadata\":{\"weight\":\"2\"},"
+        "\"endpoints\":[\"http://127.0.0.1:8001\",\"grpc://127.0.0.1:9001?isSecure=false\"]}";
+    etcd_sd_options *o = NULL;
+    etcd_sd_registry *reg = NULL;
+    etcd_sd_client *c = test_client_new(endpoints);
+    etcd_sd_kvs *kvs = NULL;
+    etcd_sd_kv kv;
+    etcd_sd_table *t = NULL;
+    etcd_sd_instances *snap = NULL;
+    etcd_sd_instance inst;
+    const char *schemes[2] = {"grpc", "first"};
+    const char *want[2] = {"127.0.0.1:9001", "127.0.0.1:8001"};
+    int i;
+
+    CHECK_OK(etcd_sd_options_new(&o));
+    CHECK_OK(etcd_sd_options_set_endpoints(o, endpoints));
+    CHECK_INVALID(etcd_sd_options_set_value_format(o, 7), "format 7");
+    CHECK_INVALID(etcd_sd_options_set_value_format(NULL, ETCD_SD_VALUE_GO_NAMING), "options");
+    CHECK_INVALID(etcd_sd_options_set_kratos_endpoint(o, NULL), "which");
+    CHECK_INVALID(etcd_sd_options_set_kratos_endpoint(o, "grpc://"), "grpc://");
+    CHECK_OK(etcd_sd_options_set_value_format(o, ETCD_SD_VALUE_GO_NAMING));
+    CHECK_OK(etcd_sd_registry_new_with(o, &reg));
+    CHECK_OK(etcd_sd_registry_register(reg, "cfmt/greeter/1", "127.0.0.1:7001 2"));
+    CHECK_INVALID(etcd_sd_registry_register(reg, "cfmt/greeter/2", "127.0.0.1:7002 0"),
+                  "Go naming");
+    CHECK_OK(etcd_sd_client_get(c, "cfmt/greeter/1", &kvs));
+    CHECK(etcd_sd_kvs_len(kvs) == 1 && etcd_sd_kvs_at(kvs, 0, &kv));
+    CHECK_MSG(strcmp(kv.value, "{\"Op\":0,\"Addr\":\"127.0.0.1:7001\",\"Metadata\":{\"weight\":2}}") == 0,
+              "stored %s", kv.value);
+    etcd_sd_kvs_free(kvs);
+
+    CHECK_OK(etcd_sd_client_put(c, "/cfmt/hello/i1", kratos, strlen(kratos), 0, ETCD_SD_PUT_ALWAYS,
+                                NULL));
+    for (i = 0; i < 2; i++) {
+        CHECK_OK(etcd_sd_options_set_kratos_endpoint(o, schemes[i]));
+        CHECK_OK(etcd_sd_table_new(o, "/cfmt/", ETCD_SD_POLICY_ROUND_ROBIN, &t));
+        CHECK_OK(etcd_sd_table_instances(t, "/cfmt/hello", &snap));
+        CHECK(etcd_sd_instances_len(snap) == 1 && etcd_sd_instances_at(snap, 0, &inst));
+        CHECK_MSG(strcmp(inst.address, want[i]) == 0, "%s: %s", schemes[i], inst.address);
+        CHECK(inst.weight == 2);
+        etcd_sd_instances_free(snap);
+        etcd_sd_table_free(t);
+    }
+    etcd_sd_registry_free(reg);
+    etcd_sd_client_free(c);
+    etcd_sd_options_free(o);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 int main(void) {
@@ -1214,6 +1265,7 @@ int main(void) {
         {"crashed_registrant", test_crashed_registrant},
         {"logger", test_logger},
         {"thread_count", test_thread_count},
+        {"value_formats", test_value_formats},
     };
 
     test_begin();

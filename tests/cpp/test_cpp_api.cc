@@ -210,6 +210,32 @@ void test_options() {
     WAIT_EVENT(ev, "P /opt/b 2", 2000ms);
 }
 
+// Issue 19: Go's naming JSON written by a Registry, a Kratos value read by the chosen scheme.
+void test_value_formats() {
+    etcd_sd::Options bad;
+    CHECK_THROWS(bad.kratos_endpoint("grpc://"), ETCD_SD_INVALID_ARGUMENT, ETCD_SD_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.value_format(static_cast<etcd_sd_value_format>(9)), ETCD_SD_INVALID_ARGUMENT,
+                 ETCD_SD_INVALID_ARGUMENT);
+
+    Events ev;
+    etcd_sd::Discovery disc(endpoints, "cppfmt/", ev.put(), ev.del());
+    etcd_sd::Registry go(etcd_sd::Options().endpoints(endpoints).value_format(
+        ETCD_SD_VALUE_GO_NAMING));
+    CHECK(go.registry("cppfmt/greeter/1", "127.0.0.1:7201 3"));
+    WAIT_EVENT(ev, R"(P cppfmt/greeter/1 {"Op":0,"Addr":"127.0.0.1:7201","Metadata":{"weight":3}})",
+               2000ms);
+    CHECK(!go.registry("cppfmt/greeter/2", "not an address"));
+
+    etcd_sd::Registry plain(endpoints, 5);
+    CHECK(plain.registry("/cppfmt/hello/i1",
+                         R"({"id":"i1","endpoints":["http://127.0.0.1:8001","grpc://127.0.0.1:9001"]})"));
+    etcd_sd::ServiceManager grpc(endpoints, "/cppfmt/");
+    CHECK(grpc.choose("/cppfmt/hello") == "127.0.0.1:9001");
+    etcd_sd::ServiceManager first(etcd_sd::Options().endpoints(endpoints).kratos_endpoint("first"),
+                                  "/cppfmt/");
+    CHECK(first.choose("/cppfmt/hello") == "127.0.0.1:8001");
+}
+
 void test_move_semantics() {
     Events ev;
     etcd_sd::Registry reg(endpoints, 5);
@@ -570,6 +596,7 @@ int main() {
         {"round_trip", test_round_trip},
         {"errors", test_errors},
         {"options", test_options},
+        {"value_formats", test_value_formats},
         {"move_semantics", test_move_semantics},
         {"throwing_callback", test_throwing_callback},
         {"destroy_inside_own_callback", test_destroy_inside_own_callback},

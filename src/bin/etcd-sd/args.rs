@@ -4,6 +4,7 @@
 use crate::security::{Security, SecurityFlags};
 use crate::{bad_setting, usage, Failure};
 use etcd_sd::kv::Client;
+use etcd_sd::options::{KratosEndpoint, ValueFormat};
 use etcd_sd::Options;
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ pub(crate) const USAGE: &str = "usage: etcd-sd [OPTIONS] COMMAND [ARGS]
 
 Commands:
   services [ENDPOINTS] [PREFIX]   print the services under PREFIX (default /service): each
-                                  instance's key, address, weight and lease TTL left
+                                  instance's key, address, weight and lease TTL left; with
+                                  --json, one JSON document (with metadata) for scripts
   watch [ENDPOINTS] [PREFIX]      print online/offline events under PREFIX until interrupted
   register [--ttl N] KEY VALUE    put KEY=VALUE under a kept-alive lease (TTL N s, default 3)
                                   and hold it until SIGINT/SIGTERM, then revoke it
@@ -19,10 +21,21 @@ Commands:
 
 Options:
   -e, --endpoints LIST   etcd endpoints, comma-separated (\"http://10.0.0.1:2379,10.0.0.2:2379\");
-                         default $ETCD_SD_ENDPOINTS, else http://127.0.0.1:2379. A positional
-                         ENDPOINTS (any argument not starting with '/') does the same.
+                         default $ETCD_SD_ENDPOINTS, else http://127.0.0.1:2379
+  -p, --prefix PREFIX    the prefix for `services` and `watch` (or a positional PREFIX)
   -t, --timeout MS       connect/request timeout in milliseconds (default 3000)
       --ttl N            lease TTL in seconds for `register` (default 3)
+      --json             `services`: print JSON instead of a table
+      --kratos-endpoint SCHEME
+                         which URL of a Kratos value is the address: the first with this
+                         scheme (default grpc), or `first`: the first of all
+      --go-naming        `register`: write VALUE as Go's etcd naming JSON
+                         ({\"Op\":0,\"Addr\":\"host:port\",\"Metadata\":null}), for Go's resolver
+
+A positional argument is ENDPOINTS when it contains \"://\" or is a comma-separated list of
+host:port (a numeric port), else PREFIX: `services user.rpc` lists the go-zero service
+user.rpc, `services 10.0.0.1:2379 /service` lists /service at 10.0.0.1:2379. A prefix that
+looks like host:port needs --prefix.
   -h, --help             this help
   -V, --version          the version
 
@@ -41,8 +54,9 @@ A role granted on /service/ does not cover the default PREFIX /service: give /se
 Options taking a value also take it as --name=VALUE.
 
 A service is a key up to its last '/': /service/user/instance-1 is an instance of
-/service/user. Values: \"host:port\" (optionally \" WEIGHT\" or \" weight=N\"), or Go naming
-JSON {\"Addr\":\"host:port\",\"Metadata\":...}.
+/service/user. Values: \"host:port\" (optionally \" WEIGHT\" or \" weight=N\"), Go naming
+JSON {\"Addr\":\"host:port\",\"Metadata\":...}, a Kratos instance (\"endpoints\" URLs) or a
+go-micro service (\"nodes\"); see docs/formats.md.
 
 Exit codes: 0 ok; 1 etcd unreachable or refused; 2 bad usage.";
 
@@ -53,6 +67,10 @@ pub(crate) struct Args {
     pub(crate) ttl: i64,
     pub(crate) positional: Vec<String>,
     pub(crate) security: Security,
+    pub(crate) prefix: Option<String>,
+    pub(crate) json: bool,
+    pub(crate) kratos: KratosEndpoint,
+    pub(crate) value_format: ValueFormat,
 }
 
 pub(crate) fn parse_args(raw: Vec<String>) -> Result<Option<Args>, Failure> {
@@ -63,6 +81,10 @@ pub(crate) fn parse_args(raw: Vec<String>) -> Result<Option<Args>, Failure> {
         ttl: 3,
         positional: vec![],
         security: Security::default(),
+        prefix: None,
+        json: false,
+        kratos: KratosEndpoint::default(),
+        value_format: ValueFormat::AsGiven,
     };
     let mut security = SecurityFlags::default();
     let mut it = raw.into_iter();
@@ -72,7 +94,12 @@ pub(crate) fn parse_args(raw: Vec<String>) -> Result<Option<Args>, Failure> {
             Some((name, v)) if name.starts_with("--") => (name.to_string(), Some(v.to_string())),
             _ => (raw_arg, None),
         };
-        if inline.is_some() && matches!(arg.as_str(), "--help" | "--version") {
+        if inline.is_some()
+            && matches!(
+                arg.as_str(),
+                "--help" | "--version" | "--json" | "--go-naming"
+            )
+        {
             return Err(usage(format!("{arg} takes no value")));
         }
         let mut value = |name: &str| {
@@ -101,6 +128,13 @@ pub(crate) fn parse_args(raw: Vec<String>) -> Result<Option<Args>, Failure> {
                 std::process::exit(0);
             }
             "-e" | "--endpoints" => a.endpoints = Some(value(&arg)?),
+            "-p" | "--prefix" => a.prefix = non_empty(&arg)?,
+            "--json" => a.json = true,
+            "--go-naming" => a.value_format = ValueFormat::GoNaming,
+            "--kratos-endpoint" => {
+                let v = value(&arg)?;
+                a.kratos = KratosEndpoint::parse(&v).map_err(bad_setting)?;
+            }
             "-t" | "--timeout" => {
                 let v = value(&arg)?;
                 let ms: u64 =
@@ -132,22 +166,33 @@ pub(crate) fn parse_args(raw: Vec<String>) -> Result<Option<Args>, Failure> {
 }
 
 impl Args {
-    /// `[ENDPOINTS] [PREFIX]`: an argument starting with '/' is the prefix.
+    /// `[ENDPOINTS] [PREFIX]`, in either order: an argument that [`looks_like_endpoints`] is
+    /// ENDPOINTS, any other is PREFIX. Each may be given once, by option or by position.
     pub(crate) fn endpoints_and_prefix(
         &mut self,
         default_prefix: &str,
     ) -> Result<(String, String), Failure> {
-        let mut prefix = None;
+        let from_option = self.prefix.is_some();
         for p in std::mem::take(&mut self.positional) {
-            if p.starts_with('/') && prefix.is_none() {
-                prefix = Some(p);
-            } else if !p.starts_with('/') && self.endpoints.is_none() {
-                self.endpoints = Some(p);
+            let slot = if looks_like_endpoints(&p) {
+                &mut self.endpoints
             } else {
-                return Err(usage(format!("unexpected argument {p:?}")));
+                &mut self.prefix
+            };
+            if slot.is_some() {
+                let hint = if looks_like_endpoints(&p) && !from_option {
+                    " (a prefix that looks like host:port needs --prefix)"
+                } else {
+                    ""
+                };
+                return Err(usage(format!("unexpected argument {p:?}{hint}")));
             }
+            *slot = Some(p);
         }
-        let prefix = prefix.unwrap_or_else(|| default_prefix.to_string());
+        let prefix = self
+            .prefix
+            .clone()
+            .unwrap_or_else(|| default_prefix.to_string());
         Ok((self.endpoints(), prefix))
     }
 
@@ -173,11 +218,59 @@ impl Args {
         o.set_connect_timeout(self.timeout).map_err(bad_setting)?;
         o.set_request_timeout(self.timeout).map_err(bad_setting)?;
         o.set_ttl(self.ttl).map_err(bad_setting)?;
+        o.set_kratos_endpoint(self.kratos.clone());
+        o.set_value_format(self.value_format);
         self.security.apply(&mut o)?;
         // Creating a client does no I/O but reads and checks the TLS files and checks the
         // endpoints against TLS: a missing, unreadable or non-PEM file, an X.509 v1 client
         // certificate or TLS files with http:// endpoints are usage errors, before any
         // connection is tried.
         Client::new(&o).map_err(bad_setting)
+    }
+}
+
+/// An endpoint list: contains "://", or every comma-separated item is `host:port` with a
+/// numeric port (and no '/'). `user.rpc`, `/service`, `svc/` are not.
+pub(crate) fn looks_like_endpoints(arg: &str) -> bool {
+    if arg.contains("://") {
+        return true;
+    }
+    !arg.is_empty()
+        && arg.split(',').all(|item| {
+            let item = item.trim();
+            !item.contains('/')
+                && item.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_endpoints;
+
+    #[test]
+    fn endpoints_or_prefix() {
+        for e in [
+            "http://10.0.0.1:2379",
+            "10.0.0.1:2379",
+            "localhost:2379,10.0.0.2:2379",
+            "[::1]:2379",
+            "https://etcd",
+        ] {
+            assert!(looks_like_endpoints(e), "{e}");
+        }
+        for p in [
+            "user.rpc",
+            "user.rpc/",
+            "/service",
+            "svc",
+            "a:b",
+            "/x:1",
+            "",
+            "h:",
+        ] {
+            assert!(!looks_like_endpoints(p), "{p}");
+        }
     }
 }

@@ -1,10 +1,13 @@
-//! `etcd-sd register [--ttl N] KEY VALUE`: keep KEY registered until SIGINT/SIGTERM (a
-//! sidecar), then revoke its lease.
+//! `etcd-sd register [--ttl N] [--go-naming] KEY VALUE`: keep KEY registered until
+//! SIGINT/SIGTERM (a sidecar), then revoke its lease. With `--go-naming` the value is written
+//! as Go's etcd naming JSON (keys then usually have no leading '/': `TARGET/NAME`).
 
 use crate::args::Args;
 use crate::clock::clock;
 use crate::signals::wait_for_signal;
 use crate::{etcd, usage, Outcome};
+use etcd_sd::options::ValueFormat;
+use etcd_sd::registry::go_naming_value;
 use etcd_sd::table::address;
 use etcd_sd::{Registry, Status};
 use std::io::Write;
@@ -14,7 +17,8 @@ pub(crate) fn register(args: &mut Args, signals: &libc::sigset_t) -> Outcome {
     let [key, value]: [String; 2] = std::mem::take(&mut args.positional)
         .try_into()
         .map_err(|_| usage("register needs KEY and VALUE"))?;
-    if !key.starts_with('/') {
+    let go_naming = args.value_format == ValueFormat::GoNaming;
+    if !key.starts_with('/') && !go_naming {
         eprintln!("etcd-sd: note: {key:?} does not start with '/'");
     }
     if let Err(why) = address::parse(value.as_bytes()) {
@@ -23,8 +27,14 @@ pub(crate) fn register(args: &mut Args, signals: &libc::sigset_t) -> Outcome {
     let endpoints = args.endpoints();
     let opts = args.options(&endpoints)?;
     let reg = Registry::new(&opts).map_err(|e| etcd(format!("etcd at {endpoints}: {e}")))?;
-    reg.register(&key, &value)
-        .map_err(|e| etcd(format!("registering {key:?}: {e}")))?;
+    reg.register(&key, &value).map_err(|e| match e {
+        etcd_sd::Error::InvalidArgument(m) => usage(m),
+        e => etcd(format!("registering {key:?}: {e}")),
+    })?;
+    let value = match go_naming {
+        true => go_naming_value(&value).unwrap_or(value),
+        false => value,
+    };
     println!(
         "{} registered {key} -> {value} (lease {:x}, TTL {} s); SIGINT/SIGTERM to unregister",
         clock(),
