@@ -325,3 +325,66 @@ fn a_large_prefix_is_listed_in_pages() {
     eprintln!("12,000-key listing delivered in {:?}", t.elapsed());
     assert_eq!(count.load(Ordering::SeqCst), 12_000);
 }
+
+/// The watches of a connection share one gRPC watch stream (issue 20): etcd sees one stream
+/// per connection whatever the number of discoveries, each discovery keeps its own events,
+/// and dropping some leaves the others served on the same stream.
+#[test]
+fn discoveries_of_a_connection_share_one_watch_stream() {
+    let etcd = Etcd::start();
+    let o = opts(&etcd.endpoint(), 5);
+    let services = [
+        "user", "friend", "message", "file", "speech", "transmit", "gateway",
+    ];
+    let recs: Vec<Recorder> = services.iter().map(|_| Recorder::default()).collect();
+    let mut ds: Vec<Discovery> = services
+        .iter()
+        .zip(&recs)
+        .map(|(s, r)| Discovery::new(&o, &format!("/mux/{s}/"), r.sink()).unwrap())
+        .collect();
+    let streams = || etcd.metric("etcd_debugging_mvcc_watch_stream_total") as u64;
+    wait_until(Duration::from_secs(10), "7 watchers on the member", || {
+        etcd.watchers() == 7
+    });
+    assert_eq!(streams(), 1, "7 discoveries, one connection: one stream");
+    for s in services {
+        etcd.put(&format!("/mux/{s}/i1"), &format!("{s}:1"));
+    }
+    for (s, r) in services.iter().zip(&recs) {
+        r.wait_event(
+            EventKind::Put,
+            &format!("/mux/{s}/i1"),
+            Duration::from_secs(5),
+        );
+        assert_eq!(r.events().len(), 1, "{s} sees only its own prefix");
+    }
+    // Another connection (other settings): a stream of its own.
+    let mut other = opts(&etcd.endpoint(), 5);
+    other
+        .set_request_timeout(Duration::from_millis(4321))
+        .unwrap();
+    other
+        .set_connect_timeout(Duration::from_millis(4321))
+        .unwrap();
+    let extra = Recorder::default();
+    let d = Discovery::new(&other, "/mux/user/", extra.sink()).unwrap();
+    wait_until(Duration::from_secs(10), "a second stream", || {
+        streams() == 2
+    });
+    drop(d);
+    // Dropping watches cancels them on the stream; the rest go on being served.
+    ds.truncate(3);
+    wait_until(
+        Duration::from_secs(10),
+        "3 watchers and one stream left",
+        || etcd.watchers() == 3 && streams() == 1,
+    );
+    etcd.put("/mux/friend/i2", "friend:2");
+    recs[1].wait_event(EventKind::Put, "/mux/friend/i2", Duration::from_secs(5));
+    drop(ds);
+    wait_until(
+        Duration::from_secs(10),
+        "the stream closed with its last watch",
+        || streams() == 0 && etcd.watchers() == 0,
+    );
+}

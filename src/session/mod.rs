@@ -7,6 +7,7 @@ pub(crate) mod book;
 pub(crate) mod keeper;
 pub(crate) mod kept;
 pub(crate) mod listings;
+pub(crate) mod mux;
 pub(crate) mod state;
 pub(crate) mod watch;
 

@@ -16,10 +16,11 @@ use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 use crate::outage::OutageLog;
-use crate::requests::range::{self, MAX_REPLY};
+use crate::requests::range;
 use crate::runtime;
+use crate::session::mux::{Msg, Mux};
 use crate::stats::{DiscoveryStats, WatchCounters};
-use crate::transport::{retry, Member, Shared};
+use crate::transport::{retry, Shared};
 use crate::types::KeyValue;
 use etcd_client::{EventType, WatchOptions};
 use std::collections::BTreeMap;
@@ -134,6 +135,7 @@ pub(crate) fn start(
     );
     let w = Watch {
         outage: OutageLog::new(subject, log::Level::Warn),
+        mux: Mux::of(&conn),
         conn: conn.clone(),
         counters: counters.clone(),
         spec,
@@ -161,18 +163,6 @@ async fn paused(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Silence on a watch stream after which the member is asked for a progress notification,
-/// and how long it then has to answer before the watch moves to another member. The HTTP/2
-/// pings (10 s + 5 s) catch the same failure for the connection as a whole.
-const PROBE_IDLE: Duration = Duration::from_secs(5);
-const PROBE_ANSWER: Duration = Duration::from_secs(3);
-/// The same, for the first seconds of a stream (`FRESH`): a member that has just restarted
-/// may accept a watch and stay silent while it catches up (the restart-storm benchmark saw 8 s
-/// of silence); asking early moves such a watch to a member that answers within about 2 s.
-const FRESH: Duration = Duration::from_secs(10);
-const FRESH_PROBE_IDLE: Duration = Duration::from_secs(1);
-const FRESH_PROBE_ANSWER: Duration = Duration::from_secs(1);
-
 /// How long one relisting attempt may take (retrying across members) before starting over.
 const RELIST_LIMIT: Duration = Duration::from_secs(10);
 
@@ -187,13 +177,10 @@ enum End {
     Behind(String),
 }
 
-async fn broken(member: &Member<'_>, err: Error) -> End {
-    member.failed(&err).await;
-    End::Broken(err)
-}
-
 struct Watch {
     conn: Arc<Shared>,
+    /// The connection's one watch stream, shared with the process's other watches on it.
+    mux: Arc<Mux>,
     /// One log line per outage, one when the watch is back.
     outage: OutageLog,
     counters: Arc<WatchCounters>,
@@ -316,58 +303,33 @@ impl Watch {
         } else {
             opts
         };
-        let conn = self.conn.clone();
-        let member = match conn.pick().await {
-            Ok(m) => m,
-            Err(e) => return End::Broken(e),
-        };
-        // A catching-up watcher may get many events in one response: allow large ones.
-        let mut client = member
-            .client
-            .watch_client()
-            .max_decoding_message_size(MAX_REPLY);
-        let (mut requests, mut stream) = match client.watch(self.spec.key.clone(), Some(opts)).await
-        {
-            Ok(s) => s.split(),
-            Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
-        };
-        // A member that stops answering but keeps the connection open would leave the stream
-        // silent; after PROBE_IDLE of silence ask for a progress notification, and give up on
-        // the member if none comes within PROBE_ANSWER.
-        let mut probed = false;
-        let opened = tokio::time::Instant::now();
+        // On the connection's shared stream (`mux.rs`), which also watches for silence.
+        let mut sub = self.mux.open(self.spec.key.clone(), opts);
         loop {
-            let fresh = opened.elapsed() < FRESH;
-            let silence = match (probed, fresh) {
-                (true, true) => FRESH_PROBE_ANSWER,
-                (true, false) => PROBE_ANSWER,
-                (false, true) => FRESH_PROBE_IDLE,
-                (false, false) => PROBE_IDLE,
-            };
             let message = tokio::select! {
-                m = stream.message() => m,
+                m = sub.rx.recv() => m,
                 _ = paused(&mut self.paused) => return End::Broken(Error::Closed("paused".into())),
-                _ = tokio::time::sleep(silence) => {
-                    if probed {
-                        let e = Error::Timeout(silence, "watch progress".into());
-                        return broken(&member, e).await;
-                    }
-                    if let Err(e) = requests.request_progress().await {
-                        return broken(&member, Error::from_etcd("watch", e)).await;
-                    }
-                    probed = true;
-                    continue;
-                }
             };
-            probed = false;
             let mut resp = match message {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    let closed = Error::Unavailable("watch stream closed by the server".into());
-                    return broken(&member, closed).await;
+                Some(Msg::Response(r)) => r,
+                Some(Msg::Broken(e)) => return End::Broken(e),
+                None => {
+                    let e = Error::Unavailable("dropped from the shared watch stream".into());
+                    return End::Broken(e);
                 }
-                Err(e) => return broken(&member, Error::from_etcd("watch", e)).await,
             };
+            if resp.watch_id() == -1 {
+                // etcd's answer to a probe of the stream, sent to every watch on it: it proves
+                // the member alive, but says nothing of this watch's progress (etcd 3.4 sends it
+                // even to a watch still catching up), so only the header is checked.
+                if let Some(end) = self.replaced(resp.header()) {
+                    if matches!(end, End::Behind(_)) {
+                        self.mux.leave(Error::Unavailable("member behind".into()));
+                    }
+                    return end;
+                }
+                continue;
+            }
             if resp.created() {
                 backoff.reset();
                 self.outage.recovered();
@@ -386,10 +348,8 @@ impl Watch {
             }
             if let Some(end) = self.replaced(resp.header()) {
                 if matches!(end, End::Behind(_)) {
-                    // Leave this member whatever the verdict.
-                    member
-                        .failed(&Error::Unavailable("member behind".into()))
-                        .await;
+                    // Leave this member whatever the verdict (every watch of the stream moves).
+                    self.mux.leave(Error::Unavailable("member behind".into()));
                 }
                 return end;
             }

@@ -432,6 +432,11 @@ impl Etcd {
     /// Watchers the member serves now (its `etcd_debugging_mvcc_watcher_total` gauge, from
     /// /metrics on the client port; plain http only).
     pub fn watchers(&self) -> u64 {
+        self.metric("etcd_debugging_mvcc_watcher_total") as u64
+    }
+
+    /// One unlabelled gauge or counter of the member's /metrics (client port; plain http only).
+    pub fn metric(&self, name: &str) -> f64 {
         use std::io::{Read, Write};
         assert_eq!(self.scheme, "http", "metrics over plain http only");
         let mut c = std::net::TcpStream::connect(("127.0.0.1", self.client_port)).expect("connect");
@@ -443,16 +448,17 @@ impl Etcd {
         .unwrap();
         let mut body = String::new();
         c.read_to_string(&mut body).expect("read /metrics");
+        let prefix = format!("{name} ");
         let line = body
             .lines()
-            .find(|l| l.starts_with("etcd_debugging_mvcc_watcher_total "))
-            .unwrap_or_else(|| panic!("no watcher gauge in /metrics"));
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in /metrics"));
         line.rsplit(' ')
             .next()
             .unwrap()
             .trim()
             .parse::<f64>()
-            .unwrap() as u64
+            .unwrap()
     }
 
     pub fn is_running(&self) -> bool {
