@@ -39,6 +39,21 @@
 #define QUEUE_CAPACITY 1024
 
 /**
+ * Selector views cached per snapshot.
+ */
+#define VIEW_SLOTS 16
+
+/**
+ * The default spill-over threshold, in percent.
+ */
+#define DEFAULT_MIN_HEALTHY_PERCENT 50
+
+/**
+ * The default floor, in percent.
+ */
+#define DEFAULT_FLOOR_PERCENT 10
+
+/**
  * Bytes of an endpoint kept in the stats structs (longer ones are cut, always NUL-terminated).
  */
 #define ETCD_SD_STATS_MEMBER_LEN 128
@@ -189,6 +204,11 @@ typedef enum etcd_sd_put_mode {
 } etcd_sd_put_mode;
 
 /**
+ * Slow-start settings of a table.
+ */
+typedef struct SlowStart SlowStart;
+
+/**
  * A general etcd client: plain KV and lease calls, keep-alives and watches, over the same
  * shared connections, retry and failover as registries and discoveries.
  *
@@ -268,6 +288,16 @@ typedef struct etcd_sd_options etcd_sd_options;
  * several at once.
  */
 typedef struct etcd_sd_registry etcd_sd_registry;
+
+/**
+ * A compiled metadata selector with its failover, for `etcd_sd_table_pick_select`.
+ * Immutable: one selector may be used by any number of threads and tables at once. Each has
+ * a process-unique identity: a table caches, per service snapshot, the instances each
+ * selector chooses (up to 16 selectors per snapshot; more work but are rebuilt per pick),
+ * so create a selector once and reuse it rather than per call. Free it with
+ * `etcd_sd_selector_free` once no pick uses it.
+ */
+typedef struct etcd_sd_selector etcd_sd_selector;
 
 /**
  * A live table of the services under a prefix, and a load balancer over each.
@@ -566,6 +596,19 @@ typedef struct etcd_sd_instance {
    */
   bool ejected;
 } etcd_sd_instance;
+
+/**
+ * One metadata pair of an instance, borrowed from an `etcd_sd_instances` snapshot: both
+ * strings belong to the snapshot, stay valid until it is freed, and are NUL-terminated.
+ */
+typedef struct etcd_sd_meta_pair {
+  const char *key;
+  size_t key_len;
+  const char *value;
+  size_t value_len;
+} etcd_sd_meta_pair;
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -1156,6 +1199,9 @@ void etcd_sd_watch_free(struct etcd_sd_watch *watch);
  * Outlier ejection is on with Envoy-like defaults: 5 consecutive failures (reported with
  * `etcd_sd_table_report`) eject an instance for 30 s, doubling on each repeat up to 300 s,
  * never more than 50 % of a service's instances at once (see `etcd_sd_table_set_ejection`).
+ * The caller's zone is `$ETCD_SD_ZONE` (unset or empty: none; see
+ * `etcd_sd_table_set_locality`). Slow start is on (30 s from 10 %) for weighted round
+ * robin, off for the other policies (see `etcd_sd_table_set_slow_start`).
  *
  * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty prefix, unknown policy), and those of
  * `etcd_sd_discovery_new_with`.
@@ -1194,6 +1240,29 @@ enum etcd_sd_result etcd_sd_table_set_ejection(const struct etcd_sd_table *table
                                                uint32_t max_ejected_percent);
 
 /**
+ * Sets the caller's zone (`zone` NULL or "": none) and the spill-over threshold. Picks
+ * prefer the candidates whose metadata `zone` equals the caller's; they spill over to
+ * every zone when the local zone has no candidate, none healthy, or fewer than
+ * `min_healthy_percent` (0-100; default 50) of its instances healthy (neither ejected nor
+ * draining). Replaces `$ETCD_SD_ZONE`. Takes effect for picks that start after it returns.
+ */
+enum etcd_sd_result etcd_sd_table_set_locality(const struct etcd_sd_table *table,
+                                               const char *zone,
+                                               uint32_t min_healthy_percent);
+
+/**
+ * Sets slow start: an instance the table sees after its first listing gets a share that
+ * ramps linearly from `floor_percent` (0-100) to full over `window_ms` from the moment the
+ * table saw it (Envoy's `slow_start_window`); `window_ms` 0 turns it off. Instances of the
+ * first listing are never ramped, nor are picks by hash key. Defaults: 30,000 ms from 10 %
+ * for weighted round robin, off for the other policies. Applies at once, also to
+ * instances already seen.
+ */
+enum etcd_sd_result etcd_sd_table_set_slow_start(const struct etcd_sd_table *table,
+                                                 uint64_t window_ms,
+                                                 uint32_t floor_percent);
+
+/**
  * Picks an instance of `service` and copies its address, NUL-terminated, into `buf`
  * (`buf_len` bytes); writes the address length (without the NUL) to `*out_len` when
  * `out_len` is not NULL.
@@ -1215,6 +1284,47 @@ enum etcd_sd_result etcd_sd_table_pick(const struct etcd_sd_table *table,
                                        char *buf,
                                        size_t buf_len,
                                        size_t *out_len);
+
+/**
+ * Compiles `text`: one or more `key=value` separated by commas (`"version=v2,canary=false"`),
+ * all of which must equal an instance's metadata for it to match. Whitespace around keys
+ * and values is ignored; a value may be empty. `failover` is an `etcd_sd_failover`.
+ * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, an empty selector or term, a term without '=',
+ * an empty key, a key given twice, an unknown failover), with the reason in
+ * `etcd_sd_last_error()`.
+ */
+enum etcd_sd_result etcd_sd_selector_new(const char *text,
+                                         uint32_t failover,
+                                         struct etcd_sd_selector **out);
+
+/**
+ * Frees a selector. NULL is a no-op. No pick may be using it.
+ */
+void etcd_sd_selector_free(struct etcd_sd_selector *selector);
+
+/**
+ * `etcd_sd_table_pick` among the instances `selector` chooses (NULL: no selector, as
+ * `etcd_sd_table_pick`). The rule, on the service's current snapshot:
+ * 1. the instances whose metadata has every pair of the selector match;
+ * 2. draining instances (metadata `draining=true` or `=1`) never do; with no match left the
+ *    selector's failover decides (none, all, or those without the selector's keys);
+ * 3. with a caller zone (`etcd_sd_table_set_locality`), the matches in that zone are
+ *    preferred unless fewer than the threshold of them are healthy;
+ * 4. the table's policy (or the hash key) picks among those, skipping ejected instances,
+ *    with slow start.
+ *
+ * Lock-free; allocation-free once the snapshot has met the selector (its first pick on a
+ * snapshot computes the matches: O(instances)). Errors as `etcd_sd_table_pick`;
+ * `ETCD_SD_NO_INSTANCE` also when nothing matches and the failover gives nothing.
+ */
+enum etcd_sd_result etcd_sd_table_pick_select(const struct etcd_sd_table *table,
+                                              const char *service,
+                                              const struct etcd_sd_selector *selector,
+                                              const void *hash_key,
+                                              size_t hash_key_len,
+                                              char *buf,
+                                              size_t buf_len,
+                                              size_t *out_len);
 
 /**
  * Takes a snapshot of `service`'s instances (in key order) into `*out`; an unknown service
@@ -1259,6 +1369,43 @@ size_t etcd_sd_instances_len(const struct etcd_sd_instances *instances);
 bool etcd_sd_instances_at(const struct etcd_sd_instances *instances,
                           size_t i,
                           struct etcd_sd_instance *out);
+
+/**
+ * Whether instance `i` of the snapshot is draining (its metadata has `draining=true` or
+ * `draining=1`): it stays listed but is never picked for a new call. False when `i` is out
+ * of range or `instances` NULL. (A function rather than a field of `etcd_sd_instance`, so
+ * that struct keeps its size.)
+ */
+bool etcd_sd_instances_draining(const struct etcd_sd_instances *instances, size_t i);
+
+/**
+ * Number of metadata pairs of instance `i` (0 when out of range or `instances` NULL). The
+ * pairs are the value's `key=value` tokens (plain values) or its `Metadata` object's
+ * members (JSON values; non-string members as their JSON text), sorted by key, each key
+ * once.
+ */
+size_t etcd_sd_instances_meta_len(const struct etcd_sd_instances *instances, size_t i);
+
+/**
+ * Fills `*out` with metadata pair `j` of instance `i` (in key order); false (and `*out`
+ * untouched) when either is out of range or a pointer is NULL. Borrowed from the snapshot:
+ * valid until it is freed.
+ */
+bool etcd_sd_instances_meta_at(const struct etcd_sd_instances *instances,
+                               size_t i,
+                               size_t j,
+                               struct etcd_sd_meta_pair *out);
+
+/**
+ * Fills `*out` with the metadata pair of instance `i` whose key is `key` (NUL-terminated);
+ * false (and `*out` untouched) when there is none or a pointer is NULL. Borrowed from the
+ * snapshot: valid until it is freed. `etcd_sd_instances_meta_get(s, i, "zone", &p)` gives
+ * an instance's zone.
+ */
+bool etcd_sd_instances_meta_get(const struct etcd_sd_instances *instances,
+                                size_t i,
+                                const char *key,
+                                struct etcd_sd_meta_pair *out);
 
 /**
  * Frees a snapshot. NULL is a no-op.
