@@ -36,12 +36,16 @@ pub enum etcd_sd_policy {
 /// A key `/service/user/instance-1` is an instance of service `/service/user` (the key up to
 /// its last `/`). Its value gives the address and an optional weight:
 /// - `host:port`, optionally followed by a space and a weight: `host:port 3` or
-///   `host:port weight=3`;
+///   `host:port weight=3`, then metadata tokens `key=value ...`
+///   (`10.0.0.5:9000 weight=3 zone=a version=v2`);
 /// - the JSON Go's etcd `naming/endpoints` writes: `{"Addr":"host:port","Metadata":...}` or
 ///   `{"Op":0,"Addr":...,"Metadata":...}`; the weight is `Metadata.weight` when present.
 ///
 /// Weights are 1 to 10000 (default 1). A value that is none of these (empty, bad JSON, a bad
-/// weight) is not an instance: it is logged and skipped. A PUT that repeats a key's value
+/// weight, a token after the address that is not `key=value`) is not an instance: it is
+/// logged and skipped. An instance's metadata pairs are the `key=value` tokens or the
+/// JSON `Metadata` members (`etcd_sd_instances_meta_at`). Picks honour draining instances
+/// (never picked), the caller's zone and slow start: see `etcd_sd_table_pick_select`. A PUT that repeats a key's value
 /// changes nothing; one that changes the address replaces the instance.
 ///
 /// Threading: every function may be called from any thread at once, except `_free` (not

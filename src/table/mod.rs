@@ -12,6 +12,16 @@
 //! [`Table`] is the core without etcd (fed with [`Table::apply`]); [`ServiceTable`] is a
 //! `Table` fed by a [`Discovery`] on a prefix.
 //!
+//! Which instance a pick returns (issue 19; the details in [`select`] and [`slow_start`]):
+//! draining instances (metadata `draining=true`/`1`) never; with a [`Selector`], those whose
+//! metadata matches every pair, else its [`Failover`]; with a caller zone
+//! ([`Locality`], default `$ETCD_SD_ZONE`), those of that zone unless fewer than 50 % of
+//! the zone's instances are healthy (then every zone); then the policy, skipping ejected
+//! instances, with slow start for instances seen after the first listing (default on, 30 s
+//! from 10 %, for weighted round robin only). A pick without selector, zone preference,
+//! draining instance, ejection or ramp takes the same fast path as before; the others go
+//! through a per-snapshot, per-selector view of candidate indices, built once.
+//!
 //! Choices where the issue is silent:
 //! - A PUT with the same address, weight and metadata changes nothing (no snapshot, no
 //!   notification). A PUT that changes only the weight or metadata keeps the instance's
