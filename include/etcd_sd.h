@@ -39,21 +39,6 @@
 #define QUEUE_CAPACITY 1024
 
 /**
- * Selector views cached per snapshot.
- */
-#define VIEW_SLOTS 16
-
-/**
- * The default spill-over threshold, in percent.
- */
-#define DEFAULT_MIN_HEALTHY_PERCENT 50
-
-/**
- * The default floor, in percent.
- */
-#define DEFAULT_FLOOR_PERCENT 10
-
-/**
  * Bytes of an endpoint kept in the stats structs (longer ones are cut, always NUL-terminated).
  */
 #define ETCD_SD_STATS_MEMBER_LEN 128
@@ -183,6 +168,25 @@ typedef enum etcd_sd_policy {
    */
   ETCD_SD_POLICY_CONSISTENT_HASH = 3,
 } etcd_sd_policy;
+
+/**
+ * What `etcd_sd_table_pick_select` does when no instance matches the selector (draining
+ * instances never match). Passed as an integer.
+ */
+typedef enum etcd_sd_failover {
+  /**
+   * No instance: the pick returns `ETCD_SD_NO_INSTANCE`.
+   */
+  ETCD_SD_FAILOVER_NONE = 0,
+  /**
+   * Pick among all the service's instances, as without a selector.
+   */
+  ETCD_SD_FAILOVER_ALL = 1,
+  /**
+   * Pick among the instances that have none of the selector's keys.
+   */
+  ETCD_SD_FAILOVER_MISSING_KEY = 2,
+} etcd_sd_failover;
 
 /**
  * When `etcd_sd_client_put` applies. Functions take it as a `uint32_t` (C may pass any
