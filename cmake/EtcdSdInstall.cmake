@@ -7,7 +7,7 @@
 #   LIBDIR/libetcd_sd.so.<major> -> ...        runtime
 #   LIBDIR/libetcd_sd.so -> libetcd_sd.so.<major>   dev  (what -letcd_sd finds)
 #   LIBDIR/libetcd_sd.a                        dev
-#   include/etcd_sd.h, etcd_sd_coord.h, etcd_sd.hpp, etcd_sd_table.hpp, etcd_sd_coord.hpp   dev
+#   include/etcd_sd.h, etcd_sd_coord.h, etcd_sd_table.h, etcd_sd.hpp, etcd_sd_table.hpp, etcd_sd_coord.hpp   dev
 #   LIBDIR/cmake/etcd_sd/etcd_sdConfig.cmake, etcd_sdConfigVersion.cmake (SameMajorVersion),
 #                        etcd_sdTargets.cmake (etcd_sd::etcd_sd, etcd_sd::etcd_sd_static)  dev
 #   LIBDIR/pkgconfig/etcd_sd.pc                dev
@@ -37,7 +37,7 @@ install(FILES "${ETCD_SD_SHARED_LIB}" "${ETCD_SD_LIB_DIR}/${ETCD_SD_SONAME}"
         DESTINATION "${CMAKE_INSTALL_LIBDIR}" PERMISSIONS ${_so_perms} COMPONENT runtime)
 install(FILES "${ETCD_SD_LIB_DIR}/libetcd_sd.so" "${ETCD_SD_STATIC_LIB}"
         DESTINATION "${CMAKE_INSTALL_LIBDIR}" PERMISSIONS ${_so_perms} COMPONENT dev)
-install(FILES "${ETCD_SD_INCLUDE_DIR}/etcd_sd.h" "${ETCD_SD_INCLUDE_DIR}/etcd_sd_coord.h" "${ETCD_SD_INCLUDE_DIR}/etcd_sd.hpp"
+install(FILES "${ETCD_SD_INCLUDE_DIR}/etcd_sd.h" "${ETCD_SD_INCLUDE_DIR}/etcd_sd_coord.h" "${ETCD_SD_INCLUDE_DIR}/etcd_sd_table.h" "${ETCD_SD_INCLUDE_DIR}/etcd_sd.hpp"
               "${ETCD_SD_INCLUDE_DIR}/etcd_sd_table.hpp" "${ETCD_SD_INCLUDE_DIR}/etcd_sd_coord.hpp"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" COMPONENT dev)
 

@@ -146,30 +146,6 @@ typedef enum etcd_sd_watch_event_type {
 } etcd_sd_watch_event_type;
 
 /**
- * How `etcd_sd_table_pick` chooses an instance when no hash key is given.
- */
-typedef enum etcd_sd_policy {
-  /**
-   * Each instance in turn, exactly evenly over whole cycles (a 64-bit counter per service,
-   * so it never overflows, and no index is ever out of range while instances come and go).
-   */
-  ETCD_SD_POLICY_ROUND_ROBIN = 0,
-  /**
-   * Uniformly at random.
-   */
-  ETCD_SD_POLICY_RANDOM = 1,
-  /**
-   * Smooth weighted round robin, as nginx's (weights from the values; see
-   * `etcd_sd_table_new`).
-   */
-  ETCD_SD_POLICY_WEIGHTED_ROUND_ROBIN = 2,
-  /**
-   * Consistent hashing on the hash key; without one, round robin.
-   */
-  ETCD_SD_POLICY_CONSISTENT_HASH = 3,
-} etcd_sd_policy;
-
-/**
  * How a registry writes the value of each key it registers (`etcd_sd_options_set_value_format`).
  */
 typedef enum etcd_sd_value_format {
@@ -208,6 +184,11 @@ typedef enum etcd_sd_put_mode {
 } etcd_sd_put_mode;
 
 /**
+ * Slow-start settings of a table.
+ */
+typedef struct SlowStart SlowStart;
+
+/**
  * A general etcd client: plain KV and lease calls, keep-alives and watches, over the same
  * shared connections, retry and failover as registries and discoveries.
  *
@@ -230,13 +211,6 @@ typedef struct etcd_sd_client etcd_sd_client;
  * `etcd_sd_discovery_free` on its own discovery (see there).
  */
 typedef struct etcd_sd_discovery etcd_sd_discovery;
-
-/**
- * An immutable snapshot of one service's instances, in key order. Owned by the caller:
- * free it with `etcd_sd_instances_free`. Later changes to the table do not affect it. It may
- * be read from any thread.
- */
-typedef struct etcd_sd_instances etcd_sd_instances;
 
 /**
  * Keeps one lease alive, renewing it through the process's one keep-alive stream per
@@ -287,29 +261,6 @@ typedef struct etcd_sd_options etcd_sd_options;
  * several at once.
  */
 typedef struct etcd_sd_registry etcd_sd_registry;
-
-/**
- * A live table of the services under a prefix, and a load balancer over each.
- *
- * A key `/service/user/instance-1` is an instance of service `/service/user` (the key up to
- * its last `/`). Its value gives the address and an optional weight:
- * - `host:port`, optionally followed by a space and a weight: `host:port 3` or
- *   `host:port weight=3`;
- * - the JSON Go's etcd `naming/endpoints` writes: `{"Addr":"host:port","Metadata":...}` or
- *   `{"Op":0,"Addr":...,"Metadata":...}`; the weight is `Metadata.weight` when present.
- *
- * Weights are 1 to 10000 (default 1). A value that is none of these (empty, bad JSON, a bad
- * weight) is not an instance: it is logged and skipped. A PUT that repeats a key's value
- * changes nothing; one that changes the address replaces the instance.
- *
- * Threading: every function may be called from any thread at once, except `_free` (not
- * concurrently with another call on the same table). `etcd_sd_table_pick`,
- * `etcd_sd_table_instances` and `etcd_sd_table_report` take no lock that the table's writer
- * holds: they read an immutable snapshot that the watch replaces atomically on each change,
- * so they never wait for etcd or for each other. A pick that starts after the table applied
- * an instance's DELETE never returns that instance.
- */
-typedef struct etcd_sd_table etcd_sd_table;
 
 /**
  * Watches a key or every key under a prefix and reports each change through a callback.
@@ -542,49 +493,7 @@ typedef void (*etcd_sd_watch_fn)(void *user_data,
                                  int64_t revision,
                                  int64_t compact_revision);
 
-/**
- * Called after a service's instance set changed (an instance came, left, or changed address
- * or weight), with the service's name (`service_len` bytes, also NUL-terminated, valid only
- * during the call). It runs on one of the library's callback threads ("etcd-sd-cb"), after
- * the new snapshot is in place, never two at once for one table. Typical use: rebuild the
- * channels of that service from `etcd_sd_table_instances`. It may call any `etcd_sd_*`
- * function except `etcd_sd_table_free` on its own table.
- */
-typedef void (*etcd_sd_table_changed_fn)(void *user_data, const char *service, size_t service_len);
 
-/**
- * A view of one instance inside an `etcd_sd_instances`: the strings belong to it and stay
- * valid until it is freed. Each string is also NUL-terminated.
- */
-typedef struct etcd_sd_instance {
-  /**
-   * The etcd key.
-   */
-  const char *key;
-  size_t key_len;
-  /**
-   * The address taken from the value.
-   */
-  const char *address;
-  size_t address_len;
-  /**
-   * The JSON text of `Metadata` for JSON values that have one, else NULL (length 0).
-   */
-  const char *metadata;
-  size_t metadata_len;
-  /**
-   * The weight (1 when the value has none).
-   */
-  uint32_t weight;
-  /**
-   * Consecutive failed calls reported since the last success or ejection.
-   */
-  uint32_t consecutive_failures;
-  /**
-   * Ejected (skipped by picks) when the snapshot was taken.
-   */
-  bool ejected;
-} etcd_sd_instance;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1233,130 +1142,12 @@ enum etcd_sd_result etcd_sd_watch_new(const struct etcd_sd_client *client,
  */
 void etcd_sd_watch_free(struct etcd_sd_watch *watch);
 
-/**
- * Lists `prefix` (blocking as `etcd_sd_discovery_new` does: the connect timeout for up to
- * 5,000 keys, up to 10 s more for each later page), builds the table from what it
- * finds, and keeps it up to date from a watch (in etcd revision order, resuming and
- * relisting like `etcd_sd_discovery`). `policy` is an `etcd_sd_policy` value. Every service
- * under the prefix is kept until one is declared (`etcd_sd_table_declare`).
- *
- * Outlier ejection is on with Envoy-like defaults: 5 consecutive failures (reported with
- * `etcd_sd_table_report`) eject an instance for 30 s, doubling on each repeat up to 300 s,
- * never more than 50 % of a service's instances at once (see `etcd_sd_table_set_ejection`).
- *
- * Errors: `ETCD_SD_INVALID_ARGUMENT` (NULL, empty prefix, unknown policy), and those of
- * `etcd_sd_discovery_new_with`.
- */
-enum etcd_sd_result etcd_sd_table_new(const struct etcd_sd_options *opts,
-                                      const char *prefix,
-                                      uint32_t policy,
-                                      struct etcd_sd_table **out);
-
-/**
- * Stops the watch and frees the table. NULL is a no-op. When it returns no changed-callback
- * is running or will run (except when called from inside one: not allowed). Snapshots
- * (`etcd_sd_instances`) taken earlier stay valid until freed. Must not be called twice, nor
- * while another thread uses the table.
- */
-void etcd_sd_table_free(struct etcd_sd_table *table);
-
-/**
- * Declares a service this process uses ("/service/user", a trailing '/' is ignored). Once
- * any service is declared, only declared services are kept; instances of a service declared
- * late are available at once (the table tracks every key under the prefix). Idempotent.
- */
-enum etcd_sd_result etcd_sd_table_declare(const struct etcd_sd_table *table, const char *service);
-
-/**
- * Changes the ejection settings: `consecutive_failures` failures in a row eject an instance
- * (0 turns ejection off) for `base_ms`, doubled on each repeat ejection (one doubling is
- * forgiven per `base_ms` spent admitted) up to `max_ms` (>= `base_ms`); at most
- * `max_ejected_percent` (0-100) of a service's instances are ejected at once; past that,
- * picks choose among all. Ejections already in force keep their end time.
- */
-enum etcd_sd_result etcd_sd_table_set_ejection(const struct etcd_sd_table *table,
-                                               uint32_t consecutive_failures,
-                                               uint64_t base_ms,
-                                               uint64_t max_ms,
-                                               uint32_t max_ejected_percent);
-
-/**
- * Picks an instance of `service` and copies its address, NUL-terminated, into `buf`
- * (`buf_len` bytes); writes the address length (without the NUL) to `*out_len` when
- * `out_len` is not NULL.
- *
- * With `hash_key` non-NULL (`hash_key_len` bytes, any content) the pick is by consistent
- * hashing on that key: the same key reaches the same instance while it is there, and when
- * one of N instances leaves only its ~1/N of the keys move. With `hash_key` NULL the table's
- * policy decides. Ejected instances are skipped (see `etcd_sd_table_set_ejection`).
- *
- * Lock-free and allocation-free on success; never blocks. Errors:
- * `ETCD_SD_NO_INSTANCE` (the service has no instance, or is not declared when others are),
- * `ETCD_SD_INVALID_ARGUMENT` (NULL, not UTF-8, or `buf` too small: then `*out_len` still
- * receives the address length, so a buffer of `*out_len + 1` bytes will do).
- */
-enum etcd_sd_result etcd_sd_table_pick(const struct etcd_sd_table *table,
-                                       const char *service,
-                                       const void *hash_key,
-                                       size_t hash_key_len,
-                                       char *buf,
-                                       size_t buf_len,
-                                       size_t *out_len);
-
-/**
- * Takes a snapshot of `service`'s instances (in key order) into `*out`; an unknown service
- * gives an empty snapshot (not an error). Lock-free. Free it with `etcd_sd_instances_free`.
- */
-enum etcd_sd_result etcd_sd_table_instances(const struct etcd_sd_table *table,
-                                            const char *service,
-                                            struct etcd_sd_instances **out);
-
-/**
- * Reports the result of one call to `address` of `service` (`ok` true: success). After
- * `consecutive_failures` failures in a row the instance is ejected (see
- * `etcd_sd_table_set_ejection`); a success resets the count. Lock-free except at the moment
- * an ejection is decided. `ETCD_SD_NO_INSTANCE` when no instance of the service has that
- * address (it may just have left: callers usually ignore it).
- */
-enum etcd_sd_result etcd_sd_table_report(const struct etcd_sd_table *table,
-                                         const char *service,
-                                         const char *address,
-                                         bool ok);
-
-/**
- * Sets (or, with `changed_fn` NULL, removes) the callback told when a service's instance set
- * changes; replaces any earlier one. When this returns, the earlier callback is not running
- * and will not run again, so its `user_data` may be freed (unless called from inside that
- * very callback). `user_data` must stay valid until the callback is replaced or the table
- * is freed.
- */
-enum etcd_sd_result etcd_sd_table_set_changed_fn(const struct etcd_sd_table *table,
-                                                 etcd_sd_table_changed_fn changed_fn,
-                                                 void *user_data);
-
-/**
- * Number of instances in the snapshot (NULL: 0).
- */
-size_t etcd_sd_instances_len(const struct etcd_sd_instances *instances);
-
-/**
- * Fills `*out` with instance `i` of the snapshot; false (and `*out` untouched) when `i` is
- * out of range or a pointer is NULL. The strings stay valid until the snapshot is freed.
- */
-bool etcd_sd_instances_at(const struct etcd_sd_instances *instances,
-                          size_t i,
-                          struct etcd_sd_instance *out);
-
-/**
- * Frees a snapshot. NULL is a no-op.
- */
-void etcd_sd_instances_free(struct etcd_sd_instances *instances);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
 
 #endif  /* ETCD_SD_H */
 
-/* Transactions, locks, elections and the cluster: the rest of the API. */
+/* The rest of the API. */
 #include "etcd_sd_coord.h"
+#include "etcd_sd_table.h"

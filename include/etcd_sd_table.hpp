@@ -21,9 +21,28 @@
 //
 // Keys and values: a key /service/user_service/instance-1 is an instance of service
 // /service/user_service (the key up to its last '/'). Its value is "host:port" (optionally
-// followed by " WEIGHT" or " weight=N") or the JSON Go's etcd naming/endpoints writes,
-// {"Op":0,"Addr":"host:port","Metadata":...} (weight: Metadata.weight). See etcd_sd.h,
-// etcd_sd_table.
+// followed by " WEIGHT" or " weight=N", then metadata tokens "key=value ...", e.g.
+// "10.0.0.5:9000 weight=3 zone=a version=v2") or the JSON Go's etcd naming/endpoints writes,
+// {"Op":0,"Addr":"host:port","Metadata":{...}} (weight: Metadata.weight; the metadata
+// pairs: Metadata's members). See etcd_sd.h, etcd_sd_table.
+//
+// Which instances a pick may return (etcd_sd_table_pick_select):
+//   1. with a Selector ("version=v2,canary=false": every pair must equal the instance's
+//      metadata), the matching instances;
+//   2. never a draining one (metadata draining=true or draining=1; it stays in instances()
+//      with `draining` set). With no non-draining match left, the selector's Failover
+//      decides: None (no instance), All (every instance), MissingKey (the instances that
+//      have none of the selector's keys);
+//   3. with a caller zone (set_locality(), default $ETCD_SD_ZONE), those whose metadata
+//      `zone` is the caller's, unless the local zone has none, none healthy, or fewer than
+//      min_healthy_percent (default 50) of its instances healthy (neither ejected nor
+//      draining): then every zone's;
+//   4. the policy picks among them, skipping ejected instances, with slow start: an
+//      instance the table sees after its first listing takes a share that ramps from a
+//      floor (default 10 %) to full over a window (default 30 s for WeightedRoundRobin, off
+//      for the other policies; set_slow_start()). Picks by hash key are never ramped.
+//   Selector picks take no lock and allocate nothing once a snapshot has met the selector:
+//   build a Selector once and reuse it.
 //
 // Threads: every member function of ServiceManager and ChannelPool may be called from any
 // thread at once. choose() reads an immutable snapshot without taking a lock the watch
@@ -36,9 +55,13 @@
 
 #include "etcd_sd.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <map>
+#include <optional>
 #include <set>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace etcd_sd {
@@ -51,17 +74,51 @@ enum class Policy : uint32_t {
     ConsistentHash = ETCD_SD_POLICY_CONSISTENT_HASH,
 };
 
-// One instance, as ServiceManager::instances() returns it (a copy).
+// What a selector pick does when no (non-draining) instance matches (etcd_sd_failover).
+enum class Failover : uint32_t {
+    None = ETCD_SD_FAILOVER_NONE,              // no instance
+    All = ETCD_SD_FAILOVER_ALL,                // every instance, as without a selector
+    MissingKey = ETCD_SD_FAILOVER_MISSING_KEY, // the instances without the selector's keys
+};
+
+// One instance, as ServiceManager::instances() returns it (a copy: owns its strings).
 struct Instance {
+    using MetaPairs = std::vector<std::pair<std::string, std::string>>;
+
     std::string key;
     std::string address;
     std::string metadata;  // JSON text of Metadata, "" when none
     uint32_t weight = 1;
     uint32_t consecutive_failures = 0;
     bool ejected = false;
+    bool draining = false;  // metadata draining=true/1: never picked for a new call
+    MetaPairs meta_pairs;   // metadata, sorted by key, each key once
+
+    // Every metadata pair, sorted by key.
+    const MetaPairs &meta() const noexcept { return meta_pairs; }
+
+    // The value of metadata `key`, or nullopt; the view points into this Instance.
+    std::optional<std::string_view> meta(std::string_view key) const {
+        auto it = std::lower_bound(
+            meta_pairs.begin(), meta_pairs.end(), key,
+            [](const std::pair<std::string, std::string> &p, std::string_view k) {
+                return std::string_view(p.first) < k;
+            });
+        if (it == meta_pairs.end() || it->first != key) return std::nullopt;
+        return std::string_view(it->second);
+    }
+
+    // Metadata `zone`, "" when none.
+    std::string zone() const {
+        auto z = meta("zone");
+        return z ? std::string(*z) : std::string();
+    }
 };
 
 namespace detail {
+struct SelectorDeleter {
+    void operator()(etcd_sd_selector *s) const noexcept { etcd_sd_selector_free(s); }
+};
 struct TableDeleter {
     void operator()(etcd_sd_table *t) const noexcept { etcd_sd_table_free(t); }
 };
@@ -69,6 +126,28 @@ struct InstancesDeleter {
     void operator()(etcd_sd_instances *i) const noexcept { etcd_sd_instances_free(i); }
 };
 }  // namespace detail
+
+// A compiled metadata selector ("version=v2,canary=false": every pair must match) with its
+// failover. Move-only; immutable, so one Selector may serve any number of threads and
+// ServiceManagers at once. Build it once and reuse it: the table caches per snapshot what
+// each selector chooses (keyed by the selector's identity). Must outlive the picks that
+// use it.
+class Selector {
+public:
+    // Throws Error (ETCD_SD_INVALID_ARGUMENT) on malformed text, with the reason.
+    explicit Selector(const std::string &text, Failover failover = Failover::None) {
+        etcd_sd_selector *raw = nullptr;
+        detail::check(
+            etcd_sd_selector_new(text.c_str(), static_cast<uint32_t>(failover), &raw));
+        sel_.reset(raw);
+    }
+
+    // The C handle, still owned by this object.
+    const etcd_sd_selector *capi() const noexcept { return sel_.get(); }
+
+private:
+    std::unique_ptr<etcd_sd_selector, detail::SelectorDeleter> sel_;
+};
 
 // The live service table. Move-only; share it through `ptr`.
 class ServiceManager {
@@ -125,6 +204,30 @@ public:
         return pick(name, hash_key.data(), hash_key.size());
     }
 
+    // Among the instances `selector` chooses (see the rule at the top); "" when none.
+    std::string choose(const std::string &name, const Selector &selector) const {
+        return pick(name, nullptr, 0, selector.capi());
+    }
+
+    // By consistent hashing on `hash_key` among the instances `selector` chooses.
+    std::string choose(const std::string &name, const Selector &selector,
+                       const std::string &hash_key) const {
+        return pick(name, hash_key.data(), hash_key.size(), selector.capi());
+    }
+
+    // The caller's zone ("" for none) and the spill-over threshold (0-100). Throws Error.
+    void set_locality(const std::string &zone, uint32_t min_healthy_percent = 50) {
+        detail::check(
+            etcd_sd_table_set_locality(table_.get(), zone.c_str(), min_healthy_percent));
+    }
+
+    // Slow start: new instances ramp from floor_percent to full over `window` (0: off).
+    // Throws Error.
+    void set_slow_start(std::chrono::milliseconds window, uint32_t floor_percent = 10) {
+        detail::check(etcd_sd_table_set_slow_start(
+            table_.get(), static_cast<uint64_t>(window.count()), floor_percent));
+    }
+
     // A snapshot of `name`'s instances, in key order (empty when unknown).
     std::vector<Instance> instances(const std::string &name) const {
         etcd_sd_instances *raw = nullptr;
@@ -145,6 +248,15 @@ public:
             inst.weight = v.weight;
             inst.consecutive_failures = v.consecutive_failures;
             inst.ejected = v.ejected;
+            inst.draining = etcd_sd_instances_draining(raw, i);
+            size_t m = etcd_sd_instances_meta_len(raw, i);
+            inst.meta_pairs.reserve(m);
+            for (size_t j = 0; j < m; ++j) {
+                etcd_sd_meta_pair p;
+                if (!etcd_sd_instances_meta_at(raw, i, j, &p)) break;
+                inst.meta_pairs.emplace_back(std::string(p.key, p.key_len),
+                                             std::string(p.value, p.value_len));
+            }
             out.push_back(std::move(inst));
         }
         return out;
@@ -191,18 +303,19 @@ private:
         std::map<size_t, ChangedCallback> fns;
     };
 
-    std::string pick(const std::string &name, const void *key, size_t key_len) const {
+    std::string pick(const std::string &name, const void *key, size_t key_len,
+                     const etcd_sd_selector *sel = nullptr) const {
         char buf[128];
         size_t len = 0;
-        etcd_sd_result rc =
-            etcd_sd_table_pick(table_.get(), name.c_str(), key, key_len, buf, sizeof buf, &len);
+        etcd_sd_result rc = etcd_sd_table_pick_select(table_.get(), name.c_str(), sel, key,
+                                                      key_len, buf, sizeof buf, &len);
         if (rc == ETCD_SD_OK) return std::string(buf, len);
         if (rc == ETCD_SD_INVALID_ARGUMENT && len >= sizeof buf) {
             // A long address: it changed or left in between only if this one fails too.
             std::string big(len + 1, '\0');
             size_t len2 = 0;
-            if (etcd_sd_table_pick(table_.get(), name.c_str(), key, key_len, &big[0],
-                                   big.size(), &len2) == ETCD_SD_OK) {
+            if (etcd_sd_table_pick_select(table_.get(), name.c_str(), sel, key, key_len,
+                                          &big[0], big.size(), &len2) == ETCD_SD_OK) {
                 big.resize(len2);
                 return big;
             }
@@ -275,11 +388,22 @@ public:
         return pick(name, &hash_key).channel;
     }
 
-    // The channel and its address, for report().
-    Picked pick(const std::string &name, const std::string *hash_key = nullptr) {
+    // The channel of an instance `selector` chooses.
+    ChannelPtr choose(const std::string &name, const Selector &selector) {
+        return pick(name, nullptr, &selector).channel;
+    }
+
+    // The channel and its address, for report(); with a selector when given.
+    Picked pick(const std::string &name, const std::string *hash_key = nullptr,
+                const Selector *selector = nullptr) {
         uint64_t gen = state_->generation.load(std::memory_order_acquire);
         Picked p;
-        p.address = hash_key ? manager_->choose(name, *hash_key) : manager_->choose(name);
+        if (selector != nullptr) {
+            p.address = hash_key ? manager_->choose(name, *selector, *hash_key)
+                                 : manager_->choose(name, *selector);
+        } else {
+            p.address = hash_key ? manager_->choose(name, *hash_key) : manager_->choose(name);
+        }
         if (p.address.empty()) return p;
         {
             std::lock_guard<std::mutex> lock(state_->mu);

@@ -247,7 +247,8 @@ so="$libdir/libetcd_sd.so.$version"
 pcfile="$libdir/pkgconfig/etcd_sd.pc"
 cmakedir="$libdir/cmake/etcd_sd"
 for f in "$so" "$libdir/$soname" "$libdir/libetcd_sd.so" "$libdir/libetcd_sd.a" \
-    "$root/usr/include/etcd_sd.h" "$root/usr/include/etcd_sd_coord.h" "$root/usr/include/etcd_sd.hpp" \
+    "$root/usr/include/etcd_sd.h" "$root/usr/include/etcd_sd_coord.h" "$root/usr/include/etcd_sd_table.h" \
+    "$root/usr/include/etcd_sd.hpp" \
     "$root/usr/include/etcd_sd_table.hpp" "$root/usr/include/etcd_sd_coord.hpp" "$pcfile" \
     "$cmakedir/etcd_sdConfig.cmake" "$cmakedir/etcd_sdConfigVersion.cmake" \
     "$cmakedir/etcd_sdTargets.cmake" "$root/usr/share/doc/etcd-sd/README.md" \

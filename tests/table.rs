@@ -4,9 +4,9 @@
 mod common;
 
 use common::{opts, wait_until, Etcd};
-use etcd_sd::table::{Config, Policy};
+use etcd_sd::table::{Config, Failover, Locality, Policy, Selector, SlowStart};
 use etcd_sd::{Registry, ServiceTable};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -248,4 +248,139 @@ fn weighted_and_hash_against_etcd() {
     assert_eq!(heavy, 300);
     let a = t.pick(SVC, Some(b"user-42")).unwrap();
     assert!((0..20).all(|_| t.pick(SVC, Some(b"user-42")).unwrap() == a));
+}
+
+/// Picks `n` times with `selector`, counted by address ("none" for no instance).
+fn select_counts(
+    t: &ServiceTable,
+    service: &str,
+    selector: Option<&Selector>,
+    n: usize,
+) -> BTreeMap<String, usize> {
+    let mut c = BTreeMap::new();
+    for _ in 0..n {
+        let a = t
+            .pick_select(service, selector, None)
+            .unwrap_or_else(|| "none".into());
+        *c.entry(a).or_default() += 1;
+    }
+    c
+}
+
+fn counted(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(a, n)| (a.to_string(), *n)).collect()
+}
+
+#[test]
+fn metadata_selector_zone_drain_against_etcd() {
+    let etcd = Etcd::start();
+    etcd.put(&format!("{SVC}/0"), "127.0.0.1:5000 zone=a version=v1");
+    etcd.put(&format!("{SVC}/1"), "127.0.0.1:5001 zone=a version=v2");
+    etcd.put(
+        &format!("{SVC}/2"),
+        r#"{"Addr":"127.0.0.1:5002","Metadata":{"zone":"b","version":"v2"}}"#,
+    );
+    etcd.put(&format!("{SVC}/3"), "127.0.0.1:5003 zone=b");
+    let config = Config {
+        locality: Locality {
+            zone: Some("a".into()),
+            ..Locality::default()
+        },
+        ..Config::default()
+    };
+    let t = ServiceTable::new(&opts(&etcd.endpoint(), 3), "/service/", config, &[]).unwrap();
+    let snap = t.instances(SVC);
+    let pairs: Vec<(&str, &str)> = snap.get(2).unwrap().meta_pairs().collect();
+    assert_eq!(pairs, [("version", "v2"), ("zone", "b")]);
+    // Zone a first.
+    assert_eq!(
+        select_counts(&t, SVC, None, 200),
+        counted(&[("127.0.0.1:5000", 100), ("127.0.0.1:5001", 100)])
+    );
+    // A selector and the zone: v2 in zone a.
+    let v2 = Selector::parse("version=v2", Failover::None).unwrap();
+    assert_eq!(
+        select_counts(&t, SVC, Some(&v2), 100),
+        counted(&[("127.0.0.1:5001", 100)])
+    );
+    // It drains: its zone's v2 share is 0 of 1: spill over to zone b's v2.
+    etcd.put(
+        &format!("{SVC}/1"),
+        "127.0.0.1:5001 zone=a version=v2 draining=true",
+    );
+    wait_until(Duration::from_secs(5), "draining", || {
+        t.instances(SVC).get(1).is_some_and(|i| i.is_draining())
+    });
+    assert_eq!(
+        select_counts(&t, SVC, Some(&v2), 100),
+        counted(&[("127.0.0.1:5002", 100)])
+    );
+    // Plain picks: zone a's 50 % healthy is not under 50 %: the other zone-a instance.
+    assert_eq!(
+        select_counts(&t, SVC, None, 100),
+        counted(&[("127.0.0.1:5000", 100)])
+    );
+    // Failover: v3 matches nothing.
+    let v3 = |f| Selector::parse("version=v3", f).unwrap();
+    assert_eq!(
+        select_counts(&t, SVC, Some(&v3(Failover::None)), 10),
+        counted(&[("none", 10)])
+    );
+    assert_eq!(
+        select_counts(&t, SVC, Some(&v3(Failover::MissingKey)), 10),
+        counted(&[("127.0.0.1:5003", 10)])
+    );
+    // The failover to all prefers zone a too; the draining instance never.
+    assert_eq!(
+        select_counts(&t, SVC, Some(&v3(Failover::All)), 10),
+        counted(&[("127.0.0.1:5000", 10)])
+    );
+}
+
+#[test]
+fn slow_start_against_etcd() {
+    let etcd = Etcd::start();
+    for i in 0..3 {
+        etcd.put(&format!("{SVC}/{i}"), &format!("127.0.0.1:{}", 5100 + i));
+    }
+    let config = Config {
+        // An hour from 10 %: a new instance stays at the floor for the whole test.
+        slow_start: Some(SlowStart {
+            window: Duration::from_secs(3600),
+            floor_percent: 10,
+        }),
+        ..Config::default()
+    };
+    let t = ServiceTable::new(&opts(&etcd.endpoint(), 3), "/service/", config, &[]).unwrap();
+    // The first listing is not ramped.
+    assert!(t.instances(SVC).iter().all(|i| i.added_at() == 0));
+    assert_eq!(
+        select_counts(&t, SVC, None, 300),
+        counted(&[
+            ("127.0.0.1:5100", 100),
+            ("127.0.0.1:5101", 100),
+            ("127.0.0.1:5102", 100)
+        ])
+    );
+    etcd.put(&format!("{SVC}/3"), "127.0.0.1:5103");
+    wait_until(Duration::from_secs(5), "4 instances", || {
+        t.instances(SVC).len() == 4
+    });
+    assert_ne!(t.instances(SVC).get(3).unwrap().added_at(), 0);
+    // Its 1,000 turns: 100 taken, 900 passed on to the next instance (wrapping to 0).
+    assert_eq!(
+        select_counts(&t, SVC, None, 4000),
+        counted(&[
+            ("127.0.0.1:5100", 1900),
+            ("127.0.0.1:5101", 1000),
+            ("127.0.0.1:5102", 1000),
+            ("127.0.0.1:5103", 100)
+        ])
+    );
+    // A restart (DELETE, then PUT again) of a listed instance ramps it too.
+    etcd.del(&format!("{SVC}/0"));
+    etcd.put(&format!("{SVC}/0"), "127.0.0.1:5100");
+    wait_until(Duration::from_secs(5), "restarted", || {
+        t.instances(SVC).get(0).is_some_and(|i| i.added_at() != 0)
+    });
 }

@@ -7,6 +7,9 @@
 //!   reference-counted copy of the address), measured in the same run. Latency is sampled per
 //!   batch of 100 picks (a single ~20 ns pick is below the clock's resolution and overhead):
 //!   each sample is one batch's time / 100.
+//! - Pick with a selector and zones (issue 19): `etcd_sd_table_pick_select` with
+//!   `version=v2,canary=false` on 10 instances in 2 zones (the caller in zone a: 3 local
+//!   matches), from 1 and 8 threads, next to the plain pick of the same run.
 //! - Cost of applying 1,000 instance changes to the table core (`Table::apply`, what the
 //!   watch callback runs): 1,000 new instances into one service, and 1,000 address changes
 //!   spread over 100 services of 10 instances.
@@ -20,7 +23,9 @@ use crate::util::J;
 use etcd_sd::event::Event;
 use etcd_sd::ffi::{
     etcd_sd_options, etcd_sd_options_free, etcd_sd_options_new, etcd_sd_options_set_endpoints,
-    etcd_sd_result, etcd_sd_table, etcd_sd_table_free, etcd_sd_table_new, etcd_sd_table_pick,
+    etcd_sd_result, etcd_sd_selector, etcd_sd_selector_free, etcd_sd_selector_new, etcd_sd_table,
+    etcd_sd_table_free, etcd_sd_table_new, etcd_sd_table_pick, etcd_sd_table_pick_select,
+    etcd_sd_table_set_locality,
 };
 use etcd_sd::table::{Config, Table};
 use std::collections::HashMap;
@@ -31,6 +36,8 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 100;
 const SVC: &str = "/bench-table/echo";
+/// Ten instances with metadata: zones a (0-4) and b (5-9), versions v2 (even) and v1 (odd).
+const ZONED: &str = "/bench-table/zoned";
 
 /// The chat systems' table: `std::mutex` + `unordered_map<string, ServiceChannel::ptr>`,
 /// each `ServiceChannel` a mutex + `vector<ChannelPtr>` + a 32-bit index.
@@ -71,6 +78,10 @@ impl ChatTable {
 struct SendPtr(*mut etcd_sd_table);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+struct SendSel(*mut etcd_sd_selector);
+unsafe impl Send for SendSel {}
+unsafe impl Sync for SendSel {}
 
 /// ns per pick, one sample per batch, from `threads` threads at once.
 fn sample(threads: usize, batches: usize, pick: &(dyn Fn() + Sync)) -> Vec<f64> {
@@ -166,7 +177,34 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             .map(|(i, a)| (format!("{SVC}/instance-{i}"), a.clone()))
             .collect(),
     )?;
+    put_all(
+        ctx,
+        (0..10)
+            .map(|i| {
+                (
+                    format!("{ZONED}/instance-{i}"),
+                    format!(
+                        "10.0.1.{i}:9000 zone={} version=v{} canary=false",
+                        if i < 5 { "a" } else { "b" },
+                        if i % 2 == 0 { 2 } else { 1 }
+                    ),
+                )
+            })
+            .collect(),
+    )?;
     let table = new_table(ctx, "/bench-table/")?;
+    // The caller is in zone a; SVC's instances have no zone, so its plain pick is unchanged.
+    let zone = CString::new("a").unwrap();
+    if etcd_sd_table_set_locality(table.0, zone.as_ptr(), 50) != etcd_sd_result::ETCD_SD_OK {
+        return Err("etcd_sd_table_set_locality failed".into());
+    }
+    let text = CString::new("version=v2,canary=false").unwrap();
+    let mut sel = std::ptr::null_mut();
+    if etcd_sd_selector_new(text.as_ptr(), 0, &mut sel) != etcd_sd_result::ETCD_SD_OK {
+        return Err("etcd_sd_selector_new failed".into());
+    }
+    let sel = SendSel(sel);
+    let zoned = CString::new(ZONED).unwrap();
     let chat = ChatTable::default();
     for a in &addrs {
         chat.online(SVC, a);
@@ -205,13 +243,30 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         assert_eq!(rc, etcd_sd_result::ETCD_SD_OK);
         std::hint::black_box(&buf);
     };
+    let selected = || {
+        let mut buf = [0 as c_char; 64];
+        let mut len = 0usize;
+        let (t, s) = (&table, &sel);
+        let rc = etcd_sd_table_pick_select(
+            t.0,
+            zoned.as_ptr(),
+            s.0,
+            std::ptr::null(),
+            0,
+            buf.as_mut_ptr(),
+            64,
+            &mut len,
+        );
+        assert_eq!(rc, etcd_sd_result::ETCD_SD_OK);
+        std::hint::black_box(&buf);
+    };
     let theirs = || {
         let a = chat.choose(SVC).expect("instance");
         let mut buf = [0u8; 64];
         buf[..a.len()].copy_from_slice(a.as_bytes());
         std::hint::black_box(&buf);
     };
-    let (o1, t1, h1, o8, t8);
+    let (o1, t1, h1, o8, t8, s1, s8);
     // Interleave the arms so background load hits both alike.
     {
         let mut so1 = vec![];
@@ -219,7 +274,11 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         let mut sh1 = vec![];
         let mut so8 = vec![];
         let mut st8 = vec![];
+        let mut ss1 = vec![];
+        let mut ss8 = vec![];
         for _ in 0..4 {
+            ss1.extend(sample(1, 2_500, &selected));
+            ss8.extend(sample(8, 1_250, &selected));
             so1.extend(sample(1, 5_000, &ours));
             st1.extend(sample(1, 5_000, &theirs));
             sh1.extend(sample(1, 2_500, &hashed));
@@ -231,7 +290,10 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         h1 = p50_p99(sh1);
         o8 = p50_p99(so8);
         t8 = p50_p99(st8);
+        s1 = p50_p99(ss1);
+        s8 = p50_p99(ss8);
     }
+    etcd_sd_selector_free(sel.0);
     etcd_sd_table_free(table.0);
     let f = |(p50, p99): (f64, f64)| format!("{p50:.1} / {p99:.1} ns");
     rep.check(
@@ -274,6 +336,21 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         name,
         "pick by consistent hash (C ABI, 1 thread), p50 / p99",
         f(h1),
+    );
+    rep.info(
+        name,
+        "pick with a selector (2 pairs) and zones (C ABI, 10 instances, 2 zones), 1 thread, p50 / p99",
+        f(s1),
+    );
+    rep.check(
+        name,
+        &format!(
+            "pick with a selector and zones, 8 threads at once ({cores} cores), p50 / p99 (plain pick, same run: {:.1} / {:.1} ns)",
+            o8.0, o8.1
+        ),
+        f(s8),
+        "p50 ≤ 150 ns",
+        s8.0 <= 150.0,
     );
 
     // --- cost of applying changes -----------------------------------------------------------
@@ -362,6 +439,10 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             ("chat_8t_p99_ns", J::Num(t8.1)),
             ("hash_1t_p50_ns", J::Num(h1.0)),
             ("hash_1t_p99_ns", J::Num(h1.1)),
+            ("select_zone_1t_p50_ns", J::Num(s1.0)),
+            ("select_zone_1t_p99_ns", J::Num(s1.1)),
+            ("select_zone_8t_p50_ns", J::Num(s8.0)),
+            ("select_zone_8t_p99_ns", J::Num(s8.1)),
             ("apply_1000_adds_ms", J::Num(adds.as_secs_f64() * 1e3)),
             ("apply_1000_moves_ms", J::Num(moves.as_secs_f64() * 1e3)),
             ("bytes_per_instance", J::Num(per.round())),

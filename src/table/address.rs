@@ -4,9 +4,12 @@
 //!
 //! - Plain text, as the chat systems write it: `host:port`, optionally followed by whitespace
 //!   and a weight, either bare (`10.0.0.5:9000 3`, brpc's "server tag" convention) or named
-//!   (`10.0.0.5:9000 weight=3`). The address is the first whitespace-separated token, taken
-//!   as is (so `unix:/run/x.sock` or `http://h:80` work too); anything else after it makes the
-//!   value invalid.
+//!   (`10.0.0.5:9000 weight=3`), then any number of `key=value` metadata tokens
+//!   (`10.0.0.5:9000 weight=3 zone=a version=v2`). The address is the first
+//!   whitespace-separated token, taken as is (so `unix:/run/x.sock` or `http://h:80` work
+//!   too). A bare weight is only accepted right after the address; every later token must be
+//!   `key=value` with a non-empty key (the value may be empty), each key once. The
+//!   `key=value` tokens, `weight=` included, are the instance's metadata pairs.
 //! - JSON, as Go's etcd `naming/endpoints` manager writes it: an object with a string `Addr`
 //!   (`{"Addr":"10.0.0.5:9000","Metadata":{...}}`), also the older grpc-naming form with
 //!   `"Op":0` (`{"Op":0,"Addr":...,"Metadata":...}`). `Op` other than 0 (a delete record)
@@ -70,18 +73,40 @@ pub fn parse_with(key: &str, value: &[u8], kratos: &KratosEndpoint) -> Result<En
 fn parse_plain(text: &str) -> Result<Endpoint, String> {
     let mut parts = text.split_whitespace();
     let addr = parts.next().unwrap_or_default().to_string();
-    let weight = match parts.next() {
-        None => 1,
-        Some(w) => weight_from_str(w.strip_prefix("weight=").unwrap_or(w))?,
-    };
-    if let Some(extra) = parts.next() {
-        return Err(format!("unexpected {extra:?} after the address and weight"));
+    let mut weight = None;
+    let mut meta: Vec<(String, String)> = Vec::new();
+    for (n, token) in parts.enumerate() {
+        match token.split_once('=') {
+            Some(("", _)) => {
+                return Err(format!("{token:?} has an empty key (expected key=value)"));
+            }
+            Some((key, value)) => {
+                if meta.iter().any(|(k, _)| k == key) {
+                    return Err(format!("key {key:?} is given twice"));
+                }
+                if key == "weight" {
+                    if weight.is_some() {
+                        return Err("the weight is given twice".into());
+                    }
+                    weight = Some(weight_from_str(value)?);
+                }
+                meta.push((key.to_string(), value.to_string()));
+            }
+            // A bare weight, brpc's "tag": only right after the address.
+            None if n == 0 => weight = Some(weight_from_str(token)?),
+            None => {
+                return Err(format!(
+                    "unexpected {token:?} after the address (expected key=value)"
+                ))
+            }
+        }
     }
+    meta.sort();
     Ok(Endpoint {
         addr,
-        weight,
+        weight: weight.unwrap_or(1),
         metadata: None,
-        meta: Vec::new(),
+        meta,
     })
 }
 
@@ -206,6 +231,41 @@ mod tests {
         assert!(parse(b"h:1 2 3").is_err());
         assert!(parse(b"h:1 10001").is_err());
         assert!(parse(b"\xff").is_err());
+    }
+
+    #[test]
+    fn plain_metadata_tokens() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let e = ok("10.0.0.5:9000 weight=3 zone=a version=v2");
+        assert_eq!((e.addr.as_str(), e.weight), ("10.0.0.5:9000", 3));
+        assert_eq!(
+            e.meta,
+            pairs(&[("version", "v2"), ("weight", "3"), ("zone", "a")])
+        );
+        assert_eq!(e.metadata, None);
+        let e = ok("h:1 2 zone=b canary= x=a=b");
+        assert_eq!(e.weight, 2);
+        assert_eq!(
+            e.meta,
+            pairs(&[("canary", ""), ("x", "a=b"), ("zone", "b")])
+        );
+        assert_eq!(ok("h:1 zone=a").weight, 1);
+        assert_eq!(ok("h:1").meta, pairs(&[]));
+        let err = |v: &str| parse(v.as_bytes()).unwrap_err();
+        assert!(
+            err("h:1 zone=a 3").contains("\"3\""),
+            "{}",
+            err("h:1 zone=a 3")
+        );
+        assert!(err("h:1 =a").contains("empty key"));
+        assert!(err("h:1 zone=a zone=b").contains("twice"));
+        assert!(err("h:1 3 weight=4").contains("twice"));
+        assert!(err("h:1 weight=0 zone=a").contains("weight"));
+        assert!(err("h:1 zone=a junk").contains("junk"));
     }
 
     #[test]

@@ -12,6 +12,16 @@
 //! [`Table`] is the core without etcd (fed with [`Table::apply`]); [`ServiceTable`] is a
 //! `Table` fed by a [`Discovery`] on a prefix.
 //!
+//! Which instance a pick returns (issue 19; the details in [`select`] and [`slow_start`]):
+//! draining instances (metadata `draining=true`/`1`) never; with a [`Selector`], those whose
+//! metadata matches every pair, else its [`Failover`]; with a caller zone
+//! ([`Locality`], default `$ETCD_SD_ZONE`), those of that zone unless fewer than 50 % of
+//! the zone's instances are healthy (then every zone); then the policy, skipping ejected
+//! instances, with slow start for instances seen after the first listing (default on, 30 s
+//! from 10 %, for weighted round robin only). A pick without selector, zone preference,
+//! draining instance, ejection or ramp takes the same fast path as before; the others go
+//! through a per-snapshot, per-selector view of candidate indices, built once.
+//!
 //! Choices where the issue is silent:
 //! - A PUT with the same address, weight and metadata changes nothing (no snapshot, no
 //!   notification). A PUT that changes only the weight or metadata keeps the instance's
@@ -29,11 +39,15 @@ pub mod address;
 pub mod eject;
 mod nul_str;
 pub mod pick;
+pub mod select;
+pub mod slow_start;
 pub mod snapshot;
 
 pub use address::Endpoint;
 pub use eject::Ejection;
 pub use pick::Policy;
+pub use select::{Failover, Locality, Selector};
+pub use slow_start::SlowStart;
 
 use crate::discovery::{Discovery, Fallback};
 use crate::dispatch::{Mailbox, Sink};
@@ -43,16 +57,21 @@ use crate::options::Options;
 use arc_swap::ArcSwap;
 use eject::{Health, Outcome};
 use nul_str::NulStr;
+use select::{View, VIEW_SLOTS};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 /// How a table picks and ejects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     pub policy: Policy,
     pub ejection: Ejection,
+    /// The caller's zone and the spill-over threshold (see [`select`]).
+    pub locality: Locality,
+    /// `None`: the policy's default ([`SlowStart::default_for`]).
+    pub slow_start: Option<SlowStart>,
 }
 
 /// The service a key belongs to: the key up to its last `/` (without it).
@@ -71,6 +90,13 @@ pub struct Instance {
     addr: NulStr,
     weight: u32,
     metadata: Option<NulStr>,
+    /// Metadata pairs, sorted by key, each key once.
+    meta: Box<[(NulStr, NulStr)]>,
+    draining: bool,
+    /// When the table saw it, on its clock; 0 for the first listing (never ramped).
+    added: u64,
+    /// Slow-start credit (see [`slow_start::accept`]).
+    ramp_credit: AtomicU32,
     health: Arc<Health>,
 }
 
@@ -94,6 +120,40 @@ impl Instance {
     pub fn consecutive_failures(&self) -> u32 {
         self.health.failures()
     }
+    /// The metadata value of `key` (plain `key=value` tokens, or a JSON `Metadata` member).
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.meta_index(key).map(|j| self.meta[j].1.as_str())
+    }
+    /// Every metadata pair, sorted by key.
+    pub fn meta_pairs(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.meta.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+    /// Metadata `zone`.
+    pub fn zone(&self) -> Option<&str> {
+        self.meta("zone")
+    }
+    /// Metadata `draining` is `true` or `1`: never picked for a new call.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+    /// When the table saw the instance (its clock, ns); 0 for the first listing.
+    #[doc(hidden)]
+    pub fn added_at(&self) -> u64 {
+        self.added
+    }
+    fn meta_index(&self, key: &str) -> Option<usize> {
+        self.meta
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+    }
+    /// Pair `j` with NULs, for C.
+    pub(crate) fn meta_c(&self, j: usize) -> Option<(&str, &str)> {
+        self.meta.get(j).map(|(k, v)| (k.with_nul(), v.with_nul()))
+    }
+    /// The pair of `key` with NULs, for C.
+    pub(crate) fn meta_get_c(&self, key: &str) -> Option<(&str, &str)> {
+        self.meta_index(key).and_then(|j| self.meta_c(j))
+    }
     pub(crate) fn key_c(&self) -> &str {
         self.key.with_nul()
     }
@@ -107,6 +167,26 @@ impl Instance {
         self.address() == e.addr
             && self.weight == e.weight
             && self.metadata() == e.metadata.as_deref()
+            && self.meta.len() == e.meta.len()
+            && self
+                .meta_pairs()
+                .zip(&e.meta)
+                .all(|((k, v), (ek, ev))| k == ek && v == ev)
+    }
+}
+
+impl select::Candidate for Instance {
+    fn meta(&self, key: &str) -> Option<&str> {
+        Instance::meta(self, key)
+    }
+    fn is_draining(&self) -> bool {
+        self.draining
+    }
+    fn weight(&self) -> u32 {
+        self.weight
+    }
+    fn address(&self) -> &str {
+        Instance::address(self)
     }
 }
 
@@ -121,10 +201,36 @@ struct ServiceSet {
     sequence: OnceLock<Box<[u32]>>,
     /// The hash ring (built by the writer once the service has seen a keyed pick).
     ring: OnceLock<Box<[(u64, u32)]>>,
+    /// The caller's zone when the snapshot was built (`None`: no preference).
+    zone: Option<Box<str>>,
+    min_healthy_percent: u32,
+    /// No instance drains and no local-zone preference applies: a pick without selector
+    /// chooses from the whole list (the fast path).
+    plain: bool,
+    /// The latest `added` of the instances (0: all from the first listing).
+    newest_added: u64,
+    /// Every slow-start window of the snapshot has passed: picks stop reading the clock.
+    ramp_over: AtomicBool,
+    /// Round-robin start of the views (the service's counter when built).
+    view_start: u64,
+    /// The view without selector (used when not `plain`).
+    default_view: OnceLock<View>,
+    /// Views of selectors, by selector id, filled first come first served.
+    views: [OnceLock<Box<View>>; VIEW_SLOTS],
 }
 
 impl ServiceSet {
-    fn new(instances: Vec<Arc<Instance>>) -> Self {
+    fn new(instances: Vec<Arc<Instance>>, locality: &Locality, view_start: u64) -> Self {
+        let zone: Option<Box<str>> = locality
+            .zone
+            .as_deref()
+            .filter(|z| !z.is_empty())
+            .map(Box::from);
+        let plain = !instances.iter().any(|i| i.draining)
+            && zone
+                .as_deref()
+                .map_or(true, |z| !instances.iter().any(|i| i.zone() == Some(z)));
+        let newest_added = instances.iter().map(|i| i.added).max().unwrap_or(0);
         let mut by_address: Vec<u32> = (0..instances.len() as u32).collect();
         by_address.sort_by(|a, b| {
             instances[*a as usize]
@@ -134,9 +240,44 @@ impl ServiceSet {
         ServiceSet {
             instances: instances.into_boxed_slice(),
             by_address: by_address.into_boxed_slice(),
-            sequence: OnceLock::new(),
-            ring: OnceLock::new(),
+            zone,
+            min_healthy_percent: locality.min_healthy_percent,
+            plain,
+            newest_added,
+            ramp_over: AtomicBool::new(newest_added == 0),
+            view_start,
+            ..ServiceSet::default()
         }
+    }
+
+    fn default_view(&self) -> &View {
+        self.default_view.get_or_init(|| {
+            View::build(&self.instances, None, self.zone.as_deref(), self.view_start)
+        })
+    }
+
+    /// The cached view of `sel`, building it in a free slot; `None` when every slot holds
+    /// another selector's view.
+    fn cached_view(&self, sel: &Selector) -> Option<&View> {
+        for slot in &self.views {
+            let v = match slot.get() {
+                Some(v) => v,
+                None => slot.get_or_init(|| Box::new(self.build_view(sel))),
+            };
+            if v.id == sel.id() {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn build_view(&self, sel: &Selector) -> View {
+        View::build(
+            &self.instances,
+            Some(sel),
+            self.zone.as_deref(),
+            self.view_start,
+        )
     }
 
     fn sequence(&self) -> &[u32] {
@@ -231,12 +372,18 @@ struct Writer {
     initializing: bool,
     /// Which URL of a Kratos value gives the address (from the options).
     kratos: crate::options::KratosEndpoint,
+    /// The first listing is over: instances seen from now on are slow-started.
+    listed: bool,
+    locality: Locality,
 }
 
 /// The service table core: fed with events, read by any number of threads.
 pub struct Table {
     policy: Policy,
     ejection: ArcSwap<Ejection>,
+    /// Slow-start window (ns, 0: off) and floor (ppm).
+    slow_window: AtomicU64,
+    slow_floor: AtomicU32,
     directory: ArcSwap<Directory>,
     writer: Mutex<Writer>,
     changed: Mutex<Option<Arc<Mailbox<Arc<str>>>>>,
@@ -248,16 +395,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Table {
+    /// A table fed with [`Table::apply`]. Instances applied before [`Table::end_listing`]
+    /// count as the first listing (never slow-started); a [`ServiceTable`] ends it after
+    /// its initial listing.
     pub fn new(config: Config) -> Self {
+        let slow = config
+            .slow_start
+            .unwrap_or_else(|| SlowStart::default_for(config.policy));
         Table {
             policy: config.policy,
             ejection: ArcSwap::from_pointee(config.ejection),
+            slow_window: AtomicU64::new(slow.window_ns()),
+            slow_floor: AtomicU32::new(slow.floor_ppm()),
             directory: ArcSwap::from_pointee(Directory::default()),
             writer: Mutex::new(Writer {
                 services: HashMap::new(),
                 declared: None,
                 initializing: false,
                 kratos: Default::default(),
+                listed: false,
+                locality: config.locality,
             }),
             changed: Mutex::new(None),
             epoch: Instant::now(),
@@ -277,6 +434,54 @@ impl Table {
         self.ejection.store(Arc::new(ejection));
     }
 
+    /// The slow-start settings in force.
+    pub fn slow_start(&self) -> SlowStart {
+        SlowStart {
+            window: std::time::Duration::from_nanos(self.slow_window.load(Ordering::Relaxed)),
+            floor_percent: self.slow_floor.load(Ordering::Relaxed) / (slow_start::ONE / 100),
+        }
+    }
+
+    /// Replaces the slow-start settings; they apply at once to instances still within the
+    /// new window (each keeps the time the table saw it).
+    pub fn set_slow_start(&self, slow: SlowStart) {
+        self.slow_window.store(slow.window_ns(), Ordering::Relaxed);
+        self.slow_floor.store(slow.floor_ppm(), Ordering::Relaxed);
+        for e in self.directory.load().values() {
+            e.set
+                .ramp_over
+                .store(e.set.newest_added == 0, Ordering::Relaxed);
+        }
+    }
+
+    /// The caller's zone and spill-over threshold in force.
+    pub fn locality(&self) -> Locality {
+        lock(&self.writer).locality.clone()
+    }
+
+    /// Replaces the caller's zone and spill-over threshold (see [`select`]); every
+    /// service's snapshot is rebuilt (without a changed-notification: the instances are
+    /// the same).
+    pub fn set_locality(&self, locality: Locality) {
+        let mut w = lock(&self.writer);
+        w.locality = locality;
+        if w.initializing {
+            return;
+        }
+        let dir = self.directory.load();
+        let mut next: Directory = (**dir).clone();
+        for e in next.values_mut() {
+            let list: Vec<Arc<Instance>> = e.set.instances.to_vec();
+            e.set = Arc::new(self.build_set(&w, &e.svc, list));
+        }
+        self.directory.store(Arc::new(next));
+    }
+
+    /// Ends the first listing of a table fed by hand (see [`Table::new`]).
+    pub fn end_listing(&self) {
+        lock(&self.writer).listed = true;
+    }
+
     /// Nanoseconds on the table's clock (never 0).
     #[doc(hidden)]
     pub fn now(&self) -> u64 {
@@ -285,6 +490,13 @@ impl Table {
 
     /// Applies one discovery event.
     pub fn apply(&self, event: &Event) {
+        self.apply_at(event, self.now())
+    }
+
+    /// `apply` at a given time on the table's clock (when the table saw a new instance,
+    /// for slow start). For tests.
+    #[doc(hidden)]
+    pub fn apply_at(&self, event: &Event, now: u64) {
         let Ok(key) = std::str::from_utf8(&event.key) else {
             log::warn!(target: "etcd_sd", "service table: key {:?} is not UTF-8; ignored",
                 String::from_utf8_lossy(&event.key));
@@ -304,21 +516,37 @@ impl Table {
                 }
             },
         };
+        let ramp_new = w.listed && !w.initializing;
         let instances = w.services.entry(service.to_string()).or_default();
         let changed = match endpoint {
             None => instances.remove(key).is_some(),
             Some(e) => match instances.get(key) {
                 Some(old) if old.same_endpoint(&e) => false,
                 old => {
-                    let health = match old {
-                        Some(o) if o.address() == e.addr => o.health.clone(),
-                        _ => Arc::default(),
+                    // Same address: the same instance (its record and start time stay).
+                    let same = old.filter(|o| o.address() == e.addr);
+                    let health = same.map_or_else(Arc::default, |o| o.health.clone());
+                    let added = match same {
+                        Some(o) => o.added,
+                        None if ramp_new => now.max(1),
+                        None => 0,
                     };
+                    let draining = e.meta.iter().any(|(k, v)| {
+                        k == "draining" && (v.eq_ignore_ascii_case("true") || v == "1")
+                    });
                     let inst = Instance {
                         key: NulStr::new(key),
                         addr: NulStr::new(&e.addr),
                         weight: e.weight,
                         metadata: e.metadata.as_deref().map(NulStr::new),
+                        meta: e
+                            .meta
+                            .iter()
+                            .map(|(k, v)| (NulStr::new(k), NulStr::new(v)))
+                            .collect(),
+                        draining,
+                        added,
+                        ramp_credit: AtomicU32::new(0),
                         health,
                     };
                     instances.insert(key.to_string(), Arc::new(inst));
@@ -345,7 +573,7 @@ impl Table {
         let mut next: Directory = (**dir).clone();
         match next.get_mut(service) {
             Some(e) if !list.is_empty() || is_declared(w, service) => {
-                e.set = Arc::new(self.build_set(&e.svc, list));
+                e.set = Arc::new(self.build_set(w, &e.svc, list));
             }
             Some(_) => {
                 // An undeclared service lost its last instance: forget it.
@@ -361,7 +589,7 @@ impl Table {
                     eject_lock: Mutex::new(()),
                     wants_ring: AtomicBool::new(false),
                 });
-                let set = Arc::new(self.build_set(&svc, list));
+                let set = Arc::new(self.build_set(w, &svc, list));
                 next.insert(service.into(), Entry { set, svc });
             }
         }
@@ -369,8 +597,12 @@ impl Table {
         self.notify(service);
     }
 
-    fn build_set(&self, svc: &Service, list: Vec<Arc<Instance>>) -> ServiceSet {
-        let set = ServiceSet::new(list);
+    fn build_set(&self, w: &Writer, svc: &Service, list: Vec<Arc<Instance>>) -> ServiceSet {
+        let start = svc.counter.load(Ordering::Relaxed);
+        let set = ServiceSet::new(list, &w.locality, start);
+        if !set.plain {
+            set.default_view();
+        }
         if self.policy == Policy::WeightedRoundRobin {
             set.sequence();
         }
@@ -451,7 +683,8 @@ impl Table {
     /// Picks an instance of `service` and passes it to `f`: by consistent hashing on `key`
     /// when given, else by the table's policy. `None` when the service has no instance. Takes
     /// no lock and allocates nothing (except the very first keyed pick of a snapshot, which
-    /// builds its ring when the writer has not).
+    /// builds its ring when the writer has not). Draining instances are never picked; the
+    /// caller's zone is preferred (see [`select`]).
     #[inline]
     pub fn pick_with<R>(
         &self,
@@ -459,19 +692,48 @@ impl Table {
         key: Option<&[u8]>,
         f: impl FnOnce(&Instance) -> R,
     ) -> Option<R> {
-        self.pick_inner(service, key, None, f)
+        self.pick_inner(service, None, key, None, f)
+    }
+
+    /// [`Table::pick_with`] among the instances `selector` chooses (see [`select`]): `None`
+    /// also when nothing matches and the failover gives nothing. Lock-free; allocation-free
+    /// once the snapshot has the selector's view (built at its first pick).
+    #[inline]
+    pub fn pick_select_with<R>(
+        &self,
+        service: &str,
+        selector: Option<&Selector>,
+        key: Option<&[u8]>,
+        f: impl FnOnce(&Instance) -> R,
+    ) -> Option<R> {
+        self.pick_inner(service, selector, key, None, f)
     }
 
     /// `pick` at a given time on the table's clock. For tests.
     #[doc(hidden)]
     pub fn pick_at(&self, service: &str, key: Option<&[u8]>, now: u64) -> Option<String> {
-        self.pick_inner(service, key, Some(now), |i| i.address().to_string())
+        self.pick_inner(service, None, key, Some(now), |i| i.address().to_string())
+    }
+
+    /// `pick_select` at a given time on the table's clock. For tests.
+    #[doc(hidden)]
+    pub fn pick_select_at(
+        &self,
+        service: &str,
+        selector: Option<&Selector>,
+        key: Option<&[u8]>,
+        now: u64,
+    ) -> Option<String> {
+        self.pick_inner(service, selector, key, Some(now), |i| {
+            i.address().to_string()
+        })
     }
 
     #[inline]
     fn pick_inner<R>(
         &self,
         service: &str,
+        selector: Option<&Selector>,
         key: Option<&[u8]>,
         now: Option<u64>,
         f: impl FnOnce(&Instance) -> R,
@@ -479,21 +741,115 @@ impl Table {
         let dir = self.directory.load();
         let name = normalize(service);
         let Entry { set, svc } = dir.get(name)?;
-        let n = set.instances.len();
+        if set.instances.is_empty() {
+            return None;
+        }
+        let ejecting = now.is_some() || svc.ejecting.load(Ordering::Acquire);
+        let may_ramp = key.is_none()
+            && !set.ramp_over.load(Ordering::Relaxed)
+            && self.slow_window.load(Ordering::Relaxed) != 0;
+        let i = if selector.is_none() && set.plain && !ejecting && !may_ramp {
+            self.choose(svc, set, key, None)
+        } else {
+            self.pick_general(name, svc, set, selector, key, now, ejecting, may_ramp)?
+        };
+        Some(f(&set.instances[i]))
+    }
+
+    /// A pick with a selector, a zone, draining instances, an ejection or a ramp to honour.
+    #[allow(clippy::too_many_arguments)]
+    fn pick_general(
+        &self,
+        name: &str,
+        svc: &Service,
+        set: &ServiceSet,
+        selector: Option<&Selector>,
+        key: Option<&[u8]>,
+        given_now: Option<u64>,
+        ejecting: bool,
+        may_ramp: bool,
+    ) -> Option<usize> {
+        let now = match given_now {
+            Some(n) => n,
+            None if ejecting || may_ramp => self.now(),
+            None => 0,
+        };
+        let eject = ejecting && self.ejection_in_force(name, svc, set, now);
+        let window = self.slow_window.load(Ordering::Relaxed);
+        let ramp = may_ramp && {
+            let over = now >= set.newest_added.saturating_add(window);
+            if over && given_now.is_none() {
+                set.ramp_over.store(true, Ordering::Relaxed);
+            }
+            !over
+        };
+        let floor = self.slow_floor.load(Ordering::Relaxed);
+        let skip_fn = |i: usize| {
+            let inst = &set.instances[i];
+            (eject && inst.health.is_ejected(now))
+                || (ramp
+                    && !slow_start::accept(
+                        &inst.ramp_credit,
+                        slow_start::factor(inst.added, now, window, floor),
+                    ))
+        };
+        let skip: Option<&dyn Fn(usize) -> bool> =
+            if eject || ramp { Some(&skip_fn) } else { None };
+        if selector.is_none() && set.plain {
+            return Some(self.choose(svc, set, key, skip));
+        }
+        let uncached;
+        let view: &View = match selector {
+            None => set.default_view(),
+            Some(s) => match set.cached_view(s) {
+                Some(v) => v,
+                None => {
+                    uncached = set.build_view(s);
+                    &uncached
+                }
+            },
+        };
+        let sub = view.zone_subset(set.min_healthy_percent, |local| {
+            if eject {
+                local
+                    .iter()
+                    .filter(|i| !set.instances[**i as usize].health.is_ejected(now))
+                    .count()
+            } else {
+                local.len()
+            }
+        });
+        let n = sub.idx.len();
         if n == 0 {
             return None;
         }
-        let i = if now.is_some() || svc.ejecting.load(Ordering::Acquire) {
-            self.pick_ejecting(name, svc, set, key, now.unwrap_or_else(|| self.now()))
-        } else {
-            self.choose(svc, set, key, None)
-        };
-        Some(f(&set.instances[i]))
+        let on_sub = |p: usize| skip.is_some_and(|s| s(sub.idx[p] as usize));
+        let sub_skip: Option<&dyn Fn(usize) -> bool> = skip.map(|_| &on_sub as _);
+        Some(match (key, self.policy) {
+            (Some(k), _) => pick::consistent(sub.ring(&set.instances), k, skip),
+            (None, Policy::RoundRobin | Policy::ConsistentHash) => {
+                sub.idx[pick::round_robin(&sub.counter, n, sub_skip)] as usize
+            }
+            (None, Policy::Random) => sub.idx[pick::random(n, sub_skip)] as usize,
+            (None, Policy::WeightedRoundRobin) => {
+                pick::weighted(&sub.counter, sub.sequence(&set.instances), skip)
+            }
+        })
     }
 
     /// The address of a picked instance (allocates the string).
     pub fn pick(&self, service: &str, key: Option<&[u8]>) -> Option<String> {
         self.pick_with(service, key, |i| i.address().to_string())
+    }
+
+    /// The address of an instance picked with `selector` (allocates the string).
+    pub fn pick_select(
+        &self,
+        service: &str,
+        selector: Option<&Selector>,
+        key: Option<&[u8]>,
+    ) -> Option<String> {
+        self.pick_select_with(service, selector, key, |i| i.address().to_string())
     }
 
     #[inline]
@@ -522,15 +878,9 @@ impl Table {
         }
     }
 
+    /// Whether picks must skip ejected instances now: some are ejected, within the cap.
     #[cold]
-    fn pick_ejecting(
-        &self,
-        name: &str,
-        svc: &Service,
-        set: &ServiceSet,
-        key: Option<&[u8]>,
-        now: u64,
-    ) -> usize {
+    fn ejection_in_force(&self, name: &str, svc: &Service, set: &ServiceSet, now: u64) -> bool {
         let ejected = set.ejected_count(now);
         if ejected == 0 {
             // Every ejection ended: back to the fast path, unless one started meanwhile.
@@ -542,17 +892,11 @@ impl Table {
             {
                 svc.ejecting.store(true, Ordering::SeqCst);
             }
-            return self.choose(svc, set, key, None);
+            return false;
         }
-        if !self
-            .ejection
+        self.ejection
             .load()
             .within_cap(ejected, set.instances.len())
-        {
-            return self.choose(svc, set, key, None);
-        }
-        let skip = |i: usize| set.instances[i].health.is_ejected(now);
-        self.choose(svc, set, key, Some(&skip))
     }
 
     /// A snapshot of `service`'s instances (empty when unknown).
@@ -633,6 +977,7 @@ impl Table {
     fn finish_initial(&self) {
         let mut w = lock(&self.writer);
         w.initializing = false;
+        w.listed = true;
         let mut names: BTreeSet<String> = w.services.keys().cloned().collect();
         if let Some(d) = &w.declared {
             names.extend(d.iter().cloned());
@@ -651,6 +996,9 @@ fn is_declared(w: &Writer, service: &str) -> bool {
     w.declared.as_ref().is_some_and(|d| d.contains(service))
 }
 
+/// The environment variable that gives a [`ServiceTable`] its caller's zone.
+pub const ZONE_ENV: &str = "ETCD_SD_ZONE";
+
 /// A [`Table`] kept up to date by a [`Discovery`] of a prefix.
 pub struct ServiceTable {
     // Field order is drop order: the discovery (the only writer) stops first.
@@ -663,7 +1011,18 @@ pub struct ServiceTable {
 impl ServiceTable {
     /// Lists `prefix` (blocking, like [`Discovery::new`]), builds the table, then follows the
     /// watch. `declared` services, if any, are declared before the listing is applied.
-    pub fn new(opts: &Options, prefix: &str, config: Config, declared: &[&str]) -> Result<Self> {
+    ///
+    /// A `config.locality.zone` of `None` takes the caller's zone from `ETCD_SD_ZONE` (unset
+    /// or empty: no zone).
+    pub fn new(
+        opts: &Options,
+        prefix: &str,
+        mut config: Config,
+        declared: &[&str],
+    ) -> Result<Self> {
+        if config.locality.zone.is_none() {
+            config.locality.zone = std::env::var(ZONE_ENV).ok().filter(|z| !z.is_empty());
+        }
         let table = Arc::new(Table::new(config));
         for d in declared {
             table.declare(d);

@@ -424,6 +424,268 @@ static void test_threads_and_churn(void) {
     etcd_sd_registry_free(r);
 }
 
+/* Picks `n` times (with `sel`, NULL for none) and counts by the address's last digit
+ * ("127.0.0.1:75X4" style addresses: `digit_at` is the index of the distinguishing digit);
+ * counts[10] holds the NO_INSTANCE results. */
+static void pick_counts(const etcd_sd_table *t, const char *service, const etcd_sd_selector *sel,
+                        int n, size_t digit_at, int counts[11]) {
+    char buf[64];
+    int i;
+    memset(counts, 0, 11 * sizeof counts[0]);
+    for (i = 0; i < n; i++) {
+        size_t len = 0;
+        etcd_sd_result rc =
+            etcd_sd_table_pick_select(t, service, sel, NULL, 0, buf, sizeof buf, &len);
+        if (rc == ETCD_SD_NO_INSTANCE) {
+            counts[10]++;
+            continue;
+        }
+        CHECK_MSG(rc == ETCD_SD_OK, "pick_select: %s", etcd_sd_result_name((int)rc));
+        CHECK(len > digit_at && buf[digit_at] >= '0' && buf[digit_at] <= '9');
+        counts[buf[digit_at] - '0']++;
+    }
+}
+
+#define EXPECT_COUNTS(c, a0, a1, a2, a3, a4, none)                                           \
+    CHECK_MSG((c)[0] == (a0) && (c)[1] == (a1) && (c)[2] == (a2) && (c)[3] == (a3) &&       \
+                  (c)[4] == (a4) && (c)[10] == (none),                                     \
+              "counts %d %d %d %d %d, none %d", (c)[0], (c)[1], (c)[2], (c)[3], (c)[4], (c)[10])
+
+static bool draining_at(const etcd_sd_table *t, const char *service, size_t i) {
+    etcd_sd_instances *s = NULL;
+    bool d;
+    CHECK_OK(etcd_sd_table_instances(t, service, &s));
+    d = etcd_sd_instances_draining(s, i);
+    etcd_sd_instances_free(s);
+    return d;
+}
+
+static void test_metadata_and_drain(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    etcd_sd_instances *s = NULL;
+    etcd_sd_meta_pair p;
+    int c[11];
+    const char *svc = "/t_meta/svc";
+    reg(r, "/t_meta/svc/0", "127.0.0.1:7500 weight=2 zone=a version=v2");
+    reg(r, "/t_meta/svc/1", "{\"Addr\":\"127.0.0.1:7501\",\"Metadata\":{\"zone\":\"b\",\"canary\":false}}");
+    reg(r, "/t_meta/svc/2", "127.0.0.1:7502");
+    reg(r, "/t_meta/svc/3", "127.0.0.1:7503 zone=a junk"); /* invalid: not an instance */
+    t = new_table("/t_meta/", ETCD_SD_POLICY_ROUND_ROBIN);
+    CHECK_OK(etcd_sd_table_instances(t, svc, &s));
+    CHECK(etcd_sd_instances_len(s) == 3);
+    CHECK(etcd_sd_instances_meta_len(s, 0) == 3);
+    CHECK(etcd_sd_instances_meta_at(s, 0, 0, &p));
+    CHECK(strcmp(p.key, "version") == 0 && p.key_len == 7 && strcmp(p.value, "v2") == 0 &&
+          p.value_len == 2);
+    CHECK(etcd_sd_instances_meta_at(s, 0, 1, &p) && strcmp(p.key, "weight") == 0 &&
+          strcmp(p.value, "2") == 0);
+    CHECK(etcd_sd_instances_meta_at(s, 0, 2, &p) && strcmp(p.key, "zone") == 0 &&
+          strcmp(p.value, "a") == 0);
+    CHECK(!etcd_sd_instances_meta_at(s, 0, 3, &p));
+    CHECK(etcd_sd_instances_meta_get(s, 1, "canary", &p) && strcmp(p.value, "false") == 0);
+    CHECK(etcd_sd_instances_meta_get(s, 1, "zone", &p) && strcmp(p.value, "b") == 0);
+    CHECK(!etcd_sd_instances_meta_get(s, 2, "zone", &p));
+    CHECK(etcd_sd_instances_meta_len(s, 2) == 0 && etcd_sd_instances_meta_len(s, 9) == 0);
+    CHECK(etcd_sd_instances_meta_len(NULL, 0) == 0 && !etcd_sd_instances_draining(NULL, 0));
+    CHECK(!etcd_sd_instances_meta_get(s, 0, NULL, &p) && !etcd_sd_instances_meta_at(s, 0, 0, NULL));
+    CHECK(!etcd_sd_instances_draining(s, 0) && !etcd_sd_instances_draining(s, 1));
+    etcd_sd_instances_free(s);
+
+    /* The drain mark (what etcd_sd_registry_drain writes): listed, flagged, never picked. */
+    reg(r, "/t_meta/svc/1", "127.0.0.1:7501 zone=b draining=true");
+    POLL_UNTIL(draining_at(t, svc, 1), bound(5000));
+    CHECK(draining_at(t, svc, 1) && count(t, svc) == 3);
+    pick_counts(t, svc, NULL, 3000, 13, c);
+    EXPECT_COUNTS(c, 1500, 0, 1500, 0, 0, 0);
+    reg(r, "/t_meta/svc/1", "127.0.0.1:7501 zone=b draining=1");
+    reg(r, "/t_meta/svc/0", "127.0.0.1:7500 draining=1");
+    reg(r, "/t_meta/svc/2", "127.0.0.1:7502 draining=true");
+    POLL_UNTIL(draining_at(t, svc, 2), bound(5000));
+    pick_counts(t, svc, NULL, 10, 13, c);
+    EXPECT_COUNTS(c, 0, 0, 0, 0, 0, 10); /* all draining: no instance */
+    reg(r, "/t_meta/svc/1", "127.0.0.1:7501 zone=b");
+    POLL_UNTIL(!draining_at(t, svc, 1), bound(5000));
+    pick_counts(t, svc, NULL, 10, 13, c);
+    EXPECT_COUNTS(c, 0, 10, 0, 0, 0, 0);
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+}
+
+static etcd_sd_selector *selector(const char *text, uint32_t failover) {
+    etcd_sd_selector *sel = NULL;
+    CHECK_OK(etcd_sd_selector_new(text, failover, &sel));
+    return sel;
+}
+
+static void test_selector_failover(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    etcd_sd_selector *sel = NULL;
+    int c[11];
+    const char *svc = "/t_sel/svc";
+    char buf[64];
+    CHECK_INVALID(etcd_sd_selector_new("", ETCD_SD_FAILOVER_NONE, &sel), "empty");
+    CHECK_INVALID(etcd_sd_selector_new("version", ETCD_SD_FAILOVER_NONE, &sel), "key=value");
+    CHECK_INVALID(etcd_sd_selector_new("a=1,,b=2", ETCD_SD_FAILOVER_NONE, &sel), "empty");
+    CHECK_INVALID(etcd_sd_selector_new("=v2", ETCD_SD_FAILOVER_NONE, &sel), "empty key");
+    CHECK_INVALID(etcd_sd_selector_new("a=1,a=2", ETCD_SD_FAILOVER_NONE, &sel), "twice");
+    CHECK_INVALID(etcd_sd_selector_new("a=1", 3, &sel), "failover");
+    CHECK_INVALID(etcd_sd_selector_new(NULL, ETCD_SD_FAILOVER_NONE, &sel), "text");
+    CHECK_RC(etcd_sd_selector_new("a=1", ETCD_SD_FAILOVER_NONE, NULL), ETCD_SD_INVALID_ARGUMENT);
+    CHECK(sel == NULL);
+    etcd_sd_selector_free(NULL);
+
+    reg(r, "/t_sel/svc/0", "127.0.0.1:7600 version=v1");
+    reg(r, "/t_sel/svc/1", "127.0.0.1:7601 version=v2 canary=false");
+    reg(r, "/t_sel/svc/2", "{\"Addr\":\"127.0.0.1:7602\",\"Metadata\":{\"version\":\"v2\",\"canary\":true}}");
+    reg(r, "/t_sel/svc/3", "127.0.0.1:7603");
+    t = new_table("/t_sel/", ETCD_SD_POLICY_ROUND_ROBIN);
+    CHECK(count(t, svc) == 4);
+
+    sel = selector("version=v2", ETCD_SD_FAILOVER_NONE);
+    pick_counts(t, svc, sel, 1000, 13, c);
+    EXPECT_COUNTS(c, 0, 500, 500, 0, 0, 0);
+    etcd_sd_selector_free(sel);
+
+    sel = selector(" version = v2 , canary=false ", ETCD_SD_FAILOVER_NONE);
+    pick_counts(t, svc, sel, 100, 13, c);
+    EXPECT_COUNTS(c, 0, 100, 0, 0, 0, 0);
+    etcd_sd_selector_free(sel);
+
+    sel = selector("version=v3", ETCD_SD_FAILOVER_NONE);
+    CHECK_RC(etcd_sd_table_pick_select(t, svc, sel, NULL, 0, buf, sizeof buf, NULL),
+             ETCD_SD_NO_INSTANCE);
+    CHECK(strstr(etcd_sd_last_error(), "selector") != NULL);
+    etcd_sd_selector_free(sel);
+
+    sel = selector("version=v3", ETCD_SD_FAILOVER_ALL);
+    pick_counts(t, svc, sel, 400, 13, c);
+    EXPECT_COUNTS(c, 100, 100, 100, 100, 0, 0);
+    etcd_sd_selector_free(sel);
+
+    sel = selector("version=v3,canary=no", ETCD_SD_FAILOVER_MISSING_KEY);
+    pick_counts(t, svc, sel, 100, 13, c);
+    EXPECT_COUNTS(c, 0, 0, 0, 100, 0, 0);
+    /* Hash key within the selection: stable. */
+    {
+        size_t len = 0;
+        CHECK_OK(etcd_sd_table_pick_select(t, svc, sel, "user-1", 6, buf, sizeof buf, &len));
+        CHECK(strcmp(buf, "127.0.0.1:7603") == 0);
+    }
+    etcd_sd_selector_free(sel);
+
+    /* No selector: a plain pick. */
+    pick_counts(t, svc, NULL, 400, 13, c);
+    EXPECT_COUNTS(c, 100, 100, 100, 100, 0, 0);
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+}
+
+static void test_zones_spill_over(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t;
+    int c[11], i;
+    const char *svc = "/t_zone/svc";
+    reg(r, "/t_zone/svc/0", "127.0.0.1:7700 zone=a");
+    reg(r, "/t_zone/svc/1", "127.0.0.1:7701 zone=a");
+    reg(r, "/t_zone/svc/2", "127.0.0.1:7702 zone=b");
+    reg(r, "/t_zone/svc/3", "127.0.0.1:7703 zone=b");
+    /* The caller's zone from the environment when the table is made. */
+    CHECK(setenv("ETCD_SD_ZONE", "a", 1) == 0);
+    t = new_table("/t_zone/", ETCD_SD_POLICY_ROUND_ROBIN);
+    CHECK(unsetenv("ETCD_SD_ZONE") == 0);
+    pick_counts(t, svc, NULL, 400, 13, c);
+    EXPECT_COUNTS(c, 200, 200, 0, 0, 0, 0);
+    CHECK_INVALID(etcd_sd_table_set_locality(t, "a", 101), "min_healthy_percent");
+
+    /* One of the two local instances drains: 50 % healthy is not under 50 %: stay local. */
+    reg(r, "/t_zone/svc/0", "127.0.0.1:7700 zone=a draining=true");
+    POLL_UNTIL(draining_at(t, svc, 0), bound(5000));
+    pick_counts(t, svc, NULL, 100, 13, c);
+    EXPECT_COUNTS(c, 0, 100, 0, 0, 0, 0);
+    /* A 60 % threshold: spill over to every zone's non-draining instances. */
+    CHECK_OK(etcd_sd_table_set_locality(t, "a", 60));
+    pick_counts(t, svc, NULL, 300, 13, c);
+    EXPECT_COUNTS(c, 0, 100, 100, 100, 0, 0);
+    /* Back to 50 %, and the other local instance ejected: no healthy local instance. */
+    CHECK_OK(etcd_sd_table_set_locality(t, "a", 50));
+    CHECK_OK(etcd_sd_table_set_ejection(t, 5, 600000, 600000, 50));
+    for (i = 0; i < 5; i++) CHECK_OK(etcd_sd_table_report(t, svc, "127.0.0.1:7701", false));
+    /* Every zone's candidates 1, 2, 3; the ejected 1's turn goes to the next (2). */
+    pick_counts(t, svc, NULL, 300, 13, c);
+    EXPECT_COUNTS(c, 0, 0, 200, 100, 0, 0);
+    /* A zone without instances, or no zone: every zone (the ejected one still skipped). */
+    CHECK_OK(etcd_sd_table_set_locality(t, "c", 50));
+    pick_counts(t, svc, NULL, 300, 13, c);
+    EXPECT_COUNTS(c, 0, 0, 200, 100, 0, 0);
+    CHECK_OK(etcd_sd_table_set_locality(t, NULL, 50));
+    pick_counts(t, svc, NULL, 300, 13, c);
+    EXPECT_COUNTS(c, 0, 0, 200, 100, 0, 0);
+    /* Zone b preferred: the selector and the zone together. */
+    {
+        etcd_sd_selector *sel = selector("zone=b", ETCD_SD_FAILOVER_NONE);
+        CHECK_OK(etcd_sd_table_set_locality(t, "b", 50));
+        reg(r, "/t_zone/svc/4", "127.0.0.1:7704 zone=a");
+        wait_count(t, svc, 5);
+        pick_counts(t, svc, sel, 200, 13, c);
+        EXPECT_COUNTS(c, 0, 0, 100, 100, 0, 0);
+        etcd_sd_selector_free(sel);
+    }
+    etcd_sd_table_free(t);
+    etcd_sd_registry_free(r);
+}
+
+/* Whether `n` picks are spread exactly evenly over instances 0..k-1. */
+static bool even(const etcd_sd_table *t, const char *svc, int n, int k) {
+    int c[11], i;
+    pick_counts(t, svc, NULL, n, 13, c);
+    for (i = 0; i < k; i++)
+        if (c[i] != n / k) return false;
+    return true;
+}
+
+static void test_slow_start(void) {
+    etcd_sd_registry *r = new_registry();
+    etcd_sd_table *t, *w;
+    int c[11];
+    const char *svc = "/t_slow/svc";
+    reg(r, "/t_slow/svc/0", "127.0.0.1:7800");
+    reg(r, "/t_slow/svc/1", "127.0.0.1:7801");
+    reg(r, "/t_slow/svc/2", "127.0.0.1:7802");
+    t = new_table("/t_slow/", ETCD_SD_POLICY_ROUND_ROBIN);
+    CHECK_INVALID(etcd_sd_table_set_slow_start(t, 1000, 101), "floor_percent");
+    /* A 1 h window from 10 %: for the next 6 minutes a new instance is at the floor. */
+    CHECK_OK(etcd_sd_table_set_slow_start(t, 3600000, 10));
+    /* The first listing is never ramped. */
+    pick_counts(t, svc, NULL, 300, 13, c);
+    EXPECT_COUNTS(c, 100, 100, 100, 0, 0, 0);
+    reg(r, "/t_slow/svc/3", "127.0.0.1:7803");
+    wait_count(t, svc, 4);
+    /* 1000 turns each; the new one takes 10 % of its turns, the rest go to the next (0). */
+    pick_counts(t, svc, NULL, 4000, 13, c);
+    EXPECT_COUNTS(c, 1900, 1000, 1000, 100, 0, 0);
+    /* A 1 ms window: over as soon as 1 ms has passed since the table saw it. */
+    CHECK_OK(etcd_sd_table_set_slow_start(t, 1, 10));
+    POLL_UNTIL(even(t, svc, 400, 4), bound(5000));
+    CHECK(even(t, svc, 4000, 4));
+    etcd_sd_table_free(t);
+
+    /* On by default for weighted round robin (30 s from 10 %). */
+    reg(r, "/t_sloww/svc/0", "127.0.0.1:7810 weight=3");
+    w = new_table("/t_sloww/", ETCD_SD_POLICY_WEIGHTED_ROUND_ROBIN);
+    reg(r, "/t_sloww/svc/1", "127.0.0.1:7811 weight=1");
+    wait_count(w, "/t_sloww/svc", 2);
+    pick_counts(w, "/t_sloww/svc", NULL, 4000, 13, c);
+    /* Full share would be 1000; within the first few seconds it is about 100. */
+    CHECK_MSG(c[0] + c[1] == 4000 && c[1] >= 100 && c[1] < 500, "%d %d", c[0], c[1]);
+    CHECK_OK(etcd_sd_table_set_slow_start(w, 0, 10)); /* off */
+    pick_counts(w, "/t_sloww/svc", NULL, 4000, 13, c);
+    EXPECT_COUNTS(c, 3000, 1000, 0, 0, 0, 0);
+    etcd_sd_table_free(w);
+    etcd_sd_registry_free(r);
+}
+
 int main(void) {
     static const test_case cases[] = {
         {"invalid_arguments", test_invalid_arguments},
@@ -435,6 +697,10 @@ int main(void) {
         {"half_ejected_cap", test_half_ejected_cap},
         {"changed_and_declared", test_changed_and_declared},
         {"threads_and_churn", test_threads_and_churn},
+        {"metadata_and_drain", test_metadata_and_drain},
+        {"selector_failover", test_selector_failover},
+        {"zones_spill_over", test_zones_spill_over},
+        {"slow_start", test_slow_start},
     };
     test_begin();
     endpoints = need_env("ETCD_SD_TEST_ENDPOINTS");

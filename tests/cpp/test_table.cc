@@ -205,6 +205,116 @@ void test_threads_and_churn() {
     pool.reset();
 }
 
+// Picks `n` times (with `sel` when given) and counts by address; "" counts no instance.
+std::map<std::string, int> counts(const etcd_sd::ServiceManager &mgr, const std::string &svc,
+                                  int n, const etcd_sd::Selector *sel = nullptr) {
+    std::map<std::string, int> c;
+    for (int i = 0; i < n; i++) c[sel ? mgr.choose(svc, *sel) : mgr.choose(svc)]++;
+    return c;
+}
+
+using Counts = std::map<std::string, int>;
+
+bool draining(const etcd_sd::ServiceManager &mgr, const std::string &svc, size_t i) {
+    auto v = mgr.instances(svc);
+    return i < v.size() && v[i].draining;
+}
+
+void test_metadata_selector_failover() {
+    etcd_sd::Registry reg(endpoints, 10);
+    const std::string svc = "/tsel/svc";
+    CHECK(reg.registry(svc + "/0", "127.0.0.1:8600 version=v1 zone=a"));
+    CHECK(reg.registry(svc + "/1", "127.0.0.1:8601 version=v2 canary=false"));
+    CHECK(reg.registry(svc + "/2",
+                       R"({"Addr":"127.0.0.1:8602","Metadata":{"version":"v2","canary":true}})"));
+    CHECK(reg.registry(svc + "/3", "127.0.0.1:8603"));
+    auto mgr = manager("/tsel/");
+    auto inst = mgr->instances(svc);
+    CHECK_EQ(inst.size(), size_t(4));
+    CHECK(inst[0].meta().size() == 2 && inst[0].meta()[0].first == "version");
+    CHECK(inst[0].meta("zone") == std::optional<std::string_view>("a"));
+    CHECK(inst[0].zone() == "a" && inst[3].zone().empty());
+    CHECK(inst[2].meta("canary") == std::optional<std::string_view>("true"));
+    CHECK(!inst[3].meta("version").has_value() && inst[3].meta().empty());
+    CHECK(!inst[1].draining);
+
+    bool threw = false;
+    try {
+        etcd_sd::Selector bad("version");
+    } catch (const etcd_sd::Error &e) {
+        threw = std::string(e.what()).find("key=value") != std::string::npos;
+    }
+    CHECK(threw);
+
+    etcd_sd::Selector v2("version=v2");
+    CHECK(counts(*mgr, svc, 1000, &v2) == (Counts{{"127.0.0.1:8601", 500}, {"127.0.0.1:8602", 500}}));
+    etcd_sd::Selector stable("version=v2,canary=false");
+    CHECK(counts(*mgr, svc, 100, &stable) == (Counts{{"127.0.0.1:8601", 100}}));
+    etcd_sd::Selector none("version=v3");
+    CHECK(counts(*mgr, svc, 10, &none) == (Counts{{"", 10}}));
+    etcd_sd::Selector all("version=v3", etcd_sd::Failover::All);
+    CHECK(counts(*mgr, svc, 400, &all) == (Counts{{"127.0.0.1:8600", 100},
+                                                  {"127.0.0.1:8601", 100},
+                                                  {"127.0.0.1:8602", 100},
+                                                  {"127.0.0.1:8603", 100}}));
+    etcd_sd::Selector missing("version=v3", etcd_sd::Failover::MissingKey);
+    CHECK(counts(*mgr, svc, 100, &missing) == (Counts{{"127.0.0.1:8603", 100}}));
+    std::string a = mgr->choose(svc, v2, "user-9");
+    CHECK(a == "127.0.0.1:8601" || a == "127.0.0.1:8602");
+    CHECK(mgr->choose(svc, v2, "user-9") == a);
+
+    // Drain: the v2 instances drain; v2 fails over (None: nothing), listed with the flag.
+    CHECK(reg.registry(svc + "/1", "127.0.0.1:8601 version=v2 canary=false draining=true"));
+    CHECK(reg.registry(svc + "/2", "127.0.0.1:8602 version=v2 draining=1"));
+    WAIT_UNTIL("both draining", [&] { return draining(*mgr, svc, 1) && draining(*mgr, svc, 2); });
+    CHECK(counts(*mgr, svc, 10, &v2) == (Counts{{"", 10}}));
+    CHECK(counts(*mgr, svc, 200) == (Counts{{"127.0.0.1:8600", 100}, {"127.0.0.1:8603", 100}}));
+    CHECK_EQ(mgr->instances(svc).size(), size_t(4));
+
+    // The pool with a selector.
+    Pool pool(mgr, factory());
+    auto ch = pool.choose(svc, missing);
+    CHECK(ch != nullptr);
+}
+
+void test_zones_and_slow_start() {
+    etcd_sd::Registry reg(endpoints, 10);
+    const std::string svc = "/tzone/svc";
+    CHECK(reg.registry(svc + "/0", "127.0.0.1:8700 zone=a"));
+    CHECK(reg.registry(svc + "/1", "127.0.0.1:8701 zone=a"));
+    CHECK(reg.registry(svc + "/2", "127.0.0.1:8702 zone=b"));
+    auto mgr = manager("/tzone/");
+    mgr->set_locality("a");
+    CHECK(counts(*mgr, svc, 200) == (Counts{{"127.0.0.1:8700", 100}, {"127.0.0.1:8701", 100}}));
+    // One of two local instances drains (50 %, not under 50 %): stay local.
+    CHECK(reg.registry(svc + "/0", "127.0.0.1:8700 zone=a draining=true"));
+    WAIT_UNTIL("draining", [&] { return draining(*mgr, svc, 0); });
+    CHECK(counts(*mgr, svc, 100) == (Counts{{"127.0.0.1:8701", 100}}));
+    // Under a 75 % threshold: spill over to zone b too.
+    mgr->set_locality("a", 75);
+    CHECK(counts(*mgr, svc, 200) == (Counts{{"127.0.0.1:8701", 100}, {"127.0.0.1:8702", 100}}));
+    bool threw = false;
+    try {
+        mgr->set_locality("a", 101);
+    } catch (const etcd_sd::Error &) {
+        threw = true;
+    }
+    CHECK(threw);
+    // Zone b with a selector.
+    mgr->set_locality("b");
+    etcd_sd::Selector any("zone=a", etcd_sd::Failover::All);
+    CHECK(counts(*mgr, svc, 100, &any) == (Counts{{"127.0.0.1:8701", 100}}));
+
+    // Slow start: 1 h from 10 %; a new instance of zone b is at the floor.
+    mgr->set_slow_start(std::chrono::hours(1), 10);
+    CHECK(reg.registry(svc + "/3", "127.0.0.1:8703 zone=b"));
+    WAIT_UNTIL("4 instances", [&] { return mgr->instances(svc).size() == 4; });
+    // Local (zone b) candidates 2 and 3: 3 takes 10 % of its turns, 2 the rest.
+    CHECK(counts(*mgr, svc, 2000) == (Counts{{"127.0.0.1:8702", 1900}, {"127.0.0.1:8703", 100}}));
+    mgr->set_slow_start(std::chrono::milliseconds(0));
+    CHECK(counts(*mgr, svc, 2000) == (Counts{{"127.0.0.1:8702", 1000}, {"127.0.0.1:8703", 1000}}));
+}
+
 }  // namespace
 
 int main() {
@@ -213,6 +323,8 @@ int main() {
         {"channel_pool_lifecycle", test_channel_pool_lifecycle},
         {"hash_and_black_hole", test_hash_and_black_hole},
         {"threads_and_churn", test_threads_and_churn},
+        {"metadata_selector_failover", test_metadata_selector_failover},
+        {"zones_and_slow_start", test_zones_and_slow_start},
     };
     return run_cases(cases);
 }
