@@ -274,6 +274,16 @@ public:
         return *this;
     }
 
+    // Service tables only: keep the table's last-known snapshot in `path` and start from it
+    // when etcd does not answer the first listing (the table is then stale until etcd
+    // answers: ServiceManager::is_stale()). "" clears it. Written atomically after changes,
+    // at most once a second.
+    Options &snapshot_file(const std::string &path) {
+        detail::check(etcd_sd_options_set_snapshot_file(opts_.get(),
+                                                        path.empty() ? nullptr : path.c_str()));
+        return *this;
+    }
+
     // How a Registry writes its values. ETCD_SD_VALUE_GO_NAMING writes the JSON of Go's etcd
     // naming/endpoints ({"Op":0,"Addr":"host:port","Metadata":null}), so that Go programs
     // dialing "etcd:///TARGET" through etcd's gRPC resolver find keys TARGET/NAME:

@@ -196,6 +196,14 @@ void etcd_sd_table_free(struct etcd_sd_table *table);
 etcd_sd_result etcd_sd_table_declare(const struct etcd_sd_table *table, const char *service);
 
 /**
+ * Writes to `*out_stale` whether the table has not yet had etcd's listing: true after a
+ * start from the last-known snapshot while etcd was down (`etcd_sd_options_set_snapshot_file`),
+ * or with `etcd_sd_options_set_wait_for_etcd`, until etcd answers; the table's instances are
+ * the snapshot's meanwhile (and are picked). No I/O.
+ */
+etcd_sd_result etcd_sd_table_is_stale(const struct etcd_sd_table *table, bool *out_stale);
+
+/**
  * Changes the ejection settings: `consecutive_failures` failures in a row eject an instance
  * (0 turns ejection off) for `base_ms`, doubled on each repeat ejection (one doubling is
  * forgiven per `base_ms` spent admitted) up to `max_ms` (>= `base_ms`); at most

@@ -195,6 +195,15 @@ public:
         detail::check(etcd_sd_table_declare(table_.get(), name.c_str()));
     }
 
+    // True until etcd has answered the table's listing: after a start from the last-known
+    // snapshot while etcd was down (Options::snapshot_file), or with wait_for_etcd. The
+    // snapshot's instances are chosen meanwhile. No I/O.
+    bool is_stale() const {
+        bool stale = false;
+        detail::check(etcd_sd_table_is_stale(table_.get(), &stale));
+        return stale;
+    }
+
     // The address of an instance of `name` by the table's policy; "" when there is none.
     std::string choose(const std::string &name) const { return pick(name, nullptr, 0); }
 

@@ -179,6 +179,28 @@ pub extern "C" fn etcd_sd_table_declare(
     }
 }
 
+/// Writes to `*out_stale` whether the table has not yet had etcd's listing: true after a
+/// start from the last-known snapshot while etcd was down (`etcd_sd_options_set_snapshot_file`),
+/// or with `etcd_sd_options_set_wait_for_etcd`, until etcd answers; the table's instances are
+/// the snapshot's meanwhile (and are picked). No I/O.
+#[no_mangle]
+pub extern "C" fn etcd_sd_table_is_stale(
+    table: *const etcd_sd_table,
+    out_stale: *mut bool,
+) -> etcd_sd_result {
+    ffi_boundary! {
+        if out_stale.is_null() {
+            return Err(crate::error::Error::invalid("out_stale is NULL"));
+        }
+        // SAFETY: `table` is NULL (refused) or an `etcd_sd_table` from its `_new`, not freed yet
+        // (the header's contract); it is only read during the call.
+        let t = unsafe { try_ref(table, "table") }?;
+        // SAFETY: `out_stale` is non-NULL (checked above) and the caller passes it writable.
+        unsafe { out_stale.write(t.inner.is_stale()) };
+        Ok(())
+    }
+}
+
 /// Changes the ejection settings: `consecutive_failures` failures in a row eject an instance
 /// (0 turns ejection off) for `base_ms`, doubled on each repeat ejection (one doubling is
 /// forgiven per `base_ms` spent admitted) up to `max_ms` (>= `base_ms`); at most

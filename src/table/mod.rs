@@ -1039,8 +1039,14 @@ impl ServiceTable {
         };
         let fallback = opts.snapshot_file.clone().map(|path| {
             let prefix = prefix.to_string();
+            let writer = snapshot.clone();
             Box::new(move || match snapshot::load(&path, &prefix) {
-                Ok(rows) => Some(rows),
+                Ok(rows) => {
+                    if let Some(w) = &writer {
+                        w.preload(&rows);
+                    }
+                    Some(rows)
+                }
                 Err(e) => {
                     log::warn!(target: "etcd_sd", "service table: {e}; not used");
                     None

@@ -138,16 +138,27 @@ impl Writer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records one event of the table's discovery (in revision order).
+    /// Records one event of the table's discovery (in revision order); a change schedules a
+    /// write.
     pub(crate) fn note(&self, e: &Event) {
         let mut st = self.state();
-        match e.kind {
-            EventKind::Put => st.keys.insert(e.key.clone(), e.value.clone()),
-            EventKind::Delete => st.keys.remove(&e.key),
+        let changed = match e.kind {
+            EventKind::Put => {
+                st.keys.insert(e.key.clone(), e.value.clone()).as_ref() != Some(&e.value)
+            }
+            EventKind::Delete => st.keys.remove(&e.key).is_some(),
         };
+        if !changed {
+            return;
+        }
         st.dirty = true;
         drop(st);
         self.wake.notify_one();
+    }
+
+    /// What the file already holds (a start from it): its keys are not written back.
+    pub(crate) fn preload(&self, rows: &[(Vec<u8>, Vec<u8>)]) {
+        self.state().keys = rows.iter().cloned().collect();
     }
 
     /// Writes now if anything changed since the last write.

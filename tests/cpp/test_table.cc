@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
 #include <map>
 #include <memory>
 #include <set>
@@ -315,6 +317,62 @@ void test_zones_and_slow_start() {
     CHECK(counts(*mgr, svc, 2000) == (Counts{{"127.0.0.1:8702", 1000}, {"127.0.0.1:8703", 1000}}));
 }
 
+
+// A registry's drain: its instances stay listed (draining) and are never chosen for a new
+// call; undrain brings them back. The metrics text counts the table and the drain.
+void test_drain_and_metrics() {
+    etcd_sd::Registry a(endpoints, 10), b(endpoints, 10);
+    CHECK(a.registry("/td/echo/a", "127.0.0.1:8801 zone=x"));
+    CHECK(b.registry("/td/echo/b", "127.0.0.1:8802"));
+    auto mgr = manager("/td/");
+    WAIT_UNTIL("2 instances", [&] { return mgr->instances("/td/echo").size() == 2; });
+    CHECK(a.drain());
+    WAIT_UNTIL("a draining", [&] {
+        auto list = mgr->instances("/td/echo");
+        return list.size() == 2 && list[0].draining && !list[1].draining;
+    });
+    std::map<std::string, int> counts;
+    for (int i = 0; i < 200; i++) counts[mgr->choose("/td/echo")]++;
+    CHECK(counts.size() == 1 && counts["127.0.0.1:8802"] == 200);
+    CHECK(mgr->instances("/td/echo")[0].meta("zone") == std::string_view("x"));
+    std::string text = etcd_sd::metrics_text();
+    CHECK(text.find("# TYPE etcd_sd_table_instances gauge") != std::string::npos);
+    CHECK(text.find("etcd_sd_registries_draining 1\n") != std::string::npos);
+    CHECK(a.undrain());
+    WAIT_UNTIL("a back", [&] { return !mgr->instances("/td/echo")[0].draining; });
+    counts.clear();
+    for (int i = 0; i < 200; i++) counts[mgr->choose("/td/echo")]++;
+    CHECK(counts["127.0.0.1:8801"] == 100 && counts["127.0.0.1:8802"] == 100);
+}
+
+// A table with a snapshot file writes it; a table that cannot reach etcd starts from it,
+// stale, and chooses among the last-known instances.
+void test_snapshot() {
+    etcd_sd::Registry reg(endpoints, 10);
+    CHECK(reg.registry("/ts/echo/a", "127.0.0.1:8901"));
+    char dir[] = "/tmp/etcd-sd-snap.XXXXXX";
+    CHECK(mkdtemp(dir) != nullptr);
+    std::string file = std::string(dir) + "/ts.snapshot";
+    {
+        etcd_sd::ServiceManager mgr(etcd_sd::Options().endpoints(endpoints).snapshot_file(file),
+                                    "/ts/");
+        CHECK(!mgr.is_stale());
+        CHECK(mgr.choose("/ts/echo") == "127.0.0.1:8901");
+    }  // written at the latest when the table is freed
+    std::string dead = "http://127.0.0.1:" + std::to_string(dead_port());
+    etcd_sd::ServiceManager offline(
+        etcd_sd::Options().endpoints(dead).connect_timeout(1000ms).snapshot_file(file), "/ts/");
+    CHECK(offline.is_stale());
+    CHECK(offline.choose("/ts/echo") == "127.0.0.1:8901");
+    CHECK(std::remove(file.c_str()) == 0);
+    CHECK(throws<etcd_sd::Error>([&] {
+        etcd_sd::ServiceManager none(
+            etcd_sd::Options().endpoints(dead).connect_timeout(1000ms).snapshot_file(file),
+            "/ts/");
+    }));
+    CHECK(rmdir(dir) == 0);
+}
+
 }  // namespace
 
 int main() {
@@ -325,6 +383,8 @@ int main() {
         {"threads_and_churn", test_threads_and_churn},
         {"metadata_selector_failover", test_metadata_selector_failover},
         {"zones_and_slow_start", test_zones_and_slow_start},
+        {"drain_and_metrics", test_drain_and_metrics},
+        {"snapshot", test_snapshot},
     };
     return run_cases(cases);
 }
