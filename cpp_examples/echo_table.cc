@@ -8,12 +8,14 @@
 //                                                            127.0.0.1:<port> (lease TTL 3 s)
 //   echo_table client <endpoints> <service> <seconds> [interval_ms]
 //
-// serve: SIGTERM/SIGINT unregister first (watchers see the DELETE at once), answer for
-// 500 ms more (calls already on their way), then stop; SIGUSR1 black-holes the instance
+// serve: SIGTERM/SIGINT drain first (the key stays, marked draining: tables stop picking the
+// instance for new calls), answer for 500 ms more (calls already on their way), then
+// unregister and stop; SIGUSR1 black-holes the instance
 // (it keeps its registration and its connections but never answers), SIGUSR2 ends that.
 // client: one call every interval_ms (default 20), alternately round robin and by hash on
 // "user-<n % 5>"; each call has a 300 ms timeout. Prints one line per failed call and per
-// change of the set ("instances: ..."), and a summary at the end:
+// change of the set ("instances: ..." lists the instances it may pick, then "draining: ..."
+// when some are draining), and a summary at the end:
 //   calls N ok N failed N; per address: <addr> ok N failed N ...
 // Exit code 0, or 1 on a setup error. scripts/demo.sh runs three instances and one client,
 // then stops one instance with SIGTERM and black-holes another.
@@ -75,13 +77,18 @@ int serve(const std::string &endpoints, const std::string &key, int port) {
             server.pause(false);
             std::printf("%s answering again\n", now_text().c_str());
         } else {
-            reg.unregister(key);  // clients stop picking us first ...
-            std::printf("%s unregistered %s; draining 500 ms\n", now_text().c_str(),
+            // The SIGTERM sequence: drain (tables stop picking us for new calls) ...
+            if (!reg.drain()) {
+                std::fprintf(stderr, "drain: %s\n", reg.last_error().c_str());
+            }
+            std::printf("%s draining %s; answering 500 ms more\n", now_text().c_str(),
                         key.c_str());
             std::fflush(stdout);
-            // ... calls picked just before they saw the DELETE still get answers ...
+            // ... calls picked before the clients saw the mark still get answers ...
             std::this_thread::sleep_for(std::chrono::milliseconds(500));
-            server.stop();  // ... then we stop serving
+            reg.unregister(key);  // ... then the key goes ...
+            std::printf("%s unregistered %s\n", now_text().c_str(), key.c_str());
+            server.stop();  // ... and we stop serving
             return 0;
         }
         std::fflush(stdout);
@@ -102,10 +109,13 @@ int client(const std::string &endpoints, const std::string &service, int seconds
     });
     std::mutex print_mu;
     auto print_set = [&](const std::string &svc) {
-        std::string line = now_text() + " instances:";
-        for (const auto &i : mgr->instances(svc)) line += " " + i.address;
+        std::string line = now_text() + " instances:", draining;
+        for (const auto &i : mgr->instances(svc)) {
+            (i.draining ? draining : line) += " " + i.address;
+        }
         std::lock_guard<std::mutex> lock(print_mu);
         std::printf("%s\n", line.c_str());
+        if (!draining.empty()) std::printf("%s draining:%s\n", now_text().c_str(), draining.c_str());
         std::fflush(stdout);
     };
     size_t sub = mgr->subscribe(print_set);

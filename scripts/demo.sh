@@ -198,8 +198,9 @@ say "demo OK"
 # --- Service table (issue 10) -------------------------------------------------------------
 # Three echo_table instances register themselves under /service/echo; one client calls them
 # through etcd_sd::ServiceManager + ChannelPool for 12 s, alternately round robin and by
-# consistent hash on a user id. Instance 1 is stopped with SIGTERM (it unregisters, then
-# drains): no call may fail once the DELETE reached the client. Instance 2 is black-holed
+# consistent hash on a user id. Instance 1 is stopped with SIGTERM: it drains (its key stays,
+# marked draining), answers 500 ms more, unregisters and stops; no call may fail once the
+# client saw the drain (0 failed calls to a draining instance). Instance 2 is black-holed
 # (SIGUSR1: registered, connected, silent): at most 5 calls (the ejection threshold) fail,
 # then it is ejected and the calls go to the others.
 ECHO_SVC=/service/echo
@@ -224,13 +225,17 @@ spawn echo-client "$CLOG" CPID "$ECHO_TABLE" client "$ETCD_ENDPOINTS" "$ECHO_SVC
 wait_for_line "$CLOG" "instances: [^ ]+ [^ ]+ [^ ]+$" "$EVENT_TIMEOUT_MS" "$CPID" ||
     fail "the client did not see the three instances"
 sleep 3
-say "SIGTERM echo instance 1 (${EADDRS[1]}): it unregisters, drains 500 ms, stops"
+say "SIGTERM echo instance 1 (${EADDRS[1]}): it drains, answers 500 ms more, unregisters, stops"
 kill -TERM "${EPIDS[1]}"
+wait_for_line "$CLOG" "draining: ${EADDRS[1]}$" "$EVENT_TIMEOUT_MS" ||
+    fail "the client did not see instance 1 draining"
+# Failures are counted from the line where the client saw the drain (calls before it may
+# fail on a loaded machine; none may after: the instance still answers while draining).
+deleted_at=$(grep -n "draining: ${EADDRS[1]}$" "$CLOG" | head -n 1 | cut -d: -f1)
 wait_for_line "$CLOG" "instances: ${EADDRS[2]} ${EADDRS[3]}$" "$EVENT_TIMEOUT_MS" ||
     fail "the client did not see instance 1 leave"
-# Failures are counted from the line where the client saw the DELETE (calls before it may
-# fail on a loaded machine; none may after).
-deleted_at=$(grep -n "instances: ${EADDRS[2]} ${EADDRS[3]}$" "$CLOG" | head -n 1 | cut -d: -f1)
+wait_for_line "$WORK/echo-1.log" "unregistered " "$EVENT_TIMEOUT_MS" ||
+    fail "instance 1 did not unregister after draining"
 sleep 3
 say "SIGUSR1 echo instance 2 (${EADDRS[2]}): black-holed, still registered"
 holed_at=$(($(wc -l <"$CLOG") + 1))
@@ -239,8 +244,8 @@ wait "$CPID" || fail "the echo client failed"
 failed1=$(tail -n +"$deleted_at" "$CLOG" | grep -c "to ${EADDRS[1]} FAILED" || true)
 failed2=$(tail -n +"$holed_at" "$CLOG" | grep -c "to ${EADDRS[2]} FAILED" || true)
 sleep 0.2
-say "failed calls to the stopped instance after its DELETE: $failed1 (expected 0); to the black-holed one: $failed2 (expected at most 5)"
-[ "$failed1" -eq 0 ] || fail "calls failed on the instance stopped with SIGTERM"
+say "failed calls to the draining, then stopped, instance after the client saw the drain: $failed1 (expected 0); to the black-holed one: $failed2 (expected at most 5)"
+[ "$failed1" -eq 0 ] || fail "calls failed on the instance drained and stopped with SIGTERM"
 [ "$failed2" -le 5 ] || fail "more than 5 calls failed on the black-holed instance"
 for i in 2 3; do lib_kill_pid "${EPIDS[$i]}"; done
 say "service table demo OK"
