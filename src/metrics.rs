@@ -18,7 +18,8 @@
 //! | `etcd_sd_watch_events_total`, `_resumes_total`, `_relists_total` | counter | `watch`, `prefix` |
 //! | `etcd_sd_watch_last_event_age_seconds` | gauge | `watch`, `prefix` (absent before the first event) |
 //!
-//! | `etcd_sd_table_instances`, `etcd_sd_table_instances_ejected` | gauge | `table`, `prefix`, `service` |
+//! | `etcd_sd_table_instances`, `_instances_ejected`, `_instances_draining` | gauge | `table`, `prefix`, `service` |
+//! | `etcd_sd_table_picks_total`, `etcd_sd_table_failures_reported_total` | counter | `table`, `prefix`, `service` |
 //!
 //! `watch` is a process-unique number telling apart two watches of one prefix (a discovery
 //! and a table's discovery count as watches); `table` likewise for tables.
@@ -178,39 +179,67 @@ pub fn text() -> String {
     w.finish()
 }
 
-/// Per table and service: instances, and instances ejected now. Labels: `table` (a number
-/// telling apart two tables of one prefix), `prefix`, `service`.
+/// Per table and service: instances, instances ejected now and draining, picks and failures
+/// reported. Labels: `table` (a number telling apart two tables of one prefix), `prefix`,
+/// `service`.
 fn tables(w: &mut Writer) {
+    struct Row {
+        id: String,
+        prefix: String,
+        service: String,
+        counts: [u64; 5],
+    }
     let mut rows = Vec::new();
     for (id, prefix, table) in crate::table::live_tables() {
         let id = id.to_string();
         for service in table.services() {
             let inst = table.instances(&service);
-            let ejected = (0..inst.len()).filter(|i| inst.is_ejected(*i)).count();
-            rows.push((id.clone(), prefix.clone(), service, inst.len(), ejected));
+            let ejected = (0..inst.len()).filter(|i| inst.is_ejected(*i)).count() as u64;
+            let draining = inst.iter().filter(|i| i.is_draining()).count() as u64;
+            let (picks, failures) = table.service_counts(&service);
+            rows.push(Row {
+                id: id.clone(),
+                prefix: prefix.clone(),
+                service,
+                counts: [inst.len() as u64, ejected, draining, picks, failures],
+            });
         }
     }
-    type Get = fn(usize, usize) -> usize;
-    let families: [(&'static str, &'static str, Get); 2] = [
+    let families: [(&'static str, &'static str, &'static str); 5] = [
         (
             "etcd_sd_table_instances",
+            GAUGE,
             "Instances a service table holds.",
-            |n, _| n,
         ),
         (
             "etcd_sd_table_instances_ejected",
+            GAUGE,
             "Instances ejected now after consecutive reported failures.",
-            |_, e| e,
+        ),
+        (
+            "etcd_sd_table_instances_draining",
+            GAUGE,
+            "Instances marked draining (never picked for a new call).",
+        ),
+        (
+            "etcd_sd_table_picks_total",
+            COUNTER,
+            "Picks that returned an instance.",
+        ),
+        (
+            "etcd_sd_table_failures_reported_total",
+            COUNTER,
+            "Failed calls reported to the table.",
         ),
     ];
-    for (name, help, get) in families {
-        for (id, prefix, service, n, e) in &rows {
+    for (n, (name, kind, help)) in families.into_iter().enumerate() {
+        for r in &rows {
             let labels = [
-                ("table", id.as_str()),
-                ("prefix", prefix),
-                ("service", service),
+                ("table", r.id.as_str()),
+                ("prefix", r.prefix.as_str()),
+                ("service", r.service.as_str()),
             ];
-            w.sample(name, GAUGE, help, &labels, get(*n, *e) as f64);
+            w.sample(name, kind, help, &labels, r.counts[n] as f64);
         }
     }
 }

@@ -155,6 +155,24 @@ fn metrics_text_parses_and_counts_the_process() {
         || discovery.stats().keys == 4 && table.instances("/m/echo").len() == 4,
     );
 
+    wait_until(Duration::from_secs(5), "the drained instances", || {
+        table
+            .instances("/m/user")
+            .iter()
+            .filter(|i| i.is_draining())
+            .count()
+            == 2
+    });
+    for _ in 0..10 {
+        table.pick("/m/echo", None).unwrap();
+    }
+    assert!(
+        table.pick("/m/user", None).is_none(),
+        "every /m/user instance drains"
+    );
+    table.report("/m/echo", "127.0.0.1:7000", false);
+    table.report("/m/echo", "127.0.0.1:7001", true);
+
     let text = metrics_text();
     let f = parse(&text);
     for (name, (kind, _)) in &f {

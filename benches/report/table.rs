@@ -22,10 +22,10 @@ use crate::scenarios::Ctx;
 use crate::util::J;
 use etcd_sd::event::Event;
 use etcd_sd::ffi::{
-    etcd_sd_options, etcd_sd_options_free, etcd_sd_options_new, etcd_sd_options_set_endpoints,
-    etcd_sd_result, etcd_sd_selector, etcd_sd_selector_free, etcd_sd_selector_new, etcd_sd_table,
-    etcd_sd_table_free, etcd_sd_table_new, etcd_sd_table_pick, etcd_sd_table_pick_select,
-    etcd_sd_table_set_locality,
+    etcd_sd_metrics_text, etcd_sd_options, etcd_sd_options_free, etcd_sd_options_new,
+    etcd_sd_options_set_endpoints, etcd_sd_result, etcd_sd_selector, etcd_sd_selector_free,
+    etcd_sd_selector_new, etcd_sd_table, etcd_sd_table_free, etcd_sd_table_new, etcd_sd_table_pick,
+    etcd_sd_table_pick_select, etcd_sd_table_set_locality,
 };
 use etcd_sd::table::{Config, Table};
 use std::collections::HashMap;
@@ -426,9 +426,51 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         format!("{per:.0} bytes ({:.2} MB in all)", after.saturating_sub(before) as f64 / 1048576.0),
     );
 
+    // --- metrics text ------------------------------------------------------------------------
+    put_all(
+        ctx,
+        (0..1000)
+            .map(|i| {
+                (
+                    format!(
+                        "/bench-metrics/service-{:02}/instance-{:02}",
+                        i / 10,
+                        i % 10
+                    ),
+                    format!("10.9.{}.{}:9000 zone=z{}", i / 256, i % 256, i % 3),
+                )
+            })
+            .collect(),
+    )?;
+    let mt = new_table(ctx, "/bench-metrics/")?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut times = Vec::new();
+    let mut len = 0usize;
+    for _ in 0..50 {
+        let start = Instant::now();
+        let r = etcd_sd_metrics_text(buf.as_mut_ptr().cast(), buf.len(), &mut len);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        if r != etcd_sd_result::ETCD_SD_OK || len >= buf.len() {
+            return Err("etcd_sd_metrics_text failed".into());
+        }
+    }
+    etcd_sd_table_free(mt.0);
+    let (m50, m99) = p50_p99(times);
+    rep.check(
+        name,
+        &format!(
+            "metrics text (Prometheus), 1,000 instances in 100 services: p50 / max of 50 ({} KB)",
+            len / 1024
+        ),
+        format!("{m50:.3} / {m99:.3} ms"),
+        "p50 ≤ 1 ms",
+        m50 <= 1.0,
+    );
+
     rep.detail(
         name,
         J::obj(vec![
+            ("metrics_text_1000_p50_ms", J::Num(m50)),
             ("pick_1t_p50_ns", J::Num(o1.0)),
             ("pick_1t_p99_ns", J::Num(o1.1)),
             ("chat_1t_p50_ns", J::Num(t1.0)),

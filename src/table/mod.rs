@@ -315,6 +315,10 @@ impl ServiceSet {
 struct Service {
     /// Round-robin / weighted position (64 bits: never wraps in practice).
     counter: AtomicU64,
+    /// Picks that returned an instance, and failures reported (for the metrics text). Next
+    /// to `counter`: a pick that moves the counter already owns this cache line.
+    picks: AtomicU64,
+    failures_reported: AtomicU64,
     /// An ejection may be in force: picks consult health only then.
     ejecting: AtomicBool,
     /// Held while deciding an ejection, so the cap is exact.
@@ -585,6 +589,8 @@ impl Table {
                 }
                 let svc = Arc::new(Service {
                     counter: AtomicU64::new(0),
+                    picks: AtomicU64::new(0),
+                    failures_reported: AtomicU64::new(0),
                     ejecting: AtomicBool::new(false),
                     eject_lock: Mutex::new(()),
                     wants_ring: AtomicBool::new(false),
@@ -753,6 +759,7 @@ impl Table {
         } else {
             self.pick_general(name, svc, set, selector, key, now, ejecting, may_ramp)?
         };
+        svc.picks.fetch_add(1, Ordering::Relaxed);
         Some(f(&set.instances[i]))
     }
 
@@ -926,6 +933,9 @@ impl Table {
         let dir = self.directory.load();
         let name = normalize(service);
         let Entry { set, svc } = dir.get(name)?;
+        if !ok {
+            svc.failures_reported.fetch_add(1, Ordering::Relaxed);
+        }
         let mut outcome = None;
         for inst in set.with_address(address) {
             outcome = Some(Outcome::Counted);
@@ -1080,6 +1090,20 @@ impl std::ops::Deref for ServiceTable {
     type Target = Table;
     fn deref(&self) -> &Table {
         &self.table
+    }
+}
+
+impl Table {
+    /// (picks, failures reported) of `service` since the table first knew it; for the
+    /// metrics text.
+    pub(crate) fn service_counts(&self, service: &str) -> (u64, u64) {
+        let dir = self.directory.load();
+        dir.get(normalize(service)).map_or((0, 0), |e| {
+            (
+                e.svc.picks.load(Ordering::Relaxed),
+                e.svc.failures_reported.load(Ordering::Relaxed),
+            )
+        })
     }
 }
 
