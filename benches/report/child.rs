@@ -21,6 +21,15 @@ pub fn spawn(
     env: &[(&str, String)],
 ) -> Result<(Child, BufReader<ChildStdout>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    spawn_exe(&exe, mode, env)
+}
+
+/// As [`spawn`], with another build of this bench binary (the fleet's "before" children).
+pub fn spawn_exe(
+    exe: &std::path::Path,
+    mode: &str,
+    env: &[(&str, String)],
+) -> Result<(Child, BufReader<ChildStdout>), String> {
     let mut cmd = Command::new(exe);
     cmd.env(MODE_VAR, mode)
         .stdin(Stdio::null())
@@ -75,6 +84,7 @@ pub fn main(mode: &str) {
         "fanout" => fanout(),
         "storm-registrant" => crate::storm_child::registrant(),
         "storm-discovery" => crate::storm_child::discovery(),
+        "fleet" => crate::fleet::child(),
         other => Err(format!("unknown child mode {other}")),
     };
     if let Err(e) = r {

@@ -1,4 +1,4 @@
-//! The restart storm's private etcd cluster: three members on loopback, data on tmpfs when
+//! The private etcd cluster of the restart storm and the fleet: three members on loopback, data on tmpfs when
 //! possible, which can be SIGKILLed and started again on the same data directories (on their
 //! usual client ports, or on other ones so that no client reaches them).
 
@@ -23,6 +23,8 @@ pub struct Cluster {
     initial_cluster: String,
     /// Where the data directories live, e.g. "/dev/shm (tmpfs)".
     pub data_location: String,
+    /// Names the cluster token and the logs kept on drop: target/bench-<tag>-<member>.log.
+    tag: &'static str,
 }
 
 fn free_port() -> u16 {
@@ -33,6 +35,11 @@ impl Cluster {
     /// Starts three members (default heartbeat/election settings) and waits until each
     /// serves reads.
     pub fn start() -> Result<Cluster, String> {
+        Cluster::start_tagged("storm")
+    }
+
+    /// As [`Cluster::start`]; `tag` names its token and kept logs (target/bench-<tag>-m0.log).
+    pub fn start_tagged(tag: &'static str) -> Result<Cluster, String> {
         let (dir, data_location) = data_dir();
         let members: Vec<Member> = (0..3)
             .map(|i| {
@@ -56,6 +63,7 @@ impl Cluster {
             members,
             initial_cluster,
             data_location,
+            tag,
         };
         for i in 0..3 {
             c.spawn(i, "new")?;
@@ -74,6 +82,7 @@ impl Cluster {
             .map_err(|e| format!("etcd log: {e}"))?;
         let client = format!("http://127.0.0.1:{}", m.listening);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
+        let token = format!("etcd-sd-bench-{}", self.tag);
         let mut cmd = Command::new(etcd_bin());
         cmd.args(["--name", &m.name])
             .arg("--data-dir")
@@ -84,7 +93,7 @@ impl Cluster {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
-            .args(["--initial-cluster-token", "etcd-sd-bench-storm"])
+            .args(["--initial-cluster-token", &token])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -192,10 +201,11 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
-        // Keep the members' logs for a look afterwards: target/bench-storm-<member>.log.
+        // Keep the members' logs for a look afterwards: target/bench-<tag>-<member>.log.
         for m in &self.members {
             let from = self.dir.path().join(format!("{}.log", m.name));
-            let _ = std::fs::copy(from, format!("target/bench-storm-{}.log", m.name));
+            let to = format!("target/bench-{}-{}.log", self.tag, m.name);
+            let _ = std::fs::copy(from, to);
         }
     }
 }

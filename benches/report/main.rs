@@ -7,6 +7,7 @@
 mod capi;
 mod child;
 mod cluster;
+mod fleet;
 mod metrics;
 mod report;
 mod scenarios;
@@ -24,7 +25,12 @@ use util::J;
 
 const USAGE: &str = "usage: scripts/bench.sh [--quick] [--only N[,N...]]
   --quick   idle-CPU window of the fan-out scenario: 5 s instead of 30 s
-  --only    run only these scenarios (0 = footprint, 1-9 as in docs/performance.md)";
+  --only    run only these scenarios (0 = footprint, 1-10 as in docs/performance.md;
+            `fleet` = 10, `storm` = 9)
+environment of the fleet scenario (10):
+  ETCD_SD_FLEET_LABEL   names its figures: target/bench-fleet-<label>.json (default current)
+  ETCD_SD_FLEET_SIZES   process counts (default 50,100,200)
+  ETCD_SD_FLEET_IDLE_S  idle window per size (default 10)";
 
 fn main() {
     if let Ok(mode) = std::env::var(child::MODE_VAR) {
@@ -39,7 +45,15 @@ fn main() {
             "--quick" => quick = true,
             "--only" => {
                 let list = args.next().unwrap_or_default();
-                only = Some(list.split(',').map(|s| s.trim().to_string()).collect());
+                only = Some(
+                    list.split(',')
+                        .map(|s| match s.trim() {
+                            "fleet" => "10".to_string(),
+                            "storm" => "9".to_string(),
+                            other => other.to_string(),
+                        })
+                        .collect(),
+                );
             }
             "--bench" => {} // added by `cargo bench`
             "-h" | "--help" => {
@@ -79,7 +93,7 @@ fn main() {
     type Scenario = fn(&Ctx, &mut Report) -> Result<(), String>;
     // The footprint child runs first, on an empty etcd; scenario 1 runs before anything in
     // this process has opened an etcd-sd connection, so its "cold" figure is really cold.
-    let plan: [(&str, Scenario); 11] = [
+    let plan: [(&str, Scenario); 12] = [
         ("0. footprint", scenarios::footprint),
         ("1. register", scenarios::register),
         ("2. put→callback", scenarios::put_callback),
@@ -94,6 +108,7 @@ fn main() {
         ("7. burst", scenarios::burst),
         ("8. service table", table::run),
         ("9. restart storm", storm::restart_storm),
+        ("10. fleet", fleet::run),
     ];
     for (name, run) in plan {
         let number = name.split('.').next().unwrap_or_default().to_string();

@@ -55,9 +55,14 @@ pub struct Sampler {
 }
 
 fn get_metrics(port: u16) -> Option<String> {
+    fetch(port, Duration::from_millis(500))
+}
+
+/// The body of `GET /metrics` on 127.0.0.1:`port`; `read_timeout` per read.
+pub fn fetch(port: u16, read_timeout: Duration) -> Option<String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    s.set_read_timeout(Some(read_timeout)).ok()?;
     s.set_write_timeout(Some(Duration::from_millis(200))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .ok()?;
@@ -109,6 +114,24 @@ fn parse(body: &str) -> Scrape {
         }
     }
     s
+}
+
+/// The values of the unlabelled series `names` (gauges such as `go_goroutines`) in a
+/// `/metrics` body, in the same order; None for a series the body lacks.
+pub fn gauges(body: &str, names: &[&str]) -> Vec<Option<f64>> {
+    let mut out = vec![None; names.len()];
+    for line in body.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            out[i] = value.parse::<f64>().ok();
+        }
+    }
+    out
 }
 
 /// What `now` adds to `before` (all of it when the member restarted in between).

@@ -281,3 +281,38 @@ pub fn machine() -> Machine {
             .unwrap_or_default(),
     }
 }
+
+/// CLOCK_MONOTONIC in ns: one clock for every process of the machine, so a time taken in a
+/// child can be set against one taken in the bench.
+pub fn mono_ns() -> u64 {
+    // SAFETY: clock_gettime writes into the zeroed timespec we own.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and a pointer to our own timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Busy and total jiffies of the whole machine (/proc/stat's first line).
+pub fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    // idle + iowait
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+/// /proc/loadavg's 1-minute figure.
+pub fn loadavg1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
