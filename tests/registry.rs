@@ -204,3 +204,40 @@ fn drain_marks_every_key_and_undrain_restores_them() {
     reg.drain().unwrap();
     assert!(!etcd.get_prefix("/dr/").contains_key("/dr/late"));
 }
+
+/// Registries with their own lease share the connection and its one keep-alive stream with
+/// every other object of the same settings (issue 20): ten of them open no second stream.
+#[test]
+fn own_lease_registries_share_the_connection_and_keep_alive_stream() {
+    let etcd = Etcd::start();
+    let mut o = opts(&etcd.endpoint(), 5);
+    let shared = Registry::new(&o).unwrap();
+    shared.register("/own/shared", "127.0.0.1:1").unwrap();
+    let streams =
+        || etcd.metric_sum("grpc_server_started_total{grpc_method=\"LeaseKeepAlive\"") as u64;
+    wait_until(Duration::from_secs(5), "the keep-alive stream", || {
+        streams() == 1
+    });
+    o.set_own_lease(true);
+    let own: Vec<Registry> = (0..10)
+        .map(|i| {
+            let r = Registry::new(&o).unwrap();
+            r.register(&format!("/own/{i}"), "127.0.0.1:2").unwrap();
+            r
+        })
+        .collect();
+    let leases: std::collections::BTreeSet<i64> = own.iter().map(Registry::lease_id).collect();
+    assert_eq!(leases.len(), 10, "ten leases of their own");
+    assert!(!leases.contains(&shared.lease_id()));
+    // Renewed (each lease at TTL/3) on the same stream: still one stream started.
+    wait_until(
+        Duration::from_secs(5),
+        "a renewal of each own lease",
+        || own.iter().all(|r| r.stats().lease_ttl_left.is_some()),
+    );
+    assert_eq!(streams(), 1, "one keep-alive stream for the connection");
+    assert_eq!(
+        etcd.metric_sum("grpc_server_started_total{grpc_method=\"Watch\"") as u64,
+        0
+    );
+}

@@ -437,6 +437,12 @@ impl Etcd {
 
     /// One unlabelled gauge or counter of the member's /metrics (client port; plain http only).
     pub fn metric(&self, name: &str) -> f64 {
+        self.metric_sum(&format!("{name} "))
+    }
+
+    /// The sum of the member's /metrics samples whose line starts with `start` (a name with
+    /// some of its labels, e.g. `grpc_server_started_total{grpc_method="Watch"`).
+    pub fn metric_sum(&self, start: &str) -> f64 {
         use std::io::{Read, Write};
         assert_eq!(self.scheme, "http", "metrics over plain http only");
         let mut c = std::net::TcpStream::connect(("127.0.0.1", self.client_port)).expect("connect");
@@ -448,17 +454,13 @@ impl Etcd {
         .unwrap();
         let mut body = String::new();
         c.read_to_string(&mut body).expect("read /metrics");
-        let prefix = format!("{name} ");
-        let line = body
+        let values: Vec<f64> = body
             .lines()
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("no {name} in /metrics"));
-        line.rsplit(' ')
-            .next()
-            .unwrap()
-            .trim()
-            .parse::<f64>()
-            .unwrap()
+            .filter(|l| l.starts_with(start))
+            .map(|l| l.rsplit(' ').next().unwrap().trim().parse::<f64>().unwrap())
+            .collect();
+        assert!(!values.is_empty(), "no {start} in /metrics");
+        values.iter().sum()
     }
 
     pub fn is_running(&self) -> bool {
