@@ -897,6 +897,15 @@ enum etcd_sd_result etcd_sd_options_set_request_timeout_ms(struct etcd_sd_option
 enum etcd_sd_result etcd_sd_options_set_wait_for_etcd(struct etcd_sd_options *opts, bool wait);
 
 /**
+ * Off by default: a new connection starts on a random member of the endpoint list, so that a
+ * fleet of processes given the same list spreads its watch and keep-alive streams over the
+ * members instead of loading the first. On: it starts on the first endpoint (e.g. the local
+ * member, listed first) and fails over in list order.
+ */
+enum etcd_sd_result etcd_sd_options_set_prefer_first_member(struct etcd_sd_options *opts,
+                                                            bool first);
+
+/**
  * Service tables only (`etcd_sd_table_new`): keeps the table's last-known snapshot in the
  * file `path` and starts from it when etcd does not answer the first listing. The file is
  * written atomically (a temporary file renamed over it) after changes, at most once a

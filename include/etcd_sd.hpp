@@ -274,6 +274,13 @@ public:
         return *this;
     }
 
+    // Off by default: a new connection starts on a random member of the endpoint list (a fleet
+    // spreads over the members). On: it starts on the first endpoint and fails over in order.
+    Options &prefer_first_member(bool first = true) {
+        detail::check(etcd_sd_options_set_prefer_first_member(opts_.get(), first));
+        return *this;
+    }
+
     // Service tables only: keep the table's last-known snapshot in `path` and start from it
     // when etcd does not answer the first listing (the table is then stale until etcd
     // answers: ServiceManager::is_stale()). "" clears it. Written atomically after changes,

@@ -29,6 +29,8 @@ pub struct Options {
     pub(crate) own_lease: bool,
     /// Service tables: the file of their last-known snapshot (`crate::table::snapshot`).
     pub(crate) snapshot_file: Option<PathBuf>,
+    /// Start on the first endpoint (instead of a random one) and fail over in list order.
+    pub(crate) prefer_first_member: bool,
     /// How a registry writes its values.
     pub(crate) value_format: ValueFormat,
     /// Which endpoint of a Kratos value a service table takes.
@@ -124,6 +126,7 @@ impl Default for Options {
             user: None,
             own_lease: false,
             snapshot_file: None,
+            prefer_first_member: false,
             value_format: ValueFormat::AsGiven,
             kratos_endpoint: KratosEndpoint::default(),
         }
@@ -170,6 +173,14 @@ impl Options {
     /// callback pool, like any later event). Services then need no wait-for-etcd wrapper.
     pub fn set_wait_for_etcd(&mut self, wait: bool) {
         self.wait_for_etcd = wait;
+    }
+
+    /// Off (the default): a new connection starts on a random member of the endpoint list, so
+    /// that a fleet of processes given the same list spreads its watch and keep-alive streams
+    /// over the members. On: it starts on the first endpoint (a local member listed first, say)
+    /// and comes back to it only by failing over in list order.
+    pub fn set_prefer_first_member(&mut self, first: bool) {
+        self.prefer_first_member = first;
     }
 
     /// Service tables only: keep the table's last-known snapshot in `path` (written

@@ -48,8 +48,9 @@ use etcd_sd::ffi::{
     etcd_sd_kvs, etcd_sd_kvs_at, etcd_sd_kvs_free, etcd_sd_kvs_revision, etcd_sd_last_error,
     etcd_sd_options, etcd_sd_options_free, etcd_sd_options_new,
     etcd_sd_options_set_connect_timeout_ms, etcd_sd_options_set_endpoints,
-    etcd_sd_options_set_request_timeout_ms, etcd_sd_result, etcd_sd_watch, etcd_sd_watch_event,
-    etcd_sd_watch_event_type, etcd_sd_watch_free, etcd_sd_watch_new, etcd_sd_watch_stats_get,
+    etcd_sd_options_set_prefer_first_member, etcd_sd_options_set_request_timeout_ms,
+    etcd_sd_result, etcd_sd_watch, etcd_sd_watch_event, etcd_sd_watch_event_type,
+    etcd_sd_watch_free, etcd_sd_watch_new, etcd_sd_watch_stats_get,
 };
 use etcd_sd::{Discovery, Event, EventKind, Registry};
 use std::collections::BTreeMap;
@@ -593,6 +594,8 @@ impl Native {
             .unwrap();
         // A call made while the cluster elects a leader waits for it.
         o.set_request_timeout(Duration::from_secs(6)).unwrap();
+        // The scenario puts the client on a chosen member: the first endpoint.
+        o.set_prefer_first_member(true);
         let reg = Registry::new(&o).unwrap();
         let disc = Discovery::new(&o, prefix, rec.sink()).unwrap();
         Native { reg, disc }
@@ -682,6 +685,10 @@ impl CAbi {
             "timeout",
         );
         check(etcd_sd_options_set_request_timeout_ms(o, 6000), "timeout");
+        check(
+            etcd_sd_options_set_prefer_first_member(o, true),
+            "first member",
+        );
         let mut client = std::ptr::null_mut();
         check(etcd_sd_client_new(o, &mut client), "client");
         etcd_sd_options_free(o);

@@ -122,6 +122,21 @@ pub extern "C" fn etcd_sd_options_set_wait_for_etcd(
     })
 }
 
+/// Off by default: a new connection starts on a random member of the endpoint list, so that a
+/// fleet of processes given the same list spreads its watch and keep-alive streams over the
+/// members instead of loading the first. On: it starts on the first endpoint (e.g. the local
+/// member, listed first) and fails over in list order.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_prefer_first_member(
+    opts: *mut etcd_sd_options,
+    first: bool,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        o.set_prefer_first_member(first);
+        Ok(())
+    })
+}
+
 /// Service tables only (`etcd_sd_table_new`): keeps the table's last-known snapshot in the
 /// file `path` and starts from it when etcd does not answer the first listing. The file is
 /// written atomically (a temporary file renamed over it) after changes, at most once a

@@ -26,10 +26,12 @@ struct Key {
     connect_timeout: Duration,
     tls: TlsMaterial,
     user: Option<Credentials>,
+    prefer_first: bool,
 }
 
 /// The connections shared by every object created with the same settings: one client per
-/// endpoint, of which one (the current member) is used at a time. When a request through the
+/// endpoint, of which one (the current member: at first a random one, or the first with
+/// `prefer_first_member`) is used at a time. When a request through the
 /// current member fails for want of an answer, the next member becomes current, so failover
 /// is immediate and deterministic rather than left to a load balancer that cannot tell a
 /// black-holed member from a busy one.
@@ -212,6 +214,7 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         connect_timeout: opts.connect_timeout,
         tls: TlsMaterial::load(&opts.tls)?,
         user: opts.user.clone(),
+        prefer_first: opts.prefer_first_member,
     };
     let mut cache = CACHE
         .lock()
@@ -245,7 +248,11 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         options,
         options_without_user,
         connect_timeout: opts.connect_timeout,
-        current: AtomicUsize::new(0),
+        current: AtomicUsize::new(if key.prefer_first {
+            0
+        } else {
+            first_member(key.endpoints.len())
+        }),
         outage: Mutex::new(OutageLog::new(
             format!("etcd connection to {}", short_list(&key.endpoints)),
             log::Level::Info,
@@ -253,6 +260,21 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
     });
     cache.insert(key, Arc::downgrade(&shared));
     Ok(shared)
+}
+
+/// The member a new connection starts on, unless `prefer_first_member` is set: a random one
+/// of `n`, so that a fleet of processes given the same endpoint list spreads its streams and
+/// keep-alives over the members instead of loading the first (Go clientv3's balancer spreads
+/// them too). Failover then goes on in list order from there.
+fn first_member(n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let mix = (u64::from(std::process::id()) << 32 ^ nanos).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mix >> 33) as usize % n
 }
 
 /// The error `_new` reports when its first request fails: `Unavailable` naming the endpoints,
