@@ -1,6 +1,5 @@
 //! `etcd_sd_members` and the cluster and lease listing calls of `etcd_sd_client`.
 
-use crate::error::Error;
 use crate::ffi::args::{check_out, opt_ref, take_box, try_str, write_out, Castable, OwnershipBox};
 use crate::ffi::client::{client_ref, etcd_sd_client};
 use crate::ffi::result::etcd_sd_result;
@@ -181,23 +180,11 @@ pub extern "C" fn etcd_sd_client_leases(
     capacity: usize,
     out_count: *mut usize,
 ) -> etcd_sd_result {
-    ffi_boundary! {
-        if out_count.is_null() {
-            return Err(Error::invalid("out_count is NULL"));
-        }
-        if ids.is_null() && capacity > 0 {
-            return Err(Error::invalid("ids is NULL"));
-        }
-        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
-        // (the header's contract); it is only read during the call.
-        let all = unsafe { client_ref(client) }?.leases()?;
-        for (i, id) in all.iter().take(capacity).enumerate() {
-            // SAFETY: `ids` has room for `capacity` ids (the caller's promise), i < capacity.
-            unsafe { ids.add(i).write(*id) };
-        }
-        // SAFETY: `out_count` is non-NULL (checked above) and the caller passes it writable for the
-        // call.
-        unsafe { out_count.write(all.len()) };
-        Ok(())
-    }
+    crate::ffi::replies::etcd_sd_client_leases_info(
+        client,
+        ids,
+        capacity,
+        out_count,
+        std::ptr::null_mut(),
+    )
 }

@@ -55,6 +55,26 @@ fn lease_info(i: LeaseInfo) -> etcd_sd_lease_info {
     }
 }
 
+/// A lease call with its reply in `*out`: `out` is checked before the call (nothing is done
+/// with a bad one), then filled.
+///
+/// # Safety
+/// `client` is NULL or a live `etcd_sd_client`; `out` is NULL or the caller's struct with
+/// `out->size` writable bytes, starting with that `size_t`.
+unsafe fn lease_call(
+    client: *const etcd_sd_client,
+    out: *mut etcd_sd_lease_info,
+    call: impl FnOnce(&crate::kv::Client) -> crate::error::Result<LeaseInfo>,
+) -> crate::error::Result<()> {
+    // SAFETY: `out` is NULL (refused) or the caller's struct, starting with its `size`.
+    unsafe { check_sized(out) }?;
+    // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
+    // (this fn's contract); it is only read during the call.
+    let info = call(unsafe { client_ref(client) }?)?;
+    // SAFETY: `out` was checked above and has `out->size` writable bytes (this fn's contract).
+    unsafe { fill(out, lease_info(info)) }
+}
+
 /// `etcd_sd_client_lease_grant` with etcd's whole reply in `*out` (`out->size` set by the
 /// caller). Errors: those of `etcd_sd_client_lease_grant`, and `ETCD_SD_INVALID_ARGUMENT`
 /// for a NULL `out` or a `size` under `sizeof(size_t)`.
@@ -65,14 +85,9 @@ pub extern "C" fn etcd_sd_client_lease_grant_info(
     out: *mut etcd_sd_lease_info,
 ) -> etcd_sd_result {
     ffi_boundary! {
-        // SAFETY: `out` is NULL (refused) or the caller's struct, starting with its `size`.
-        unsafe { check_sized(out) }?;
-        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
-        // (the header's contract); it is only read during the call.
-        let info = unsafe { client_ref(client) }?.lease_grant_info(ttl_seconds)?;
-        // SAFETY: `out` was checked above and has `out->size` writable bytes (the caller's
-        // promise).
-        unsafe { fill(out, lease_info(info)) }
+        // SAFETY: `client` and `out` come from the caller as the header's contract says, which
+        // is `lease_call`'s.
+        unsafe { lease_call(client, out, |c| c.lease_grant_info(ttl_seconds)) }
     }
 }
 
@@ -86,14 +101,9 @@ pub extern "C" fn etcd_sd_client_lease_revoke_info(
     out: *mut etcd_sd_lease_info,
 ) -> etcd_sd_result {
     ffi_boundary! {
-        // SAFETY: `out` is NULL (refused) or the caller's struct, starting with its `size`.
-        unsafe { check_sized(out) }?;
-        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
-        // (the header's contract); it is only read during the call.
-        let info = unsafe { client_ref(client) }?.lease_revoke_info(id)?;
-        // SAFETY: `out` was checked above and has `out->size` writable bytes (the caller's
-        // promise).
-        unsafe { fill(out, lease_info(info)) }
+        // SAFETY: `client` and `out` come from the caller as the header's contract says, which
+        // is `lease_call`'s.
+        unsafe { lease_call(client, out, |c| c.lease_revoke_info(id)) }
     }
 }
 
@@ -108,14 +118,9 @@ pub extern "C" fn etcd_sd_client_lease_ttl_info(
     out: *mut etcd_sd_lease_info,
 ) -> etcd_sd_result {
     ffi_boundary! {
-        // SAFETY: `out` is NULL (refused) or the caller's struct, starting with its `size`.
-        unsafe { check_sized(out) }?;
-        // SAFETY: `client` is NULL (refused) or an `etcd_sd_client` from its `_new`, not freed yet
-        // (the header's contract); it is only read during the call.
-        let info = unsafe { client_ref(client) }?.lease_ttl_info(id)?;
-        // SAFETY: `out` was checked above and has `out->size` writable bytes (the caller's
-        // promise).
-        unsafe { fill(out, lease_info(info)) }
+        // SAFETY: `client` and `out` come from the caller as the header's contract says, which
+        // is `lease_call`'s.
+        unsafe { lease_call(client, out, |c| c.lease_ttl_info(id)) }
     }
 }
 
