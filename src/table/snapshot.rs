@@ -108,6 +108,9 @@ pub(crate) struct Writer {
     path: PathBuf,
     prefix: String,
     state: Mutex<State>,
+    /// Held for a whole write, so that a flush (on drop) waits for a write in progress
+    /// instead of returning before the file is renamed into place.
+    writing: Mutex<()>,
     /// Wakes the writer task (which holds no strong reference, so a dropped table is not kept).
     wake: Arc<tokio::sync::Notify>,
 }
@@ -128,6 +131,7 @@ impl Writer {
             path,
             prefix: prefix.to_string(),
             state: Mutex::default(),
+            writing: Mutex::new(()),
             wake: Arc::new(tokio::sync::Notify::new()),
         });
         crate::runtime::spawn(run(Arc::downgrade(&w), w.wake.clone()));
@@ -161,8 +165,10 @@ impl Writer {
         self.state().keys = rows.iter().cloned().collect();
     }
 
-    /// Writes now if anything changed since the last write.
+    /// Writes now if anything changed since the last write; returns once any write in
+    /// progress is done too.
     pub(crate) fn flush(&self) {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let keys = {
             let mut st = self.state();
             if !std::mem::take(&mut st.dirty) {
