@@ -23,7 +23,7 @@
 //!   serializable read of a key put after its restart.
 //!
 //! Children still alive at the end must be all N. Figures go to the report and to
-//! target/bench-fleet-fault.json.
+//! target/bench-fault-fleet.json (not bench-fleet-*.json: scripts/fleet-plot.py reads those).
 
 use crate::cluster::Cluster;
 use crate::fleet::{self, Children, Shared, PREFIX, SERVICES, SETTLE, TTL};
@@ -637,7 +637,7 @@ pub fn run(_ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     let mut text = String::new();
     json.write(&mut text, 0);
     text.push('\n');
-    let out = fleet::target_dir().join("bench-fleet-fault.json");
+    let out = fleet::target_dir().join("bench-fault-fleet.json");
     match std::fs::write(&out, &text) {
         Ok(()) => eprintln!("bench:   figures: {}", out.display()),
         Err(e) => eprintln!("bench:   cannot write {}: {e}", out.display()),
