@@ -6,7 +6,8 @@
 #
 # Usage: scripts/bench.sh [--quick] [--only N[,N...]]
 #   --quick        5 s idle-CPU window in the fan-out scenario instead of 30 s
-#   --only 2,7     only these scenarios; `--only fleet` = 10 (the fleet), `--only storm` = 9
+#   --only 2,7     only these scenarios; `--only fleet` = 10 (the fleet), `--only fleet-fault` =
+#                  11 (a member SIGKILLed under 200 fleet processes), `--only storm` = 9
 #
 # The fleet scenario also writes target/bench-fleet-<label>.json (ETCD_SD_FLEET_LABEL, default
 # "current"); after a run that wrote one, this script draws every such file, with the runs

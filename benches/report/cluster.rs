@@ -185,6 +185,25 @@ impl Cluster {
         }
     }
 
+    /// SIGKILLs member `i` (and reaps it); the others run on.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts member `i` again on its data directory and usual client port, and waits until
+    /// it serves reads (false: not within `limit`).
+    pub fn restart(&mut self, i: usize, limit: Duration) -> Result<bool, String> {
+        self.kill(i);
+        self.members[i].listening = self.members[i].client_port;
+        self.spawn(i, "existing")?;
+        let endpoint = format!("http://127.0.0.1:{}", self.members[i].listening);
+        let child = self.members[i].child.as_mut().ok_or("member not running")?;
+        Ok(wait_healthy(child, &endpoint, limit))
+    }
+
     /// Starts every member again on its data directory; `hidden`: on fresh client ports
     /// that no client knows, so the cluster runs but its clients cannot reach it.
     pub fn restart_all(&mut self, hidden: bool) -> Result<(), String> {

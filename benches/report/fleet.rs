@@ -43,15 +43,15 @@ const SC: &str = "10. fleet";
 pub const SERVICES: [&str; 7] = [
     "user", "friend", "message", "file", "speech", "transmit", "gateway",
 ];
-const PREFIX: &str = "/fleet/services/";
+pub const PREFIX: &str = "/fleet/services/";
 const LATENCY_SERVICE: &str = "message";
-const TTL: i64 = 10;
-const SETTLE: Duration = Duration::from_secs(3);
+pub const TTL: i64 = 10;
+pub const SETTLE: Duration = Duration::from_secs(3);
 const PUTS: usize = 100;
 /// Children started but not yet READY at any moment (spreads the start-up).
 const STARTING_AT_ONCE: usize = 16;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.trim().parse().ok())
@@ -116,27 +116,38 @@ pub fn child() -> Result<(), String> {
 
 /// What the children said.
 #[derive(Default)]
-struct Seen {
-    ready: usize,
+pub struct Seen {
+    pub ready: usize,
     /// Probe key -> the callback times (CLOCK_MONOTONIC ns), one per child that saw it.
     events: HashMap<String, Vec<u64>>,
+    /// Probe key -> child -> when that child's discovery first saw it (CLOCK_MONOTONIC ns).
+    pub first: HashMap<String, HashMap<usize, u64>>,
+    /// Children whose stdout ended (the process exited or was killed).
+    pub exited: Vec<usize>,
     /// Probe key -> when the bench's bare watch saw it.
     floor: HashMap<String, u64>,
-    errors: Vec<String>,
+    pub errors: Vec<String>,
 }
 
-struct Shared {
+pub struct Shared {
     seen: Mutex<Seen>,
     cv: Condvar,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Seen> {
+    pub fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            seen: Mutex::new(Seen::default()),
+            cv: Condvar::new(),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Seen> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits until `ok` holds (true) or `limit` passes (false); a child's error ends it.
-    fn wait(&self, limit: Duration, mut ok: impl FnMut(&Seen) -> bool) -> Result<bool, String> {
+    pub fn wait(&self, limit: Duration, mut ok: impl FnMut(&Seen) -> bool) -> Result<bool, String> {
         let deadline = Instant::now() + limit;
         let mut s = self.lock();
         loop {
@@ -162,7 +173,7 @@ impl Shared {
 
 /// The children, SIGKILLed and reaped when dropped (also on an error or a panic; the kernel
 /// kills them too if the bench dies, see `die_with_parent`).
-struct Children(Vec<Child>);
+pub struct Children(pub Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -202,6 +213,11 @@ fn spawn_child(
                         if let (Some(k), Some(t)) = (f.next(), f.next()) {
                             let t = t.parse().unwrap_or(0);
                             s.events.entry(k.to_string()).or_default().push(t);
+                            s.first
+                                .entry(k.to_string())
+                                .or_default()
+                                .entry(idx)
+                                .or_insert(t);
                         }
                     }
                     Some("RESULT") => s.errors.push(format!("fleet child {idx}: {line}")),
@@ -210,6 +226,8 @@ fn spawn_child(
                 drop(s);
                 shared.cv.notify_all();
             }
+            shared.lock().exited.push(idx);
+            shared.cv.notify_all();
         })
         .map_err(|e| format!("reader thread: {e}"))?;
     Ok(child)
@@ -260,7 +278,7 @@ const GAUGES: [&str; 4] = [
     "go_memstats_heap_inuse_bytes",
 ];
 
-fn scrape(ports: &[u16]) -> Result<Vec<[f64; 4]>, String> {
+pub fn scrape(ports: &[u16]) -> Result<Vec<[f64; 4]>, String> {
     ports
         .iter()
         .map(|p| {
@@ -343,7 +361,7 @@ fn measure(
 }
 
 /// Starts children until `n` are READY, at most STARTING_AT_ONCE starting at a time.
-fn grow(
+pub fn grow(
     exe: &Path,
     n: usize,
     endpoints: &str,
@@ -471,14 +489,14 @@ fn latency(cl: &Cluster, n: usize, shared: &Arc<Shared>) -> Result<Latency, Stri
 }
 
 /// target/ (the parent of this binary's profile directory).
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|e| Some(e.parent()?.parent()?.parent()?.to_path_buf()))
         .unwrap_or_else(|| PathBuf::from("target"))
 }
 
-fn git_head() -> String {
+pub fn git_head() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -594,10 +612,7 @@ fn pass(label: &str, exe: &Path, rep: &mut Report) -> Result<(), String> {
         cl.pids(),
         cl.data_location
     );
-    let shared = Arc::new(Shared {
-        seen: Mutex::new(Seen::default()),
-        cv: Condvar::new(),
-    });
+    let shared = Shared::new();
     let mut kids = Children(vec![]);
     let mut points = vec![];
     let base = measure(0, &cl, &kids, &shared, idle)?;

@@ -8,6 +8,7 @@ mod capi;
 mod child;
 mod cluster;
 mod fleet;
+mod fleet_fault;
 mod metrics;
 mod report;
 mod scenarios;
@@ -26,11 +27,15 @@ use util::J;
 const USAGE: &str = "usage: scripts/bench.sh [--quick] [--only N[,N...]]
   --quick   idle-CPU window of the fan-out scenario: 5 s instead of 30 s
   --only    run only these scenarios (0 = footprint, 1-10 as in docs/performance.md;
-            `fleet` = 10, `storm` = 9)
+            `fleet` = 10, `fleet-fault` = 11, `storm` = 9)
 environment of the fleet scenario (10):
   ETCD_SD_FLEET_LABEL   names its figures: target/bench-fleet-<label>.json (default current)
   ETCD_SD_FLEET_SIZES   process counts (default 50,100,200)
-  ETCD_SD_FLEET_IDLE_S  idle window per size (default 10)";
+  ETCD_SD_FLEET_IDLE_S  idle window per size (default 10)
+environment of the fleet fault scenario (11: a member SIGKILLed under the fleet):
+  ETCD_SD_FLEET_FAULT_N        processes (default 200)
+  ETCD_SD_FLEET_FAULT_BOUND_S  bound for every process to see the probes (default 30)
+  ETCD_SD_FLEET_FAULT_KILL     `leader`: kill the leader, not the member with most streams";
 
 fn main() {
     if let Ok(mode) = std::env::var(child::MODE_VAR) {
@@ -49,6 +54,7 @@ fn main() {
                     list.split(',')
                         .map(|s| match s.trim() {
                             "fleet" => "10".to_string(),
+                            "fleet-fault" => "11".to_string(),
                             "storm" => "9".to_string(),
                             other => other.to_string(),
                         })
@@ -93,7 +99,7 @@ fn main() {
     type Scenario = fn(&Ctx, &mut Report) -> Result<(), String>;
     // The footprint child runs first, on an empty etcd; scenario 1 runs before anything in
     // this process has opened an etcd-sd connection, so its "cold" figure is really cold.
-    let plan: [(&str, Scenario); 12] = [
+    let plan: [(&str, Scenario); 13] = [
         ("0. footprint", scenarios::footprint),
         ("1. register", scenarios::register),
         ("2. put→callback", scenarios::put_callback),
@@ -109,6 +115,7 @@ fn main() {
         ("8. service table", table::run),
         ("9. restart storm", storm::restart_storm),
         ("10. fleet", fleet::run),
+        ("11. fleet, member killed", fleet_fault::run),
     ];
     for (name, run) in plan {
         let number = name.split('.').next().unwrap_or_default().to_string();
