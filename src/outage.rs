@@ -77,6 +77,14 @@ impl OutageLog {
         log::log!(target: "etcd_sd", level, "{line}");
     }
 
+    /// [`failed`](Self::failed) for a failure someone else already logged at its level (a
+    /// shared watch stream that broke under many watches: the stream says it once): the line
+    /// goes to DEBUG; the outage is counted and its end logged as usual.
+    pub(crate) fn failed_quietly(&mut self, err: &Error) {
+        let (_, line) = self.failed_at(err, Instant::now());
+        log::debug!(target: "etcd_sd", "{line}");
+    }
+
     /// Records a successful attempt; logs the end of the outage if there was one.
     pub(crate) fn recovered(&mut self) {
         if let Some(line) = self.recovered_at(Instant::now()) {

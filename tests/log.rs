@@ -382,3 +382,71 @@ fn a_stuck_sink_drops_and_counts_records() {
         etcd_sd_result::ETCD_SD_OK
     );
 }
+
+/// A shared watch stream that breaks under 7 discoveries says so at WARN through its own
+/// outage log (issue 20: the fleet fault bench saw 8 warnings per process), not once per watch.
+#[test]
+fn a_broken_shared_stream_warns_once() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let l = lines.clone();
+    etcd_sd::log::set_sink(Some(Arc::new(move |lvl, msg: &str| {
+        if lvl <= log::Level::Warn {
+            l.lock().unwrap().push(msg.to_string());
+        }
+    })));
+    let mut etcd = Etcd::start();
+    let o = opts(&etcd.endpoint(), 5);
+    let ds: Vec<etcd_sd::Discovery> = (0..7)
+        .map(|i| {
+            etcd_sd::Discovery::new(&o, &format!("/warn/{i}/"), |_: &etcd_sd::Event| {}).unwrap()
+        })
+        .collect();
+    wait_until_watchers(&etcd, 7);
+    etcd.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream_lines = || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains("watch"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    while stream_lines().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no warning about the watch stream"
+        );
+        std::thread::yield_now();
+    }
+    // Every watch has met the break twice (it logs its part right after counting a resume):
+    // a per-watch warning of the first one would be in the sink by now.
+    while !ds.iter().all(|d| d.stats().resumes >= 2) {
+        assert!(Instant::now() < deadline, "the watches did not retry");
+        std::thread::yield_now();
+    }
+    etcd_sd::log::flush(Duration::from_secs(5));
+    let watch_lines = stream_lines();
+    etcd_sd::log::set_sink(None);
+    drop(ds);
+    // The stream's outage log: its first failure, and a line when the kind of failure changes
+    // (broken pipe, then connection refused); nothing from the 7 watches.
+    assert!(
+        !watch_lines.is_empty()
+            && watch_lines.len() <= 2
+            && watch_lines
+                .iter()
+                .all(|m| m.starts_with("shared watch stream: ")),
+        "the stream's own lines only, none per watch: {watch_lines:#?}"
+    );
+}
+
+fn wait_until_watchers(etcd: &Etcd, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while etcd.watchers() != n {
+        assert!(Instant::now() < deadline, "{n} watchers never seen");
+        std::thread::sleep(Duration::from_millis(20)); // polling etcd, not synchronising
+    }
+}

@@ -28,6 +28,7 @@
 //! the routing of one response.
 
 use crate::error::{Error, Result};
+use crate::outage::OutageLog;
 use crate::requests::range::MAX_REPLY;
 use crate::runtime;
 use crate::transport::Shared;
@@ -147,6 +148,9 @@ struct Wanted {
 /// breaks tells every watch and waits for them to open again.
 async fn run(conn: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
     let mut subs: HashMap<i64, Wanted> = HashMap::new();
+    // One WARN line when the stream starts failing, one INFO line when it serves again; its
+    // watches log their part at DEBUG.
+    let mut outage = OutageLog::new("shared watch stream", log::Level::Warn);
     loop {
         // Wait for a watch to serve.
         while subs.is_empty() {
@@ -158,6 +162,7 @@ async fn run(conn: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
         let member = match conn.pick().await {
             Ok(m) => m,
             Err(e) => {
+                outage.failed(&e);
                 end_all(&mut subs, &e);
                 continue;
             }
@@ -180,6 +185,7 @@ async fn run(conn: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
             Ok(s) => s.split(),
             Err(e) => {
                 let e = Error::from_etcd("watch", e);
+                outage.failed(&e);
                 member.failed(&e).await;
                 end_all(&mut subs, &e);
                 continue;
@@ -195,12 +201,14 @@ async fn run(conn: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
             &mut cmds,
             &mut requests,
             &mut stream,
+            &mut outage,
         )
         .await;
         let Some(err) = err else {
             return; // every Mux handle is gone
         };
         if !matches!(err, Error::Closed(_)) {
+            outage.failed(&err);
             member.failed(&err).await;
         }
         end_all(&mut subs, &err);
@@ -242,6 +250,7 @@ async fn serve(
     cmds: &mut mpsc::UnboundedReceiver<Cmd>,
     requests: &mut WatchRequestSender,
     stream: &mut WatchResponseStream,
+    outage: &mut OutageLog,
 ) -> Option<Error> {
     let opened = Instant::now();
     let mut last = Instant::now();
@@ -285,6 +294,7 @@ async fn serve(
                 probed = false;
                 match message {
                     Ok(Some(resp)) => {
+                        outage.recovered();
                         if let Err(e) = route(subs, creating, requests, resp).await {
                             return Some(e);
                         }

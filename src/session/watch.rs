@@ -172,6 +172,8 @@ enum End {
     Relist(String, i64),
     /// The stream failed: resume from `next_revision`.
     Broken(Error),
+    /// The same, told by the shared stream, which logged it once for all its watches.
+    StreamBroken(Error),
     /// The member showed a revision below one already seen: it lags (just restarted), or etcd
     /// was wiped and recreated with the same cluster id. A linearizable read tells which.
     Behind(String),
@@ -215,6 +217,12 @@ impl Watch {
                 End::Broken(err) => {
                     self.counters.resumes.fetch_add(1, Ordering::Relaxed);
                     self.outage.failed(&err);
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                End::StreamBroken(err) => {
+                    // The shared stream logged it once (`mux.rs`), for all its watches.
+                    self.counters.resumes.fetch_add(1, Ordering::Relaxed);
+                    self.outage.failed_quietly(&err);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 End::Behind(why) => {
@@ -312,7 +320,7 @@ impl Watch {
             };
             let mut resp = match message {
                 Some(Msg::Response(r)) => r,
-                Some(Msg::Broken(e)) => return End::Broken(e),
+                Some(Msg::Broken(e)) => return End::StreamBroken(e),
                 None => {
                     let e = Error::Unavailable("dropped from the shared watch stream".into());
                     return End::Broken(e);
