@@ -30,8 +30,8 @@ struct Key {
 }
 
 /// The connections shared by every object created with the same settings: one client per
-/// endpoint, of which one (the current member: at first a random one, or the first with
-/// `prefer_first_member`) is used at a time. When a request through the
+/// endpoint, of which one (the current member) is used at a time, trying them in a random
+/// order per connection (the list's order with `prefer_first_member`). When a request through the
 /// current member fails for want of an answer, the next member becomes current, so failover
 /// is immediate and deterministic rather than left to a load balancer that cannot tell a
 /// black-holed member from a busy one.
@@ -50,6 +50,10 @@ pub(crate) struct Shared {
     leaderless_options: ConnectOptions,
     leaderless_without_user: Option<ConnectOptions>,
     pub(super) current: AtomicUsize,
+    /// The order members are tried in, from the first current one: a random permutation per
+    /// connection (the endpoint list's order with `prefer_first_member`), so that processes
+    /// given the same list spread over the members at start and after a member fails.
+    order: Vec<usize>,
     /// The connection's own log: one INFO line when requests start failing, one when etcd
     /// answers again (the objects above log their own view at WARN).
     outage: Mutex<OutageLog>,
@@ -124,9 +128,11 @@ impl Shared {
         }
     }
 
-    /// Makes the member after `idx` current, unless another request already moved on.
+    /// Makes the member after `idx` (in this connection's order) current, unless another
+    /// request already moved on.
     pub(super) fn advance(&self, idx: usize) {
-        let next = (idx + 1) % self.members.len();
+        let pos = self.order.iter().position(|m| *m == idx).unwrap_or(0);
+        let next = self.order[(pos + 1) % self.order.len()];
         if self
             .current
             .compare_exchange(idx, next, Ordering::AcqRel, Ordering::Acquire)
@@ -239,6 +245,11 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
             .with_auto_token_refresh(true);
     }
     let no_leader = |o: &ConnectOptions| o.clone().with_require_leader(false);
+    let order = if key.prefer_first {
+        (0..key.endpoints.len()).collect()
+    } else {
+        member_order(key.endpoints.len())
+    };
     let shared = Arc::new(Shared {
         members: key.endpoints.iter().map(|_| Default::default()).collect(),
         leaderless: key.endpoints.iter().map(|_| Default::default()).collect(),
@@ -248,11 +259,8 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
         options,
         options_without_user,
         connect_timeout: opts.connect_timeout,
-        current: AtomicUsize::new(if key.prefer_first {
-            0
-        } else {
-            first_member(key.endpoints.len())
-        }),
+        current: AtomicUsize::new(order[0]),
+        order,
         outage: Mutex::new(OutageLog::new(
             format!("etcd connection to {}", short_list(&key.endpoints)),
             log::Level::Info,
@@ -262,19 +270,25 @@ pub(crate) fn connect(opts: &Options) -> Result<Arc<Shared>> {
     Ok(shared)
 }
 
-/// The member a new connection starts on, unless `prefer_first_member` is set: a random one
-/// of `n`, so that a fleet of processes given the same endpoint list spreads its streams and
-/// keep-alives over the members instead of loading the first (Go clientv3's balancer spreads
-/// them too). Failover then goes on in list order from there.
-fn first_member(n: usize) -> usize {
-    if n <= 1 {
-        return 0;
-    }
+/// The order a new connection tries the `n` members in, unless `prefer_first_member` is set:
+/// a random permutation, so that a fleet of processes given the same endpoint list spreads its
+/// streams and keep-alives over the members, at start and when one fails, instead of loading
+/// the first and then the next (Go clientv3's balancer spreads them too). Each connection
+/// still tries every member in turn.
+fn member_order(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() as u64);
-    let mix = (u64::from(std::process::id()) << 32 ^ nanos).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mix >> 33) as usize % n
+    let mut x = (u64::from(std::process::id()) << 32 ^ nanos) | 1;
+    for i in (1..n).rev() {
+        // xorshift64: plenty for shuffling a handful of members.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
 }
 
 /// The error `_new` reports when its first request fails: `Unavailable` naming the endpoints,
@@ -318,4 +332,19 @@ pub(super) fn short(endpoint: &str) -> &str {
     endpoint
         .split_once("://")
         .map_or(endpoint, |(_, rest)| rest)
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::member_order;
+
+    #[test]
+    fn member_order_is_a_permutation() {
+        for n in 1..8 {
+            let mut o = member_order(n);
+            assert_eq!(o.len(), n);
+            o.sort_unstable();
+            assert_eq!(o, (0..n).collect::<Vec<_>>());
+        }
+    }
 }
