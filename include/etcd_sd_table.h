@@ -81,7 +81,11 @@ typedef struct etcd_sd_selector etcd_sd_selector;
  *   `host:port weight=3`, then metadata tokens `key=value ...`
  *   (`10.0.0.5:9000 weight=3 zone=a version=v2`);
  * - the JSON Go's etcd `naming/endpoints` writes: `{"Addr":"host:port","Metadata":...}` or
- *   `{"Op":0,"Addr":...,"Metadata":...}`; the weight is `Metadata.weight` when present.
+ *   `{"Op":0,"Addr":...,"Metadata":...}`; the weight is `Metadata.weight` when present;
+ * - Kratos (`{"endpoints":["grpc://host:port",..],"metadata":{..},..}`: the first URL of the
+ *   scheme `etcd_sd_options_set_kratos_endpoint` names, `grpc` by default) and go-micro
+ *   (`{"nodes":[{"id":..,"address":"host:port","metadata":{..}}],..}`: the node named by the
+ *   key's last segment, else the first). Every format, with examples: docs/formats.md.
  *
  * Weights are 1 to 10000 (default 1). A value that is none of these (empty, bad JSON, a bad
  * weight, a token after the address that is not `key=value`) is not an instance: it is

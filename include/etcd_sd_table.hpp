@@ -24,7 +24,8 @@
 // followed by " WEIGHT" or " weight=N", then metadata tokens "key=value ...", e.g.
 // "10.0.0.5:9000 weight=3 zone=a version=v2") or the JSON Go's etcd naming/endpoints writes,
 // {"Op":0,"Addr":"host:port","Metadata":{...}} (weight: Metadata.weight; the metadata
-// pairs: Metadata's members). See etcd_sd.h, etcd_sd_table.
+// pairs: Metadata's members), or a Kratos or go-micro instance's JSON. Every format, with
+// examples: docs/formats.md; see also etcd_sd_table.h.
 //
 // Which instances a pick may return (etcd_sd_table_pick_select):
 //   1. with a Selector ("version=v2,canary=false": every pair must equal the instance's
