@@ -336,7 +336,7 @@ pub(super) fn short(endpoint: &str) -> &str {
 
 #[cfg(test)]
 mod order_tests {
-    use super::member_order;
+    use crate::transport::conn::member_order;
 
     #[test]
     fn member_order_is_a_permutation() {
