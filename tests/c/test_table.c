@@ -508,6 +508,23 @@ static void test_metadata_and_drain(void) {
     POLL_UNTIL(!draining_at(t, svc, 1), bound(5000));
     pick_counts(t, svc, NULL, 10, 13, c);
     EXPECT_COUNTS(c, 0, 10, 0, 0, 0, 0);
+
+    /* The registry writes the mark itself: etcd_sd_registry_drain, then _undrain. */
+    {
+        etcd_sd_registry *d = new_registry();
+        reg(d, "/t_meta/svc/4", "127.0.0.1:7504");
+        POLL_UNTIL(count(t, svc) == 4, bound(5000));
+        CHECK_OK(etcd_sd_registry_drain(d));
+        POLL_UNTIL(draining_at(t, svc, 3), bound(5000));
+        pick_counts(t, svc, NULL, 10, 13, c);
+        EXPECT_COUNTS(c, 0, 10, 0, 0, 0, 0); /* 7501 is the only one not draining */
+        CHECK_OK(etcd_sd_registry_undrain(d));
+        POLL_UNTIL(!draining_at(t, svc, 3), bound(5000));
+        pick_counts(t, svc, NULL, 20, 13, c);
+        EXPECT_COUNTS(c, 0, 10, 0, 0, 10, 0);
+        CHECK_INVALID(etcd_sd_registry_drain(NULL), "registry");
+        etcd_sd_registry_free(d);
+    }
     etcd_sd_table_free(t);
     etcd_sd_registry_free(r);
 }
