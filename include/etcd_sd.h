@@ -13,7 +13,8 @@
  * Threads
  * - The library starts, on first use, one I/O thread ("etcd-sd-io") that drives every
  *   connection, keep-alive and watch, and two callback threads ("etcd-sd-cb") that run
- *   discovery callbacks; with the first log record, one logging thread ("etcd-sd-log") that
+ *   discovery callbacks (started when first needed: discoveries and watches with
+ *   `etcd_sd_options_set_inline_callbacks` run theirs on the I/O thread); with the first log record, one logging thread ("etcd-sd-log") that
  *   writes records to stderr or calls the log callback. With a host name (not an IP address)
  *   in the endpoints, name resolution runs on one more thread, the runtime's blocking pool
  *   (also named "etcd-sd-io"), which exits after 10 s without a lookup. The count is fixed
@@ -208,7 +209,9 @@ typedef struct etcd_sd_client etcd_sd_client;
  * (`etcd-sd-cb`, two for the whole process), never on the thread that drives keep-alives,
  * never two at once for one discovery, in etcd revision order. A callback may block (only
  * this discovery's events wait) and may call any `etcd_sd_*` function, including
- * `etcd_sd_discovery_free` on its own discovery (see there).
+ * `etcd_sd_discovery_free` on its own discovery (see there). With
+ * `etcd_sd_options_set_inline_callbacks` the later callbacks run on the I/O thread instead,
+ * and must not block (see there for the rules).
  */
 typedef struct etcd_sd_discovery etcd_sd_discovery;
 
@@ -273,7 +276,8 @@ typedef struct etcd_sd_registry etcd_sd_registry;
  * Threading: callbacks run on the library's callback threads (`etcd-sd-cb`), never two at
  * once for one watch, in revision order, never on the I/O thread. A callback may block (only
  * this watch waits) and may call any `etcd_sd_*` function, including `etcd_sd_watch_free` on
- * its own watch.
+ * its own watch. With `etcd_sd_options_set_inline_callbacks` (on the client's options) they
+ * run on the I/O thread instead, and must not block (see there for the rules).
  */
 typedef struct etcd_sd_watch etcd_sd_watch;
 
@@ -904,6 +908,24 @@ enum etcd_sd_result etcd_sd_options_set_wait_for_etcd(struct etcd_sd_options *op
  */
 enum etcd_sd_result etcd_sd_options_set_prefer_first_member(struct etcd_sd_options *opts,
                                                             bool first);
+
+/**
+ * Off by default: discoveries and watches made with these options run their callbacks on
+ * the library's callback threads (`etcd-sd-cb`), where a callback may block. On: callbacks
+ * after the initial listing run on the I/O thread (`etcd-sd-io`) as each event arrives,
+ * which saves the hand-off to a callback thread (docs/performance.md measures it), under one
+ * rule: **the callback must not block**. While it runs, no keep-alive, watch or request of
+ * the process makes progress (a callback that blocks for the TTL loses every lease). So it
+ * must not sleep, do I/O, wait for a lock held across slow work, call a blocking `etcd_sd_*`
+ * function (those fail there with `ETCD_SD_INTERNAL` and say why) or free another object
+ * whose callbacks run on the callback threads; freeing its own discovery or watch from
+ * inside the callback is allowed. Reading the event, updating your own table under a short
+ * lock, or posting to a queue of your own is what it is for. Order and exclusivity are as
+ * without it: in revision order, never two at once for one object. The initial listing's
+ * `on_put` calls still run on the thread calling `_new`.
+ */
+enum etcd_sd_result etcd_sd_options_set_inline_callbacks(struct etcd_sd_options *opts,
+                                                         bool inline_);
 
 /**
  * Service tables only (`etcd_sd_table_new`): keeps the table's last-known snapshot in the

@@ -281,6 +281,18 @@ public:
         return *this;
     }
 
+    // Off by default: Discovery callbacks run on the library's callback threads and may block.
+    // On: they run on the I/O thread ("etcd-sd-io") as each event arrives, saving the hand-off
+    // to a callback thread, and MUST NOT BLOCK: while one runs no keep-alive, watch or request
+    // of the process moves. No sleeping, I/O, slow locks, blocking Registry/Discovery calls
+    // (they throw Error(ETCD_SD_INTERNAL) there) or destroying another object whose callbacks
+    // run on the callback threads; destroying its own Discovery is fine. Update your own
+    // table under a short lock or post to your own queue. Order and exclusivity unchanged.
+    Options &inline_callbacks(bool on = true) {
+        detail::check(etcd_sd_options_set_inline_callbacks(opts_.get(), on));
+        return *this;
+    }
+
     // Service tables only: keep the table's last-known snapshot in `path` and start from it
     // when etcd does not answer the first listing (the table is then stale until etcd
     // answers: ServiceManager::is_stale()). "" clears it. Written atomically after changes,
@@ -537,7 +549,8 @@ private:
 //   on the constructing thread, before the constructor returns.
 // - Every later event runs on one of the library's callback threads ("etcd-sd-cb"), never
 //   two at once for one Discovery, in etcd revision order. A callback may block (only this
-//   Discovery's events wait) and may use Registry/Discovery objects.
+//   Discovery's events wait) and may use Registry/Discovery objects. With
+//   Options::inline_callbacks() they run on the I/O thread instead and must not block.
 // - An exception thrown by a callback is caught, reported on std::cerr, and dropped; later
 //   events are still delivered. It never propagates into the library.
 // - An empty std::function means "ignore that kind of event".

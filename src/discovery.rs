@@ -27,8 +27,9 @@ pub struct Discovery {
 
 impl Discovery {
     /// Lists `prefix`, delivers one put per key (in key order) on the calling thread, then
-    /// starts watching. Later events are delivered on the callback pool, in revision order,
-    /// never two at once for this discovery.
+    /// starts watching. Later events are delivered on the callback pool (on the I/O thread
+    /// with `Options::set_inline_callbacks`), in revision order, never two at once for this
+    /// discovery.
     pub fn new(opts: &Options, prefix: &str, sink: impl EventSink) -> Result<Self> {
         Self::with_fallback(opts, prefix, None, sink)
     }
@@ -52,7 +53,10 @@ impl Discovery {
         let conn = transport::connect(opts)?;
         let key = prefix.as_bytes().to_vec();
         crate::runtime::may_block()?;
-        let mailbox = Mailbox::new(Box::new(move |e: &Event| sink.on_event(e)));
+        let mailbox = Mailbox::with_delivery(
+            Box::new(move |e: &Event| sink.on_event(e)),
+            opts.inline_callbacks,
+        );
         // The pages arrive while the next one is fetched; each key is moved into its event and
         // on into the table (no copy), and the table is built in one pass at the end.
         // With `wait_for_etcd` nothing blocks: the listing arrives through the callback pool.

@@ -5,6 +5,13 @@
 //! given mailbox at a time, so one discovery's callbacks never overlap and arrive in the order
 //! they were posted (revision order), while a callback that blocks only holds up its own
 //! discovery and one pool thread. Keep-alives run on the runtime, never here.
+//!
+//! An *inline* mailbox ([`Mailbox::new_inline`], opted into with
+//! `Options::set_inline_callbacks`) skips the pool: `post` runs the callbacks at once on the
+//! posting thread, the runtime's I/O thread. That saves the hand-off (a wake-up of a parked
+//! pool thread, a lock and a queue) at the cost of the rule that such a callback never blocks:
+//! while it runs, no keep-alive, watch or request of the process makes progress. Order and
+//! exclusivity hold as for the pool: one watch task posts a mailbox's events, in order.
 
 use once_cell::sync::Lazy;
 use std::collections::VecDeque;
@@ -28,6 +35,8 @@ pub struct Mailbox<E> {
     /// Which thread runs a callback of this mailbox now; `close` waits on it.
     gate: Arc<Gate>,
     closed: AtomicBool,
+    /// Run callbacks on the posting thread instead of the pool.
+    inline: bool,
 }
 
 struct Queue<E> {
@@ -58,7 +67,23 @@ struct GateState {
 static WAITING: Mutex<Vec<(ThreadId, Arc<Gate>)>> = Mutex::new(Vec::new());
 
 impl<E: Send + 'static> Mailbox<E> {
+    /// A mailbox whose callbacks run on the pool.
     pub fn new(sink: Sink<E>) -> Arc<Self> {
+        Self::build(sink, false)
+    }
+
+    /// A mailbox whose callbacks run on the thread that posts (see the module's doc): for
+    /// sinks that never block.
+    pub fn new_inline(sink: Sink<E>) -> Arc<Self> {
+        Self::build(sink, true)
+    }
+
+    /// [`Self::new_inline`] when `inline`, else [`Self::new`].
+    pub fn with_delivery(sink: Sink<E>, inline: bool) -> Arc<Self> {
+        Self::build(sink, inline)
+    }
+
+    fn build(sink: Sink<E>, inline: bool) -> Arc<Self> {
         Arc::new(Mailbox {
             sink,
             queue: Mutex::new(Queue {
@@ -73,6 +98,7 @@ impl<E: Send + 'static> Mailbox<E> {
                 idle: Condvar::new(),
             }),
             closed: AtomicBool::new(false),
+            inline,
         })
     }
 
@@ -101,9 +127,20 @@ impl<E: Send + 'static> Mailbox<E> {
         true
     }
 
-    /// Queues events for delivery on the pool, in order.
+    /// Queues events for delivery on the pool, in order; an inline mailbox delivers them
+    /// now, on the calling thread, stopping at the first that finds it closed. Events of one
+    /// mailbox are posted by one task at a time, so inline callbacks keep their order and
+    /// never overlap.
     pub fn post(self: &Arc<Self>, events: impl IntoIterator<Item = E>) {
         if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if self.inline {
+            for event in events {
+                if !self.deliver_now(&event) {
+                    break;
+                }
+            }
             return;
         }
         let schedule = {
@@ -340,6 +377,38 @@ mod tests {
         closed.sort();
         assert_eq!(closed, [0, 1]);
         assert!(a.is_closed() && b.is_closed());
+    }
+
+    /// An inline mailbox runs each callback on the posting thread before `post` returns, in
+    /// order; closing it from inside a callback stops the rest of the batch.
+    #[test]
+    fn inline_delivers_on_the_posting_thread_and_stops_when_closed() {
+        type Seen = Arc<Mutex<Vec<(Vec<u8>, ThreadId)>>>;
+        let seen: Seen = Arc::default();
+        let slot: Arc<Mutex<Option<Arc<Mailbox<Event>>>>> = Arc::default();
+        let (s, me) = (seen.clone(), slot.clone());
+        let mb = Mailbox::new_inline(Box::new(move |e: &Event| {
+            lock(&s).push((e.key.clone(), std::thread::current().id()));
+            if e.key == b"stop" {
+                if let Some(m) = lock(&me).take() {
+                    m.close();
+                }
+            }
+        }));
+        *lock(&slot) = Some(mb.clone());
+        let poster = std::thread::spawn(move || {
+            mb.post([Event::put("a", ""), Event::put("b", "")]);
+            let after_first = lock(&seen).len();
+            mb.post([Event::put("stop", ""), Event::put("never", "")]);
+            mb.post([Event::put("never", "")]);
+            (after_first, std::thread::current().id(), seen)
+        });
+        let (after_first, poster_id, seen) = poster.join().unwrap();
+        assert_eq!(after_first, 2, "post returned before its callbacks ran");
+        let seen = lock(&seen);
+        let keys: Vec<&[u8]> = seen.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, [&b"a"[..], b"b", b"stop"]);
+        assert!(seen.iter().all(|(_, t)| *t == poster_id));
     }
 
     #[test]

@@ -111,12 +111,14 @@ impl Held {
     /// Gives it back (once; later calls do nothing): unless it was lost, sends `request` (the
     /// unlock or the resign, retried within `limit`); then revokes the lease the library
     /// granted for it. `Err(Lost)` when it was lost before (nothing was held any more).
-    /// Blocks; refuses (leaving the lease to expire) inside an async runtime.
+    /// Blocks; refuses inside an async runtime or an inline callback, before anything changes
+    /// (the caller may give it back from another thread).
     pub(crate) fn give_back<T, F, Fut>(&self, limit: Duration, what: &str, request: F) -> Result<()>
     where
         F: FnMut(etcd_client::Client) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
+        runtime::may_block()?;
         if self
             .released
             .swap(true, std::sync::atomic::Ordering::AcqRel)

@@ -31,6 +31,8 @@ pub struct Options {
     pub(crate) snapshot_file: Option<PathBuf>,
     /// Start on the first endpoint (instead of a random one) and fail over in list order.
     pub(crate) prefer_first_member: bool,
+    /// Discoveries and watches run their callbacks on the I/O thread (`crate::dispatch`).
+    pub(crate) inline_callbacks: bool,
     /// How a registry writes its values.
     pub(crate) value_format: ValueFormat,
     /// Which endpoint of a Kratos value a service table takes.
@@ -127,6 +129,7 @@ impl Default for Options {
             own_lease: false,
             snapshot_file: None,
             prefer_first_member: false,
+            inline_callbacks: false,
             value_format: ValueFormat::AsGiven,
             kratos_endpoint: KratosEndpoint::default(),
         }
@@ -181,6 +184,20 @@ impl Options {
     /// and comes back to it only by failing over in list order.
     pub fn set_prefer_first_member(&mut self, first: bool) {
         self.prefer_first_member = first;
+    }
+
+    /// Off (the default): discoveries and watches made with these options run their callbacks
+    /// on the library's callback threads, so a callback may block. On: they run on the I/O
+    /// thread itself as each event arrives, saving the hand-off to a callback thread (a
+    /// wake-up; see docs/performance.md), under one rule: the callback must not block. While
+    /// it runs no keep-alive, watch or request of the process makes progress, so it must not
+    /// sleep, wait for a lock held across slow work, do I/O, call a blocking etcd-sd function
+    /// (refused with an error there) or free another object whose callbacks run on the
+    /// callback threads (freeing its own discovery or watch is fine). Hand slow work to a
+    /// thread of your own. Order and exclusivity are as without it. The initial listing of a
+    /// discovery still runs on the thread calling `new`.
+    pub fn set_inline_callbacks(&mut self, inline: bool) {
+        self.inline_callbacks = inline;
     }
 
     /// Service tables only: keep the table's last-known snapshot in `path` (written

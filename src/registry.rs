@@ -96,6 +96,9 @@ impl Registry {
     /// put when the lease is granted. With [`ValueFormat::GoNaming`] the value is first
     /// converted ([`go_naming_value`]): what is registered is the converted value.
     pub fn register(&self, key: &str, value: &str) -> Result<()> {
+        // Before taking the registry's lock: a refused call must not wait for a thread that
+        // holds it while it waits for the I/O thread (an inline callback runs there).
+        runtime::may_block()?;
         if key.is_empty() {
             return Err(Error::invalid("key is empty"));
         }
@@ -145,6 +148,8 @@ impl Registry {
     }
 
     fn set_draining(&self, on: bool) -> Result<()> {
+        // Refused before the lock, as in `register`.
+        runtime::may_block()?;
         let mut values = self.values();
         let mut puts = Vec::with_capacity(values.registered.len());
         for (key, value) in &values.registered {
@@ -175,6 +180,8 @@ impl Registry {
         if key.is_empty() {
             return Err(Error::invalid("key is empty"));
         }
+        // Refused before the lock, as in `register`.
+        runtime::may_block()?;
         // Forgotten before the delete, so that a lease recovery running meanwhile does not
         // put it back; remembered again if the delete fails, so that a retry deletes it.
         let mut values = self.values();

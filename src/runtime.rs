@@ -1,6 +1,8 @@
 //! The one tokio runtime of the process: created on first use, never dropped, one I/O thread
-//! named `etcd-sd-io`. Every connection, keep-alive and watch runs on it; user code never does
-//! (callbacks run on the `dispatch` pool), so a slow callback cannot starve a keep-alive.
+//! named `etcd-sd-io`. Every connection, keep-alive and watch runs on it; user code does not
+//! (callbacks run on the `dispatch` pool), so a slow callback cannot starve a keep-alive. The
+//! exception is opted into: inline callbacks (`Options::set_inline_callbacks`) run here and
+//! must not block.
 
 use crate::error::{Error, Result};
 use once_cell::sync::Lazy;
@@ -10,6 +12,8 @@ use tokio::runtime::{Builder, Runtime};
 /// Worker threads of the runtime. One is plenty for loopback or LAN etcd traffic and keeps the
 /// library's footprint fixed; the number never grows with the number of objects.
 pub const IO_THREADS: usize = 1;
+/// The I/O thread's name (and that of the blocking pool's one thread).
+pub const IO_THREAD_NAME: &str = "etcd-sd-io";
 
 static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
     crate::log::init();
@@ -17,7 +21,7 @@ static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
         .worker_threads(IO_THREADS)
         // Only name resolution of non-IP hosts uses the blocking pool; keep it to one thread.
         .max_blocking_threads(1)
-        .thread_name("etcd-sd-io")
+        .thread_name(IO_THREAD_NAME)
         .on_thread_start(block_sigpipe)
         .enable_all()
         .build()
@@ -42,10 +46,16 @@ fn block_sigpipe() {
 /// threads that must make progress.
 pub(crate) fn may_block() -> Result<()> {
     if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(Error::Internal(
+        let on_ours = std::thread::current().name() == Some(IO_THREAD_NAME);
+        return Err(Error::Internal(if on_ours {
+            "a blocking etcd-sd call was made from an inline callback (on the library's I/O \
+             thread, which it would stall); inline callbacks must not block: hand the work to \
+             another thread"
+                .into()
+        } else {
             "a blocking etcd-sd call was made from inside an async runtime; call it from a plain thread"
-                .into(),
-        ));
+                .into()
+        }));
     }
     Ok(())
 }

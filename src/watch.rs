@@ -99,7 +99,7 @@ impl Watcher {
             Some((table, _)) => (table, next_revision),
             None => (Table::new(), next_revision),
         };
-        let mailbox = Mailbox::new(sink);
+        let mailbox = Mailbox::with_delivery(sink, opts.inline_callbacks);
         let target = mailbox.clone();
         let deliver = Box::new(move |batch: Batch| target.post([batch]));
         let watch = start(conn, spec, next_revision, table, false, deliver);

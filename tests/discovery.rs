@@ -388,3 +388,77 @@ fn discoveries_of_a_connection_share_one_watch_stream() {
         || streams() == 0 && etcd.watchers() == 0,
     );
 }
+
+/// With inline callbacks, every event after the listing runs on the I/O thread, in revision
+/// order; a blocking call made there is refused with a message saying why (instead of
+/// stalling the thread that would answer it); the callback may drop its own discovery.
+#[test]
+fn inline_callbacks_run_on_the_io_thread_and_refuse_to_block() {
+    let etcd = Etcd::start();
+    let mut o = opts(&etcd.endpoint(), 3);
+    o.set_inline_callbacks(true);
+    type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+    let seen: Seen = Arc::default();
+    let refused: Arc<Mutex<Option<Error>>> = Arc::default();
+    let slot: Arc<Mutex<Option<Discovery>>> = Arc::default();
+    let sink = {
+        let (seen, refused, slot, o) = (seen.clone(), refused.clone(), slot.clone(), o.clone());
+        move |e: &etcd_sd::Event| {
+            let key = String::from_utf8_lossy(&e.key).into_owned();
+            let thread = std::thread::current().name().map(str::to_owned);
+            match key.as_str() {
+                "/inl/block" => {
+                    let r = Registry::new(&o).and_then(|r| r.register("/elsewhere/x", "v"));
+                    *refused.lock().unwrap() = r.err();
+                }
+                "/inl/drop" => drop(slot.lock().unwrap().take()),
+                _ => {}
+            }
+            seen.lock().unwrap().push((key, thread));
+        }
+    };
+    let d = Discovery::new(&o, "/inl/", sink).unwrap();
+    *slot.lock().unwrap() = Some(d);
+    let marker = Recorder::default();
+    let _m = Discovery::new(&opts(&etcd.endpoint(), 3), "/inl/", marker.sink()).unwrap();
+
+    let reg = Registry::new(&opts(&etcd.endpoint(), 3)).unwrap();
+    let keys: Vec<String> = (0..50).map(|i| format!("/inl/k{i:02}")).collect();
+    for k in &keys {
+        reg.register(k, "v").unwrap();
+    }
+    wait_until(WAIT, "50 inline callbacks", || {
+        seen.lock().unwrap().len() == 50
+    });
+    {
+        let seen = seen.lock().unwrap();
+        let got: Vec<&String> = seen.iter().map(|(k, _)| k).collect();
+        assert_eq!(got, keys.iter().collect::<Vec<_>>(), "revision order");
+        for (k, thread) in seen.iter() {
+            assert_eq!(
+                thread.as_deref(),
+                Some("etcd-sd-io"),
+                "{k} ran off the I/O thread"
+            );
+        }
+    }
+
+    reg.register("/inl/block", "v").unwrap();
+    wait_until(WAIT, "the blocking call's answer", || {
+        refused.lock().unwrap().is_some()
+    });
+    let err = refused.lock().unwrap().take().unwrap();
+    assert!(matches!(err, Error::Internal(_)), "{err:?}");
+    assert!(err.to_string().contains("inline callback"), "{err}");
+
+    // The I/O thread was not stalled: events and the registry's own requests go on.
+    reg.register("/inl/drop", "v").unwrap();
+    wait_until(WAIT, "the callback to drop its discovery", || {
+        slot.lock().unwrap().is_none()
+    });
+    reg.register("/inl/after", "v").unwrap();
+    marker.wait_event(EventKind::Put, "/inl/after", WAIT);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.last().map(|(k, _)| k.as_str()), Some("/inl/drop"));
+    assert_eq!(seen.len(), 52, "no event after the discovery was dropped");
+}

@@ -31,7 +31,9 @@ pub type etcd_sd_event_fn = Option<
 /// (`etcd-sd-cb`, two for the whole process), never on the thread that drives keep-alives,
 /// never two at once for one discovery, in etcd revision order. A callback may block (only
 /// this discovery's events wait) and may call any `etcd_sd_*` function, including
-/// `etcd_sd_discovery_free` on its own discovery (see there).
+/// `etcd_sd_discovery_free` on its own discovery (see there). With
+/// `etcd_sd_options_set_inline_callbacks` the later callbacks run on the I/O thread instead,
+/// and must not block (see there for the rules).
 pub struct etcd_sd_discovery {
     /// Held for its `Drop`, which stops the watch and the callbacks.
     pub(crate) inner: Discovery,

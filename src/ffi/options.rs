@@ -137,6 +137,30 @@ pub extern "C" fn etcd_sd_options_set_prefer_first_member(
     })
 }
 
+/// Off by default: discoveries and watches made with these options run their callbacks on
+/// the library's callback threads (`etcd-sd-cb`), where a callback may block. On: callbacks
+/// after the initial listing run on the I/O thread (`etcd-sd-io`) as each event arrives,
+/// which saves the hand-off to a callback thread (docs/performance.md measures it), under one
+/// rule: **the callback must not block**. While it runs, no keep-alive, watch or request of
+/// the process makes progress (a callback that blocks for the TTL loses every lease). So it
+/// must not sleep, do I/O, wait for a lock held across slow work, call a blocking `etcd_sd_*`
+/// function (those fail there with `ETCD_SD_INTERNAL` and say why) or free another object
+/// whose callbacks run on the callback threads; freeing its own discovery or watch from
+/// inside the callback is allowed. Reading the event, updating your own table under a short
+/// lock, or posting to a queue of your own is what it is for. Order and exclusivity are as
+/// without it: in revision order, never two at once for one object. The initial listing's
+/// `on_put` calls still run on the thread calling `_new`.
+#[no_mangle]
+pub extern "C" fn etcd_sd_options_set_inline_callbacks(
+    opts: *mut etcd_sd_options,
+    inline: bool,
+) -> etcd_sd_result {
+    with_options(opts, |o| {
+        o.set_inline_callbacks(inline);
+        Ok(())
+    })
+}
+
 /// Service tables only (`etcd_sd_table_new`): keeps the table's last-known snapshot in the
 /// file `path` and starts from it when etcd does not answer the first listing. The file is
 /// written atomically (a temporary file renamed over it) after changes, at most once a

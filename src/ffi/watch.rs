@@ -58,7 +58,8 @@ pub type etcd_sd_watch_fn = Option<
 /// Threading: callbacks run on the library's callback threads (`etcd-sd-cb`), never two at
 /// once for one watch, in revision order, never on the I/O thread. A callback may block (only
 /// this watch waits) and may call any `etcd_sd_*` function, including `etcd_sd_watch_free` on
-/// its own watch.
+/// its own watch. With `etcd_sd_options_set_inline_callbacks` (on the client's options) they
+/// run on the I/O thread instead, and must not block (see there for the rules).
 pub struct etcd_sd_watch {
     pub(crate) inner: Watcher,
 }

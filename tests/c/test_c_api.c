@@ -59,6 +59,11 @@ typedef struct recorder {
     long slow_ms;
     const char *stop_key;  /* a put of this key frees `self` from inside the callback */
     etcd_sd_discovery *self;
+    int want_io;           /* count callbacks after `_new` returned that ran off "etcd-sd-io" */
+    int off_io;
+    const char *block_key; /* a put of this key calls block_reg's register from the callback */
+    etcd_sd_registry *block_reg;
+    int block_rc;          /* what that call returned (-1: not made yet) */
     int freed_self;
     long long free_self_ms; /* how long that etcd_sd_discovery_free took */
 } recorder;
@@ -85,13 +90,25 @@ static void rec_init(recorder *r) {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->mu, NULL);
     r->magic = LIVE;
+    r->block_rc = -1;
+}
+
+/* Whether the calling thread is named `name` (Linux: /proc/thread-self/comm). */
+static int on_thread_named(const char *name) {
+    char comm[32] = "";
+    FILE *f = fopen("/proc/thread-self/comm", "r");
+    if (f == NULL) return 0;
+    if (fgets(comm, sizeof comm, f) == NULL) comm[0] = '\0';
+    fclose(f);
+    comm[strcspn(comm, "\n")] = '\0';
+    return strcmp(comm, name) == 0;
 }
 
 static void rec_destroy(recorder *r) { pthread_mutex_destroy(&r->mu); }
 
 static void record(recorder *r, char kind, const char *key, size_t key_len, const char *value,
                    size_t value_len) {
-    int dead, stop = 0;
+    int dead, stop = 0, block = 0;
     long nap = 0;
 
     pthread_mutex_lock(&r->mu);
@@ -116,8 +133,16 @@ static void record(recorder *r, char kind, const char *key, size_t key_len, cons
         if (kind == 'P' && r->slow_key != NULL && strcmp(key, r->slow_key) == 0) nap = r->slow_ms;
         stop = kind == 'P' && r->stop_key != NULL && strcmp(key, r->stop_key) == 0 &&
                !r->freed_self;
+        block = kind == 'P' && r->block_key != NULL && strcmp(key, r->block_key) == 0;
+        if (r->want_io && r->returned && !on_thread_named("etcd-sd-io")) r->off_io++;
     }
     pthread_mutex_unlock(&r->mu);
+    if (block) {
+        int rc = etcd_sd_registry_register(r->block_reg, "/elsewhere/x", "v");
+        pthread_mutex_lock(&r->mu);
+        r->block_rc = rc;
+        pthread_mutex_unlock(&r->mu);
+    }
     if (dead) {
         set_poisoned();
         return;
@@ -743,6 +768,69 @@ static void test_free_inside_callback(void) {
     etcd_sd_registry_free(reg);
 }
 
+/* Inline callbacks (issue 20): after the listing, callbacks run on the I/O thread, in order; a
+ * blocking call made there fails with ETCD_SD_INTERNAL instead of stalling the thread that
+ * would answer it; the discovery may free itself from its callback. */
+static void test_inline_callbacks(void) {
+    etcd_sd_registry *reg = new_registry(5);
+    etcd_sd_options *o = NULL;
+    etcd_sd_discovery *d = NULL, *marker;
+    recorder r, m;
+    int i, n, rc, freed = 0;
+    long long took = 0;
+    char key[32];
+
+    reg_put(reg, "/inline/a", "listed");
+    rec_init(&r);
+    r.want_io = 1;
+    r.stop_key = "/inline/stop";
+    r.block_key = "/inline/block";
+    r.block_reg = reg;
+    r.creator = pthread_self();
+    CHECK_OK(etcd_sd_options_new(&o));
+    CHECK_OK(etcd_sd_options_set_endpoints(o, endpoints));
+    CHECK_INVALID(etcd_sd_options_set_inline_callbacks(NULL, true), "options");
+    CHECK_OK(etcd_sd_options_set_inline_callbacks(o, true));
+    CHECK_OK(etcd_sd_discovery_new_with(o, "/inline/", on_put, on_del, &r, &d));
+    etcd_sd_options_free(o);
+    pthread_mutex_lock(&r.mu);
+    r.returned = 1;
+    r.self = d;
+    pthread_mutex_unlock(&r.mu);
+    CHECK(rec_count(&r) == 1 && r.ev[0].on_creator); /* the listing: on this thread */
+    rec_init(&m);
+    marker = new_discovery("/inline/", &m);
+
+    for (i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "/inline/k%02d", i);
+        reg_put(reg, key, "v");
+    }
+    WAIT_EVENT(&r, 0, 'P', "/inline/k19", "v", bound(2000));
+    for (i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "/inline/k%02d", i);
+        CHECK_MSG(strcmp(r.ev[1 + i].key, key) == 0, "event %d is %s, not %s", 1 + i,
+                  r.ev[1 + i].key, key);
+    }
+    reg_put(reg, "/inline/block", "b");
+    POLL_UNTIL((pthread_mutex_lock(&r.mu), rc = r.block_rc, pthread_mutex_unlock(&r.mu), rc != -1),
+               bound(2000));
+    CHECK_MSG(rc == ETCD_SD_INTERNAL, "a blocking call in an inline callback returned %d", rc);
+    reg_put(reg, "/inline/stop", "s");
+    POLL_UNTIL((freed = freed_self(&r, &took)) != 0, bound(2000));
+    CHECK_MSG(freed, "etcd_sd_discovery_free did not return inside the inline callback");
+    CHECK_MSG(took < bound(500), "etcd_sd_discovery_free inside the callback took %lld ms", took);
+    n = rec_count(&r);
+    reg_put(reg, "/inline/after", "a");
+    WAIT_EVENT(&m, 0, 'P', "/inline/after", "a", bound(2000));
+    CHECK_MSG(rec_count(&r) == n, "%d callbacks after the discovery freed itself", rec_count(&r) - n);
+    CHECK_MSG(r.off_io == 0, "%d inline callbacks ran off the I/O thread", r.off_io);
+    etcd_sd_discovery_free(marker);
+    rec_check_sane(&r);
+    rec_destroy(&r);
+    rec_destroy(&m);
+    etcd_sd_registry_free(reg);
+}
+
 /* Two discoveries on one prefix whose callbacks free each other (issue 17): A's callback
  * frees B while B's callback, running at the same time on the other callback thread, frees
  * A. Each free used to wait for the other's callback while its own held it: a deadlock. */
@@ -1261,6 +1349,7 @@ int main(void) {
         {"slow_callback_keeps_lease", test_slow_callback_keeps_lease},
         {"free_inside_callback", test_free_inside_callback},
         {"free_each_other", test_free_each_other},
+        {"inline_callbacks", test_inline_callbacks},
         {"no_callback_after_free", test_no_callback_after_free},
         {"crashed_registrant", test_crashed_registrant},
         {"logger", test_logger},
