@@ -3,7 +3,9 @@
 //! or the restart storm's table), plus the stats structs.
 
 use etcd_sd::ffi::{
-    etcd_sd_discovery, etcd_sd_discovery_free, etcd_sd_discovery_new, etcd_sd_discovery_stats,
+    etcd_sd_discovery, etcd_sd_discovery_free, etcd_sd_discovery_new, etcd_sd_discovery_new_with,
+    etcd_sd_discovery_stats, etcd_sd_options, etcd_sd_options_free, etcd_sd_options_new,
+    etcd_sd_options_set_endpoints, etcd_sd_options_set_inline_callbacks,
     etcd_sd_discovery_stats_get, etcd_sd_last_error, etcd_sd_process_stats,
     etcd_sd_process_stats_get, etcd_sd_registry, etcd_sd_registry_free, etcd_sd_registry_lease_id,
     etcd_sd_registry_new, etcd_sd_registry_register, etcd_sd_registry_stats,
@@ -243,6 +245,34 @@ impl<S: Sink> Discovery<S> {
             &mut out,
         );
         check(r)?;
+        Ok(Discovery { ptr: out, sink })
+    }
+
+    /// [`Self::new`] with `etcd_sd_options_set_inline_callbacks`: the callbacks run on the
+    /// library's I/O thread.
+    pub fn new_inline(
+        endpoints: &CStr,
+        prefix: &str,
+        sink: Arc<S>,
+    ) -> Result<Discovery<S>, String> {
+        let prefix = c(prefix);
+        let mut opts: *mut etcd_sd_options = ptr::null_mut();
+        check(etcd_sd_options_new(&mut opts))?;
+        let r = check(etcd_sd_options_set_endpoints(opts, endpoints.as_ptr()))
+            .and_then(|()| check(etcd_sd_options_set_inline_callbacks(opts, true)));
+        let mut out: *mut etcd_sd_discovery = ptr::null_mut();
+        let r = r.and_then(|()| {
+            check(etcd_sd_discovery_new_with(
+                opts,
+                prefix.as_ptr(),
+                Some(on_put::<S>),
+                Some(on_del::<S>),
+                Arc::as_ptr(&sink) as *mut c_void,
+                &mut out,
+            ))
+        });
+        etcd_sd_options_free(opts);
+        r?;
         Ok(Discovery { ptr: out, sink })
     }
 
