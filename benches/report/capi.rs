@@ -4,12 +4,13 @@
 
 use etcd_sd::ffi::{
     etcd_sd_discovery, etcd_sd_discovery_free, etcd_sd_discovery_new, etcd_sd_discovery_new_with,
-    etcd_sd_discovery_stats, etcd_sd_options, etcd_sd_options_free, etcd_sd_options_new,
-    etcd_sd_options_set_endpoints, etcd_sd_options_set_inline_callbacks,
-    etcd_sd_discovery_stats_get, etcd_sd_last_error, etcd_sd_process_stats,
-    etcd_sd_process_stats_get, etcd_sd_registry, etcd_sd_registry_free, etcd_sd_registry_lease_id,
-    etcd_sd_registry_new, etcd_sd_registry_register, etcd_sd_registry_stats,
-    etcd_sd_registry_stats_get, etcd_sd_result, etcd_sd_result_name,
+    etcd_sd_discovery_stats, etcd_sd_discovery_stats_get, etcd_sd_last_error, etcd_sd_options,
+    etcd_sd_options_free, etcd_sd_options_new, etcd_sd_options_set_endpoints,
+    etcd_sd_options_set_inline_callbacks, etcd_sd_options_set_own_lease, etcd_sd_options_set_ttl,
+    etcd_sd_process_stats, etcd_sd_process_stats_get, etcd_sd_registry, etcd_sd_registry_free,
+    etcd_sd_registry_lease_id, etcd_sd_registry_new, etcd_sd_registry_new_with,
+    etcd_sd_registry_register, etcd_sd_registry_stats, etcd_sd_registry_stats_get, etcd_sd_result,
+    etcd_sd_result_name,
 };
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -310,6 +311,21 @@ impl Registry {
             ttl_seconds,
             &mut out,
         ))?;
+        Ok(Registry { ptr: out })
+    }
+
+    /// A registry with a lease of its own (`etcd_sd_options_set_own_lease`): its `_new` grants
+    /// the lease, its free revokes it.
+    pub fn new_own_lease(endpoints: &CStr, ttl_seconds: i64) -> Result<Registry, String> {
+        let mut opts: *mut etcd_sd_options = ptr::null_mut();
+        check(etcd_sd_options_new(&mut opts))?;
+        let mut out: *mut etcd_sd_registry = ptr::null_mut();
+        let r = check(etcd_sd_options_set_endpoints(opts, endpoints.as_ptr()))
+            .and_then(|()| check(etcd_sd_options_set_ttl(opts, ttl_seconds)))
+            .and_then(|()| check(etcd_sd_options_set_own_lease(opts, true)))
+            .and_then(|()| check(etcd_sd_registry_new_with(opts, &mut out)));
+        etcd_sd_options_free(opts);
+        r?;
         Ok(Registry { ptr: out })
     }
 

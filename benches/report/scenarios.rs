@@ -9,7 +9,8 @@ use crate::util::{
     clock_ticks_per_second, cpu_ticks, fmt_ms, mb, ms, round3, stats, threads_cpu_ticks, Stats, J,
 };
 use etcd_client::{
-    Client, CompactionOptions, DeleteOptions, EventType, GetOptions, Txn, TxnOp, WatchOptions,
+    Client, CompactionOptions, DeleteOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    WatchOptions,
 };
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -174,10 +175,35 @@ pub fn register(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         &sf,
         None,
     );
+    let (so, sof) = own_lease_register(ctx, 500, warmup)?;
+    stats_row(
+        rep,
+        SC,
+        "`_new` + `_register` with a lease of its own (`own_lease`), connection open, p50/p90/p99",
+        &so,
+        None,
+    );
+    stats_row(
+        rep,
+        SC,
+        "(floor) bare etcd-client lease grant + put under it, interleaved, p50/p90/p99",
+        &sof,
+        None,
+    );
+    let (r50, r99) = (so.p50 / sof.p50, so.p99 / sof.p99);
+    rep.check(
+        SC,
+        "own lease / floor, p50 / p99",
+        format!("{r50:.2}× / {r99:.2}×"),
+        "p99 ≤ 1.05× the floor",
+        r99 <= 1.05,
+    );
     rep.detail(
         SC,
         J::obj(vec![
             ("runs", J::Num(runs as f64)),
+            ("own_lease_total", so.json()),
+            ("own_lease_floor", sof.json()),
             ("cold_total", ct.json()),
             ("cold_new", cn.json()),
             ("cold_register", cr.json()),
@@ -188,6 +214,50 @@ pub fn register(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
         ]),
     );
     ctx.clear("/bench/s1")
+}
+
+/// `runs` registrations each with a lease of its own (two round trips: the grant, the put),
+/// on an open connection, each freed (its lease revoked) before the next, untimed; interleaved
+/// with the floor: a bare etcd-client grant and put under it (revoked, untimed).
+fn own_lease_register(ctx: &Ctx, runs: usize, warmup: usize) -> Result<(Stats, Stats), String> {
+    let _holder = Discovery::new(&ctx.ep, "/bench/s1-holder/", Probe::new(false))?;
+    let value = c("10.0.0.1:5000");
+    let (mut ours, mut floor) = (vec![], vec![]);
+    for i in 0..runs + warmup {
+        let key = c(&format!("/bench/s1/own/k{i:04}"));
+        let t0 = Instant::now();
+        let r = Registry::new_own_lease(&ctx.ep, 3)?;
+        r.register(&key, &value)?;
+        let t1 = Instant::now();
+        drop(r);
+        let mut cl = ctx.client.clone();
+        let fkey = format!("/bench/s1/own-floor/k{i:04}");
+        let t2 = Instant::now();
+        let id = ctx.rt.block_on(async {
+            let id = cl
+                .lease_grant(3, None)
+                .await
+                .map_err(|e| format!("floor grant: {e}"))?
+                .id();
+            cl.put(
+                fkey,
+                "10.0.0.1:5000",
+                Some(PutOptions::new().with_lease(id)),
+            )
+            .await
+            .map_err(|e| format!("floor put: {e}"))?;
+            Ok::<i64, String>(id)
+        })?;
+        let t3 = Instant::now();
+        ctx.rt
+            .block_on(cl.lease_revoke(id))
+            .map_err(|e| format!("floor revoke: {e}"))?;
+        if i >= warmup {
+            ours.push(t1 - t0);
+            floor.push(t3 - t2);
+        }
+    }
+    Ok((stats(&ours), stats(&floor)))
 }
 
 // ---------------------------------------------------------------------------------------------
