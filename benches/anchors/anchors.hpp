@@ -170,6 +170,7 @@ struct PutCallback {
     std::vector<int64_t> latency_ns;  // put issued -> callback entered
     std::vector<int64_t> put_rtt_ns;  // put issued -> put returned
     int ready_probes = 0;             // puts until the watch delivered the first event
+    size_t before_ack = 0;            // events whose callback ran before their put returned
 };
 
 // The put->callback loop. `put(key, value)` is the arm's own client's blocking put (it dies on
@@ -201,6 +202,7 @@ template <class Put> PutCallback run_put_callback(const Args &a, Arrivals &arr, 
         if (i >= static_cast<size_t>(a.warmup)) {
             r.latency_ns.push_back(tc - t0);
             r.put_rtt_ns.push_back(t1 - t0);
+            if (tc < t1) ++r.before_ack;
         }
     }
     return r;
@@ -266,6 +268,10 @@ inline void emit(const Args &a, const PutCallback &pc, const std::vector<int64_t
       << ", \"ready_probes\": " << pc.ready_probes
       << ", \"put_callback_ms\": " << stats_json(pc.latency_ns)
       << ", \"put_rtt_ms\": " << stats_json(pc.put_rtt_ns)
+      << ", \"callback_before_put_returned\": "
+      << (pc.latency_ns.empty() ? 0.0
+                                : static_cast<double>(pc.before_ack) /
+                                      static_cast<double>(pc.latency_ns.size()))
       << ", \"register_ms\": " << stats_json(reg) << ", \"threads\": " << threads
       << ", \"rss_kb\": " << proc_status("VmRSS") << "}\n";
     if (a.out.empty()) {
