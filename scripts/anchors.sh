@@ -10,6 +10,9 @@
 #   etcd-sd compat          cppapi.cc again, against etcd-sd's drop-in headers (include/etcd/)
 #   etcd-sd native inline   native.cc with inline callbacks, when include/etcd_sd.h has
 #                           etcd_sd_options_set_inline_callbacks (else left out, and said so)
+#   etcd-sd native, etcd-cpp-apiv3 puts
+#                           native.cc with etcd-cpp-apiv3's client putting the keys (the
+#                           first arm's putter: only the delivery differs from that arm)
 # starts one private etcd (data on /dev/shm when writable, two free 127.0.0.1 ports), then runs
 # the arms one at a time, alternated (A B C D, A B C D, ...), for --rounds rounds. Each run
 # measures put->callback (a watch on a prefix, keys put by the arm's own client, p50/p90/p99)
@@ -26,7 +29,7 @@
 #       builds it first (Release, its tests off, -j2) in target/anchors/etcd-cpp-apiv3-build and
 #       installs it into target/anchors/etcd-cpp-apiv3 (reused by later runs while present)
 # Options:
-#   --rounds N           rounds (default 5, at least 3)
+#   --rounds N           rounds (default 7, at least 3)
 #   --events N           measured put->callback events per run (default 2000)
 #   --registrations N    measured own-lease registrations per run (default 500)
 #   --quick              3 rounds of 500 events and 100 registrations: a smoke test, not a result
@@ -40,7 +43,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-rounds=5
+rounds=7
 events=2000
 warmup=200
 registrations=500
@@ -174,6 +177,12 @@ else
     log "anchors: include/etcd_sd.h has no etcd_sd_options_set_inline_callbacks:" \
         "no inline-callback arm in this run"
 fi
+# Our discovery with etcd-cpp-apiv3's client putting: against the first arm, only the delivery
+# differs.
+arm_names+=("etcd-sd native, etcd-cpp-apiv3 puts")
+arm_slugs+=(xput)
+arm_bins+=(anchors_native_xput)
+arm_flags+=("")
 
 # ---------------------------------------------------------------------------------------------
 # One etcd, the arms alternated

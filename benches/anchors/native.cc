@@ -6,10 +6,22 @@
 // etcd_sd_registry_register, while the client and the discovery keep the connection open;
 // each registry is freed after it is timed (which revokes its lease; not timed).
 //
+// Built a second time with ANCHORS_UPSTREAM_PUTTER (anchors_native_xput): the keys are then put
+// by etcd-cpp-apiv3's etcd::SyncClient, the etcd-cpp-apiv3 arm's own putter, so that against
+// that arm only the delivery differs (libetcd_sd.so exports only etcd_sd_*: the two libraries
+// share no symbol).
+//
 // --inline: discovery callbacks on the I/O thread (etcd_sd_options_set_inline_callbacks),
 // when the header has it (ANCHORS_HAVE_INLINE, set by CMakeLists.txt); `--has-inline` exits 0
 // when this build has it, 1 when not.
 #include "etcd_sd.h"
+
+#ifdef ANCHORS_UPSTREAM_PUTTER
+#include <etcd/SyncClient.hpp>
+#define ANCHORS_NATIVE_ARM "etcd-sd native, etcd-cpp-apiv3 puts"
+#else
+#define ANCHORS_NATIVE_ARM "etcd-sd native"
+#endif
 
 #include <cstring>
 #include <string>
@@ -45,7 +57,7 @@ int main(int argc, char **argv) {
         return 1;
 #endif
     }
-    const anchors::Args args = anchors::parse_args(argc, argv, "etcd-sd native");
+    const anchors::Args args = anchors::parse_args(argc, argv, ANCHORS_NATIVE_ARM);
 
     etcd_sd_options *opts = nullptr;
     check(etcd_sd_options_new(&opts), "options");
@@ -66,12 +78,21 @@ int main(int argc, char **argv) {
                                      &arrivals, &discovery),
           "discovery");
 
+#ifdef ANCHORS_UPSTREAM_PUTTER
+    etcd::SyncClient putter(args.endpoints);
+    const anchors::PutCallback pc =
+        anchors::run_put_callback(args, arrivals, [&](std::string const &k, std::string const &v) {
+            etcd::Response r = putter.put(k, v);
+            if (!r.is_ok()) anchors::die("put " + k + ": " + r.error_message());
+        });
+#else
     const anchors::PutCallback pc =
         anchors::run_put_callback(args, arrivals, [&](std::string const &k, std::string const &v) {
             check(etcd_sd_client_put(client, k.c_str(), v.data(), v.size(), 0, ETCD_SD_PUT_ALWAYS,
                                      nullptr),
                   "put");
         });
+#endif
     const long threads = anchors::proc_status("Threads");
 
     etcd_sd_options *reg_opts = nullptr;

@@ -129,7 +129,12 @@ def main():
                 continue
             parts = []
             ok = True
-            for label, _fig, _pct in GOALS:
+            # An arm with etcd-cpp-apiv3's putter differs from the anchor in delivery only; its
+            # registrations are the native arm's.
+            delivery_only = arm.endswith("etcd-cpp-apiv3 puts")
+            for label, fig, _pct in GOALS:
+                if delivery_only and fig != "put_callback_ms":
+                    continue
                 r = ratios[arm][label]
                 if r is None:
                     ok = False
@@ -137,7 +142,8 @@ def main():
                     continue
                 ok = ok and r <= 1.0
                 parts.append(f"{label} {r:.2f}×")
-            out.append(f"- {arm}: {', '.join(parts)} — issue 20's ≤ 1.0×: "
+            what = "delivery only: " if delivery_only else ""
+            out.append(f"- {arm}: {what}{', '.join(parts)} — issue 20's ≤ 1.0×: "
                        f"{'met' if ok else 'not met'}")
     out.append("")
     out.append("Each run (ms):")
