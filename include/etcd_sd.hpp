@@ -285,9 +285,10 @@ public:
     // On: they run on the I/O thread ("etcd-sd-io") as each event arrives, saving the hand-off
     // to a callback thread, and MUST NOT BLOCK: while one runs no keep-alive, watch or request
     // of the process moves. No sleeping, I/O, slow locks, blocking Registry/Discovery calls
-    // (they throw Error(ETCD_SD_INTERNAL) there) or destroying another object whose callbacks
-    // run on the callback threads; destroying its own Discovery is fine. Update your own
-    // table under a short lock or post to your own queue. Order and exclusivity unchanged.
+    // (they fail there with ETCD_SD_INTERNAL: registry() returns false, constructors throw)
+    // or destroying another object whose callbacks run on the callback threads; destroying
+    // its own Discovery is fine. Update your own table under a short lock or post to your
+    // own queue. Order and exclusivity are unchanged.
     Options &inline_callbacks(bool on = true) {
         detail::check(etcd_sd_options_set_inline_callbacks(opts_.get(), on));
         return *this;

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <pthread.h>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -423,6 +424,36 @@ void test_callbacks_on_library_thread() {
     CHECK(reg.unregister("/thr/b"));
 }
 
+// Issue 20: Options::inline_callbacks() runs later callbacks on the I/O thread, where a
+// blocking call fails (ETCD_SD_INTERNAL) instead of stalling the thread that would answer it.
+void test_inline_callbacks() {
+    Events ev;
+    etcd_sd::Registry reg(endpoints, 5);
+    etcd_sd::Registry inner(endpoints, 5);
+    std::atomic<bool> on_io{false}, refused{false};
+    etcd_sd::Options opts;
+    opts.endpoints(endpoints).inline_callbacks();
+    etcd_sd::Discovery disc(
+        opts, "/inl/",
+        [&](std::string key, std::string value) {
+            if (key == "/inl/a") {
+                char name[32] = "";
+                pthread_getname_np(pthread_self(), name, sizeof name);
+                on_io = std::string(name) == "etcd-sd-io";
+                refused = !inner.registry("/inl-other/x", "1") &&
+                          inner.last_error_code() == ETCD_SD_INTERNAL;
+            }
+            ev.add('P', key, value);
+        },
+        nullptr);
+    CHECK(reg.registry("/inl/a", "1"));
+    WAIT_EVENT(ev, "P /inl/a 1", 2000ms);
+    CHECK(on_io);
+    CHECK(refused);
+    CHECK(reg.registry("/inl/b", "2"));  // the I/O thread goes on
+    WAIT_EVENT(ev, "P /inl/b 2", 2000ms);
+}
+
 void test_status_callback() {
     const char *etcdctl = std::getenv("ETCDCTL");
     if (etcdctl == nullptr || *etcdctl == '\0') {
@@ -602,6 +633,7 @@ int main() {
         {"destroy_inside_own_callback", test_destroy_inside_own_callback},
         {"no_callback_after_destruction", test_no_callback_after_destruction},
         {"callbacks_on_library_thread", test_callbacks_on_library_thread},
+        {"inline_callbacks", test_inline_callbacks},
         {"status_callback", test_status_callback},
         {"wait_for_etcd", test_wait_for_etcd},
         {"tls_options", test_tls_options},
