@@ -384,3 +384,36 @@ fn slow_start_against_etcd() {
         t.instances(SVC).get(0).is_some_and(|i| i.added_at() != 0)
     });
 }
+
+/// With inline callbacks the table applies changes on the I/O thread; it follows
+/// registrations as without, and its change callback still runs on a callback thread.
+#[test]
+fn inline_callbacks_table_follows_registrations() {
+    let etcd = Etcd::start();
+    let mut o = opts(&etcd.endpoint(), 3);
+    o.set_inline_callbacks(true);
+    let t = ServiceTable::new(&o, "/service/", Config::default(), &[]).unwrap();
+    let changed_on: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let c = changed_on.clone();
+    t.set_changed(Some(Box::new(move |_service: &Arc<str>| {
+        let name = std::thread::current().name().map(str::to_owned);
+        c.lock().unwrap().push(name);
+    })));
+    let reg = Registry::new(&opts(&etcd.endpoint(), 3)).unwrap();
+    reg.register(&format!("{SVC}/a"), "127.0.0.1:1001").unwrap();
+    wait_until(Duration::from_secs(5), "a in the table", || {
+        addrs(&t, SVC) == ["127.0.0.1:1001"]
+    });
+    reg.unregister(&format!("{SVC}/a")).unwrap();
+    wait_until(Duration::from_secs(5), "a gone", || {
+        t.pick(SVC, None).is_none()
+    });
+    wait_until(Duration::from_secs(5), "the change callbacks", || {
+        changed_on.lock().unwrap().len() >= 2
+    });
+    let names = changed_on.lock().unwrap().clone();
+    assert!(
+        names.iter().all(|n| n.as_deref() == Some("etcd-sd-cb")),
+        "{names:?}"
+    );
+}

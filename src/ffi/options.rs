@@ -149,7 +149,9 @@ pub extern "C" fn etcd_sd_options_set_prefer_first_member(
 /// inside the callback is allowed. Reading the event, updating your own table under a short
 /// lock, or posting to a queue of your own is what it is for. Order and exclusivity are as
 /// without it: in revision order, never two at once for one object. The initial listing's
-/// `on_put` calls still run on the thread calling `_new`.
+/// `on_put` calls still run on the thread calling `_new`. Service tables made with these
+/// options apply each change on the I/O thread too (a pick sees it without a hand-off); their
+/// change callback (`etcd_sd_table_set_changed_fn`) still runs on a callback thread.
 #[no_mangle]
 pub extern "C" fn etcd_sd_options_set_inline_callbacks(
     opts: *mut etcd_sd_options,
