@@ -14,6 +14,10 @@
 # kept in docs/fleet/, into docs/fleet.png (scripts/fleet-plot.py; matplotlib from PyPI,
 # installed when missing). ETCD_SD_FLEET_BEFORE_BIN=<an older build of the bench binary> runs
 # the fleet first with that build's children (label "before"): before and after in one run.
+# More opt-ins (docs/performance.md, "Fleet"): ETCD_SD_FLEET_BINS=<label>=<binary>,... (more
+# builds), ETCD_SD_FLEET_PROXY=<labels> (those passes again through an etcd grpc-proxy) and
+# ETCD_SD_FLEET_PPROF=<dir> (etcd's heap and goroutine profiles per size; sum them up with
+# scripts/fleet-pprof.py).
 #
 # Results and how to read them: docs/performance.md.
 set -euo pipefail

@@ -1,8 +1,10 @@
 //! The private etcd cluster of the restart storm and the fleet: three members on loopback, data on tmpfs when
 //! possible, which can be SIGKILLed and started again on the same data directories (on their
-//! usual client ports, or on other ones so that no client reaches them).
+//! usual client ports, or on other ones so that no client reaches them); and an `etcd grpc-proxy`
+//! in front of it for the fleet.
 
 use crate::server::{data_dir, die_with_parent, etcd_bin, wait_healthy};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -25,6 +27,8 @@ pub struct Cluster {
     pub data_location: String,
     /// Names the cluster token and the logs kept on drop: target/bench-<tag>-<member>.log.
     tag: &'static str,
+    /// More flags for every member (each start and restart), e.g. `--enable-pprof`.
+    extra_args: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -40,6 +44,11 @@ impl Cluster {
 
     /// As [`Cluster::start`]; `tag` names its token and kept logs (target/bench-<tag>-m0.log).
     pub fn start_tagged(tag: &'static str) -> Result<Cluster, String> {
+        Cluster::start_with(tag, &[])
+    }
+
+    /// As [`Cluster::start_tagged`], every member also given `extra_args`.
+    pub fn start_with(tag: &'static str, extra_args: &[&str]) -> Result<Cluster, String> {
         let (dir, data_location) = data_dir();
         let members: Vec<Member> = (0..3)
             .map(|i| {
@@ -64,6 +73,7 @@ impl Cluster {
             initial_cluster,
             data_location,
             tag,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         for i in 0..3 {
             c.spawn(i, "new")?;
@@ -94,6 +104,7 @@ impl Cluster {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", &token])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -133,6 +144,11 @@ impl Cluster {
             .find(|&i| text.is_char_boundary(i))
             .unwrap_or(text.len());
         text[cut..].to_string()
+    }
+
+    /// The cluster's temporary directory (data directories and logs), removed on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Lines of every member's log (all its runs) that contain `what`.
@@ -226,5 +242,61 @@ impl Drop for Cluster {
             let to = format!("target/bench-{}-{}.log", self.tag, m.name);
             let _ = std::fs::copy(from, to);
         }
+    }
+}
+
+/// `etcd grpc-proxy start` in front of a cluster (the fleet's `ETCD_SD_FLEET_PROXY`): its
+/// clients talk to it alone, and it holds its own few connections to the members, coalescing
+/// the watches of the same range and multiplexing the lease keep-alives. Killed when dropped.
+pub struct Proxy {
+    child: Child,
+    pub port: u16,
+}
+
+impl Proxy {
+    /// Starts a proxy on a free loopback port for the members at `endpoints` (comma-separated
+    /// URLs), with `extra_args` (e.g. `--enable-pprof`), logging to `log`, and waits until it
+    /// serves reads.
+    pub fn start(endpoints: &str, extra_args: &[&str], log: &Path) -> Result<Proxy, String> {
+        let port = free_port();
+        let log_file = std::fs::File::create(log).map_err(|e| format!("proxy log: {e}"))?;
+        let mut cmd = Command::new(etcd_bin());
+        cmd.args(["grpc-proxy", "start"])
+            .arg(format!("--endpoints={endpoints}"))
+            .arg(format!("--listen-addr=127.0.0.1:{port}"))
+            .arg(format!("--advertise-client-url=127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(log.with_extension("data"))
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        die_with_parent(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start etcd grpc-proxy: {e}"))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        if !wait_healthy(&mut child, &endpoint, Duration::from_secs(30)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!("etcd grpc-proxy did not serve; log:\n{text}"));
+        }
+        Ok(Proxy { child, port })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

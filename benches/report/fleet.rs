@@ -23,11 +23,22 @@
 //! Figures go to the report, to bench-report.json and to target/bench-fleet-<label>.json
 //! (ETCD_SD_FLEET_LABEL, default "current"), which scripts/fleet-plot.py draws into
 //! docs/fleet.png (scripts/bench.sh runs it).
+//!
+//! Opt-ins, off by default: ETCD_SD_FLEET_PPROF=<dir> starts the members (and the proxy) with
+//! `--enable-pprof` and saves, at each size after the idle window, each one's `/metrics`,
+//! `/proc/<pid>/status` and `smaps_rollup`, `/debug/pprof/goroutine?debug=1` and
+//! `/debug/pprof/heap?gc=1` (protobuf, for `go tool pprof`) then `heap?debug=1` (text, with
+//! runtime.MemStats) into <dir>/<label>-n<N>-<m0|m1|m2|proxy>-*. ETCD_SD_FLEET_BINS=
+//! "<label>=<bench binary>,..." adds a pass per other build of the children (as
+//! ETCD_SD_FLEET_BEFORE_BIN does for "before"); ETCD_SD_FLEET_PROXY=<labels> (`1`: this build's)
+//! runs those passes again, "<label>-proxy", with the children pointed at one `etcd grpc-proxy`
+//! in front of the members (the proxy's own RSS, CPU, goroutines and heap reported apart).
 
 use crate::capi::{c, Discovery, Registry, Sink};
 use crate::child;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Proxy};
 use crate::metrics;
+use crate::profiles;
 use crate::report::Report;
 use crate::scenarios::Ctx;
 use crate::util::{loadavg1, machine_jiffies, mono_ns, round3, run_ns, stats, status_kb, Stats, J};
@@ -249,6 +260,8 @@ struct MemberFig {
 struct Point {
     n: usize,
     members: Vec<MemberFig>,
+    /// The grpc-proxy in front of the members, if any (not in `members`' sums).
+    proxy: Option<MemberFig>,
     window_s: f64,
     client_rss_kb: Vec<u64>,
     client_threads: Vec<u64>,
@@ -294,6 +307,7 @@ pub fn scrape(ports: &[u16]) -> Result<Vec<[f64; 4]>, String> {
 fn measure(
     n: usize,
     cl: &Cluster,
+    proxy: Option<&Proxy>,
     kids: &Children,
     shared: &Shared,
     idle: Duration,
@@ -301,18 +315,29 @@ fn measure(
     let ports = cl.listening_ports();
     let pids: Vec<String> = cl.pids().iter().map(|p| p.to_string()).collect();
     // Every discovery's watch is on etcd (the library may return from `_new` before the
-    // watch is created).
+    // watch is created). Through a proxy, which coalesces watches, the members hold fewer:
+    // wait until their count stays the same for 2 s instead.
     let want = (n * SERVICES.len()) as f64;
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = (f64::NAN, Instant::now());
     loop {
         let watchers: f64 = scrape(&ports)?.iter().map(|g| g[1]).sum();
-        if watchers >= want {
+        if proxy.is_none() && watchers >= want {
             break;
         }
+        if proxy.is_some() {
+            if watchers != last.0 {
+                last = (watchers, Instant::now());
+            } else if n == 0 || last.1.elapsed() >= Duration::from_secs(2) {
+                break;
+            }
+        }
         if Instant::now() > deadline {
-            return Err(format!(
-                "{n} processes: etcd holds {watchers} watchers, not {want}, after 60 s"
-            ));
+            return Err(if proxy.is_some() {
+                format!("{n} processes through the proxy: etcd's watchers still change after 60 s ({watchers})")
+            } else {
+                format!("{n} processes: etcd holds {watchers} watchers, not {want}, after 60 s")
+            });
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -326,14 +351,30 @@ fn measure(
     let client_threads: Vec<u64> = kid_pids.iter().map(|p| status_kb(p, "Threads")).collect();
 
     let cpu = |pids: &[String]| -> Vec<u64> { pids.iter().map(|p| run_ns(p)).collect() };
+    let proxy_pid = proxy.map(|p| p.pid().to_string());
+    let proxy_cpu = || proxy_pid.as_deref().map_or(0, run_ns);
     let load1 = loadavg1();
-    let (m0, k0, j0) = (cpu(&pids), cpu(&kid_pids), machine_jiffies());
+    let (m0, k0, j0, p0) = (cpu(&pids), cpu(&kid_pids), machine_jiffies(), proxy_cpu());
     let w0 = Instant::now();
     std::thread::sleep(idle);
-    let (m1, k1, j1) = (cpu(&pids), cpu(&kid_pids), machine_jiffies());
+    let (m1, k1, j1, p1) = (cpu(&pids), cpu(&kid_pids), machine_jiffies(), proxy_cpu());
     let wall = w0.elapsed().as_secs_f64();
     let pct = |ns: u64| ns as f64 / 1e9 / wall * 100.0;
     let gauges = scrape(&ports)?;
+    let proxy = match (proxy, &proxy_pid) {
+        (Some(p), Some(pid)) => {
+            let (goroutines, heap_inuse) = profiles::proxy_runtime(p.port);
+            Some(MemberFig {
+                rss_kb: status_kb(pid, "VmRSS"),
+                cpu_pct: pct(p1.saturating_sub(p0)),
+                watch_streams: f64::NAN,
+                watchers: f64::NAN,
+                goroutines,
+                heap_inuse_mb: heap_inuse / 1048576.0,
+            })
+        }
+        _ => None,
+    };
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let busy = (j1.0 - j0.0) as f64 / (j1.1 - j0.1).max(1) as f64 * nproc * 100.0;
 
@@ -351,6 +392,7 @@ fn measure(
     Ok(Point {
         n,
         members,
+        proxy,
         window_s: wall,
         client_rss_kb,
         client_threads,
@@ -546,6 +588,17 @@ fn point_json(p: &Point) -> J {
         ),
         ("members", J::Arr(members)),
         (
+            "proxy",
+            p.proxy.as_ref().map_or(J::Null, |x| {
+                J::obj(vec![
+                    ("rss_mb", J::Num(r(mb(x.rss_kb)))),
+                    ("cpu_pct", J::Num(r(x.cpu_pct))),
+                    ("goroutines", J::Num(x.goroutines)),
+                    ("heap_inuse_mb", J::Num(r(x.heap_inuse_mb))),
+                ])
+            }),
+        ),
+        (
             "clients",
             J::obj(vec![
                 ("rss_median_mb", J::Num(r(mb(median(&p.client_rss_kb))))),
@@ -564,38 +617,70 @@ fn point_json(p: &Point) -> J {
 /// The scenario: one pass with this binary's children, labelled ETCD_SD_FLEET_LABEL
 /// ("current"); with ETCD_SD_FLEET_BEFORE_BIN (another build of this bench binary, e.g. saved
 /// before a change), first a pass with that binary's children, labelled "before", so both
-/// are measured in the same run (each on a fresh cluster).
+/// are measured in the same run (each on a fresh cluster). ETCD_SD_FLEET_BINS="<label>=<bench
+/// binary>,..." adds such a pass per build (after "before"); ETCD_SD_FLEET_PROXY=<labels> (`1`:
+/// this build's) runs each of those passes again, "<label>-proxy", with its children pointed at
+/// an `etcd grpc-proxy`.
 pub fn run(_ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let label = std::env::var("ETCD_SD_FLEET_LABEL").unwrap_or_else(|_| "current".into());
     let mut passes = vec![];
     if let Ok(before) = std::env::var("ETCD_SD_FLEET_BEFORE_BIN") {
-        let before = PathBuf::from(before);
-        if !before.is_file() {
-            return Err(format!(
-                "ETCD_SD_FLEET_BEFORE_BIN={}: no such file",
-                before.display()
-            ));
-        }
-        passes.push(("before".to_string(), before));
+        passes.push(("before".to_string(), PathBuf::from(before), false));
     }
-    passes.push((label, exe));
-    for (label, exe) in passes {
-        eprintln!("bench:   pass {label}: children from {}", exe.display());
-        pass(&label, &exe, rep)?;
+    for item in std::env::var("ETCD_SD_FLEET_BINS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|i| !i.trim().is_empty())
+    {
+        let (l, path) = item
+            .split_once('=')
+            .ok_or_else(|| format!("ETCD_SD_FLEET_BINS: {item:?} is not <label>=<path>"))?;
+        passes.push((l.trim().to_string(), PathBuf::from(path.trim()), false));
+    }
+    for (_, bin, _) in &passes {
+        if !bin.is_file() {
+            return Err(format!("fleet children {}: no such file", bin.display()));
+        }
+    }
+    passes.push((label.clone(), exe, false));
+    // ETCD_SD_FLEET_PROXY: the passes (labels; `1`: this build's) also run through a proxy.
+    let proxied = std::env::var("ETCD_SD_FLEET_PROXY").unwrap_or_default();
+    let proxied: Vec<&str> = proxied.split(',').map(str::trim).collect();
+    let passes: Vec<_> = passes
+        .into_iter()
+        .flat_map(|(l, bin, _)| {
+            let also = proxied.contains(&l.as_str()) || (l == label && proxied.contains(&"1"));
+            let through = also.then(|| (format!("{l}-proxy"), bin.clone(), true));
+            std::iter::once((l, bin, false)).chain(through)
+        })
+        .collect();
+    for (label, exe, proxy) in passes {
+        eprintln!(
+            "bench:   pass {label}: children from {}{}",
+            exe.display(),
+            if proxy {
+                ", through etcd grpc-proxy"
+            } else {
+                ""
+            }
+        );
+        pass(&label, &exe, proxy, rep)?;
     }
     Ok(())
 }
 
-fn pass(label: &str, exe: &Path, rep: &mut Report) -> Result<(), String> {
+fn pass(label: &str, exe: &Path, through_proxy: bool, rep: &mut Report) -> Result<(), String> {
     let started = Instant::now();
     let sc = format!("{SC} ({label})");
     let sc = sc.as_str();
     let own = std::env::current_exe().is_ok_and(|e| e == exe);
     let commit = if own {
         git_head()
-    } else {
+    } else if label == "before" {
         "ETCD_SD_FLEET_BEFORE_BIN".to_string()
+    } else {
+        "ETCD_SD_FLEET_BINS".to_string()
     };
     let idle = Duration::from_secs(env_or("ETCD_SD_FLEET_IDLE_S", 10u64));
     let mut sizes: Vec<usize> = std::env::var("ETCD_SD_FLEET_SIZES")
@@ -605,17 +690,54 @@ fn pass(label: &str, exe: &Path, rep: &mut Report) -> Result<(), String> {
     sizes.sort_unstable();
     sizes.dedup();
 
-    let cl = Cluster::start_tagged("fleet")?;
-    let endpoints = cl.endpoints();
+    let pprof = profiles::dir()?;
+    let flags: &[&str] = if pprof.is_some() {
+        &[profiles::FLAG]
+    } else {
+        &[]
+    };
+    let cl = Cluster::start_with("fleet", flags)?;
     eprintln!(
-        "bench:   3-member cluster {endpoints} (pids {:?}), data on {}",
+        "bench:   3-member cluster {} (pids {:?}), data on {}",
+        cl.endpoints(),
         cl.pids(),
         cl.data_location
     );
+    let proxy = if through_proxy {
+        // Always with pprof: the proxy's goroutines and heap are read there.
+        let p = Proxy::start(
+            &cl.endpoints(),
+            &[profiles::FLAG],
+            &cl.dir().join("proxy.log"),
+        )?;
+        eprintln!(
+            "bench:   etcd grpc-proxy {} (pid {})",
+            p.endpoint(),
+            p.pid()
+        );
+        Some(p)
+    } else {
+        None
+    };
+    let endpoints = proxy
+        .as_ref()
+        .map_or_else(|| cl.endpoints(), Proxy::endpoint);
+    let save_profiles = |n: usize| {
+        let Some(dir) = &pprof else { return };
+        let ports = cl.listening_ports();
+        for (i, pid) in cl.pids().into_iter().enumerate() {
+            profiles::save(dir, &format!("{label}-n{n}-m{i}"), ports[i], pid, false);
+        }
+        if let Some(p) = &proxy {
+            profiles::save(dir, &format!("{label}-n{n}-proxy"), p.port, p.pid(), true);
+        }
+        eprintln!("bench:   profiles at N = {n}: {}", dir.display());
+    };
     let shared = Shared::new();
     let mut kids = Children(vec![]);
     let mut points = vec![];
-    let base = measure(0, &cl, &kids, &shared, idle)?;
+    let base = measure(0, &cl, proxy.as_ref(), &kids, &shared, idle)?;
+    save_profiles(0);
     eprintln!(
         "bench:   0 processes: etcd {:.1} MB, {:.2} % CPU",
         mb(base.members.iter().map(|m| m.rss_kb).sum()),
@@ -626,7 +748,8 @@ fn pass(label: &str, exe: &Path, rep: &mut Report) -> Result<(), String> {
     for &n in &sizes {
         let took = grow(exe, n, &endpoints, &mut kids, &shared)?;
         grow_s.push((n, took));
-        let p = measure(n, &cl, &kids, &shared, idle)?;
+        let p = measure(n, &cl, proxy.as_ref(), &kids, &shared, idle)?;
+        save_profiles(n);
         eprintln!(
             "bench:   {n} processes (started in {took:.1} s): etcd {:.1} MB, {:.2} % CPU, {} streams, {} watchers, {} goroutines; machine busy {:.0} % of a core",
             mb(p.members.iter().map(|m| m.rss_kb).sum()),
@@ -645,6 +768,7 @@ fn pass(label: &str, exe: &Path, rep: &mut Report) -> Result<(), String> {
         None
     };
     drop(kids);
+    drop(proxy);
     drop(cl);
 
     // The report's rows.
@@ -677,6 +801,14 @@ fn pass(label: &str, exe: &Path, rep: &mut Report) -> Result<(), String> {
             .map(|m| format!("{:.1}", m.cpu_pct))
             .collect::<Vec<_>>()
             .join("+");
+        let proxy = p.proxy.as_ref().map_or(String::new(), |x| {
+            format!(
+                "; grpc-proxy apart: {:.1} MB, {:.2} % of a core, {} goroutines",
+                mb(x.rss_kb),
+                x.cpu_pct,
+                x.goroutines
+            )
+        });
         let clients = if p.n == 0 {
             String::new()
         } else {
@@ -695,7 +827,7 @@ fn pass(label: &str, exe: &Path, rep: &mut Report) -> Result<(), String> {
                 p.n
             ),
             format!(
-                "{:.1} MB ({per}; +{:.1}) / {:.2} % of a core ({cpu}) / {} / {} / {}{clients}",
+                "{:.1} MB ({per}; +{:.1}) / {:.2} % of a core ({cpu}) / {} / {} / {}{proxy}{clients}",
                 mb(rss),
                 mb(rss.saturating_sub(base_rss)),
                 p.sum(|m| m.cpu_pct),
@@ -731,6 +863,7 @@ fn pass(label: &str, exe: &Path, rep: &mut Report) -> Result<(), String> {
         ("label", J::str(label)),
         ("commit", J::str(commit)),
         ("children", J::str(exe.display().to_string())),
+        ("through_grpc_proxy", J::Bool(through_proxy)),
         ("etcd_version", J::str(crate::server::etcd_version())),
         ("ttl_s", J::Num(TTL as f64)),
         ("idle_window_s", J::Num(idle.as_secs_f64())),

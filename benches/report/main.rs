@@ -10,6 +10,7 @@ mod cluster;
 mod fleet;
 mod fleet_fault;
 mod metrics;
+mod profiles;
 mod report;
 mod scenarios;
 mod server;
@@ -32,6 +33,10 @@ environment of the fleet scenario (10):
   ETCD_SD_FLEET_LABEL   names its figures: target/bench-fleet-<label>.json (default current)
   ETCD_SD_FLEET_SIZES   process counts (default 50,100,200)
   ETCD_SD_FLEET_IDLE_S  idle window per size (default 10)
+  ETCD_SD_FLEET_BEFORE_BIN  another build of this binary: a first pass with its children, `before`
+  ETCD_SD_FLEET_BINS    <label>=<binary>,...: a pass per other build of the children
+  ETCD_SD_FLEET_PROXY   <label>,... (1: this build's): those passes again through etcd grpc-proxy
+  ETCD_SD_FLEET_PPROF   <dir>: members with --enable-pprof; heap, goroutine, memstats per size
 environment of the fleet fault scenario (11: a member SIGKILLed under the fleet):
   ETCD_SD_FLEET_FAULT_N        processes (default 200)
   ETCD_SD_FLEET_FAULT_BOUND_S  bound for every process to see the probes (default 30)

@@ -60,20 +60,27 @@ fn get_metrics(port: u16) -> Option<String> {
 
 /// The body of `GET /metrics` on 127.0.0.1:`port`; `read_timeout` per read.
 pub fn fetch(port: u16, read_timeout: Duration) -> Option<String> {
+    let body = get(port, "/metrics", read_timeout)?;
+    Some(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The body of `GET <path>` on 127.0.0.1:`port` (HTTP/1.0, so the body runs to the end of the
+/// connection) if the answer is 200; `read_timeout` per read.
+pub fn get(port: u16, path: &str, read_timeout: Duration) -> Option<Vec<u8>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(read_timeout)).ok()?;
     s.set_write_timeout(Some(Duration::from_millis(200))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .ok()?;
     let mut buf = Vec::with_capacity(256 * 1024);
     s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]);
     head.starts_with("HTTP/1.")
         .then_some(())
         .filter(|_| head.lines().next().is_some_and(|l| l.contains(" 200")))?;
-    Some(body.to_string())
+    Some(buf.split_off(end + 4))
 }
 
 /// `name{labels} value` -> the value of label `label`.
