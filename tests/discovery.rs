@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{library_threads, opts, wait_until, Etcd, Recorder};
+use common::{library_threads, opts, try_wait_until, wait_until, Etcd, GrpcProxy, Recorder};
 use etcd_sd::{Discovery, Error, EventKind, Options, Registry};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -461,4 +461,60 @@ fn inline_callbacks_run_on_the_io_thread_and_refuse_to_block() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen.last().map(|(k, _)| k.as_str()), Some("/inl/drop"));
     assert_eq!(seen.len(), 52, "no event after the discovery was dropped");
+}
+
+/// Through etcd's gRPC proxy, which numbers a stream's watches itself (from 0, whatever ids
+/// were asked for) and never answers a progress request: discoveries sharing the stream each
+/// get their own events, one dropped leaves the others served, and the stream is not torn
+/// down for silence (it was, every 2 s, by the probe a member would have answered).
+#[test]
+fn discoveries_through_etcds_grpc_proxy() {
+    let etcd = Etcd::start();
+    let proxy = GrpcProxy::start(&etcd.endpoint());
+    let o = opts(&proxy.endpoint(), 3);
+    etcd.put("/px/a/1", "a1");
+    let (ra, rb, rc) = (
+        Recorder::default(),
+        Recorder::default(),
+        Recorder::default(),
+    );
+    let da = Discovery::new(&o, "/px/a/", ra.sink()).unwrap();
+    let db = Discovery::new(&o, "/px/b/", rb.sink()).unwrap();
+    let dc = Discovery::new(&o, "/px/c/", rc.sink()).unwrap();
+    ra.wait_event(EventKind::Put, "/px/a/1", WAIT);
+    let reg = Registry::new(&o).unwrap();
+    reg.register("/px/b/1", "b1").unwrap();
+    reg.register("/px/c/1", "c1").unwrap();
+    rb.wait_event(EventKind::Put, "/px/b/1", WAIT);
+    rc.wait_event(EventKind::Put, "/px/c/1", WAIT);
+    drop(db);
+    reg.register("/px/a/2", "a2").unwrap();
+    reg.register("/px/c/2", "c2").unwrap();
+    ra.wait_event(EventKind::Put, "/px/a/2", WAIT);
+    rc.wait_event(EventKind::Put, "/px/c/2", WAIT);
+    reg.unregister("/px/c/1").unwrap();
+    rc.wait_event(EventKind::Delete, "/px/c/1", WAIT);
+    for (rec, prefix) in [(&ra, "/px/a/"), (&rb, "/px/b/"), (&rc, "/px/c/")] {
+        let keys: Vec<String> = rec.events().into_iter().map(|(_, k, _)| k).collect();
+        assert!(
+            keys.iter().all(|k| k.starts_with(prefix)),
+            "{prefix}: {keys:?}"
+        );
+    }
+    assert_eq!(
+        rb.events().len(),
+        1,
+        "an event after the discovery was dropped"
+    );
+    // A fresh stream is probed after 1 s of silence and given up 1 s later when unanswered.
+    let resumed = try_wait_until(Duration::from_secs(4), || {
+        da.stats().resumes + dc.stats().resumes > 0
+    });
+    assert!(
+        !resumed,
+        "the stream through the proxy was torn down; proxy log: {}",
+        proxy.log()
+    );
+    reg.register("/px/a/3", "a3").unwrap();
+    ra.wait_event(EventKind::Put, "/px/a/3", WAIT);
 }

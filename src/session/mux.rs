@@ -21,6 +21,14 @@
 //! `PROBE_ANSWER` (`FRESH_PROBE_ANSWER`), the member is left for the next one and every
 //! subscription resumes there. One probe serves every watch of the stream.
 //!
+//! **Through etcd's gRPC proxy** (`etcd grpc-proxy start`, which fleets put in front of the
+//! members): the proxy numbers a stream's watches itself, from 0, ignoring the ids asked for,
+//! and never answers a progress request. So each creation's answer says which id etcd (or the
+//! proxy) gave the watch: responses and cancels are translated by a per-stream map
+//! ([`Ids`]), and a stream whose first creation came back under another id than asked is a
+//! proxy's: it is not probed for silence (the HTTP/2 pings still watch the connection, and
+//! the proxy follows the members itself).
+//!
 //! **A slow watch.** Each subscription queues at most [`SUB_QUEUE`] responses. A watch whose
 //! task falls that far behind (its task is starved; callbacks never run on it) is dropped
 //! from the stream: its queue is closed, a cancel is sent, and it resumes from its own
@@ -255,9 +263,13 @@ async fn serve(
     let opened = Instant::now();
     let mut last = Instant::now();
     let mut probed = false;
+    let mut ids = Ids::default();
     loop {
         if let Err(e) = creating.pump(subs, requests).await {
             return Some(e);
+        }
+        if ids.proxied == Some(true) {
+            probed = false; // a proxy never answers a probe: none is sent (see the module doc)
         }
         let fresh = opened.elapsed() < FRESH;
         let silence = match (probed, fresh) {
@@ -279,9 +291,8 @@ async fn serve(
                             return Some(Error::Closed("no watch left on the stream".into()));
                         }
                         // Not created yet: cancelled when its creation is answered (`route`).
-                        let created = creating.outstanding != Some(id) && !creating.queue.contains(&id);
-                        if created {
-                            if let Err(e) = requests.cancel(id).await {
+                        if let Some(server) = ids.forget(id) {
+                            if let Err(e) = requests.cancel(server).await {
                                 return Some(Error::from_etcd("watch cancel", e));
                             }
                         }
@@ -295,7 +306,7 @@ async fn serve(
                 match message {
                     Ok(Some(resp)) => {
                         outage.recovered();
-                        if let Err(e) = route(subs, creating, requests, resp).await {
+                        if let Err(e) = route(subs, creating, &mut ids, requests, resp).await {
                             return Some(e);
                         }
                     }
@@ -305,7 +316,7 @@ async fn serve(
                     Err(e) => return Some(Error::from_etcd("watch", e)),
                 }
             }
-            _ = tokio::time::sleep_until(last + silence) => {
+            _ = tokio::time::sleep_until(last + silence), if ids.proxied != Some(true) => {
                 if probed {
                     return Some(Error::Timeout(silence, "watch progress".into()));
                 }
@@ -346,20 +357,57 @@ impl Creating {
     }
 }
 
+/// The ids etcd gave this stream's watches. etcd 3.4 gives the id asked for; its gRPC proxy
+/// gives its own (from 0), so every response and cancel goes through this map.
+#[derive(Default)]
+struct Ids {
+    /// The server's id of each created watch (ours → its).
+    server: HashMap<i64, i64>,
+    /// Ours of each server id.
+    ours: HashMap<i64, i64>,
+    /// Known at the first creation answered: whether the ids were not the ones asked for
+    /// (a proxy's stream).
+    proxied: Option<bool>,
+}
+
+impl Ids {
+    fn created(&mut self, ours: i64, server: i64) {
+        if self.proxied.is_none() {
+            self.proxied = Some(ours != server);
+            if ours != server {
+                log::info!(target: "etcd_sd",
+                    "watch stream: the server numbers the watches itself (etcd's gRPC proxy?); \
+                     ids are translated and the stream is not probed for silence");
+            }
+        }
+        self.server.insert(ours, server);
+        self.ours.insert(server, ours);
+    }
+
+    /// Forgets our watch `ours`; its server id when it had been created.
+    fn forget(&mut self, ours: i64) -> Option<i64> {
+        let server = self.server.remove(&ours)?;
+        self.ours.remove(&server);
+        Some(server)
+    }
+}
+
 /// Hands a response to its subscription (every subscription for a stream-wide progress
 /// answer). A subscription whose queue is full is dropped from the stream (it resumes). An
 /// error ends the stream.
 async fn route(
     subs: &mut HashMap<i64, Wanted>,
     creating: &mut Creating,
+    ids: &mut Ids,
     requests: &mut WatchRequestSender,
     resp: WatchResponse,
 ) -> Result<()> {
-    let mut id = resp.watch_id();
+    let server = resp.watch_id();
     let mut resp = resp;
+    let id;
     if resp.created() {
         let answered = creating.outstanding.take();
-        if id == -1 && resp.canceled() {
+        if server == -1 && resp.canceled() {
             // The outstanding creation was refused.
             let reason = resp.cancel_reason().to_string();
             if reason.contains("invalid auth token")
@@ -371,22 +419,38 @@ async fn route(
                 return Ok(());
             };
             id = refused;
-            resp.0.watch_id = refused;
+        } else {
+            // The answer to the one creation outstanding, under the id the server gave it.
+            let Some(ours) = answered else {
+                return Ok(());
+            };
+            id = ours;
+            if !resp.canceled() {
+                ids.created(ours, server);
+            }
         }
+        resp.0.watch_id = id;
         if !subs.contains_key(&id) && !resp.canceled() {
             // Cancelled before its creation was answered: cancel it now.
+            ids.forget(id);
             requests
-                .cancel(id)
+                .cancel(server)
                 .await
                 .map_err(|e| Error::from_etcd("watch cancel", e))?;
             return Ok(());
         }
-    } else if id == -1 {
+    } else if server == -1 {
         for w in subs.values() {
             let copy = WatchResponse(resp.0.clone());
             let _ = w.tx.try_send(Msg::Response(copy));
         }
         return Ok(());
+    } else {
+        let Some(&ours) = ids.ours.get(&server) else {
+            return Ok(()); // a watch cancelled meanwhile
+        };
+        id = ours;
+        resp.0.watch_id = id;
     }
     let canceled = resp.canceled();
     let Some(w) = subs.get(&id) else {
@@ -395,18 +459,24 @@ async fn route(
     match w.tx.try_send(Msg::Response(resp)) {
         Ok(()) => {
             if canceled {
-                subs.remove(&id); // etcd ended it (compaction, refusal): the watch lists again
+                // etcd ended it (compaction, refusal): the watch lists again
+                subs.remove(&id);
+                ids.forget(id);
             }
         }
         Err(mpsc::error::TrySendError::Full(_)) => {
             log::warn!(target: "etcd_sd",
                 "watch: one watch fell {SUB_QUEUE} responses behind on the shared stream; it resumes on its own");
             subs.remove(&id);
-            let _ = requests.cancel(id).await;
+            if let Some(server) = ids.forget(id) {
+                let _ = requests.cancel(server).await;
+            }
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {
             subs.remove(&id);
-            let _ = requests.cancel(id).await;
+            if let Some(server) = ids.forget(id) {
+                let _ = requests.cancel(server).await;
+            }
         }
     }
     Ok(())
@@ -432,6 +502,9 @@ mod tests {
         let mut requests = WatchRequestSender(req_tx);
         let mut subs = HashMap::new();
         let mut creating = Creating::default();
+        let mut ids = Ids::default();
+        ids.created(5, 5);
+        ids.created(6, 6);
         let (slow_tx, mut slow) = mpsc::channel(SUB_QUEUE);
         let (fast_tx, mut fast) = mpsc::channel(SUB_QUEUE);
         for (id, tx) in [(5, slow_tx), (6, fast_tx)] {
@@ -443,14 +516,26 @@ mod tests {
             subs.insert(id, w);
         }
         for _ in 0..SUB_QUEUE {
-            route(&mut subs, &mut creating, &mut requests, response(5))
-                .await
-                .unwrap();
+            route(
+                &mut subs,
+                &mut creating,
+                &mut ids,
+                &mut requests,
+                response(5),
+            )
+            .await
+            .unwrap();
         }
         assert!(subs.contains_key(&5));
-        route(&mut subs, &mut creating, &mut requests, response(5))
-            .await
-            .unwrap(); // one more: over the bound
+        route(
+            &mut subs,
+            &mut creating,
+            &mut ids,
+            &mut requests,
+            response(5),
+        )
+        .await
+        .unwrap(); // one more: over the bound
         assert!(!subs.contains_key(&5), "the slow watch left the stream");
         let cancel = format!("{:?}", req_rx.try_recv().unwrap());
         assert!(
@@ -464,12 +549,24 @@ mod tests {
             slow.recv().await.is_none(),
             "then its queue ends: it resumes"
         );
-        route(&mut subs, &mut creating, &mut requests, response(6))
-            .await
-            .unwrap();
-        route(&mut subs, &mut creating, &mut requests, response(-1))
-            .await
-            .unwrap();
+        route(
+            &mut subs,
+            &mut creating,
+            &mut ids,
+            &mut requests,
+            response(6),
+        )
+        .await
+        .unwrap();
+        route(
+            &mut subs,
+            &mut creating,
+            &mut ids,
+            &mut requests,
+            response(-1),
+        )
+        .await
+        .unwrap();
         let ids: Vec<i64> = std::iter::from_fn(|| match fast.try_recv() {
             Ok(Msg::Response(r)) => Some(r.watch_id()),
             _ => None,
@@ -509,8 +606,9 @@ mod tests {
             outstanding: Some(7),
             queue: [8].into_iter().collect(),
         };
+        let mut ids = Ids::default();
         let denied = refusal("etcdserver: permission denied");
-        route(&mut subs, &mut creating, &mut requests, denied)
+        route(&mut subs, &mut creating, &mut ids, &mut requests, denied)
             .await
             .unwrap();
         match rx7.try_recv() {
@@ -521,7 +619,99 @@ mod tests {
         assert!(rx8.try_recv().is_err(), "watch 8 is not told");
         creating.outstanding = Some(8);
         let stale = refusal("etcdserver: invalid auth token");
-        let err = route(&mut subs, &mut creating, &mut requests, stale).await;
+        let err = route(&mut subs, &mut creating, &mut ids, &mut requests, stale).await;
         assert!(matches!(err, Err(Error::Auth(m)) if m.contains("invalid auth token")));
+    }
+
+    fn created(watch_id: i64) -> WatchResponse {
+        WatchResponse(PbWatchResponse {
+            watch_id,
+            created: true,
+            ..Default::default()
+        })
+    }
+
+    /// etcd's gRPC proxy gives a stream's watches its own ids, from 0: each creation's answer
+    /// maps the id it gave to ours, events and cancels are translated, and the stream is
+    /// known as a proxy's (not probed for silence). etcd itself gives the ids asked for.
+    #[tokio::test]
+    async fn ids_given_by_a_proxy_are_translated() {
+        let (req_tx, mut req_rx) = mpsc::channel(8);
+        let mut requests = WatchRequestSender(req_tx);
+        let mut subs = HashMap::new();
+        let (tx1, mut rx1) = mpsc::channel(SUB_QUEUE);
+        let (tx2, mut rx2) = mpsc::channel(SUB_QUEUE);
+        for (id, tx) in [(1, tx1), (2, tx2)] {
+            let w = Wanted {
+                key: b"k".to_vec(),
+                opts: WatchOptions::new(),
+                tx,
+            };
+            subs.insert(id, w);
+        }
+        let mut ids = Ids::default();
+        let mut creating = Creating {
+            outstanding: Some(1),
+            queue: [2].into_iter().collect(),
+        };
+        route(
+            &mut subs,
+            &mut creating,
+            &mut ids,
+            &mut requests,
+            created(0),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ids.proxied, Some(true));
+        creating.outstanding = creating.queue.pop_front();
+        route(
+            &mut subs,
+            &mut creating,
+            &mut ids,
+            &mut requests,
+            created(1),
+        )
+        .await
+        .unwrap();
+        // Server id 1 is our watch 2, server id 0 our watch 1.
+        for server in [1, 0] {
+            route(
+                &mut subs,
+                &mut creating,
+                &mut ids,
+                &mut requests,
+                response(server),
+            )
+            .await
+            .unwrap();
+        }
+        let got = |rx: &mut mpsc::Receiver<Msg>| -> Vec<(i64, bool)> {
+            std::iter::from_fn(|| match rx.try_recv() {
+                Ok(Msg::Response(r)) => Some((r.watch_id(), r.created())),
+                _ => None,
+            })
+            .collect()
+        };
+        assert_eq!(got(&mut rx1), [(1, true), (1, false)]);
+        assert_eq!(got(&mut rx2), [(2, true), (2, false)]);
+        // Our watch 2 goes: the cancel names the proxy's id for it.
+        subs.remove(&2);
+        assert_eq!(ids.forget(2), Some(1));
+        route(
+            &mut subs,
+            &mut creating,
+            &mut ids,
+            &mut requests,
+            response(1),
+        )
+        .await
+        .unwrap();
+        assert!(rx2.try_recv().is_err(), "nothing for a watch gone");
+        assert!(req_rx.try_recv().is_err());
+
+        let mut etcd = Ids::default();
+        etcd.created(3, 3);
+        assert_eq!(etcd.proxied, Some(false));
     }
 }

@@ -218,6 +218,67 @@ impl Drop for Etcd {
     }
 }
 
+/// etcd's gRPC proxy (`etcd grpc-proxy start`) in front of `endpoints`, on a free loopback
+/// port; killed on drop.
+pub struct GrpcProxy {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+}
+
+impl GrpcProxy {
+    pub fn start(endpoints: &str) -> GrpcProxy {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("proxy.log")).expect("proxy log");
+        let child = Command::new(etcd_bin())
+            .args(["grpc-proxy", "start", "--endpoints", endpoints])
+            .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start etcd grpc-proxy");
+        let p = GrpcProxy {
+            child: Some(child),
+            port,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ok =
+                Command::new(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into()))
+                    .env("ETCDCTL_API", "3")
+                    .arg(format!("--endpoints={}", p.endpoint()))
+                    .args(["--command-timeout=1s", "endpoint", "health"])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false);
+            if ok {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(100)); // the poll interval of a bounded wait
+        }
+        panic!("grpc-proxy did not answer; log: {}", p.log());
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for GrpcProxy {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Three members on loopback.
 pub struct Cluster {
     pub members: Vec<Etcd>,
