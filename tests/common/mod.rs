@@ -37,6 +37,16 @@ fn free_port() -> u16 {
     portpicker::pick_unused_port().expect("no free port")
 }
 
+/// A port picked as free can be taken by another process before etcd binds it (a busy
+/// machine running other suites or benchmarks): etcd then exits at once, and the start is
+/// tried again on new ports, this many times.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Whether an etcd (or proxy) log says it could not bind its port.
+fn port_taken(log: &str) -> bool {
+    log.contains("address already in use")
+}
+
 impl Etcd {
     /// Starts a single-member etcd and waits until it answers.
     pub fn start() -> Etcd {
@@ -45,23 +55,58 @@ impl Etcd {
 
     /// Starts a single-member etcd with extra flags for etcd and for etcdctl.
     pub fn start_with(scheme: &'static str, extra: Vec<String>, ctl_args: Vec<String>) -> Etcd {
-        let (client_port, peer_port) = (free_port(), free_port());
-        let name = "solo".to_string();
-        let initial_cluster = format!("{name}=http://127.0.0.1:{peer_port}");
-        let mut e = Etcd {
-            name,
-            client_port,
-            peer_port,
-            initial_cluster,
-            dir: tempfile::tempdir().expect("tempdir"),
-            child: None,
-            scheme,
-            extra,
-            ctl_args,
-        };
-        e.spawn("new");
-        e.wait_healthy();
-        e
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let (client_port, peer_port) = (free_port(), free_port());
+            let name = "solo".to_string();
+            let initial_cluster = format!("{name}=http://127.0.0.1:{peer_port}");
+            let mut e = Etcd {
+                name,
+                client_port,
+                peer_port,
+                initial_cluster,
+                dir: tempfile::tempdir().expect("tempdir"),
+                child: None,
+                scheme,
+                extra: extra.clone(),
+                ctl_args: ctl_args.clone(),
+            };
+            e.spawn("new");
+            match e.wait_started() {
+                Ok(()) => return e,
+                Err(log) if port_taken(&log) => last = log, // picked free, taken since: again
+                Err(log) => panic!("etcd {} did not become healthy; log: {log}", e.name),
+            }
+        }
+        panic!("etcd: every port picked was taken before etcd bound it; last log: {last}");
+    }
+
+    /// Waits until the member serves a linearizable read; `Err(its log)` if its process
+    /// exits first (it could not start) or after 20 s.
+    fn wait_started(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.exited() {
+                return Err(self.log());
+            }
+            let ok = self
+                .etcdctl(&["--command-timeout=1s", "endpoint", "health"])
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100)); // the poll interval of a bounded wait
+        }
+        Err(self.log())
+    }
+
+    /// Whether the member's process has ended.
+    fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => true,
+            Some(c) => !matches!(c.try_wait(), Ok(None)),
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -228,6 +273,16 @@ pub struct GrpcProxy {
 
 impl GrpcProxy {
     pub fn start(endpoints: &str) -> GrpcProxy {
+        for _ in 0..PORT_ATTEMPTS - 1 {
+            if let Some(p) = Self::try_start(endpoints) {
+                return p;
+            }
+        }
+        Self::try_start(endpoints).expect("grpc-proxy: every port picked was taken")
+    }
+
+    /// `None` when the port picked was taken before the proxy bound it.
+    fn try_start(endpoints: &str) -> Option<GrpcProxy> {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let log = std::fs::File::create(dir.path().join("proxy.log")).expect("proxy log");
@@ -238,13 +293,20 @@ impl GrpcProxy {
             .stderr(log)
             .spawn()
             .expect("cannot start etcd grpc-proxy");
-        let p = GrpcProxy {
+        let mut p = GrpcProxy {
             child: Some(child),
             port,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            let exited = p
+                .child
+                .as_mut()
+                .is_some_and(|c| !matches!(c.try_wait(), Ok(None)));
+            if exited && port_taken(&p.log()) {
+                return None;
+            }
             let ok =
                 Command::new(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into()))
                     .env("ETCDCTL_API", "3")
@@ -254,7 +316,7 @@ impl GrpcProxy {
                     .map(|o| o.status.success())
                     .unwrap_or(false);
             if ok {
-                return p;
+                return Some(p);
             }
             std::thread::sleep(Duration::from_millis(100)); // the poll interval of a bounded wait
         }
@@ -286,6 +348,20 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            match Self::try_start() {
+                Ok(c) => return c,
+                Err(log) if port_taken(&log) => last = log, // picked free, taken since: again
+                Err(log) => panic!("cluster did not become healthy; a member's log: {log}"),
+            }
+        }
+        panic!("cluster: every port picked was taken before etcd bound it; last log: {last}");
+    }
+
+    /// Starts three members; `Err(a member's log)` when one exits or is not healthy in time
+    /// (the members started are killed on return).
+    fn try_start() -> Result<Cluster, String> {
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
             .iter()
@@ -311,10 +387,14 @@ impl Cluster {
         for m in &mut members {
             m.spawn("new");
         }
-        for m in &members {
-            m.wait_healthy();
+        // One member that cannot bind leaves the others without quorum: look at every one.
+        for i in 0..members.len() {
+            if let Err(log) = members[i].wait_started() {
+                let taken = members.iter_mut().map(|m| m.log()).find(|l| port_taken(l));
+                return Err(taken.unwrap_or(log));
+            }
         }
-        Cluster { members }
+        Ok(Cluster { members })
     }
 
     pub fn endpoints(&self) -> String {
