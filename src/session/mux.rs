@@ -494,28 +494,38 @@ mod tests {
         })
     }
 
-    /// A watch whose queue is full is dropped from the stream (closed queue, cancel sent to
-    /// etcd) without holding back the others; progress answers (id -1) reach every watch.
-    #[tokio::test]
-    async fn a_full_queue_drops_only_its_watch() {
-        let (req_tx, mut req_rx) = mpsc::channel(8);
-        let mut requests = WatchRequestSender(req_tx);
+    /// Subscriptions with these ids, and the receiving end of each (in the same order).
+    fn subs_of(ids: [i64; 2]) -> (HashMap<i64, Wanted>, [mpsc::Receiver<Msg>; 2]) {
         let mut subs = HashMap::new();
-        let mut creating = Creating::default();
-        let mut ids = Ids::default();
-        ids.created(5, 5);
-        ids.created(6, 6);
-        let (slow_tx, mut slow) = mpsc::channel(SUB_QUEUE);
-        let (fast_tx, mut fast) = mpsc::channel(SUB_QUEUE);
-        for (id, tx) in [(5, slow_tx), (6, fast_tx)] {
+        let rxs = ids.map(|id| {
+            let (tx, rx) = mpsc::channel(SUB_QUEUE);
             let w = Wanted {
                 key: b"k".to_vec(),
                 opts: WatchOptions::new(),
                 tx,
             };
             subs.insert(id, w);
-        }
-        for _ in 0..SUB_QUEUE {
+            rx
+        });
+        (subs, rxs)
+    }
+
+    /// A watch whose queue is full is dropped from the stream (closed queue, cancel sent to
+    /// etcd) without holding back the others; progress answers (id -1) reach every watch.
+    #[tokio::test]
+    async fn a_full_queue_drops_only_its_watch() {
+        let (req_tx, mut req_rx) = mpsc::channel(8);
+        let mut requests = WatchRequestSender(req_tx);
+        let mut creating = Creating::default();
+        let mut ids = Ids::default();
+        ids.created(5, 5);
+        ids.created(6, 6);
+        let (mut subs, [mut slow, mut fast]) = subs_of([5, 6]);
+        // SUB_QUEUE responses fill its queue; one more is over the bound.
+        for i in 0..=SUB_QUEUE {
+            if i == SUB_QUEUE {
+                assert!(subs.contains_key(&5), "dropped before its queue was full");
+            }
             route(
                 &mut subs,
                 &mut creating,
@@ -526,16 +536,6 @@ mod tests {
             .await
             .unwrap();
         }
-        assert!(subs.contains_key(&5));
-        route(
-            &mut subs,
-            &mut creating,
-            &mut ids,
-            &mut requests,
-            response(5),
-        )
-        .await
-        .unwrap(); // one more: over the bound
         assert!(!subs.contains_key(&5), "the slow watch left the stream");
         let cancel = format!("{:?}", req_rx.try_recv().unwrap());
         assert!(
@@ -591,17 +591,7 @@ mod tests {
     async fn refusals_go_to_the_creation_outstanding() {
         let (req_tx, _req_rx) = mpsc::channel(8);
         let mut requests = WatchRequestSender(req_tx);
-        let mut subs = HashMap::new();
-        let (tx7, mut rx7) = mpsc::channel(SUB_QUEUE);
-        let (tx8, mut rx8) = mpsc::channel(SUB_QUEUE);
-        for (id, tx) in [(7, tx7), (8, tx8)] {
-            let w = Wanted {
-                key: b"k".to_vec(),
-                opts: WatchOptions::new(),
-                tx,
-            };
-            subs.insert(id, w);
-        }
+        let (mut subs, [mut rx7, mut rx8]) = subs_of([7, 8]);
         let mut creating = Creating {
             outstanding: Some(7),
             queue: [8].into_iter().collect(),
@@ -638,17 +628,7 @@ mod tests {
     async fn ids_given_by_a_proxy_are_translated() {
         let (req_tx, mut req_rx) = mpsc::channel(8);
         let mut requests = WatchRequestSender(req_tx);
-        let mut subs = HashMap::new();
-        let (tx1, mut rx1) = mpsc::channel(SUB_QUEUE);
-        let (tx2, mut rx2) = mpsc::channel(SUB_QUEUE);
-        for (id, tx) in [(1, tx1), (2, tx2)] {
-            let w = Wanted {
-                key: b"k".to_vec(),
-                opts: WatchOptions::new(),
-                tx,
-            };
-            subs.insert(id, w);
-        }
+        let (mut subs, [mut rx1, mut rx2]) = subs_of([1, 2]);
         let mut ids = Ids::default();
         let mut creating = Creating {
             outstanding: Some(1),
