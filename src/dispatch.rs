@@ -69,21 +69,17 @@ static WAITING: Mutex<Vec<(ThreadId, Arc<Gate>)>> = Mutex::new(Vec::new());
 impl<E: Send + 'static> Mailbox<E> {
     /// A mailbox whose callbacks run on the pool.
     pub fn new(sink: Sink<E>) -> Arc<Self> {
-        Self::build(sink, false)
+        Self::with_delivery(sink, false)
     }
 
     /// A mailbox whose callbacks run on the thread that posts (see the module's doc): for
     /// sinks that never block.
     pub fn new_inline(sink: Sink<E>) -> Arc<Self> {
-        Self::build(sink, true)
+        Self::with_delivery(sink, true)
     }
 
     /// [`Self::new_inline`] when `inline`, else [`Self::new`].
     pub fn with_delivery(sink: Sink<E>, inline: bool) -> Arc<Self> {
-        Self::build(sink, inline)
-    }
-
-    fn build(sink: Sink<E>, inline: bool) -> Arc<Self> {
         Arc::new(Mailbox {
             sink,
             queue: Mutex::new(Queue {

@@ -42,6 +42,31 @@ fn free_port() -> u16 {
 /// tried again on new ports, this many times.
 const PORT_ATTEMPTS: usize = 5;
 
+/// `etcdctl` against `endpoint`, with `extra` flags (certificates, user) before `args`.
+fn etcdctl_at(
+    endpoint: &str,
+    extra: &[String],
+    args: &[&str],
+) -> std::io::Result<std::process::Output> {
+    Command::new(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into()))
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(extra)
+        .args(args)
+        .output()
+}
+
+/// Whether `endpoint` (a member or a proxy) serves a linearizable read now.
+fn answers(endpoint: &str, extra: &[String]) -> bool {
+    etcdctl_at(
+        endpoint,
+        extra,
+        &["--command-timeout=1s", "endpoint", "health"],
+    )
+    .map(|o| o.status.success())
+    .unwrap_or(false)
+}
+
 /// Whether an etcd (or proxy) log says it could not bind its port.
 fn port_taken(log: &str) -> bool {
     log.contains("address already in use")
@@ -89,11 +114,7 @@ impl Etcd {
             if self.exited() {
                 return Err(self.log());
             }
-            let ok = self
-                .etcdctl(&["--command-timeout=1s", "endpoint", "health"])
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if ok {
+            if self.healthy() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100)); // the poll interval of a bounded wait
@@ -157,11 +178,7 @@ impl Etcd {
     pub fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let ok = self
-                .etcdctl(&["--command-timeout=1s", "endpoint", "health"])
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if ok {
+            if self.healthy() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100)); // the poll interval of a bounded wait
@@ -200,12 +217,12 @@ impl Etcd {
     }
 
     pub fn etcdctl(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
-        Command::new(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into()))
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoint()))
-            .args(&self.ctl_args)
-            .args(args)
-            .output()
+        etcdctl_at(&self.endpoint(), &self.ctl_args, args)
+    }
+
+    /// Whether the member serves a linearizable read now.
+    fn healthy(&self) -> bool {
+        answers(&self.endpoint(), &self.ctl_args)
     }
 
     /// Every key under `prefix`, or `None` when etcdctl fails (e.g. no leader for a moment
@@ -307,15 +324,7 @@ impl GrpcProxy {
             if exited && port_taken(&p.log()) {
                 return None;
             }
-            let ok =
-                Command::new(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into()))
-                    .env("ETCDCTL_API", "3")
-                    .arg(format!("--endpoints={}", p.endpoint()))
-                    .args(["--command-timeout=1s", "endpoint", "health"])
-                    .output()
-                    .map(|o| o.status.success())
-                    .unwrap_or(false);
-            if ok {
+            if answers(&p.endpoint(), &[]) {
                 return Some(p);
             }
             std::thread::sleep(Duration::from_millis(100)); // the poll interval of a bounded wait
